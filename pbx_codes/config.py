@@ -1,0 +1,81 @@
+"""The one TOML file (`pbx-codes.toml`) that configures every part, read into plain records.
+
+Secrets never live here: the file names an environment variable or a secret file, and the adapters read them.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pbx_codes.model import LANGS
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or names something that does not fit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Top-level settings plus each part's own section, passed as-is to that part."""
+
+    language: str = "en"
+    default_catalog: str = "sip"
+    catalog_dirs: tuple[str, ...] = ()
+    bindings: Mapping[str, str] = field(default_factory=dict)
+    asterisk: Mapping[str, Any] | None = None
+    freeswitch: Mapping[str, Any] | None = None
+    store: Mapping[str, Any] | None = None
+    console: Mapping[str, Any] | None = None
+    alerts: tuple[Mapping[str, Any], ...] = ()
+    path: str | None = None
+
+
+_KNOWN = {"language", "default_catalog", "catalog_dirs", "bindings", "asterisk", "freeswitch", "store", "console",
+          "alerts"}
+
+
+def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
+    """Check the top level and build a Config; each part validates its own section when it starts."""
+    where = path or "configuration"
+    unknown = set(raw) - _KNOWN
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    language = raw.get("language", "en")
+    if language not in LANGS:
+        raise ConfigError(f"{where}: language must be one of {list(LANGS)}, got {language!r}")
+    bindings = raw.get("bindings", {})
+    if not isinstance(bindings, dict) or not all(isinstance(v, str) for v in bindings.values()):
+        raise ConfigError(f"{where}: [bindings] must map trunk names to catalog ids")
+    dirs = raw.get("catalog_dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ConfigError(f"{where}: catalog_dirs must be a list of directories")
+    base = Path(path).parent if path else Path(".")
+    sections = {}
+    for name in ("asterisk", "freeswitch", "store", "console"):
+        value = raw.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        sections[name] = value
+    alerts = raw.get("alerts", [])
+    if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
+        raise ConfigError(f"{where}: [[alerts]] must be tables")
+    return Config(
+        language=language, default_catalog=str(raw.get("default_catalog", "sip")),
+        catalog_dirs=tuple(str(base / d) for d in dirs), bindings=dict(bindings), alerts=tuple(alerts),
+        path=path, **sections,
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read the TOML file, or the defaults when no file is given."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
+    return parse_config(raw, str(path))

@@ -1,0 +1,168 @@
+"""The one record model both PBXs share: an Observation in, an Annotation out.
+
+Asterisk and FreeSWITCH report a failed leg in very different words; observers translate those words into an
+``Observation`` so that the resolver, the write-back, the store and the console never need to know which PBX spoke.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+
+class Category(str, Enum):
+    """Normalized reason category: the field a machine counts."""
+
+    OK = "ok"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    DECLINED = "declined"
+    UNAVAILABLE = "unavailable"
+    INVALID_NUMBER = "invalid_number"
+    CANCELLED = "cancelled"
+    AUTH = "auth"
+    FORBIDDEN = "forbidden"
+    BILLING = "billing"
+    CAPACITY = "capacity"
+    MEDIA = "media"
+    NETWORK = "network"
+    CONFIG = "config"
+    REQUEST_ERROR = "request_error"
+    NOT_FOUND = "not_found"
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+
+
+class Retry(str, Enum):
+    """What a dialplan should do next: ``failover`` means try another route now."""
+
+    NO = "no"
+    LATER = "later"
+    FAILOVER = "failover"
+
+
+class Side(str, Enum):
+    """A party of the call: who is at fault, or who ended it."""
+
+    CALLER = "caller"
+    CALLEE = "callee"
+    CARRIER = "carrier"
+    LOCAL = "local"
+    UNKNOWN = "unknown"
+
+
+LANGS: tuple[str, ...] = ("uk", "ru", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a PBX (or a user) saw about one leg at hangup. Every field is optional: PBXs report unevenly."""
+
+    sip_code: str | None = None
+    phrase: str | None = None
+    q850: int | None = None
+    provider_code: str | None = None
+    method: str | None = None
+    catalog: str | None = None
+    trunk: str | None = None
+    hangup_by: Side | None = None
+    pbx: str = ""
+    call_id: str | None = None
+    leg_id: str | None = None
+    channel: str | None = None
+    number: str | None = None
+    dial_status: str | None = None
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What the catalogs say about one observed cause. Shared by every leg that saw the same cause, so it is cached."""
+
+    catalog: str
+    code: str | None
+    phrase: str | None
+    matched: str | None
+    exact: bool
+    match_kind: str  # phrase | code | class | q850 | none
+    category: Category
+    retry: Retry
+    fault: Side | None
+    sip: str | None
+    q850: int | None
+    texts: Mapping[str, str] = field(default_factory=dict)
+    original_lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """The answer for one leg: the catalogs' resolution plus which leg, call and PBX it belongs to.
+
+    Two fields only, so that building one per hangup costs next to nothing; the resolution's fields read through.
+    """
+
+    resolution: Resolution
+    observation: Observation = field(default_factory=Observation)
+
+    catalog = property(lambda self: self.resolution.catalog)
+    code = property(lambda self: self.resolution.code)
+    phrase = property(lambda self: self.resolution.phrase)
+    matched = property(lambda self: self.resolution.matched)
+    exact = property(lambda self: self.resolution.exact)
+    match_kind = property(lambda self: self.resolution.match_kind)
+    category = property(lambda self: self.resolution.category)
+    retry = property(lambda self: self.resolution.retry)
+    fault = property(lambda self: self.resolution.fault)
+    sip = property(lambda self: self.resolution.sip)
+    q850 = property(lambda self: self.resolution.q850)
+    texts = property(lambda self: self.resolution.texts)
+    original_lang = property(lambda self: self.resolution.original_lang)
+
+    @property
+    def hangup_by(self) -> Side:
+        """Who ended the leg, as the PBX reported it."""
+        return self.observation.hangup_by or Side.UNKNOWN
+
+    def text(self, lang: str) -> str:
+        """The reason in ``lang``, falling back to English, then to any text there is."""
+        texts = self.resolution.texts
+        return texts.get(lang) or texts.get("en") or next(iter(texts.values()), "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: enums as their values, the observation's ids flattened in."""
+        obs, res = self.observation, self.resolution
+        return {
+            "pbx": obs.pbx or None,
+            "uniqueid": obs.leg_id,
+            "linkedid": obs.call_id,
+            "channel": obs.channel,
+            "trunk": obs.trunk,
+            "number": obs.number,
+            "catalog": res.catalog,
+            "code": res.code,
+            "phrase": res.phrase,
+            "provider_code": obs.provider_code,
+            "method": obs.method,
+            "matched": res.matched,
+            "exact": res.exact,
+            "match_kind": res.match_kind,
+            "category": res.category.value,
+            "retry": res.retry.value,
+            "fault": res.fault.value if res.fault else None,
+            "hangup_by": self.hangup_by.value,
+            "sip": res.sip,
+            "q850": res.q850,
+            "observed_q850": obs.q850,
+            "dial_status": obs.dial_status,
+            "texts": dict(res.texts),
+            "original_lang": res.original_lang,
+            "timestamp": obs.timestamp,
+        }
+
+
+def observation_fields() -> tuple[str, ...]:
+    """Names of Observation's fields (for config and CLI mappings)."""
+    return tuple(Observation.__dataclass_fields__)
+
+
+__all__ = ["Annotation", "Category", "LANGS", "Observation", "Resolution", "Retry", "Side", "asdict", "observation_fields"]

@@ -1,0 +1,1 @@
+"""Consumers of annotations: the bus and the sinks fed from it."""

@@ -1,0 +1,48 @@
+"""The in-process fan-out of annotations to sinks (write-back, store, console, metrics, alerts).
+
+A listener must never wait on a sink: `publish` only puts into each subscriber's bounded queue, and a full queue
+drops its oldest item and counts the drop, so a stalled console costs memory up to a bound and nothing more.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from pbx_codes.model import Annotation
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One sink's queue and how many annotations it lost to being slow."""
+
+    name: str
+    queue: asyncio.Queue[Annotation]
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class AnnotationBus:
+    """Fan-out of annotations; one per running program, passed explicitly (no global)."""
+
+    subscriptions: list[Subscription] = field(default_factory=list)
+    published: int = 0
+
+    def subscribe(self, name: str, maxsize: int = 10000) -> Subscription:
+        """A new bounded queue that receives every annotation published from now on."""
+        sub = Subscription(name, asyncio.Queue(maxsize))
+        self.subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub in self.subscriptions:
+            self.subscriptions.remove(sub)
+
+    def publish(self, annotation: Annotation) -> None:
+        """Hand an annotation to every subscriber without waiting."""
+        self.published += 1
+        for sub in self.subscriptions:
+            queue = sub.queue
+            if queue.full():
+                queue.get_nowait()
+                sub.dropped += 1
+            queue.put_nowait(annotation)

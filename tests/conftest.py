@@ -1,0 +1,22 @@
+"""Shared fixtures: the shipped catalogs loaded once, and where the shared reference material lives."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pbx_codes.catalog import CatalogSet, load_catalogs
+from pbx_codes.resolve import Resolver
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def catalogs() -> CatalogSet:
+    return load_catalogs()
+
+
+@pytest.fixture()
+def resolver(catalogs: CatalogSet) -> Resolver:
+    return Resolver(catalogs, bindings={"lifecell-trunk": "lifecell", "gw-mango": "mango"})
