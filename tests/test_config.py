@@ -1,0 +1,37 @@
+"""The TOML configuration: defaults, bindings, and clear errors for what does not fit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pbx_codes.config import ConfigError, load_config
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None)
+    assert config.language == "en" and config.default_catalog == "sip" and not config.bindings
+
+
+def test_file_with_bindings_and_sections(tmp_path: Path) -> None:
+    path = tmp_path / "pbx-codes.toml"
+    path.write_text('language = "uk"\ncatalog_dirs = ["catalogs"]\n[bindings]\ntrunk1 = "lifecell"\n'
+                    '[asterisk]\nami = "127.0.0.1:5038"\n', encoding="utf-8")
+    config = load_config(path)
+    assert config.language == "uk" and config.bindings == {"trunk1": "lifecell"}
+    assert config.catalog_dirs == (str(tmp_path / "catalogs"),)
+    assert config.asterisk == {"ami": "127.0.0.1:5038"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('language = "de"', "language must be one of"),
+    ('lang = "uk"', "unknown key"),
+    ('[bindings]\nx = 1', "bindings"),
+    ('asterisk = 5', r"\[asterisk\] must be a table"),
+    ('language = ', "not valid TOML"),
+])
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
