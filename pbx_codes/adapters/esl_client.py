@@ -1,0 +1,279 @@
+"""asyncio inbound ESL client: connect, authenticate, subscribe, reconnect, watch the heartbeat.
+
+Thin by design: bytes go through `pbx_codes.protocols.esl.EslParser`, commands through `build_command`. What this
+layer adds is time and failure:
+- reconnect with exponential backoff and jitter; a wrong password backs off for `auth_failure_backoff` seconds at
+  least (a tight loop would only fill FreeSWITCH's log), and is reported once per attempt as an error;
+- a watchdog: no frame at all for `heartbeat_timeout` seconds (FreeSWITCH sends HEARTBEAT every 20 s) means the
+  connection is dead even if TCP has not noticed; the client drops it and reconnects;
+- every disconnect logs the window during which events may have been missed, so an operator knows which CDRs to
+  re-check with ``pbx-codes enrich``.
+- ``api`` answers come back in order on the socket (a FIFO of futures); ``bgapi`` sends its own ``Job-UUID``
+  header so the BACKGROUND_JOB event is matched to the caller without racing the command reply.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import random
+import time
+import uuid as uuid_mod
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from pbx_codes.protocols.esl import (
+    ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
+)
+
+log = logging.getLogger("pbx_codes.esl")
+
+DEFAULT_EVENTS: tuple[str, ...] = ("CHANNEL_CREATE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT",
+                                   "BACKGROUND_JOB")
+
+
+class EslAuthError(ConnectionError):
+    """FreeSWITCH refused the password (``-ERR invalid``)."""
+
+
+class EslConnectionLost(ConnectionError):
+    """The connection ended (EOF, watchdog, protocol error) while a command was waiting."""
+
+
+def read_secret(env_name: str | None, file_path: str | None) -> str | None:
+    """The ESL password from an environment variable, else from a file (first line, stripped); never from config."""
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    if file_path:
+        text = Path(file_path).read_text(encoding="utf-8")
+        return text.splitlines()[0].strip() if text else ""
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EslClientConfig:
+    """Connection settings; the password is passed in, read by the caller from env or a secret file."""
+
+    host: str = "127.0.0.1"
+    port: int = 8021
+    password: str = ""
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    event_format: str = "json"  # json | plain
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    heartbeat_timeout: float = 60.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    auth_failure_backoff: float = 60.0
+    read_size: int = 65536
+
+
+EventHandler = Callable[[Event], "Awaitable[None] | None"]
+
+
+class EslClient:
+    """One logical ESL session that survives reconnects. ``run()`` until cancelled; ``api``/``bgapi`` meanwhile."""
+
+    def __init__(self, config: EslClientConfig, on_event: EventHandler | None = None, *,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._on_event = on_event
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies: deque[asyncio.Future] = deque()
+        self._jobs: dict[str, asyncio.Future] = {}
+        self._send_lock = asyncio.Lock()
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.last_frame_at: float | None = None
+        self.last_error: BaseException | None = None
+
+    # --- public API -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and serve forever, reconnecting with backoff. Cancel the task to stop."""
+        attempt = 0
+        lost_at: float | None = None
+        while True:
+            try:
+                await self._session(lost_at)
+                attempt = 0
+                err: BaseException = EslConnectionLost("connection closed by FreeSWITCH")
+            except asyncio.CancelledError:
+                raise
+            except EslAuthError as exc:
+                err = exc
+            except (OSError, ProtocolError, EslConnectionLost, asyncio.TimeoutError, asyncio.IncompleteReadError) \
+                    as exc:
+                err = exc
+            self.last_error = err
+            was_connected = self.connected.is_set()
+            self.connected.clear()
+            self._fail_pending(EslConnectionLost(str(err) or type(err).__name__))
+            if was_connected or lost_at is None:
+                lost_at = self.last_frame_at or self._clock()
+            if isinstance(err, EslAuthError):
+                attempt = 0
+                delay = max(self.config.auth_failure_backoff, self._backoff(0))
+                log.error("ESL %s:%s refused the password (%s); not retrying for %.0f s: fix the secret",
+                          self.config.host, self.config.port, err, delay)
+            else:
+                delay = self._backoff(attempt)
+                attempt += 1
+                log.warning("ESL %s:%s disconnected (%s: %s); events since %s are not being observed; "
+                            "reconnecting in %.1f s", self.config.host, self.config.port, type(err).__name__,
+                            err, _stamp(lost_at), delay)
+            await self._sleep(delay)
+
+    async def api(self, *parts: str) -> ApiResponse:
+        """``api <parts>``: the API's output. FreeSWITCH reports failure in the text (check ``.ok``)."""
+        reply = await self._command(build_command("api", *parts))
+        if not isinstance(reply, ApiResponse):
+            raise ProtocolError(f"expected api/response, got {type(reply).__name__}")
+        return reply
+
+    async def bgapi(self, *parts: str, timeout: float | None = None) -> str:
+        """``bgapi <parts>``: waits for the matching BACKGROUND_JOB and returns its body."""
+        job_uuid = str(uuid_mod.uuid4())
+        loop = asyncio.get_running_loop()
+        job: asyncio.Future = loop.create_future()
+        self._jobs[job_uuid] = job
+        try:
+            reply = await self._command(build_command("bgapi", *parts, headers={"Job-UUID": job_uuid}))
+            if not isinstance(reply, CommandReply) or not reply.ok:
+                text = reply.reply_text if isinstance(reply, CommandReply) else type(reply).__name__
+                raise EslCommandError(f"bgapi refused: {text}")
+            return await asyncio.wait_for(job, timeout or self.config.command_timeout)
+        finally:
+            self._jobs.pop(job_uuid, None)
+
+    async def command(self, *parts: str) -> CommandReply:
+        """Any other command (``filter``, ``event`` ...) answered by a command/reply."""
+        reply = await self._command(build_command(*parts))
+        if not isinstance(reply, CommandReply):
+            raise ProtocolError(f"expected command/reply, got {type(reply).__name__}")
+        return reply
+
+    # --- one connection ---------------------------------------------------------------------------------------
+
+    async def _session(self, lost_at: float | None) -> None:
+        cfg = self.config
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
+        parser = EslParser()
+        self._writer = writer
+        try:
+            frames: deque = deque()
+
+            async def next_frame() -> Any:
+                while not frames:
+                    data = await asyncio.wait_for(reader.read(cfg.read_size), cfg.heartbeat_timeout)
+                    if not data:
+                        raise EslConnectionLost("EOF from FreeSWITCH")
+                    self.last_frame_at = self._clock()
+                    frames.extend(parser.feed(data))
+                return frames.popleft()
+
+            first = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            if not isinstance(first, AuthRequest):
+                raise ProtocolError(f"expected auth/request, got {type(first).__name__}")
+            writer.write(build_command("auth", cfg.password))
+            reply = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            if not isinstance(reply, CommandReply):
+                raise ProtocolError(f"expected a reply to auth, got {type(reply).__name__}")
+            if not reply.ok:
+                raise EslAuthError(reply.reply_text or "auth refused")
+            writer.write(build_command("event", cfg.event_format, *cfg.events))
+            reply = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            if not isinstance(reply, CommandReply) or not reply.ok:
+                raise ProtocolError(f"event subscription refused: {getattr(reply, 'reply_text', reply)!r}")
+            self.connections += 1
+            self.connected.set()
+            if lost_at is not None:
+                log.warning("ESL %s:%s reconnected; events between %s and %s were missed", cfg.host, cfg.port,
+                            _stamp(lost_at), _stamp(self._clock()))
+            else:
+                log.info("ESL %s:%s connected and subscribed (%s)", cfg.host, cfg.port, " ".join(cfg.events))
+            while True:
+                try:
+                    frame = await next_frame()
+                except asyncio.TimeoutError:
+                    raise EslConnectionLost(
+                        f"watchdog: nothing from FreeSWITCH for {cfg.heartbeat_timeout:.0f} s") from None
+                await self._dispatch(frame)
+        finally:
+            self._writer = None
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, asyncio.CancelledError):
+                pass
+
+    async def _dispatch(self, frame: Any) -> None:
+        if isinstance(frame, (CommandReply, ApiResponse)):
+            while self._replies:
+                fut = self._replies.popleft()
+                if not fut.done():
+                    fut.set_result(frame)
+                    break
+            return
+        if isinstance(frame, DisconnectNotice):
+            raise EslConnectionLost("FreeSWITCH sent a disconnect notice")
+        if isinstance(frame, Event):
+            if frame.name == "BACKGROUND_JOB":
+                job = self._jobs.get(str(frame.get("Job-UUID", "")))
+                if job is not None and not job.done():
+                    job.set_result(frame.body or "")
+            if self._on_event is not None:
+                try:
+                    result = self._on_event(frame)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # a handler bug must not take the connection down
+                    log.exception("ESL event handler failed on %s", frame.name)
+
+    async def _command(self, data: bytes) -> Any:
+        if self._writer is None or not self.connected.is_set():
+            await asyncio.wait_for(self.connected.wait(), self.config.command_timeout)
+        writer = self._writer
+        if writer is None:
+            raise EslConnectionLost("not connected")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        async with self._send_lock:
+            self._replies.append(fut)
+            writer.write(data)
+            await writer.drain()
+        return await asyncio.wait_for(fut, self.config.command_timeout)
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        while self._replies:
+            fut = self._replies.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+        for fut in self._jobs.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random, so many clients do not sync up."""
+        cap = min(self.config.reconnect_max, self.config.reconnect_min * (2 ** min(attempt, 30)))
+        return cap / 2 + self._rng.uniform(0, cap / 2)
+
+
+class EslCommandError(RuntimeError):
+    """FreeSWITCH answered a command with -ERR."""
+
+
+def _stamp(ts: float | None) -> str:
+    if ts is None:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int((ts % 1) * 1000):03d}"
+
+
+__all__ = ["DEFAULT_EVENTS", "EslAuthError", "EslClient", "EslClientConfig", "EslCommandError",
+           "EslConnectionLost", "read_secret"]

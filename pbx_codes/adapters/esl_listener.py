@@ -1,0 +1,100 @@
+"""The live FreeSWITCH listener: ESL client -> observer -> resolver -> bus, plus the hangup-hook endpoint.
+
+`run_freeswitch(config_section, resolver, bus)` is what ``pbx-codes serve`` starts for a ``[freeswitch]`` section.
+Config keys (all optional):
+
+============================  ===================  =====================================================
+key                           default              meaning
+============================  ===================  =====================================================
+``host``                      ``127.0.0.1``        ESL address (event_socket.conf.xml ``listen-ip``)
+``port``                      ``8021``             ESL port
+``password_env``              ``PBX_CODES_ESL_PASSWORD``  environment variable holding the ESL password
+``password_file``             (none)               file whose first line is the password (if env unset)
+``events``                    hangup set           event names to subscribe to
+``event_format``              ``json``             ``json`` or ``plain``
+``heartbeat_timeout``         ``60``               seconds without any frame before reconnecting
+``reconnect_min``/``_max``    ``0.5`` / ``30``     backoff bounds, seconds
+``auth_failure_backoff``      ``60``               wait after a refused password, seconds
+``esl``                       ``true``             run the ESL listener at all
+``hook``                      ``true``             run the hangup-hook endpoint
+``hook_host``/``hook_port``   ``127.0.0.1``/8089   where the hook endpoint listens (loopback only)
+``hook_lang``                 ``en``               language of ``pbx_reason``
+``hook_publish``              ``false``            also publish hook-annotated legs to the bus (set it
+                                                   when ``esl`` is off, or legs are counted twice)
+============================  ===================  =====================================================
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig, read_secret
+from pbx_codes.observers.freeswitch import FreeswitchObserver
+from pbx_codes.protocols.esl import Event
+from pbx_codes.writeback.freeswitch_hook import DEFAULT_PORT, HookServer
+
+log = logging.getLogger("pbx_codes.freeswitch")
+
+
+class FreeswitchListener:
+    """Turns each event into annotations on the bus; owns the observer's memory (dedup, trunk of the call)."""
+
+    def __init__(self, resolver: Any, bus: Any) -> None:
+        self._resolver = resolver
+        self._bus = bus
+        self._observer = FreeswitchObserver()
+        self.published = 0
+
+    def on_event(self, event: Event) -> None:
+        for obs in self._observer.feed(event):
+            self._bus.publish(self._resolver.resolve(obs))
+            self.published += 1
+
+
+def client_config(section: Mapping[str, Any]) -> EslClientConfig:
+    """The ESL part of a ``[freeswitch]`` section, with the password read from env or file."""
+    password = read_secret(section.get("password_env", "PBX_CODES_ESL_PASSWORD"), section.get("password_file"))
+    if not password:
+        raise ValueError("freeswitch: no ESL password (set the environment variable named by password_env, "
+                         "default PBX_CODES_ESL_PASSWORD, or password_file)")
+    events = section.get("events", DEFAULT_EVENTS)
+    return EslClientConfig(
+        host=str(section.get("host", "127.0.0.1")),
+        port=int(section.get("port", 8021)),
+        password=password,
+        events=tuple(events),
+        event_format=str(section.get("event_format", "json")),
+        heartbeat_timeout=float(section.get("heartbeat_timeout", 60)),
+        reconnect_min=float(section.get("reconnect_min", 0.5)),
+        reconnect_max=float(section.get("reconnect_max", 30)),
+        auth_failure_backoff=float(section.get("auth_failure_backoff", 60)),
+    )
+
+
+async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: Any) -> None:
+    """Run the ESL listener and the hook endpoint until cancelled."""
+    section = dict(config_section or {})
+    tasks: list[asyncio.Task] = []
+    if section.get("esl", True):
+        listener = FreeswitchListener(resolver, bus)
+        client = EslClient(client_config(section), listener.on_event)
+        tasks.append(asyncio.create_task(client.run(), name="freeswitch-esl"))
+    if section.get("hook", True):
+        publish = bus.publish if section.get("hook_publish", False) else None
+        server = HookServer(resolver.resolve, host=str(section.get("hook_host", "127.0.0.1")),
+                            port=int(section.get("hook_port", DEFAULT_PORT)), lang=str(section.get("hook_lang", "en")),
+                            publish=publish)
+        tasks.append(asyncio.create_task(server.serve_forever(), name="freeswitch-hook"))
+    if not tasks:
+        log.warning("freeswitch: both esl and hook are disabled; nothing to run")
+        return
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["FreeswitchListener", "client_config", "run_freeswitch"]

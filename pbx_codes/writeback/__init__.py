@@ -1,0 +1,1 @@
+"""Writing annotations back into the PBX (CDR variables, channel variables for the dialplan)."""

@@ -1,0 +1,181 @@
+"""The FreeSWITCH write-back endpoint: a loopback HTTP server the hangup hook asks for a leg's annotation.
+
+Why a hook and not ``uuid_setvar``: every ``uuid_*`` API treats a channel that has begun hanging up as gone
+(``-ERR No such channel!``), so an ESL listener cannot write into a failed leg's CDR. With
+``session_in_hangup_hook=true`` the ``api_hangup_hook`` runs ``pbx_codes_hook.lua`` in the channel's own thread
+before the CDR is written; the script POSTs the channel's variables here and sets the ``pbx_*`` variables it gets
+back on itself. The upstream SIP answer has already gone out, so only teardown waits, and the script gives up after
+about one second.
+
+Protocol (stdlib asyncio, HTTP/1.1, one request per connection, bound to 127.0.0.1):
+- ``POST /annotate`` with an ``application/x-www-form-urlencoded`` body of channel variables (only the names in
+  `HOOK_VARIABLES` are read);
+- answer ``200`` with ``text/plain`` lines ``pbx_name=value`` for a failed leg, ``204`` for a leg that did not fail;
+- ``GET /health`` -> ``200 ok``.
+Every value is sanitized by `cdr_safe`: no CR/LF/control characters, no double quotes or backslashes (mod_cdr_csv
+does not escape them), no ``${`` (no variable expansion), at most `MAX_VALUE_BYTES` of UTF-8 cut on a character.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl
+
+from pbx_codes.model import Annotation, Observation
+from pbx_codes.observers.freeswitch import HOOK_VARIABLES, observation_from_variables
+from pbx_codes.protocols.esl import sanitize_arg, truncate_utf8
+
+log = logging.getLogger("pbx_codes.freeswitch_hook")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8089
+MAX_VALUE_BYTES = 200
+MAX_REQUEST_HEAD = 16 * 1024
+MAX_REQUEST_BODY = 64 * 1024
+READ_TIMEOUT = 2.0
+
+# The channel variables the hook sets, in the order they are answered.
+PBX_VARIABLES: tuple[str, ...] = ("pbx_catalog", "pbx_code", "pbx_phrase", "pbx_category", "pbx_retry",
+                                  "pbx_reason", "pbx_q850", "pbx_exact", "pbx_hangup_by")
+
+
+def cdr_safe(value: Any, max_bytes: int = MAX_VALUE_BYTES) -> str:
+    """A value that cannot add a line to an ESL command or break a CSV/JSON CDR template."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = sanitize_arg(str(value), max_bytes=4 * max_bytes)
+    text = text.replace('"', "'").replace("\\", "/").replace("${", "$ {")
+    return truncate_utf8(text, max_bytes).rstrip()
+
+
+def hook_values(annotation: Annotation, lang: str = "en") -> dict[str, str]:
+    """The ``pbx_*`` channel variables for one annotated leg, sanitized."""
+    values = {
+        "pbx_catalog": annotation.catalog,
+        "pbx_code": annotation.code,
+        "pbx_phrase": annotation.phrase,
+        "pbx_category": annotation.category.value,
+        "pbx_retry": annotation.retry.value,
+        "pbx_reason": annotation.text(lang),
+        "pbx_q850": annotation.q850 if annotation.q850 is not None else annotation.observation.q850,
+        "pbx_exact": annotation.exact,
+        "pbx_hangup_by": annotation.hangup_by.value,
+    }
+    return {name: cdr_safe(value) for name, value in values.items()}
+
+
+def observation_from_form(body: bytes) -> Observation | None:
+    """The hook's form body -> Observation, through the same function the ESL observer uses."""
+    text = body.decode("utf-8", "replace")
+    variables: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=False, max_num_fields=len(HOOK_VARIABLES) * 2):
+        if name in HOOK_VARIABLES and name not in variables:
+            variables[name] = value
+    return observation_from_variables(variables)
+
+
+def render_lines(values: Mapping[str, str]) -> bytes:
+    return "".join(f"{name}={value}\n" for name, value in values.items()).encode("utf-8")
+
+
+class HookServer:
+    """Answers the hangup hook. ``resolve`` is the pure resolver; ``publish`` (optional) also sends the annotation
+    to the bus so the store and console see hook-annotated legs even without an ESL listener."""
+
+    def __init__(self, resolve: Callable[[Observation], Annotation], *, host: str = DEFAULT_HOST,
+                 port: int = DEFAULT_PORT, lang: str = "en",
+                 publish: Callable[[Annotation], None] | None = None) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the hook endpoint listens on loopback only")
+        self._resolve = resolve
+        self._publish = publish
+        self.host = host
+        self.port = port
+        self.lang = lang
+        self._server: asyncio.base_events.Server | None = None
+
+    def answer(self, body: bytes) -> tuple[int, bytes]:
+        """(status, body) for one POST body; never raises."""
+        try:
+            obs = observation_from_form(body)
+            if obs is None:
+                return 204, b""
+            annotation = self._resolve(obs)
+            if self._publish is not None:
+                self._publish(annotation)
+            return 200, render_lines(hook_values(annotation, self.lang))
+        except Exception:
+            log.exception("hook request failed")
+            return 500, b""
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("FreeSWITCH hook endpoint on http://%s:%s/annotate", self.host, self.port)
+        return self.port
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, payload = await asyncio.wait_for(self._request(reader), READ_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
+                ConnectionError):
+            status, payload = 400, b""
+        reason = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
+                  500: "Internal Server Error"}.get(status, "Error")
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode("ascii")
+        try:
+            writer.write(head + payload)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > MAX_REQUEST_HEAD:
+            return 413, b""
+        lines = head.decode("latin-1").split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                if not value.strip().isdigit():
+                    return 400, b""
+                length = int(value.strip())
+        if length > MAX_REQUEST_BODY:
+            return 413, b""
+        body = await reader.readexactly(length) if length else b""
+        if method == "GET" and path == "/health":
+            return 200, b"ok\n"
+        if method == "POST" and path == "/annotate":
+            return self.answer(body)
+        return 404, b""
+
+
+async def run_hook_server(resolve: Callable[[Observation], Annotation], *, host: str = DEFAULT_HOST,
+                          port: int = DEFAULT_PORT, lang: str = "en",
+                          publish: Callable[[Annotation], None] | None = None) -> None:
+    await HookServer(resolve, host=host, port=port, lang=lang, publish=publish).serve_forever()
+
+
+__all__ = ["DEFAULT_PORT", "HookServer", "PBX_VARIABLES", "cdr_safe", "hook_values", "observation_from_form",
+           "render_lines", "run_hook_server"]

@@ -1,0 +1,175 @@
+"""The ESL core against FreeSWITCH's own bytes: any way of slicing a capture yields the same frames."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pbx_codes.protocols.esl import (
+    ApiResponse, AuthRequest, CommandInjectionError, CommandReply, DisconnectNotice, EslParser, Event, LogData,
+    ProtocolError, UnknownFrame, build_command, parse_stream, sanitize_arg, truncate_utf8,
+)
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
+CAPTURES = sorted(FIXTURES.glob("*.esl.txt"))
+
+
+def frame(headers: str, body: bytes = b"") -> bytes:
+    head = headers if not body else f"Content-Length: {len(body)}\n{headers}"
+    return head.encode() + b"\n\n" + body
+
+
+def test_fixture_directory_has_captures():
+    assert len(CAPTURES) >= 81
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_capture_whole_equals_byte_by_byte(path: Path):
+    data = path.read_bytes()
+    whole = parse_stream(data)
+    parser = EslParser()
+    pieces: list = []
+    for i in range(len(data)):
+        pieces.extend(parser.feed(data[i:i + 1]))
+    assert pieces == whole
+    assert parser.buffered == 0
+    assert isinstance(whole[0], AuthRequest)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_capture_split_inside_every_multibyte_char_equals_whole(path: Path):
+    data = path.read_bytes()
+    whole = parse_stream(data)
+    cuts = [i for i in range(1, len(data)) if 0x80 <= data[i] < 0xC0][:200]  # continuation bytes
+    cuts += [len(data) // 3, len(data) // 2]
+    parser = EslParser()
+    out: list = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        out.extend(parser.feed(data[last:cut]))
+        last = cut
+    out.extend(parser.feed(data[last:]))
+    assert out == whole
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_capture_is_fully_consumed_with_no_unknown_frames(path: Path):
+    parser = EslParser()
+    frames = parser.feed(path.read_bytes())
+    assert parser.buffered == 0
+    assert not [f for f in frames if isinstance(f, UnknownFrame)]
+    assert isinstance(frames[-1], DisconnectNotice)
+
+
+def test_non_ascii_split_across_reads_survives():
+    body = "Event-Name: CUSTOM\nCaller-Caller-ID-Name: Олена Ковальчук\n".encode()
+    data = frame("Content-Type: text/event-plain", body)
+    cut = data.index("О".encode()) + 1
+    parser = EslParser()
+    assert parser.feed(data[:cut]) == []
+    (event,) = parser.feed(data[cut:])
+    assert event.headers["Caller-Caller-ID-Name"] == "Олена Ковальчук"
+
+
+def test_plain_values_are_url_decoded():
+    body = b"Event-Name: CHANNEL_HANGUP\nvariable_proto_specific_hangup_cause: sip%3A409\nvariable_x: a%0Ab\n"
+    (event,) = parse_stream(frame("Content-Type: text/event-plain", body))
+    assert event.headers["variable_proto_specific_hangup_cause"] == "sip:409"
+    assert event.headers["variable_x"] == "a\nb"
+
+
+def test_plain_event_with_its_own_body_keeps_it():
+    inner = "-ERR NORMAL_UNSPECIFIED\n"
+    body = f"Event-Name: BACKGROUND_JOB\nJob-UUID: j1\nContent-Length: {len(inner)}\n\n{inner}".encode()
+    (event,) = parse_stream(frame("Content-Type: text/event-plain", body))
+    assert event.name == "BACKGROUND_JOB" and event.body == inner and event.headers["Job-UUID"] == "j1"
+
+
+def test_json_event_body_moves_out_of_headers():
+    body = b'{"Event-Name":"BACKGROUND_JOB","Job-UUID":"j2","_body":"+OK done\\n"}'
+    (event,) = parse_stream(frame("Content-Type: text/event-json", body))
+    assert event.format == "json" and event.body == "+OK done\n" and "_body" not in event.headers
+
+
+def test_xml_event_is_passed_raw():
+    body = b"<event><headers><Event-Name>HEARTBEAT</Event-Name></headers></event>"
+    (event,) = parse_stream(frame("Content-Type: text/event-xml", body))
+    assert event.format == "xml" and event.name == "HEARTBEAT" and event.body == body.decode()
+
+
+def test_content_length_counts_bytes_not_characters():
+    text = "ї" * 10
+    data = frame("Content-Type: api/response", text.encode()) + frame("Content-Type: command/reply\nReply-Text: +OK")
+    api, reply = parse_stream(data)
+    assert isinstance(api, ApiResponse) and api.body == text
+    assert isinstance(reply, CommandReply) and reply.ok
+
+
+def test_log_data_and_unknown_types_are_typed():
+    data = frame("Content-Type: log/data", b"line\n") + frame("Content-Type: text/rude-rejection", b"go away")
+    log, other = parse_stream(data)
+    assert isinstance(log, LogData) and log.body == "line\n"
+    assert isinstance(other, UnknownFrame) and other.content_type == "text/rude-rejection"
+
+
+def test_header_block_over_limit_is_refused_without_terminator():
+    parser = EslParser(max_header_bytes=1024)
+    with pytest.raises(ProtocolError, match="header block"):
+        parser.feed(b"X-Junk: " + b"a" * 2000)
+
+
+def test_content_length_over_limit_is_refused():
+    with pytest.raises(ProtocolError, match="exceeds"):
+        EslParser(max_body_bytes=1000).feed(b"Content-Length: 1001\nContent-Type: api/response\n\n")
+
+
+def test_default_body_limit_is_eight_mib():
+    with pytest.raises(ProtocolError):
+        EslParser().feed(b"Content-Length: %d\n\n" % (8 * 1024 * 1024 + 1))
+
+
+def test_bad_content_length_is_a_protocol_error():
+    with pytest.raises(ProtocolError):
+        EslParser().feed(b"Content-Length: -5\n\n")
+
+
+def test_parser_stays_dead_after_an_error():
+    parser = EslParser()
+    with pytest.raises(ProtocolError):
+        parser.feed(b"no colon here\n\n")
+    with pytest.raises(ProtocolError):
+        parser.feed(b"Content-Type: auth/request\n\n")
+
+
+def test_invalid_json_event_is_a_protocol_error():
+    with pytest.raises(ProtocolError):
+        parse_stream(frame("Content-Type: text/event-json", b"{nope"))
+
+
+def test_build_command_joins_parts():
+    assert build_command("api", "uuid_setvar", "u1", "pbx_phrase", "Not enough money") == \
+        b"api uuid_setvar u1 pbx_phrase Not enough money\n\n"
+
+
+def test_build_command_adds_headers():
+    assert build_command("bgapi", "status", headers={"Job-UUID": "j"}) == b"bgapi status\nJob-UUID: j\n\n"
+
+
+@pytest.mark.parametrize("hostile", ["x\nexit", "x\r\nauth y", "\r", "ok\n\napi shutdown"])
+def test_build_command_refuses_line_breaks_in_any_argument(hostile: str):
+    with pytest.raises(CommandInjectionError):
+        build_command("api", "uuid_setvar", "u1", "pbx_phrase", hostile)
+    with pytest.raises(CommandInjectionError):
+        build_command("bgapi", "status", headers={"Job-UUID": hostile})
+
+
+def test_sanitize_arg_makes_hostile_text_a_single_argument():
+    value = sanitize_arg("Not\r\nenough\tmoney\x00 \u2028api shutdown")
+    assert "\n" not in value and "\r" not in value
+    assert build_command("api", "uuid_setvar", "u", "v", value).count(b"\n") == 2
+
+
+def test_truncate_utf8_never_cuts_a_character():
+    text = "ґ" * 100
+    cut = truncate_utf8(text, 51)
+    assert len(cut.encode()) == 50 and cut == "ґ" * 25
