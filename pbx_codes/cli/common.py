@@ -49,5 +49,5 @@ def resolver_from(args: argparse.Namespace) -> tuple[Resolver, Config]:
     return Resolver(catalogs, bindings=config.bindings, default_catalog=config.default_catalog), config
 
 
-def print_json(obj: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
+def print_json(obj: Any, out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")

@@ -142,6 +142,9 @@ class Resolver:
                 plain.sort(key=lambda e: not e.methods)  # an entry scoped to the method beats a general one
             distinct = {e.texts["en"] for e in plain}
             return plain[0], code, "code", len(distinct) == 1 or bool(method and plain[0].methods)
+        named = [e for e in catalog.lookup(code) if e.message]
+        if named:  # a provider message looked up by its own words
+            return named[0], code, "code", True
         pattern = self._class_of(catalog, code)
         if pattern is not None:
             target = catalog.classes.get(pattern, pattern)
