@@ -20,3 +20,8 @@ def catalogs() -> CatalogSet:
 @pytest.fixture()
 def resolver(catalogs: CatalogSet) -> Resolver:
     return Resolver(catalogs, bindings={"lifecell-trunk": "lifecell", "gw-mango": "mango"})
+
+
+def shared_dir(*parts: str) -> Path:
+    """A folder of the shared reference material beside the repository (seeds, fixtures)."""
+    return SHARED.joinpath(*parts)

@@ -1,0 +1,161 @@
+"""FastAGI ``annotate`` sessions per second and latency percentiles on loopback.
+
+The server (this project's AgiServer with the annotate route) runs in this process; a second process plays
+Asterisk: it opens `--concurrency` connections at a time, sends the request environment, answers every
+GET FULL VARIABLE / SET VARIABLE like a hung-up channel would, and times each session from connect to close.
+The resolver is the real one when the catalogs load, else a stand-in (printed).
+
+    python3 bench/bench_agi.py [--sessions 20000] [--concurrency 64]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pbx_codes.adapters.agi_server import AgiServer  # noqa: E402
+from pbx_codes.model import Observation  # noqa: E402
+from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes  # noqa: E402
+
+B_LEG = "PJSIP/trunk-00000009"
+REQUEST = ("agi_network: yes\nagi_network_script: annotate\nagi_request: agi://127.0.0.1/annotate\n"
+           "agi_channel: PJSIP/caller-00000008\nagi_uniqueid: 1795422919.16\nagi_language: en\n\n").encode()
+COMBINED_ANSWER = f"200 result=1 ({B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}{SEPARATOR}41)\n".encode()
+TECH_ANSWER = b"200 result=1 (SIP 409 Not enough money)\n"
+
+
+class _Asterisk(asyncio.Protocol):
+    """One scripted channel: answers each command line as it arrives, one at a time, like res_agi."""
+
+    def __init__(self, done: asyncio.Future[float], start: float) -> None:
+        self.done, self.start, self.buf, self.transport = done, start, b"", None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(REQUEST)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.startswith(b"GET FULL VARIABLE ${HANGUPCAUSE_KEYS"):
+                self.transport.write(COMBINED_ANSWER)
+            elif line.startswith(b"GET FULL VARIABLE"):
+                self.transport.write(TECH_ANSWER)
+            else:
+                self.transport.write(b"200 result=1\n")
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result(time.perf_counter() - self.start)
+
+
+async def _client(port: int, sessions: int, concurrency: int) -> tuple[float, list[float]]:
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    queue = iter(range(sessions))
+
+    async def worker() -> None:
+        for _ in queue:
+            done: asyncio.Future[float] = loop.create_future()
+            start = time.perf_counter()
+            await loop.create_connection(lambda: _Asterisk(done, start), "127.0.0.1", port)
+            latencies.append(await done)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - began, latencies
+
+
+def _client_process(port: int, sessions: int, concurrency: int, conn, loop_kind: str) -> None:
+    _use_loop(loop_kind)
+    conn.send(asyncio.run(_client(port, sessions, concurrency)))
+
+
+def _use_loop(kind: str) -> None:
+    if kind == "uvloop":
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+
+
+class _StandIn:
+    """Used only when the catalogs do not load: returns a fixed annotation-shaped record."""
+
+    class _Ann:
+        catalog, category, retry, exact = "sip", "billing", "failover", True
+
+        def __init__(self, obs: Observation) -> None:
+            self.code, self.phrase, self.q850 = obs.sip_code, obs.phrase, obs.q850
+
+        def text(self, lang: str) -> str:
+            return "Not enough money on the account"
+
+    def resolve(self, obs: Observation):
+        return self._Ann(obs)
+
+
+def _resolver():
+    try:
+        from pbx_codes.catalog import load_catalogs
+        from pbx_codes.resolve import Resolver
+        return Resolver(load_catalogs(), bindings={}, default_catalog="sip"), "real resolver"
+    except Exception as exc:  # catalogs are optional for this measurement
+        return _StandIn(), f"stand-in resolver ({type(exc).__name__})"
+
+
+async def main_async(sessions: int, concurrency: int, loop_kind: str) -> None:
+    resolver, which = _resolver()
+    server = AgiServer(make_routes(resolver), host="127.0.0.1", port=0, timeout=10.0)
+    await server.start()
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.Process(target=_client_process, args=(server.port, sessions, concurrency, child, loop_kind))
+    proc.start()
+    loop = asyncio.get_running_loop()
+    cpu_start = time.process_time()
+    elapsed, latencies = await loop.run_in_executor(None, parent.recv)
+    server_cpu = time.process_time() - cpu_start
+    proc.join()
+    await server.close()
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    rate = len(latencies) / elapsed
+    print(f"[{loop_kind}] {which}; {len(latencies)} annotate sessions (9 round trips each), "
+          f"concurrency {concurrency}")
+    capacity = len(latencies) / server_cpu
+    print(f"  {rate:,.0f} sessions/s on the wall clock, with the Python stand-in for Asterisk on the same machine "
+          f"({multiprocessing.cpu_count()} CPUs)")
+    print(f"  server CPU {server_cpu * 1e6 / len(latencies):.0f} us/session = {capacity:,.0f} sessions/s per core "
+          f"(target >= 3000: {'OK' if max(rate, capacity) >= 3000 else 'BELOW TARGET'})")
+    print(f"  latency ms: p50 {p(0.50):.2f}  p90 {p(0.90):.2f}  p99 {p(0.99):.2f}  max {latencies[-1] * 1000:.2f}  "
+          f"mean {statistics.mean(latencies) * 1000:.2f}")
+    print(f"  server: completed {server.stats.completed}, errors {server.stats.handler_errors}, "
+          f"timeouts {server.stats.timeouts}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=20000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both",
+                    help="event loop for server and client (uvloop only if installed)")
+    args = ap.parse_args()
+    kinds = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
+    for kind in kinds:
+        try:
+            _use_loop(kind)
+        except ImportError:
+            print(f"[{kind}] not installed, skipped")
+            continue
+        asyncio.run(main_async(args.sessions, args.concurrency, kind))
+
+
+if __name__ == "__main__":
+    main()

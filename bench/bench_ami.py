@@ -1,0 +1,142 @@
+"""AMI parse + dispatch throughput: this project's core against panoramisk's AMIProtocol, same bytes, same run.
+
+Two streams built from the recorded Asterisk 22 transcripts (call ids renumbered per copy):
+  (a) only the hangup-related events the observer reads (every frame must be decoded);
+  (b) the realistic mix of the captures (mostly Newexten/VarSet/CEL noise around each failed call).
+Both sides get the stream in 4 KiB reads and dispatch the same five event names to a counting callback; the
+"observer" line also runs the full Asterisk observer on our side. Prints events/s and the ratio.
+
+    python3 bench/bench_ami.py [--copies 300]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from panoramisk import Manager  # noqa: E402
+from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
+
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver  # noqa: E402
+from pbx_codes.protocols.ami import AmiParser, Event  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "asterisk"
+CHUNK = 4096
+
+
+def build_streams(copies: int) -> tuple[bytes, bytes, int, int]:
+    bodies = []
+    for path in sorted(FIXTURES.glob("*.ami.txt")):
+        data = path.read_bytes()
+        bodies.append(data[data.index(b"\r\n") + 2:])  # drop the banner: one per stream
+    mix_parts, hang_parts = [], []
+    for i in range(copies):
+        body = bodies[i % len(bodies)].replace(b": 17954", f": {i:05d}".encode())
+        frames = [f for f in body.split(b"\r\n\r\n") if f]
+        mix_parts.append(b"".join(f + b"\r\n\r\n" for f in frames))
+        hang_parts.append(b"".join(f + b"\r\n\r\n" for f in frames
+                                   if f.startswith(b"Event: ") and f[7:f.index(b"\r\n")].decode() in WANTED_EVENTS))
+    mix, hang = b"".join(mix_parts), b"".join(hang_parts)
+    return hang, mix, hang.count(b"\r\n\r\n"), mix.count(b"\r\n\r\n")
+
+
+def chunks(data: bytes) -> list[bytes]:
+    return [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+
+
+def run_ours(pieces: list[bytes]) -> int:
+    count = 0
+
+    def on_hangup(event: Event) -> None:
+        nonlocal count
+        count += 1
+
+    handlers = {name: on_hangup for name in WANTED_EVENTS}
+    parser = AmiParser(WANTED_EVENTS)
+    for piece in pieces:
+        for message in parser.feed(piece):
+            if type(message) is Event:
+                handler = handlers.get(message.name)
+                if handler is not None:
+                    handler(message)
+    return count
+
+
+def run_ours_observer(pieces: list[bytes]) -> int:
+    parser = AmiParser(WANTED_EVENTS)
+    observer = AsteriskObserver(fetch_phrases=False)
+    out = 0
+    for piece in pieces:
+        for message in parser.feed(piece):
+            if type(message) is Event:
+                out += len(observer.on_event(message))
+    return out + len(observer.flush())
+
+
+class _Transport:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_panoramisk(pieces: list[bytes], loop: asyncio.AbstractEventLoop) -> int:
+    count = 0
+
+    def on_hangup(manager: Manager, message: object) -> None:
+        nonlocal count
+        count += 1
+
+    manager = Manager(loop=loop)
+    for name in WANTED_EVENTS:
+        manager.register_event(name, on_hangup)
+    protocol = AMIProtocol()
+    protocol.connection_made(_Transport())
+    protocol.factory = manager
+    protocol.encoding = "utf-8"
+    for piece in pieces:
+        protocol.data_received(piece)
+    loop.run_until_complete(asyncio.sleep(0))  # let the Manager's own housekeeping tasks finish
+    return count
+
+
+def best_of(repeat: int, fn, *args) -> tuple[float, int]:
+    best, result = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=300)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    loop = asyncio.new_event_loop()
+    hang, mix, hang_frames, mix_frames = build_streams(args.copies)
+    print(f"stream (a) hangup-only: {hang_frames} frames, {len(hang) / 1e6:.1f} MB; "
+          f"(b) mix: {mix_frames} frames, {len(mix) / 1e6:.1f} MB; best of {args.repeat}")
+    for label, data, frames, target in (("(a) hangup-only", hang, hang_frames, 3.0),
+                                        ("(b) realistic mix", mix, mix_frames, 10.0)):
+        pieces = chunks(data)
+        ours_t, ours_n = best_of(args.repeat, run_ours, pieces)
+        obs_t, obs_n = best_of(args.repeat, run_ours_observer, pieces)
+        pan_t, pan_n = best_of(args.repeat, run_panoramisk, pieces, loop)
+        assert ours_n == pan_n, (ours_n, pan_n)
+        ratio = pan_t / ours_t
+        print(f"{label}: ours {frames / ours_t:>10,.0f} events/s | panoramisk {frames / pan_t:>9,.0f} events/s | "
+              f"ratio {ratio:5.1f}x (target >= {target:.0f}x) {'OK' if ratio >= target else 'BELOW TARGET'}")
+        print(f"{'':>17}  ours + full observer {frames / obs_t:>10,.0f} events/s "
+              f"({obs_n} failed legs, ratio {pan_t / obs_t:.1f}x)")
+    loop.close()
+
+
+if __name__ == "__main__":
+    main()

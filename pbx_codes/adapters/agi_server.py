@@ -1,0 +1,219 @@
+"""The asyncio FastAGI server: Asterisk's ``AGI(agi://127.0.0.1/annotate?...)`` lands here.
+
+A thin layer around `pbx_codes.protocols.agi`. Each connection reads the request, picks the handler by script
+name (``annotate``, ``lookup``), lets it run commands one at a time, and closes, which returns control to the
+dialplan. Why it looks the way it does:
+
+- Asterisk waits for us in the hangup handler, so a session is bounded by `timeout` as a whole: when it runs out
+  the connection is closed and the channel moves on.
+- A peer that connects and closes, or sends garbage, costs a parser and a log line at debug level, nothing more:
+  no task is started before a complete request.
+- It is an `asyncio.Protocol`, not streams: one callback per read and no extra buffering, so a session of ten
+  round trips stays cheap.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Mapping
+
+from pbx_codes.protocols import ProtocolError
+from pbx_codes.protocols.agi import AgiHangup, AgiParser, AgiReply, AgiRequest, build_command
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4573
+
+
+class AgiSessionClosed(ConnectionError):
+    """The connection ended (peer closed, timeout, protocol error) while a command waited for its reply."""
+
+
+@dataclass(slots=True)
+class AgiStats:
+    """Counters for the console and for tests: what the server saw."""
+
+    connections: int = 0
+    sessions: int = 0  # complete requests routed to a handler
+    completed: int = 0
+    unknown_script: int = 0
+    bad_requests: int = 0  # garbage, early close, over-long lines
+    handler_errors: int = 0
+    timeouts: int = 0
+    scripts: dict[str, int] = field(default_factory=dict)
+
+
+class AgiSession:
+    """What a handler sees: the request and a way to run one command at a time."""
+
+    __slots__ = ("request", "hangup", "_protocol")
+
+    def __init__(self, request: AgiRequest, protocol: "_AgiProtocol") -> None:
+        self.request = request
+        self.hangup = False  # Asterisk sent HANGUP (AGISIGHUP=yes); commands still get answers in a handler
+        self._protocol = protocol
+
+    async def command(self, *words: object) -> AgiReply:
+        """Send one command (built by `build_command`, so nothing can add a line) and await its reply."""
+        return await self._protocol.command(build_command(*words))
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        """``GET FULL VARIABLE``: evaluates ``${...}`` on the channel; None when unset or on failure."""
+        reply = await self.command("GET", "FULL", "VARIABLE", expression)
+        return reply.value if reply.ok and reply.result == 1 else None
+
+    async def set_variable(self, name: str, value: str) -> bool:
+        reply = await self.command("SET", "VARIABLE", name, value)
+        return reply.ok and reply.result == 1
+
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+class _AgiProtocol(asyncio.Protocol):
+    __slots__ = ("server", "transport", "parser", "waiters", "session", "task", "timer", "closed")
+
+    def __init__(self, server: "AgiServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = AgiParser()
+        self.waiters: deque[asyncio.Future[AgiReply]] = deque()
+        self.session: AgiSession | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.stats.connections += 1
+        self.timer = asyncio.get_running_loop().call_later(self.server.timeout, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError as exc:
+            self._bad(f"protocol error: {exc}")
+            return
+        for message in messages:
+            if isinstance(message, AgiReply):
+                if self.waiters:
+                    waiter = self.waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(message)
+                else:
+                    log.debug("AGI reply with no command waiting: %r", message)
+            elif isinstance(message, AgiRequest):
+                self._start(message)
+            elif isinstance(message, AgiHangup) and self.session is not None:
+                self.session.hangup = True
+
+    def eof_received(self) -> bool | None:
+        try:
+            self.parser.feed_eof()
+        except ProtocolError as exc:
+            if self.session is None:
+                self._bad(str(exc))
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(AgiSessionClosed("AGI connection closed"))
+        if self.task is not None and not self.task.done() and self.session is None:
+            self.task.cancel()
+
+    async def command(self, line: bytes) -> AgiReply:
+        if self.closed or self.transport is None:
+            raise AgiSessionClosed("AGI connection closed")
+        waiter: asyncio.Future[AgiReply] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        self.transport.write(line)
+        return await waiter
+
+    def _start(self, request: AgiRequest) -> None:
+        stats = self.server.stats
+        handler = self.server.routes.get(request.script)
+        if handler is None:
+            stats.unknown_script += 1
+            log.info("AGI request for unknown script %r from %s", request.script[:60], request.channel)
+            self._close()
+            return
+        stats.sessions += 1
+        stats.scripts[request.script] = stats.scripts.get(request.script, 0) + 1
+        self.session = AgiSession(request, self)
+        self.task = asyncio.ensure_future(self._run(handler, self.session))
+
+    async def _run(self, handler: Handler, session: AgiSession) -> None:
+        try:
+            await handler(session)
+            self.server.stats.completed += 1
+        except AgiSessionClosed:
+            log.debug("AGI %s: connection closed during the session", session.request.script)
+        except Exception:
+            self.server.stats.handler_errors += 1
+            log.exception("AGI handler %r failed", session.request.script)
+        finally:
+            self._close()
+
+    def _timed_out(self) -> None:
+        self.server.stats.timeouts += 1
+        log.debug("AGI session timed out after %.1fs", self.server.timeout)
+        self._close()
+
+    def _bad(self, why: str) -> None:
+        self.server.stats.bad_requests += 1
+        log.debug("AGI connection dropped: %s", why)
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+class AgiServer:
+    """Routes FastAGI requests by script name to handlers; `start` binds, `close` stops."""
+
+    def __init__(self, routes: Mapping[str, Handler], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 timeout: float = 10.0) -> None:
+        self.routes = dict(routes)
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.stats = AgiStats()
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> "AgiServer":
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _AgiProtocol(self), self.host, self.port, backlog=1024)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("FastAGI listening on %s:%s (scripts: %s)", self.host, self.port, ", ".join(sorted(self.routes)))
+        return self
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> "AgiServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_PORT", "Handler"]

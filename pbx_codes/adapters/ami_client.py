@@ -1,0 +1,238 @@
+"""The asyncio AMI client: connect, log in, filter, send actions and await their answers, keep the link alive.
+
+A thin layer around `pbx_codes.protocols.ami`: the parser frames the bytes; this module owns the socket, the
+clock and the errors. Why each piece exists:
+
+- Actions are answered by ``ActionID``: every action gets a fresh id and a future; a response completes it.
+- A half-open TCP connection (the PBX rebooted, a firewall forgot us) looks like a quiet server. A ``Ping`` every
+  `ping_interval` seconds with no answer within `ping_timeout` drops the connection and reconnects.
+- Reconnects back off exponentially with jitter, so a fleet of listeners does not hammer a restarting Asterisk.
+  Events sent while disconnected are lost: the window is logged so a gap in the data can be explained.
+- A refused login is a configuration error, not a network one: `run` raises `AmiAuthError` instead of retrying.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from pbx_codes.protocols import ProtocolError
+from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
+
+log = logging.getLogger(__name__)
+
+
+class AmiError(Exception):
+    """An AMI action failed or the connection is unusable."""
+
+
+class AmiAuthError(AmiError):
+    """The server refused our login (wrong user or secret, or no permission)."""
+
+
+class AmiNotConnected(AmiError):
+    """An action was sent while no connection is up (or it dropped before the answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    """Where and how to connect. The secret is passed to `AmiClient` separately, so it never sits in a config dump."""
+
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "pbx-codes"
+    events: str = "on"  # the Login ``Events`` header: on, off, or a class list (call,cdr,...)
+    filters: tuple[str, ...] = ()  # server-side ``Filter`` expressions, e.g. ("Event: Hangup",)
+    wanted_events: frozenset[str] | None = None  # decode only these (None: all)
+    connect_timeout: float = 5.0
+    action_timeout: float = 5.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.2  # +/- fraction of each backoff delay
+    read_size: int = 65536
+
+
+def filters_for(events: Iterable[str]) -> tuple[str, ...]:
+    """Server-side filter expressions that let only these events through (responses always pass)."""
+    return tuple(f"Event: {name}" for name in sorted(events))
+
+
+class AmiClient:
+    """One AMI connection, kept up by `run` until `close`. `on_event` is called for each decoded event."""
+
+    def __init__(self, settings: AmiSettings, secret: str, on_event: Callable[[Event], None], *,
+                 on_connected: Callable[[], None] | None = None, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self._secret = secret
+        self._on_event = on_event
+        self._on_connected = on_connected
+        self._rng = rng or random.Random()
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[Response]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing = False
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful logins
+        self.attempts = 0  # connection attempts
+        self.disconnected_at: float | None = None
+        self.missed_windows: list[tuple[float, float]] = []  # (wall-clock start, end) of each gap
+        self.banner: str | None = None
+
+    def __repr__(self) -> str:  # the secret must never show up in a log line or a traceback
+        return f"AmiClient({self.settings.host}:{self.settings.port}, user={self.settings.username!r})"
+
+    # -- public -------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect and serve until `close`; reconnect with backoff on any failure except a refused login."""
+        failures = 0
+        while not self._closing:
+            try:
+                await self._session()
+                failures = 0  # a session that logged in resets the backoff
+            except AmiAuthError:
+                raise
+            except (OSError, asyncio.TimeoutError, ProtocolError, AmiError, EOFError) as exc:
+                log.warning("AMI %s:%s: %s", self.settings.host, self.settings.port, exc or type(exc).__name__)
+            finally:
+                self._drop()
+            if self._closing:
+                break
+            delay = self._backoff(failures)
+            failures += 1
+            log.info("AMI reconnect to %s:%s in %.2fs", self.settings.host, self.settings.port, delay)
+            await asyncio.sleep(delay)
+
+    async def send_action(self, name: str, /, timeout: float | None = None, **headers: object) -> Response:
+        """Send one action and return its response (raises `AmiNotConnected`, or TimeoutError on no answer)."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise AmiNotConnected(f"not connected, cannot send {name}")
+        action_id = f"pbxc-{next(self._ids)}"
+        data = build_action(name, ActionID=action_id, **headers)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = future
+        try:
+            writer.write(data)
+            return await asyncio.wait_for(future, timeout or self.settings.action_timeout)
+        finally:
+            self._pending.pop(action_id, None)
+
+    async def close(self) -> None:
+        """Stop `run` and drop the connection."""
+        self._closing = True
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            try:
+                writer.write(build_action("Logoff", ActionID=f"pbxc-{next(self._ids)}"))
+            except (OSError, RuntimeError):
+                pass
+        self._drop()
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _backoff(self, failures: int) -> float:
+        s = self.settings
+        base = min(s.backoff_max, s.backoff_initial * (2 ** min(failures, 30)))
+        return max(0.0, base * (1.0 + s.jitter * self._rng.uniform(-1.0, 1.0)))
+
+    async def _session(self) -> None:
+        s = self.settings
+        self.attempts += 1
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.connect_timeout)
+        self._writer = writer
+        parser = AmiParser(s.wanted_events)
+        reader_task = asyncio.ensure_future(self._read(reader, parser))
+        try:
+            login = await self._await_or_reader(self.send_action(
+                "Login", Username=s.username, Secret=self._secret, Events=s.events), reader_task)
+            if not login.ok:
+                raise AmiAuthError(f"AMI login as {s.username!r} refused: {login.message or login.status}")
+            for expression in s.filters:
+                answer = await self._await_or_reader(
+                    self.send_action("Filter", Operation="Add", Filter=expression), reader_task)
+                if not answer.ok:
+                    log.warning("AMI filter %r refused: %s", expression, answer.message)
+            self.connections += 1
+            now = time.time()
+            if self.disconnected_at is not None:
+                self.missed_windows.append((self.disconnected_at, now))
+                log.warning("AMI events from %s to %s (%.1fs) were missed while disconnected",
+                            _stamp(self.disconnected_at), _stamp(now), now - self.disconnected_at)
+                self.disconnected_at = None
+            log.info("AMI connected to %s:%s as %r", s.host, s.port, s.username)
+            self.connected.set()
+            if self._on_connected is not None:
+                self._on_connected()
+            pinger = asyncio.ensure_future(self._watchdog())
+            try:
+                done, _ = await asyncio.wait({reader_task, pinger}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pinger.cancel()
+            for task in done:
+                task.result()  # re-raise what ended the session
+            raise EOFError("AMI connection closed by the server")
+        finally:
+            reader_task.cancel()
+            if self.connected.is_set():
+                self.disconnected_at = time.time()
+            self.connected.clear()
+
+    async def _await_or_reader(self, action: "asyncio.Future[Response] | object", reader_task: asyncio.Task[None]
+                               ) -> Response:
+        """Await an action's answer, but fail at once if the reader ended (connection closed, protocol error)."""
+        task = asyncio.ensure_future(action)  # type: ignore[arg-type]
+        done, _ = await asyncio.wait({task, reader_task}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        reader_task.result()
+        raise EOFError("AMI connection closed during login")
+
+    async def _read(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
+        size = self.settings.read_size
+        while True:
+            data = await reader.read(size)
+            if not data:
+                return
+            for message in parser.feed(data):
+                if isinstance(message, Event):
+                    try:
+                        self._on_event(message)
+                    except Exception:  # a bug in a consumer must not kill the connection
+                        log.exception("AMI event handler failed on %s", message.name)
+                elif isinstance(message, Response):
+                    future = self._pending.get(message.action_id or "")
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                elif isinstance(message, Banner):
+                    self.banner = message.version
+
+    async def _watchdog(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.ping_interval)
+            try:
+                await self.send_action("Ping", timeout=s.ping_timeout)
+            except asyncio.TimeoutError:
+                raise AmiError(f"no answer to Ping within {s.ping_timeout}s: dropping the connection") from None
+
+    def _drop(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(AmiNotConnected("AMI connection lost before the answer"))
+        self._pending.clear()
+
+
+def _stamp(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
+
+
+__all__ = ["AmiAuthError", "AmiClient", "AmiError", "AmiNotConnected", "AmiSettings", "filters_for"]

@@ -1,0 +1,178 @@
+"""The live Asterisk side: AMI client + observer + resolver + bus, and the FastAGI server, started from config.
+
+The listener is the observer's I/O: it hands each wanted event to `AsteriskObserver`, asks Asterisk (``Getvar``
+on the A-leg) for the carrier's phrase whenever the observer wants it, and publishes every annotation on the bus
+without waiting for any sink. ``replay`` runs the same observer over a capture, so what a capture shows is what the
+listener would have done.
+
+Optional AMI write-back (``ami.writeback = true``) sets ``CDR(pbx_*)`` on the A-leg by ``Setvar``. It is a race
+(which CDR record it lands in depends on timing, and after the A-leg's ``Hangup`` it always fails), so the
+dependable path is the FastAGI ``annotate`` handler from the hangup handler; this is off by default.
+
+Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
+
+    [asterisk]
+    catalog = "lifecell"          # optional: force a catalog (else trunk bindings, else the default)
+    language = "uk"               # optional: language of pbx_reason (else the top-level language)
+
+    [asterisk.ami]
+    enabled = true
+    host = "127.0.0.1"
+    port = 5038
+    username = "pbx-codes"
+    secret_env = "PBX_CODES_AMI_SECRET"    # the secret is read from here ...
+    secret_file = "/etc/pbx-codes/ami.secret"  # ... or from the first line of this file
+    server_filters = true         # ask Asterisk to send only the events the observer reads
+    fetch_phrases = true          # Getvar HANGUPCAUSE(<B-leg>,tech) on the A-leg
+    writeback = false             # racy Setvar CDR(pbx_*) on the A-leg
+    ping_interval = 20.0
+    ping_timeout = 5.0
+    backoff_max = 30.0
+
+    [asterisk.agi]
+    enabled = true
+    host = "127.0.0.1"
+    port = 4573
+    timeout = 10.0
+    max_bytes = 255
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer
+from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
+from pbx_codes.adapters.secrets import read_secret
+from pbx_codes.model import Observation
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver, PhraseFetch
+from pbx_codes.protocols import safe_value
+from pbx_codes.protocols.ami import Event
+from pbx_codes.writeback.agi_annotate import WritebackSettings, annotation_fields, make_routes
+
+log = logging.getLogger(__name__)
+
+
+class AmiListener:
+    """Wires an `AmiClient` to an `AsteriskObserver`, a resolver and a bus (anything with ``publish``)."""
+
+    def __init__(self, settings: AmiSettings, secret: str, resolver: Any, bus: Any, *, catalog: str | None = None,
+                 fetch_phrases: bool = True, writeback: bool = False, language: str = "en",
+                 max_bytes: int = 255) -> None:
+        self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases)
+        self.client = AmiClient(settings, secret, self.on_event)
+        self.resolver = resolver
+        self.bus = bus
+        self.writeback = writeback
+        self.language = language
+        self.max_bytes = max_bytes
+        self._a_channel: dict[str, str] = {}  # B channel -> A channel, for write-back
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.published = 0
+
+    async def run(self) -> None:
+        await self.client.run()
+
+    async def close(self) -> None:
+        await self.client.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def on_event(self, event: Event) -> None:
+        self._emit(self.observer.on_event(event))
+        for fetch in self.observer.take_fetches():
+            self._spawn(self._fetch(fetch))
+
+    def _emit(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            annotation = self.resolver.resolve(obs)
+            self.bus.publish(annotation)
+            self.published += 1
+            a_channel = self._a_channel.pop(obs.channel or "", None)
+            if self.writeback and a_channel:
+                self._spawn(self._write_back(a_channel, annotation))
+
+    async def _fetch(self, fetch: PhraseFetch) -> None:
+        value = None
+        try:
+            response = await self.client.send_action("Getvar", Channel=fetch.a_channel, Variable=fetch.variable)
+            if response.ok:
+                value = response.get("Value")
+        except (AmiError, asyncio.TimeoutError, OSError) as exc:
+            log.debug("Getvar %s on %s failed: %s", fetch.variable, fetch.a_channel, exc)
+        if self.writeback:
+            self._a_channel[fetch.b_channel] = fetch.a_channel
+            if len(self._a_channel) > 10000:
+                self._a_channel.pop(next(iter(self._a_channel)))
+        self._emit(self.observer.on_phrase(fetch.variable, value))
+
+    async def _write_back(self, a_channel: str, annotation: Any) -> None:
+        for name, value in annotation_fields(annotation, self.language).items():
+            try:
+                response = await self.client.send_action(
+                    "Setvar", Channel=a_channel, Variable=f"CDR({name})", Value=safe_value(value, self.max_bytes))
+            except (AmiError, asyncio.TimeoutError, OSError):
+                return
+            if not response.ok:  # the A-leg is gone: every further Setvar would fail too
+                log.debug("AMI write-back to %s stopped: %s", a_channel, response.message)
+                return
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def ami_settings(section: Mapping[str, Any]) -> AmiSettings:
+    """`AmiSettings` from the ``[asterisk.ami]`` table."""
+    filters = filters_for(WANTED_EVENTS) if section.get("server_filters", True) else ()
+    return AmiSettings(
+        host=str(section.get("host", "127.0.0.1")), port=int(section.get("port", 5038)),
+        username=str(section.get("username", "pbx-codes")), events=str(section.get("events", "on")),
+        filters=filters, wanted_events=WANTED_EVENTS,
+        ping_interval=float(section.get("ping_interval", 20.0)), ping_timeout=float(section.get("ping_timeout", 5.0)),
+        backoff_max=float(section.get("backoff_max", 30.0)),
+        action_timeout=float(section.get("action_timeout", 5.0)),
+    )
+
+
+async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, bus: Any, *,
+                       language: str = "en", default_catalog: str | None = None) -> None:
+    """Start what the ``[asterisk]`` section enables (AMI listener, FastAGI server) and run until cancelled."""
+    section = dict(config_section or {})
+    ami = dict(section.get("ami") or {})
+    agi = dict(section.get("agi") or {})
+    language = str(section.get("language", language))
+    catalog = section.get("catalog")
+    max_bytes = int(agi.get("max_bytes", 255))
+    jobs: list[Any] = []
+    closers: list[Any] = []
+    if agi.get("enabled", True):
+        # With the AMI listener on, it already publishes each failed leg; the AGI path only writes the CDR.
+        publish = None if ami.get("enabled", False) else bus.publish
+        server = AgiServer(
+            make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, publish),
+            host=str(agi.get("host", DEFAULT_HOST)), port=int(agi.get("port", DEFAULT_PORT)),
+            timeout=float(agi.get("timeout", 10.0)))
+        await server.start()
+        jobs.append(server.serve_forever())
+        closers.append(server.close)
+    if ami.get("enabled", False):
+        secret = read_secret(ami.get("secret_env", "PBX_CODES_AMI_SECRET"), ami.get("secret_file"))
+        listener = AmiListener(ami_settings(ami), secret, resolver, bus, catalog=catalog,
+                               fetch_phrases=bool(ami.get("fetch_phrases", True)),
+                               writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes)
+        jobs.append(listener.run())
+        closers.append(listener.close)
+    if not jobs:
+        log.warning("[asterisk]: neither ami nor agi is enabled; nothing to run")
+        return
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        for close in closers:
+            await close()
+
+
+__all__ = ["AmiListener", "ami_settings", "run_asterisk"]

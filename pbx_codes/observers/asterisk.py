@@ -1,0 +1,354 @@
+"""Asterisk's AMI events -> one `Observation` per failed outgoing leg. All Asterisk hangup knowledge lives here.
+
+What Asterisk 22 tells, and when (see the recorded transcripts):
+
+- ``DialBegin`` links the caller's leg (A: ``Uniqueid``/``Channel``) to the dialed leg (B: ``DestUniqueid``/
+  ``DestChannel``); every event also carries ``Linkedid``, the call's id (the A-leg's Uniqueid).
+- The B-leg's ``HangupRequest`` is the first event with the cause: ``Cause`` (Q.850) and ``TechCause`` (the SIP
+  code the carrier answered; only when the call did not end normally). ``Hangup`` repeats them.
+- ``DialEnd`` on the A-leg carries ``DialStatus`` (BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, CANCEL, ANSWER ...).
+- The carrier's reason phrase is in no event: only ``HANGUPCAUSE(<B-leg>,tech)`` (``SIP 409 Not enough money``),
+  readable by AMI ``Getvar`` on the A-leg while the A-leg lives. The observer cannot do I/O, so it queues a
+  `PhraseFetch` (`take_fetches`) and waits for `on_phrase`; the A-leg's own ``Hangup`` ends the wait.
+- When the caller cancels, the B-leg never gets a ``HangupRequest``; its ``Hangup`` says TechCause 500 (Asterisk's
+  own) and ``HANGUPCAUSE(..,tech)`` holds the last provisional (``SIP 180 Ringing``). The leg is reported as SIP
+  487 (what the CANCEL produces), hung up by the caller, and the provisional is never taken as the phrase.
+- On the A-leg, ``TechCause`` is what Asterisk sent to the caller, not the carrier's answer: A-legs are not reported.
+- An answered leg that ends normally (DialStatus ANSWER, cause 16) is not a failure and is not reported.
+- ``Local/`` channels are Asterisk's own plumbing (Originate, queues): the real dialed leg behind them is reported.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Protocol
+
+from pbx_codes.model import Annotation, Observation, Side
+from pbx_codes.protocols import safe_value
+from pbx_codes.protocols.ami import AmiParser, Event, Response
+
+PBX = "asterisk"
+
+#: The only events the observer reads; the AMI parser skips every other frame without decoding it.
+WANTED_EVENTS = frozenset({"DialBegin", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
+
+#: DialStatus values that mean the dialed leg did not connect.
+FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL",
+                                  "TORTURE", "INVALIDARGS"})
+#: Q.850 causes that are an ordinary end of a call, not a failure.
+NORMAL_CAUSES = frozenset({0, 16})
+
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}(?:;\d)?$")
+_TECH_CAUSE = re.compile(r"^\s*[A-Za-z0-9_]+\s+(\d{3})(?:\s+(.*))?$", re.S)
+PHRASE_MAX_BYTES = 512
+
+
+def trunk_of(channel: str | None) -> str | None:
+    """``PJSIP/trunk-00000009`` -> ``trunk``: the endpoint a dialed channel went out through."""
+    if not channel or "/" not in channel:
+        return None
+    tech, _, rest = channel.partition("/")
+    if tech == "Local":
+        return None
+    name = _CHANNEL_SUFFIX.sub("", rest)
+    return name or None
+
+
+def parse_tech_cause(value: str | None) -> tuple[str | None, str | None]:
+    """``SIP 409 Not enough money`` -> (``409``, ``Not enough money``); anything else -> (None, None)."""
+    if not value:
+        return None, None
+    match = _TECH_CAUSE.match(value)
+    if match is None:
+        return None, None
+    phrase = safe_value(match.group(2), PHRASE_MAX_BYTES) if match.group(2) else None
+    return match.group(1), phrase or None
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _timestamp(event: Event) -> float | None:
+    try:
+        return float(event.get("Timestamp") or "")
+    except ValueError:
+        return None
+
+
+def _number(dial_string: str | None) -> str | None:
+    """``409@trunk`` or ``PJSIP/409@trunk`` -> ``409``."""
+    if not dial_string:
+        return None
+    target = dial_string.split("&", 1)[0].split(",", 1)[0]
+    target = target.rsplit("/", 1)[-1]
+    number = target.split("@", 1)[0]
+    return safe_value(number, 64) or None
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseFetch:
+    """A question for the live Asterisk: ``Getvar`` `variable` on `a_channel` (the A-leg, while it lives)."""
+
+    a_channel: str
+    b_channel: str
+    variable: str
+
+
+@dataclass(slots=True)
+class _Leg:
+    """What is known so far about one dialed leg."""
+
+    uniqueid: str
+    channel: str
+    linkedid: str | None
+    a_uniqueid: str | None
+    a_channel: str | None
+    number: str | None
+    cause: int | None = None
+    tech_cause: int | None = None
+    requested: bool = False  # the B-leg's HangupRequest (the channel driver, i.e. the far end) was seen
+    dial_status: str | None = None
+    hangup_by: Side | None = None
+    hung_up: bool = False
+    timestamp: float | None = None
+    fetch: str | None = None  # the pending Getvar variable
+    fetch_done: bool = False
+    tech_value: str | None = None
+
+
+class AsteriskObserver:
+    """The state machine from AMI events to Observations, without I/O.
+
+    Feed `on_event` with the events of `WANTED_EVENTS` (others are ignored), `on_response` with AMI responses
+    (a ``Getvar`` answer is recognised by its ``Variable`` header), or `on_phrase` directly; each returns the
+    observations it completed. `take_fetches` hands over the ``Getvar`` questions to ask. Each failed leg is
+    reported exactly once.
+    """
+
+    def __init__(self, *, catalog: str | None = None, fetch_phrases: bool = True, max_legs: int = 10000) -> None:
+        self.catalog = catalog
+        self.fetch_phrases = fetch_phrases
+        self.max_legs = max_legs
+        self._legs: OrderedDict[str, _Leg] = OrderedDict()
+        self._by_a: dict[str, set[str]] = {}
+        self._fetches: list[PhraseFetch] = []
+        self._waiting: dict[str, str] = {}  # Getvar variable -> B uniqueid
+        self.evicted = 0
+        self.handlers = {
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
+            "HangupRequest": self._hangup_request,
+            "SoftHangupRequest": self._soft_hangup_request,
+            "Hangup": self._hangup,
+        }
+
+    # -- inputs -------------------------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> list[Observation]:
+        handler = self.handlers.get(event.name)
+        if handler is None:
+            return []
+        return handler(event)
+
+    def on_response(self, response: Response) -> list[Observation]:
+        """A ``Getvar`` answer seen on the wire (replay): ``Variable``/``Value`` name the question it answers."""
+        variable = response.get("Variable")
+        if variable is None or variable not in self._waiting:
+            return []
+        return self.on_phrase(variable, response.get("Value") if response.ok else None)
+
+    def on_phrase(self, variable: str, value: str | None) -> list[Observation]:
+        """The answer (or None: error, timeout, channel gone) to a `PhraseFetch`."""
+        uid = self._waiting.pop(variable, None)
+        leg = self._legs.get(uid) if uid else None
+        if leg is None or leg.fetch_done:
+            return []
+        leg.fetch_done = True
+        leg.tech_value = value
+        return self._maybe_emit(leg)
+
+    def take_fetches(self) -> list[PhraseFetch]:
+        """The Getvar questions queued since the last call."""
+        fetches, self._fetches = self._fetches, []
+        return fetches
+
+    def flush(self) -> list[Observation]:
+        """End of input: report every failed leg that has hung up, with whatever is known."""
+        out: list[Observation] = []
+        for leg in list(self._legs.values()):
+            if leg.hung_up:
+                leg.fetch_done = True
+                out.extend(self._maybe_emit(leg))
+        self._waiting.clear()
+        return out
+
+    @property
+    def pending_legs(self) -> int:
+        return len(self._legs)
+
+    # -- event handlers -----------------------------------------------------------------------------------------
+    def _dial_begin(self, event: Event) -> list[Observation]:
+        uid = event.get("DestUniqueid")
+        channel = event.get("DestChannel")
+        if not uid or not channel or channel.startswith("Local/") or uid in self._legs:
+            return []
+        a_uid = event.get("Uniqueid") or None
+        leg = _Leg(uid, channel, event.get("DestLinkedid") or event.get("Linkedid"), a_uid,
+                   event.get("Channel") or None, _number(event.get("DialString")))
+        self._legs[uid] = leg
+        if a_uid:
+            self._by_a.setdefault(a_uid, set()).add(uid)
+        if len(self._legs) > self.max_legs:
+            old_uid, old = self._legs.popitem(last=False)
+            self._forget(old)
+            self.evicted += 1
+        return []
+
+    def _dial_end(self, event: Event) -> list[Observation]:
+        leg = self._legs.get(event.get("DestUniqueid") or "")
+        if leg is not None:
+            leg.dial_status = (event.get("DialStatus") or "").strip().upper() or None
+        return []
+
+    def _hangup_request(self, event: Event) -> list[Observation]:
+        uid = event.get("Uniqueid") or ""
+        leg = self._legs.get(uid)
+        if leg is None:
+            # The caller hanging up first makes it the one who ended every dialed leg still up.
+            for b_uid in self._by_a.get(uid, ()):
+                b_leg = self._legs.get(b_uid)
+                if b_leg is not None and not b_leg.hung_up and b_leg.hangup_by is None:
+                    b_leg.hangup_by = Side.CALLER
+            return []
+        if not leg.requested:
+            leg.requested = True
+            leg.cause = _int(event.get("Cause"))
+            leg.tech_cause = _int(event.get("TechCause"))
+            if leg.hangup_by is None:
+                leg.hangup_by = Side.CARRIER
+            self._ask_phrase(leg)
+        return []
+
+    def _soft_hangup_request(self, event: Event) -> list[Observation]:
+        leg = self._legs.get(event.get("Uniqueid") or "")
+        if leg is not None and leg.hangup_by is None:
+            leg.hangup_by = Side.LOCAL
+        return []
+
+    def _hangup(self, event: Event) -> list[Observation]:
+        uid = event.get("Uniqueid") or ""
+        leg = self._legs.get(uid)
+        out: list[Observation] = []
+        if leg is not None:
+            leg.hung_up = True
+            leg.timestamp = _timestamp(event)
+            if leg.cause is None:
+                leg.cause = _int(event.get("Cause"))
+            if not leg.requested and leg.hangup_by is not Side.CALLER and leg.dial_status != "CANCEL":
+                leg.tech_cause = _int(event.get("TechCause"))
+            if not self._failed(leg):
+                self._forget(leg)
+                return out
+            if leg.fetch is None and leg.dial_status != "CANCEL" and leg.hangup_by is not Side.CALLER:
+                self._ask_phrase(leg)
+            out.extend(self._maybe_emit(leg))
+        # The A-leg is gone: a Getvar on it can no longer succeed, so stop waiting for its B-legs' phrases.
+        for b_uid in list(self._by_a.pop(uid, ())):
+            b_leg = self._legs.get(b_uid)
+            if b_leg is None:
+                continue
+            b_leg.a_channel = None
+            if b_leg.fetch is not None and not b_leg.fetch_done:
+                self._waiting.pop(b_leg.fetch, None)
+                b_leg.fetch_done = True
+                out.extend(self._maybe_emit(b_leg))
+        return out
+
+    # -- decisions ----------------------------------------------------------------------------------------------
+    def _ask_phrase(self, leg: _Leg) -> None:
+        if not self.fetch_phrases or not leg.a_channel or leg.fetch is not None:
+            return
+        variable = f"HANGUPCAUSE({leg.channel},tech)"
+        leg.fetch = variable
+        self._waiting[variable] = leg.uniqueid
+        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, variable))
+
+    @staticmethod
+    def _failed(leg: _Leg) -> bool:
+        if leg.dial_status == "ANSWER":
+            return False
+        if leg.tech_cause is not None and leg.tech_cause >= 300:
+            return True
+        if leg.dial_status in FAILED_DIAL_STATUSES:
+            return True
+        return leg.cause is not None and leg.cause not in NORMAL_CAUSES
+
+    def _maybe_emit(self, leg: _Leg) -> list[Observation]:
+        if not leg.hung_up or (leg.fetch is not None and not leg.fetch_done):
+            return []
+        self._forget(leg)
+        return [self._observation(leg)]
+
+    def _forget(self, leg: _Leg) -> None:
+        self._legs.pop(leg.uniqueid, None)
+        if leg.fetch is not None:
+            self._waiting.pop(leg.fetch, None)
+        if leg.a_uniqueid and leg.a_uniqueid in self._by_a:
+            siblings = self._by_a[leg.a_uniqueid]
+            siblings.discard(leg.uniqueid)
+            if not siblings:
+                del self._by_a[leg.a_uniqueid]
+
+    def _observation(self, leg: _Leg) -> Observation:
+        cancelled = leg.dial_status == "CANCEL" or leg.hangup_by is Side.CALLER
+        code: str | None
+        phrase = None
+        if cancelled:
+            code = "487"
+        else:
+            code = str(leg.tech_cause) if leg.tech_cause is not None and leg.tech_cause >= 300 else None
+            tech_code, tech_phrase = parse_tech_cause(leg.tech_value)
+            if tech_code is not None and int(tech_code) >= 300 and (code is None or code == tech_code):
+                code, phrase = tech_code, tech_phrase
+        return Observation(
+            sip_code=code, phrase=phrase, q850=leg.cause, catalog=self.catalog, trunk=trunk_of(leg.channel),
+            hangup_by=leg.hangup_by or Side.UNKNOWN, pbx=PBX, call_id=leg.linkedid, leg_id=leg.uniqueid,
+            channel=leg.channel, number=leg.number, dial_status=leg.dial_status, timestamp=leg.timestamp,
+        )
+
+
+class SupportsResolve(Protocol):
+    def resolve(self, obs: Observation) -> Any: ...
+
+
+def observe_stream(data: bytes, *, catalog: str | None = None, chunks: Iterable[bytes] | None = None
+                   ) -> list[Observation]:
+    """The observations in a raw AMI capture, by the listener's own path (parser with its event filter, then the
+    observer; Getvar answers found in the capture answer the observer's questions)."""
+    parser = AmiParser(WANTED_EVENTS)
+    observer = AsteriskObserver(catalog=catalog)
+    out: list[Observation] = []
+    for chunk in (chunks if chunks is not None else (data,)):
+        for message in parser.feed(chunk):
+            if isinstance(message, Event):
+                out.extend(observer.on_event(message))
+                observer.take_fetches()  # in a capture, the answers (if asked) are already in the stream
+            elif isinstance(message, Response):
+                out.extend(observer.on_response(message))
+    out.extend(observer.flush())
+    return out
+
+
+def replay(data: bytes, resolver: SupportsResolve, catalog: str | None = None) -> list[Annotation]:
+    """Annotations for every failed leg in a raw AMI capture (``pbx-codes replay --pbx asterisk FILE``)."""
+    return [resolver.resolve(obs) for obs in observe_stream(data, catalog=catalog)]
+
+
+__all__ = [
+    "AsteriskObserver", "FAILED_DIAL_STATUSES", "PhraseFetch", "WANTED_EVENTS", "observe_stream",
+    "parse_tech_cause", "replay", "trunk_of",
+]

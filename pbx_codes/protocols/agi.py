@@ -1,0 +1,263 @@
+"""The FastAGI wire protocol (server side), sans-IO: bytes in, `AgiRequest`/`AgiReply`/`AgiHangup` out.
+
+The rules, in one place:
+
+- Asterisk connects and sends the request environment: ``agi_<name>: <value>`` lines, then one blank line.
+  ``agi_network_script`` is the part of the ``agi://host/<script>?<query>`` URL after the host; ``agi_arg_N`` are
+  the AGI() application's extra arguments.
+- Then the server writes one command line at a time and reads one reply per command:
+  ``200 result=<n> [(<data>)] [key=value ...]``; ``510 Invalid or unknown command``; ``511 Command Not Permitted
+  on a dead channel or intercept routine``; and the multi-line usage reply ``520-Invalid command syntax...``
+  continued until the line ``520 End of proper usage.``. Commands must not be pipelined: Asterisk reads them
+  through a buffered stream and may not wake up for a second queued line.
+- With ``AGISIGHUP`` on, Asterisk also sends a bare ``HANGUP`` line when the channel hangs up; it is not a reply.
+- Lines end with LF (CRLF accepted). A line over `MAX_LINE` or more than `MAX_ENV_LINES` environment lines raise
+  `ProtocolError`; a peer that closes before the blank line gets `IncompleteRequest` from `feed_eof`.
+- Commands are built by `build_command` only: every argument that is not a plain token is double-quoted with
+  ``"`` and ``\\`` backslash-escaped, exactly as res_agi's argument parser reads them, and CR/LF/NUL are refused.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+from urllib.parse import parse_qsl
+
+from pbx_codes.protocols import ProtocolError, safe_value
+
+MAX_LINE = 8 * 1024
+MAX_ENV_LINES = 256
+
+_RESULT = re.compile(r"^result=(-?\d+)")
+# A word res_agi reads back unchanged without quotes (no blanks, quotes, backslashes or controls).
+_PLAIN = re.compile(r"^[A-Za-z0-9_.,:;/@=+()${}\[\]<>*#!?%&^~|'-]+$")
+
+
+class IncompleteRequest(ProtocolError):
+    """The peer closed the connection before finishing the request or a reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgiRequest:
+    """The FastAGI request environment. `script` is the route name, `query` its URL parameters."""
+
+    env: Mapping[str, str]
+    script: str
+    query: Mapping[str, str]
+    args: tuple[str, ...]
+
+    @property
+    def channel(self) -> str | None:
+        return self.env.get("agi_channel")
+
+    @property
+    def uniqueid(self) -> str | None:
+        return self.env.get("agi_uniqueid")
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """A parameter from the URL query, else from a ``name=value`` AGI argument."""
+        if name in self.query:
+            return self.query[name]
+        prefix = name + "="
+        for arg in self.args:
+            if arg.startswith(prefix):
+                return arg[len(prefix):]
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class AgiReply:
+    """One command's reply. `value` is the text in parentheses (a variable's value), None when absent."""
+
+    code: int
+    result: int | None = None
+    value: str | None = None
+    text: str = ""
+    lines: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def dead_channel(self) -> bool:
+        return self.code == 511
+
+
+@dataclass(frozen=True, slots=True)
+class AgiHangup:
+    """Asterisk's ``HANGUP`` notice (only with AGISIGHUP): the channel is gone, commands may still be answered."""
+
+
+AgiMessage = Union[AgiRequest, AgiReply, AgiHangup]
+
+
+def parse_reply_line(line: str) -> AgiReply:
+    """A single-line reply: ``200 result=1 (value) endpos=0``. The value is between the first ``(`` after the
+    result and the last ``)``, so parentheses inside a value survive."""
+    code_text, _, rest = line.partition(" ")
+    if len(code_text) != 3 or not code_text.isdigit():
+        raise ProtocolError(f"AGI reply without a status code: {line[:80]!r}")
+    code = int(code_text)
+    match = _RESULT.match(rest)
+    if match is None:
+        return AgiReply(code, None, None, rest, (line,))
+    result = int(match.group(1))
+    tail = rest[match.end():]
+    value = None
+    if tail.startswith(" (") and ")" in tail:
+        value = tail[2:tail.rindex(")")]
+    return AgiReply(code, result, value, rest, (line,))
+
+
+class AgiParser:
+    """Incremental FastAGI server-side reader: the request first, then replies (and HANGUP notices)."""
+
+    __slots__ = ("_buf", "_env", "_request_done", "_usage", "max_line", "max_env_lines")
+
+    def __init__(self, *, max_line: int = MAX_LINE, max_env_lines: int = MAX_ENV_LINES) -> None:
+        self._buf = bytearray()
+        self._env: dict[str, str] = {}
+        self._request_done = False
+        self._usage: list[str] | None = None  # lines of a 520- usage reply in progress
+        self.max_line = max_line
+        self.max_env_lines = max_env_lines
+
+    @property
+    def request_done(self) -> bool:
+        return self._request_done
+
+    def feed(self, data: bytes) -> list[AgiMessage]:
+        """Add bytes from Asterisk; return the request/replies they complete."""
+        buf = self._buf
+        buf += data
+        out: list[AgiMessage] = []
+        pos = 0
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl == -1:
+                break
+            if nl - pos > self.max_line:
+                raise ProtocolError(f"AGI line over the {self.max_line} byte limit")
+            line = buf[pos:nl].decode("utf-8", errors="replace")
+            pos = nl + 1
+            if line.endswith("\r"):
+                line = line[:-1]
+            message = self._line(line)
+            if message is not None:
+                out.append(message)
+        if pos:
+            del buf[:pos]
+        if len(buf) > self.max_line:
+            raise ProtocolError(f"AGI line over the {self.max_line} byte limit")
+        return out
+
+    def feed_eof(self) -> None:
+        """The peer closed: fine between replies, an `IncompleteRequest` in the middle of something."""
+        if not self._request_done:
+            raise IncompleteRequest("connection closed before the end of the AGI request")
+        if self._buf or self._usage is not None:
+            raise IncompleteRequest("connection closed in the middle of an AGI reply")
+
+    def _line(self, line: str) -> AgiMessage | None:
+        if not self._request_done:
+            if line == "":
+                if not self._env:
+                    return None  # stray blank line before the request: ignore
+                self._request_done = True
+                return _request(self._env)
+            key, colon, value = line.partition(":")
+            if not colon or not key.startswith("agi_"):
+                raise ProtocolError(f"not a FastAGI request line: {line[:80]!r}")
+            if len(self._env) >= self.max_env_lines:
+                raise ProtocolError(f"FastAGI request over {self.max_env_lines} lines")
+            self._env[key] = value.strip()
+            return None
+        if self._usage is not None:
+            self._usage.append(line)
+            if line.startswith("520 "):
+                lines = tuple(self._usage)
+                self._usage = None
+                return AgiReply(520, None, None, "\n".join(lines[1:-1]), lines)
+            if len(self._usage) > self.max_env_lines:
+                raise ProtocolError("AGI usage reply too long")
+            return None
+        if line == "HANGUP":
+            return AgiHangup()
+        if line == "":
+            return None
+        if line.startswith("520-"):
+            self._usage = [line]
+            return None
+        return parse_reply_line(line)
+
+
+def _request(env: dict[str, str]) -> AgiRequest:
+    script_url = env.get("agi_network_script") or env.get("agi_request", "")
+    if "://" in script_url:  # agi_request carries the whole URL: keep the path after the host
+        script_url = script_url.split("://", 1)[1].partition("/")[2]
+    path, _, query_text = script_url.partition("?")
+    query = dict(parse_qsl(query_text, keep_blank_values=True))
+    args = []
+    n = 1
+    while f"agi_arg_{n}" in env:
+        args.append(env[f"agi_arg_{n}"])
+        n += 1
+    return AgiRequest(dict(env), path.strip("/"), query, tuple(args))
+
+
+def quote_arg(word: str) -> str:
+    """One argument as res_agi's parser will read it back: bare when plain, else double-quoted and escaped."""
+    if "\r" in word or "\n" in word or "\x00" in word:
+        raise ValueError(f"AGI argument contains CR, LF or NUL: {word[:40]!r}")
+    if word and _PLAIN.match(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build_command(*words: object) -> bytes:
+    """One AGI command line, e.g. ``build_command("SET", "VARIABLE", "CDR(pbx_phrase)", phrase)``.
+
+    The only way this project writes to AGI. CR, LF or NUL in any word raises ValueError; quotes and backslashes
+    are escaped, so no value can end the line or split into extra arguments.
+    """
+    if not words:
+        raise ValueError("an AGI command needs at least one word")
+    return (" ".join(quote_arg(str(w)) for w in words) + "\n").encode("utf-8")
+
+
+def unquote_args(line: str) -> list[str]:
+    """res_agi's own argument splitting (quotes group, backslash escapes): what Asterisk would execute."""
+    args: list[str] = []
+    cur: list[str] | None = None
+    quoted = escaped = False
+    for ch in line:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and cur is None:
+                cur = []
+                args.append("")
+            escaped = False
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if cur is not None:
+                args[-1] = "".join(cur)
+                cur = None
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        if cur is None:
+            cur = []
+            args.append("")
+        cur.append(ch)
+        escaped = False
+    if cur is not None:
+        args[-1] = "".join(cur)
+    return args
+
+
+__all__ = [
+    "AgiHangup", "AgiMessage", "AgiParser", "AgiReply", "AgiRequest", "IncompleteRequest", "MAX_LINE",
+    "ProtocolError", "build_command", "parse_reply_line", "quote_arg", "safe_value", "unquote_args",
+]

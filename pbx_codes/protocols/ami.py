@@ -1,0 +1,335 @@
+"""The Asterisk Manager Interface (AMI) wire protocol, sans-IO: bytes in, `Banner`/`Response`/`Event` out.
+
+Every rule of the protocol as this project meets it, in one place:
+
+- On connect the server sends one banner line, ``Asterisk Call Manager/<version>``, with no blank line after it.
+- Then every message is a *frame*: ``Key: Value`` lines ended by a blank line. Asterisk uses CRLF; bare LF (hand
+  written input, some proxies) is accepted too. The first line ending of the stream decides which one a connection
+  uses, so the frame splitter stays one ``bytes.find`` per frame.
+- A frame whose first header is ``Event:`` is an event; ``Response:`` is the answer to an action, matched by
+  ``ActionID``. ``Response: Follows`` (the old ``Command`` output) carries a free-text body that may contain blank
+  lines and ends with ``--END COMMAND--``; newer servers answer ``Command`` with repeated ``Output:`` headers.
+- Events arrive at thousands per second on a busy server and most are noise (``Newexten``, ``VarSet``) to a
+  listener, so the parser peeks at the event name in the raw bytes and decodes only the frames it was asked for;
+  the rest are counted in `AmiParser.skipped`.
+- Bytes are buffered until a frame is complete and decoded per frame (UTF-8, invalid bytes replaced), so a
+  character split across two reads survives. A line over `MAX_LINE` or a frame over `MAX_FRAME` raises
+  `ProtocolError`: the buffer never grows without bound.
+- Actions are built by `build_action` only, which refuses CR, LF and NUL anywhere: a value cannot start a header
+  or end the frame. Values derived from network text go through `safe_value` first.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Union
+
+from pbx_codes.protocols import ProtocolError, safe_value
+
+MAX_LINE = 8 * 1024
+MAX_FRAME = 64 * 1024
+#: A ``Response: Follows`` body is command output (``core show ...``) and may be legitimately larger than a frame.
+MAX_COMMAND_OUTPUT = 1024 * 1024
+
+BANNER_PREFIX = b"Asterisk Call Manager/"
+END_COMMAND = b"--END COMMAND--"
+
+# One header line: key up to the first colon, one optional space, value to the end of the line (CR dropped).
+# findall over a whole decoded frame runs in C, far cheaper than a Python loop over its lines.
+_HEADER = re.compile(r"^([^:\r\n]+): ?([^\r\n]*)", re.M)
+# Headers that open a ``Response: Follows`` frame before its free-text body starts.
+_FOLLOWS_HEADERS = frozenset({"Response", "Privilege", "ActionID", "Message"})
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The first line of a connection: proves we talk to an AMI server and names its protocol version."""
+
+    version: str
+
+
+class Event:
+    """An unsolicited message, parsed lazily: `get` reads one header straight from the frame text.
+
+    Not a dataclass on purpose: a listener reads five or six headers of a twenty-line frame, so building the whole
+    header dict up front would be most of the parse cost. `headers` builds (and keeps) it on first use. A repeated
+    key (``ChanVariable``, ``State`` in ``TestEvent``) answers its first value in `get`, all of them in `values`.
+    Treat instances as immutable.
+    """
+
+    __slots__ = ("name", "raw", "_headers")
+
+    def __init__(self, name: str, raw: str) -> None:
+        self.name = name
+        self.raw = raw
+        self._headers: dict[str, str] | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """One header's (first) value, without parsing the rest of the frame."""
+        raw = self.raw
+        start = raw.find("\n" + key + ":")
+        if start == -1:
+            if raw.startswith(key + ":"):
+                start = -1
+            else:
+                return default
+        start += len(key) + 2
+        if raw.startswith(" ", start):
+            start += 1
+        stop = raw.find("\n", start)
+        value = raw[start:] if stop == -1 else raw[start:stop]
+        return value[:-1] if value.endswith("\r") else value
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Every header, first value of a repeated key winning (as in `get`)."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for key, value in _HEADER.findall(self.raw):
+                headers.setdefault(key, value)
+            self._headers = headers
+        return self._headers
+
+    def values(self, key: str) -> list[str]:
+        """Every value of a key that may repeat, in order."""
+        return [v for k, v in _HEADER.findall(self.raw) if k == key]
+
+    @property
+    def action_id(self) -> str | None:
+        """Set on events that answer an action (``OriginateResponse``, list entries)."""
+        return self.get("ActionID")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.name == self.name and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.raw))
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {len(self.raw)} chars)"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The answer to one action. `output` holds command output (``Follows`` body or ``Output:`` headers)."""
+
+    status: str
+    action_id: str | None
+    headers: Mapping[str, str]
+    output: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Success, Follows (command output) and Goodbye (logoff) are answers that did what was asked."""
+        return self.status in ("Success", "Follows", "Goodbye")
+
+    @property
+    def message(self) -> str | None:
+        return self.headers.get("Message")
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.headers.get(key, default)
+
+
+Message = Union[Banner, Event, Response]
+
+
+class AmiParser:
+    """Incremental AMI reader: `feed` bytes as they arrive, get the complete messages they finish.
+
+    `wanted_events` (exact, case-sensitive event names) limits which events are decoded; ``None`` decodes all.
+    Responses are always decoded: they answer our own actions.
+    """
+
+    __slots__ = ("_buf", "_sep", "_wanted", "_expect_banner", "max_line", "max_frame", "max_output", "skipped",
+                 "unknown", "frames")
+
+    def __init__(self, wanted_events: Iterable[str] | None = None, *, max_line: int = MAX_LINE,
+                 max_frame: int = MAX_FRAME, max_output: int = MAX_COMMAND_OUTPUT) -> None:
+        self._buf = bytearray()
+        self._sep: bytes | None = None  # b"\r\n\r\n" or b"\n\n", decided by the first line ending seen
+        self._wanted = None if wanted_events is None else frozenset(n.encode() for n in wanted_events)
+        self._expect_banner = True
+        self.max_line = max_line
+        self.max_frame = max_frame
+        self.max_output = max_output
+        self.skipped = 0  # event frames not decoded because nobody wanted them
+        self.unknown = 0  # frames that were neither an event nor a response
+        self.frames = 0  # complete frames seen, decoded or not
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame (bounded by `max_frame`)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add bytes from the connection; return the messages they complete, in order."""
+        buf = self._buf
+        buf += data
+        out: list[Message] = []
+        pos = 0
+        if self._sep is None:
+            nl = buf.find(b"\n")
+            if nl == -1:
+                self._check_partial(0)
+                return out
+            self._sep = b"\r\n\r\n" if nl > 0 and buf[nl - 1] == 13 else b"\n\n"
+        if self._expect_banner:
+            nl = buf.find(b"\n")
+            if nl == -1:
+                self._check_partial(0)
+                return out
+            self._expect_banner = False
+            if buf.startswith(BANNER_PREFIX):
+                line = bytes(buf[:nl]).rstrip(b"\r").decode("utf-8", errors="replace")
+                out.append(Banner(line[len(BANNER_PREFIX):].strip()))
+                pos = nl + 1
+        sep = self._sep
+        seplen = len(sep)
+        wanted = self._wanted
+        end_of_buf = len(buf)
+        while pos < end_of_buf:
+            # Stray line endings between frames are harmless: skip them.
+            first = buf[pos]
+            if first == 13 or first == 10:
+                pos += 1
+                continue
+            end = buf.find(sep, pos)
+            if end == -1:
+                break
+            if buf.startswith(b"Event: ", pos):
+                self.frames += 1
+                if wanted is not None:
+                    eol = buf.find(b"\n", pos, end + seplen)
+                    name = bytes(buf[pos + 7:eol]).rstrip(b"\r ")
+                    if name not in wanted:
+                        self.skipped += 1
+                        self._check_frame(pos, end)
+                        pos = end + seplen
+                        continue
+                else:
+                    eol = buf.find(b"\n", pos, end + seplen)
+                    name = bytes(buf[pos + 7:eol]).rstrip(b"\r ")
+                self._check_frame(pos, end)
+                out.append(Event(name.decode("utf-8", errors="replace"),
+                                 buf[pos:end].decode("utf-8", errors="replace")))
+                pos = end + seplen
+                continue
+            if buf.startswith(b"Response: Follows", pos):
+                marker = buf.find(END_COMMAND, pos)
+                if marker == -1:
+                    if end_of_buf - pos > self.max_output:
+                        raise ProtocolError(f"command output over {self.max_output} bytes without {END_COMMAND!r}")
+                    break
+                after = buf.find(sep, marker)
+                if after == -1:
+                    break
+                self.frames += 1
+                out.append(self._follows(buf[pos:marker].decode("utf-8", errors="replace")))
+                pos = after + seplen
+                continue
+            self.frames += 1
+            self._check_frame(pos, end)
+            text = buf[pos:end].decode("utf-8", errors="replace")
+            message = self._other(text)
+            if message is not None:
+                out.append(message)
+            pos = end + seplen
+        if pos:
+            del buf[:pos]
+        self._check_partial(0)
+        return out
+
+    def _check_frame(self, start: int, end: int) -> None:
+        """A complete frame must fit the frame and line bounds (lines only checked when the frame could break them)."""
+        size = end - start
+        if size > self.max_frame:
+            raise ProtocolError(f"AMI frame of {size} bytes is over the {self.max_frame} byte limit")
+        if size > self.max_line:
+            longest = max(len(line) for line in bytes(self._buf[start:end]).split(b"\n"))
+            if longest > self.max_line:
+                raise ProtocolError(f"AMI line of {longest} bytes is over the {self.max_line} byte limit")
+
+    def _check_partial(self, start: int) -> None:
+        """Refuse to keep buffering an incomplete frame or line that is already over its bound."""
+        buf = self._buf
+        pending = len(buf) - start
+        if pending <= self.max_line:
+            return
+        if buf.startswith(b"Response: Follows", start):
+            return  # bounded by max_output in feed
+        if pending > self.max_frame:
+            raise ProtocolError(f"AMI frame over the {self.max_frame} byte limit and still incomplete")
+        last_nl = buf.rfind(b"\n", start)
+        if len(buf) - (last_nl + 1 if last_nl != -1 else start) > self.max_line:
+            raise ProtocolError(f"AMI line over the {self.max_line} byte limit")
+
+    def _other(self, text: str) -> Message | None:
+        pairs = _HEADER.findall(text)
+        headers: dict[str, str] = {}
+        outputs: list[str] = []
+        for key, value in pairs:
+            if key == "Output":
+                outputs.append(value)
+            headers.setdefault(key, value)
+        if "Response" in headers:
+            return Response(headers["Response"].strip(), headers.get("ActionID"), headers, tuple(outputs))
+        if "Event" in headers:
+            # An event whose first line is not Event: (never seen from Asterisk, but legal).
+            return Event(headers["Event"].strip(), text)
+        self.unknown += 1
+        return None
+
+    @staticmethod
+    def _follows(text: str) -> Response:
+        headers: dict[str, str] = {}
+        lines = text.replace("\r\n", "\n").split("\n")
+        body_start = 0
+        for body_start, line in enumerate(lines):
+            key, colon, value = line.partition(":")
+            if not colon or key not in _FOLLOWS_HEADERS:
+                break
+            headers.setdefault(key, value.strip())
+        else:
+            body_start = len(lines)
+        body = lines[body_start:]
+        while body and body[-1] == "":
+            body.pop()
+        return Response("Follows", headers.get("ActionID"), headers, tuple(body))
+
+
+def _check_token(what: str, text: str) -> str:
+    if "\r" in text or "\n" in text or "\x00" in text:
+        raise ValueError(f"AMI {what} contains CR, LF or NUL: {text[:40]!r}")
+    return text
+
+
+def build_action(name: str, /, **headers: object) -> bytes:
+    """The bytes of one AMI action frame. The only way this project writes to AMI.
+
+    Each keyword becomes a header (``Variable="CDR(x)"``); a list or tuple value repeats the header (``Originate``
+    variables); ``None`` leaves it out. Any CR, LF or NUL in a name or value raises ValueError: nothing a caller
+    passes can add a header or end the frame early. Network text must be cleaned with `safe_value` first.
+    """
+    _check_token("action name", name)
+    if not name or ":" in name:
+        raise ValueError(f"AMI action name is empty or has a colon: {name!r}")
+    parts = [f"Action: {name.strip()}\r\n"]
+    for key, value in headers.items():
+        _check_token("header name", key)
+        if not key or ":" in key or key != key.strip():
+            raise ValueError(f"AMI header name is empty, padded or has a colon: {key!r}")
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        for item in values:
+            text = _check_token(f"value of {key}", str(item))
+            parts.append(f"{key}: {text}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+__all__ = [
+    "AmiParser", "Banner", "END_COMMAND", "Event", "MAX_FRAME", "MAX_LINE", "Message", "ProtocolError", "Response",
+    "build_action", "safe_value",
+]

@@ -1,0 +1,185 @@
+"""The FastAGI handlers: ``annotate`` (write the reason into the CDR) and ``lookup`` (answer the dialplan).
+
+``annotate`` runs from the A-leg's hangup handler (``AGI(agi://127.0.0.1/annotate)``), the one place where a
+program outside Asterisk can still write the CDR dependably: the channel waits for us, and ``GET FULL VARIABLE``
+and ``SET VARIABLE CDR(x)`` still answer ``200`` on the hung-up channel. It reads:
+
+- the dialed leg: the ``bleg=`` parameter, else ``${HANGUPCAUSE_KEYS()}`` (the channels that left a cause);
+- ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``): the carrier's code and phrase;
+- ``${HANGUPCAUSE}`` (Q.850), ``${DIALSTATUS}``, ``${CHANNEL(hangupsource)}`` and the catalog
+  (``catalog=`` parameter, else ``${PBX_CODES_CATALOG}``);
+
+all in one ``GET FULL VARIABLE`` round trip when there is one dialed leg (one more per leg when there are several),
+
+resolves them and sets ``CDR(pbx_catalog)``, ``CDR(pbx_code)``, ``CDR(pbx_phrase)``, ``CDR(pbx_category)``,
+``CDR(pbx_retry)``, ``CDR(pbx_reason)``, ``CDR(pbx_q850)``, ``CDR(pbx_exact)``. Every value is one line of at
+most `max_bytes` UTF-8 bytes (`safe_value`) and quoted by `build_command`, so a carrier's phrase cannot add a
+command. Commands go one at a time: Asterisk does not read pipelined AGI commands reliably.
+
+``lookup`` (``AGI(agi://127.0.0.1/lookup?code=503&phrase=...&catalog=lifecell)``) sets channel variables
+``pbx_category``, ``pbx_retry``, ``pbx_reason``, ... so a dialplan can branch on ``${pbx_retry}`` = failover.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pbx_codes.adapters.agi_server import AgiSession, Handler
+from pbx_codes.model import Observation, Side
+from pbx_codes.observers.asterisk import PBX, parse_tech_cause, trunk_of
+from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value
+
+log = logging.getLogger(__name__)
+
+#: Separates the values of the combined GET; only Asterisk-made values (channel names, statuses, numbers) and the
+#: configured catalog id sit between separators, never network text.
+SEPARATOR = "|~|"
+#: A channel name we are willing to put inside ``${HANGUPCAUSE(...)}``: no ``$``, braces, parentheses or commas.
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.@:+/;#-]{1,128}$")
+_CATALOG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_KEYS = 8
+
+CDR_FIELDS = ("pbx_catalog", "pbx_code", "pbx_phrase", "pbx_category", "pbx_retry", "pbx_reason", "pbx_q850",
+              "pbx_exact")
+
+
+class SupportsResolve(Protocol):
+    def resolve(self, obs: Observation) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WritebackSettings:
+    """The language of ``pbx_reason`` and the size bound of every written value."""
+
+    language: str = "en"
+    max_bytes: int = MAX_VALUE_BYTES
+
+
+def annotation_fields(annotation: Any, language: str) -> dict[str, str]:
+    """The written variables of one annotation (names without the ``CDR()`` wrapper), as plain strings."""
+    def text(value: object) -> str:
+        if value is None:
+            return ""
+        return str(getattr(value, "value", value))
+
+    return {
+        "pbx_catalog": text(annotation.catalog),
+        "pbx_code": text(annotation.code),
+        "pbx_phrase": text(annotation.phrase),
+        "pbx_category": text(annotation.category),
+        "pbx_retry": text(annotation.retry),
+        "pbx_reason": annotation.text(language),
+        "pbx_q850": text(annotation.q850),
+        "pbx_exact": "1" if annotation.exact else "0",
+    }
+
+
+def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) -> Side:
+    if not source:
+        return Side.UNKNOWN
+    if bleg and source == bleg:
+        return Side.CARRIER
+    if own_channel and source == own_channel:
+        return Side.CALLER
+    return Side.LOCAL
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.strip().isdigit() else None
+
+
+async def read_observation(session: AgiSession, default_catalog: str | None = None) -> Observation | None:
+    """What the hung-up A-leg knows about its dialed leg, read with as few round trips as possible."""
+    request = session.request
+    wanted = request.param("bleg")
+    if wanted is not None and not _CHANNEL_NAME.match(wanted):
+        log.info("AGI annotate: ignoring an invalid bleg parameter")
+        wanted = None
+    # One round trip for the common case: the dialed leg's tech cause goes last (it is network text and may hold
+    # the separator), evaluated for the given bleg or for the only key. Several keys need one GET each below.
+    tech_expr = f"${{HANGUPCAUSE({wanted},tech)}}" if wanted else "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"
+    combined = await session.get_full_variable(SEPARATOR.join((
+        "${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
+        "${HANGUPCAUSE}", tech_expr)))
+    parts = (combined or "").split(SEPARATOR, 5)
+    parts += [""] * (6 - len(parts))
+    keys_text, dial_status, source, catalog_var, cause = (p.strip() for p in parts[:5])
+    first_tech = parts[5]
+    keys = [k.strip() for k in keys_text.split(",") if _CHANNEL_NAME.match(k.strip())][:MAX_KEYS]
+    candidates = [wanted] if wanted else [k for k in keys if not k.startswith("Local/")] or keys
+    bleg = candidates[0] if candidates else None
+    code = phrase = None
+    if wanted or len(keys) == 1:
+        code, phrase = parse_tech_cause(first_tech)
+        if code is not None and int(code) < 300:
+            code = phrase = None
+    else:
+        for candidate in candidates:
+            value = await session.get_full_variable(f"${{HANGUPCAUSE({candidate},tech)}}")
+            tech_code, tech_phrase = parse_tech_cause(value)
+            if tech_code is not None and int(tech_code) >= 300:
+                bleg, code, phrase = candidate, tech_code, tech_phrase
+                break
+    dial_status = dial_status.upper() or None
+    if code is None and dial_status == "CANCEL":
+        code = "487"  # the caller cancelled: the dialed leg's last tech cause is only a provisional
+    catalog = request.param("catalog") or catalog_var or default_catalog
+    if catalog is not None and not _CATALOG_ID.match(catalog):
+        catalog = None
+    return Observation(
+        sip_code=code, phrase=phrase, q850=_int(cause), catalog=catalog, trunk=trunk_of(bleg),
+        hangup_by=_hangup_by(source, bleg, request.channel), pbx=PBX, call_id=request.env.get("agi_linkedid")
+        or request.uniqueid, leg_id=None, channel=bleg, number=request.env.get("agi_dnid") or None,
+        dial_status=dial_status,
+    )
+
+
+def make_annotate(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings(),
+                  default_catalog: str | None = None, on_annotation: Any = None) -> Handler:
+    """The ``annotate`` handler bound to a resolver. `on_annotation(annotation)` (e.g. `bus.publish`) is optional."""
+    async def annotate(session: AgiSession) -> None:
+        obs = await read_observation(session, default_catalog)
+        if obs is None:
+            return
+        annotation = resolver.resolve(obs)
+        if on_annotation is not None:
+            on_annotation(annotation)
+        language = session.request.param("lang") or settings.language
+        for name, value in annotation_fields(annotation, language).items():
+            await session.set_variable(f"CDR({name})", safe_value(value, settings.max_bytes))
+
+    return annotate
+
+
+def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings()) -> Handler:
+    """The ``lookup`` handler: resolve the code/phrase given in the URL and set channel variables for the dialplan."""
+    async def lookup(session: AgiSession) -> None:
+        request = session.request
+        code = safe_value(request.param("code"), 16) or None
+        phrase = safe_value(request.param("phrase"), 512) or None
+        catalog = request.param("catalog")
+        if catalog is not None and not _CATALOG_ID.match(catalog):
+            catalog = None
+        obs = Observation(sip_code=code, phrase=phrase, q850=_int(request.param("q850")), catalog=catalog,
+                          trunk=safe_value(request.param("trunk"), 64) or None, pbx=PBX)
+        annotation = resolver.resolve(obs)
+        language = request.param("lang") or settings.language
+        for name, value in annotation_fields(annotation, language).items():
+            await session.set_variable(name, safe_value(value, settings.max_bytes))
+
+    return lookup
+
+
+def make_routes(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings(),
+                default_catalog: str | None = None, on_annotation: Any = None) -> dict[str, Handler]:
+    """The FastAGI routes this project serves."""
+    return {
+        "annotate": make_annotate(resolver, settings, default_catalog, on_annotation),
+        "lookup": make_lookup(resolver, settings),
+    }
+
+
+__all__ = ["CDR_FIELDS", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+           "read_observation"]

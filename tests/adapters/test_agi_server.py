@@ -1,0 +1,238 @@
+"""The FastAGI server and its annotate/lookup handlers against a scripted Asterisk side on 127.0.0.1."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+
+from pbx_codes.adapters.agi_server import AgiServer
+from pbx_codes.model import Observation
+from pbx_codes.protocols.agi import unquote_args
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes
+
+B_LEG = "PJSIP/trunk-00000009"
+HEAD = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
+                       "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}"))
+COMBINED = HEAD + SEPARATOR + "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"
+WITH_BLEG = HEAD + SEPARATOR + f"${{HANGUPCAUSE({B_LEG},tech)}}"
+HOSTILE = ('Not "enough" money\\; $(rm -rf) ${SHELL(id)} ' + "грошей немає " * 150)
+CRLF_TEXT = "line one\r\nSET VARIABLE CDR(owned) 1\nEXEC System reboot\x00"
+
+
+@dataclass
+class FakeAnnotation:
+    """Stands for the resolver's Annotation: the fields the write-back reads."""
+
+    observation: Observation
+    catalog: str = "lifecell"
+    category: str = "billing"
+    retry: str = "failover"
+    exact: bool = True
+    texts: dict = field(default_factory=dict)
+
+    @property
+    def code(self):
+        return self.observation.sip_code
+
+    @property
+    def phrase(self):
+        return self.observation.phrase
+
+    @property
+    def q850(self):
+        return self.observation.q850
+
+    def text(self, lang: str) -> str:
+        return self.texts.get(lang, "")
+
+
+class FakeResolver:
+    def __init__(self, reason: str = "Недостатньо коштів") -> None:
+        self.reason = reason
+        self.seen: list[Observation] = []
+
+    def resolve(self, obs: Observation) -> FakeAnnotation:
+        self.seen.append(obs)
+        return FakeAnnotation(obs, texts={"uk": self.reason, "en": "Not enough money"})
+
+
+def request(script: str, *args: str, channel: str = "PJSIP/caller-00000008") -> bytes:
+    lines = [f"agi_network: yes", f"agi_network_script: {script}", f"agi_request: agi://127.0.0.1/{script}",
+             f"agi_channel: {channel}", "agi_uniqueid: 1795422919.16"]
+    lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def fake_asterisk(port: int, req: bytes, variables: dict[str, bytes]) -> list[bytes]:
+    """Plays Asterisk: sends the request, answers every command, returns the raw command lines it received."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(req)
+    received: list[bytes] = []
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            received.append(line)
+            words = unquote_args(line.decode("utf-8").rstrip("\n"))
+            if words[:3] == ["GET", "FULL", "VARIABLE"]:
+                value = variables.get(words[3])
+                writer.write(b"200 result=0\n" if value is None else b"200 result=1 (" + value + b")\n")
+            elif words[:2] == ["SET", "VARIABLE"]:
+                writer.write(b"200 result=1\n")
+            else:
+                writer.write(b"510 Invalid or unknown command\n")
+            await writer.drain()
+    finally:
+        writer.close()
+    return received
+
+
+@pytest_asyncio.fixture
+async def agi():
+    resolver = FakeResolver()
+    published = []
+    server = AgiServer(make_routes(resolver, default_catalog=None, on_annotation=published.append),
+                       host="127.0.0.1", port=0, timeout=5.0)
+    await server.start()
+    server.test_resolver = resolver
+    server.test_published = published
+    yield server
+    await server.close()
+
+
+def set_commands(received: list[bytes]) -> dict[str, str]:
+    out = {}
+    for line in received:
+        words = unquote_args(line.decode("utf-8").rstrip("\n"))
+        if words[:2] == ["SET", "VARIABLE"]:
+            assert len(words) == 4, words
+            out[words[2]] = words[3]
+    return out
+
+
+@pytest.mark.asyncio
+async def test_annotate_reads_the_b_leg_and_writes_every_cdr_field(agi: AgiServer) -> None:
+    variables = {
+        COMBINED: f"{B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}lifecell{SEPARATOR}41{SEPARATOR}"
+                  "SIP 409 Not enough money".encode(),
+    }
+    received = await fake_asterisk(agi.port, request("annotate?lang=uk"), variables)
+    written = set_commands(received)
+    assert list(written) == [f"CDR({name})" for name in CDR_FIELDS]
+    assert written["CDR(pbx_code)"] == "409"
+    assert written["CDR(pbx_phrase)"] == "Not enough money"
+    assert written["CDR(pbx_reason)"] == "Недостатньо коштів"
+    assert written["CDR(pbx_q850)"] == "41"
+    assert written["CDR(pbx_retry)"] == "failover"
+    (obs,) = agi.test_resolver.seen
+    assert (obs.trunk, obs.catalog, obs.dial_status, obs.channel) == ("trunk", "lifecell", "CHANUNAVAIL", B_LEG)
+    assert len(agi.test_published) == 1
+    assert agi.stats.completed == 1
+
+
+@pytest.mark.asyncio
+async def test_hostile_phrase_never_adds_a_command_line(agi: AgiServer) -> None:
+    agi.test_resolver.reason = CRLF_TEXT
+    phrase = HOSTILE.encode() + b"\xff\xfe\xc3(" + b"x" * 2048
+    variables = {
+        COMBINED: f"{B_LEG}{SEPARATOR}NOANSWER{SEPARATOR}{SEPARATOR}{SEPARATOR}41{SEPARATOR}".encode()
+        + b"SIP 409 " + phrase + SEPARATOR.encode() + b"fake",
+    }
+    received = await fake_asterisk(agi.port, request("annotate?lang=uk"), variables)
+    assert len(received) == 1 + len(CDR_FIELDS)  # one read, one SET per field, nothing else
+    written = set_commands(received)
+    assert set(written) == {f"CDR({name})" for name in CDR_FIELDS}
+    for value in written.values():
+        assert len(value.encode("utf-8")) <= 255
+        assert "\r" not in value and "\n" not in value and "\x00" not in value
+    assert written["CDR(pbx_phrase)"].startswith('Not "enough" money\\; $(rm -rf)')
+    assert written["CDR(pbx_reason)"] == "line one SET VARIABLE CDR(owned) 1 EXEC System reboot"
+
+
+@pytest.mark.asyncio
+async def test_annotate_without_keys_uses_the_bleg_argument_and_cancel_gives_487(agi: AgiServer) -> None:
+    variables = {
+        WITH_BLEG: f"{SEPARATOR}CANCEL{SEPARATOR}PJSIP/caller-00000008{SEPARATOR}{SEPARATOR}127{SEPARATOR}"
+                   "SIP 180 Ringing".encode(),
+    }
+    await fake_asterisk(agi.port, request("annotate", f"bleg={B_LEG}"), variables)
+    (obs,) = agi.test_resolver.seen
+    assert obs.sip_code == "487" and obs.phrase is None and obs.hangup_by.value == "caller"
+
+
+@pytest.mark.asyncio
+async def test_annotate_with_several_keys_asks_each_leg_and_takes_the_final_answer(agi: AgiServer) -> None:
+    first, second = "PJSIP/other-0000000a", B_LEG
+    variables = {
+        COMBINED: f"{first},{second}{SEPARATOR}BUSY{SEPARATOR}{SEPARATOR}{SEPARATOR}17{SEPARATOR}".encode(),
+        f"${{HANGUPCAUSE({first},tech)}}": b"SIP 183 Session Progress",
+        f"${{HANGUPCAUSE({second},tech)}}": b"SIP 486 Busy Here",
+    }
+    received = await fake_asterisk(agi.port, request("annotate"), variables)
+    assert len(received) == 3 + len(CDR_FIELDS)
+    (obs,) = agi.test_resolver.seen
+    assert (obs.sip_code, obs.phrase, obs.channel, obs.q850) == ("486", "Busy Here", B_LEG, 17)
+
+
+@pytest.mark.asyncio
+async def test_annotate_refuses_an_expression_smuggled_in_the_bleg_argument(agi: AgiServer) -> None:
+    received = await fake_asterisk(agi.port, request("annotate", "bleg=${SHELL(id)}"), {})
+    assert not any(b"SHELL" in line for line in received)
+
+
+@pytest.mark.asyncio
+async def test_lookup_sets_channel_variables_for_the_dialplan(agi: AgiServer) -> None:
+    received = await fake_asterisk(
+        agi.port, request("lookup?code=503&phrase=Simultaneous%20calls%20limit%20reached&catalog=lifecell"), {})
+    written = set_commands(received)
+    assert written["pbx_retry"] == "failover" and written["pbx_code"] == "503"
+    (obs,) = agi.test_resolver.seen
+    assert obs.catalog == "lifecell" and obs.phrase == "Simultaneous calls limit reached"
+
+
+@pytest.mark.asyncio
+async def test_early_close_costs_nothing_and_the_server_keeps_serving(agi: AgiServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+    writer.write(b"agi_network: yes\nagi_network_scr")
+    await writer.drain()
+    writer.close()
+    assert await reader.read() == b""
+    _, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+    writer.close()
+    received = await fake_asterisk(agi.port, request("lookup?code=486"), {})
+    assert len(received) == len(CDR_FIELDS)
+    assert agi.stats.sessions == 1 and agi.stats.bad_requests >= 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("garbage", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01\x00\n",
+                                     b"agi_x: " + b"y" * 20000], ids=["http", "tls", "long-line"])
+async def test_garbage_is_dropped_without_a_session(agi: AgiServer, garbage: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+    writer.write(garbage)
+    await writer.drain()
+    assert await reader.read() == b""  # the server closed on us
+    writer.close()
+    assert agi.stats.sessions == 0 and agi.stats.bad_requests == 1
+
+
+@pytest.mark.asyncio
+async def test_unknown_script_is_closed_without_commands(agi: AgiServer) -> None:
+    received = await fake_asterisk(agi.port, request("rm-rf"), {})
+    assert received == [] and agi.stats.unknown_script == 1
+
+
+@pytest.mark.asyncio
+async def test_silent_client_is_closed_at_the_session_timeout() -> None:
+    server = AgiServer({}, host="127.0.0.1", port=0, timeout=0.05)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        assert server.stats.timeouts == 1
+    finally:
+        await server.close()
