@@ -1,0 +1,57 @@
+"""`serve` runs the configured parts in one process and stops cleanly when asked."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from pbx_codes.app import serve
+from pbx_codes.config import parse_config
+from pbx_codes.model import Observation
+from pbx_codes.resolve import Resolver
+
+
+@pytest.mark.asyncio
+async def test_serve_with_nothing_configured_runs_until_stopped(catalogs) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(parse_config({}), Resolver(catalogs), stop=stop))
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.asyncio
+async def test_serve_answers_the_freeswitch_hook_when_configured(catalogs, unused_tcp_port: int) -> None:
+    config = parse_config({"freeswitch": {"esl": False, "hook_port": unused_tcp_port}, "bindings": {"gw": "lifecell"}})
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, Resolver(catalogs, bindings=dict(config.bindings)), stop=stop))
+    try:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        body = b"sip_invite_failure_status=409&sip_invite_failure_phrase=Not%20enough%20money&sip_gateway_name=gw"
+        writer.write(b"POST /annotate HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        answer = (await asyncio.wait_for(reader.read(), 5)).decode()
+        writer.close()
+        assert "pbx_category=billing" in answer and "pbx_catalog=lifecell" in answer
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.asyncio
+async def test_a_part_that_dies_stops_serve_with_its_error(catalogs, unused_tcp_port: int) -> None:
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", unused_tcp_port)
+    try:
+        config = parse_config({"freeswitch": {"esl": False, "hook_port": unused_tcp_port}})
+        with pytest.raises(OSError):
+            await asyncio.wait_for(serve(config, Resolver(catalogs)), 5)
+    finally:
+        blocker.close()
