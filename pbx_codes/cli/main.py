@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "pbx_codes.cli.replay_command",
     "pbx_codes.cli.serve_command",
     "pbx_codes.cli.bench_command",
+    "pbx_codes.cli.console_commands",
+    "pbx_codes.cli.enrich_command",
 )
 
 

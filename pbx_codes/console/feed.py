@@ -1,0 +1,100 @@
+"""The live feed: one bus subscription fanned out to every open event stream, plus the alerts as they come.
+
+Each browser gets its own bounded queue; one that cannot keep up loses its oldest events, never slows the bus or
+the other browsers. The last alerts are kept so a page opened later still shows what is firing.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbx_codes.console.events import alert_event, annotation_event
+from pbx_codes.console.memory_store import MemoryStore
+from pbx_codes.sinks.bus import AnnotationBus, Subscription
+
+log = logging.getLogger("pbx_codes.console")
+
+Event = tuple[str, dict[str, Any]]
+CLIENT_QUEUE = 1000
+KEPT_ALERTS = 50
+
+
+@dataclass(slots=True, eq=False)
+class FeedClient:
+    """One open event stream; `None` in its queue means the console is closing."""
+
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    dropped: int = 0
+
+    def offer(self, item: Event | None) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+
+@dataclass(slots=True)
+class FeedHub:
+    """Reads the bus, turns annotations into feed events and hands them to every client."""
+
+    bus: AnnotationBus
+    show_numbers: bool = False
+    memory: MemoryStore | None = None
+    clients: set[FeedClient] = field(default_factory=set)
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT_ALERTS))
+    _subscription: Subscription | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Subscribe now (so nothing published after start is missed) and pump in the background."""
+        if self._task is None:
+            self._subscription = self.bus.subscribe("console")
+            self._task = asyncio.get_running_loop().create_task(self._pump(self._subscription))
+
+    async def _pump(self, sub: Subscription) -> None:
+        while True:
+            annotation = await sub.queue.get()
+            try:
+                if self.memory is not None:
+                    self.memory.add(annotation)
+                self.broadcast(("hangup", annotation_event(annotation, self.show_numbers)))
+            except Exception:  # one odd annotation must not end the feed
+                log.exception("console: cannot show an annotation")
+
+    def on_alert(self, alert: Any) -> None:
+        """Alert callback: keep it for late pages and send it to every open stream."""
+        event = alert_event(alert)
+        self.alerts.append(event)
+        self.broadcast(("alert", event))
+
+    def broadcast(self, event: Event) -> None:
+        for client in self.clients:
+            client.offer(event)
+
+    def connect(self) -> FeedClient:
+        client = FeedClient()
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: FeedClient) -> None:
+        self.clients.discard(client)
+
+    async def close(self) -> None:
+        """End every stream and stop reading the bus."""
+        for client in self.clients:
+            client.offer(None)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._subscription is not None:
+            self.bus.unsubscribe(self._subscription)
+            self._subscription = None
+
+
+__all__ = ["FeedClient", "FeedHub"]

@@ -1,0 +1,142 @@
+"""The last hangups kept in memory: the console's data when no store is configured.
+
+Bounded (the `[console] history` size), fed from the same bus subscription as the live feed, and answering the same
+queries as the store, so a console over a bare listener still shows counts, a chart and call details.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from pbx_codes.model import Annotation
+
+SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
+"""Categories that are not failures, for the failure rate."""
+
+
+def is_unknown(row: Mapping[str, Any]) -> bool:
+    """A code no catalog knew exactly: read by class, by Q.850 only, or not at all."""
+    return row.get("match_kind") in ("class", "none") or row.get("category") == "unknown"
+
+
+def _when(row: Mapping[str, Any]) -> float:
+    return float(row.get("timestamp") or 0.0)
+
+
+@dataclass(slots=True)
+class MemoryStore:
+    """A ring of annotation dicts, newest last."""
+
+    size: int = 500
+    rows: deque[dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = deque(maxlen=self.size)
+
+    def add(self, annotation: Annotation, now: float | None = None) -> None:
+        row = annotation.to_dict()
+        if row["timestamp"] is None:
+            row["timestamp"] = time.time() if now is None else now
+        self.rows.append(row)
+
+    def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
+               category: str | None = None, code: str | None = None, search: str | None = None
+               ) -> list[dict[str, Any]]:
+        out = []
+        for row in reversed(self.rows):
+            if (pbx and row.get("pbx") != pbx) or (trunk and row.get("trunk") != trunk) \
+                    or (category and row.get("category") != category) or (code and row.get("code") != code):
+                continue
+            if search and not any(search in str(row.get(k) or "") for k in ("linkedid", "uniqueid", "number")):
+                continue
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+    def call(self, linkedid: str) -> list[dict[str, Any]]:
+        return sorted((r for r in self.rows if r.get("linkedid") == linkedid), key=_when)
+
+    def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        by_trunk: dict[str, list[int]] = {}
+        by_category: dict[str, list[int]] = {}
+        total = [0] * len(windows)
+        for row in self.rows:
+            age = now - _when(row)
+            for i, window in enumerate(windows):
+                if 0 <= age < window:
+                    total[i] += 1
+                    by_trunk.setdefault(row.get("trunk") or "-", [0] * len(windows))[i] += 1
+                    by_category.setdefault(row.get("category") or "unknown", [0] * len(windows))[i] += 1
+        return {"windows": list(windows), "total": total, "by_trunk": by_trunk, "by_category": by_category}
+
+    def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None
+                            ) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        start = (int(now) // bucket - buckets + 1) * bucket
+        total, failed = Counter[int](), Counter[int]()
+        for row in self.rows:
+            index = (int(_when(row)) - start) // bucket
+            if 0 <= index < buckets:
+                total[index] += 1
+                failed[index] += row.get("category") not in SUCCESS_CATEGORIES
+        return [{"t": start + i * bucket, "total": total[i], "failed": failed[i],
+                 "rate": failed[i] / total[i] if total[i] else 0.0} for i in range(buckets)]
+
+    def unknown_codes(self) -> list[dict[str, Any]]:
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in self.rows:
+            if not is_unknown(row):
+                continue
+            key = (row.get("trunk"), row.get("catalog"), row.get("code"), row.get("phrase"))
+            item = seen.setdefault(key, {"trunk": key[0], "catalog": key[1], "code": key[2], "phrase": key[3],
+                                         "count": 0, "last_seen": 0.0})
+            item["count"] += 1
+            item["last_seen"] = max(item["last_seen"], _when(row))
+        return sorted(seen.values(), key=lambda i: (-i["count"], str(i["code"])))
+
+    def export_unknown(self, trunk: str | None = None) -> str:
+        return starter_catalog_toml([u for u in self.unknown_codes() if trunk is None or u["trunk"] == trunk], trunk)
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and every control character escaped (phrases are untrusted)."""
+    out = ['"']
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def starter_catalog_toml(unknown: Sequence[Mapping[str, Any]], trunk: str | None = None) -> str:
+    """A catalog skeleton with one entry per unknown code: category, retry and texts left for a person to fill."""
+    ident = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (trunk or "my-carrier").lower())
+    lines = [
+        "# Starter catalog: codes seen on this trunk that no catalog knew exactly.",
+        "# Fill in category, retry and the three texts, then load it with --catalog-dir.",
+        f"id = {_toml_string(ident)}",
+        f"title = {_toml_string((trunk or 'my carrier') + ' (observed codes)')}",
+        'source = "codes observed by pbx-codes"',
+        'original_lang = "en"',
+        'code_space = "sip"',
+        'class_scheme = "none"',
+        'fallback = "sip"',
+    ]
+    for item in unknown:
+        lines += ["", f"# seen {item.get('count', 0)} times", "[[entry]]",
+                  f"code = {_toml_string(str(item.get('code') or ''))}"]
+        if item.get("phrase"):
+            lines.append(f"phrase = {_toml_string(str(item['phrase']))}")
+        lines += ['category = "unknown"', 'retry = "no"', "[entry.text]", 'uk = ""', 'ru = ""', 'en = ""']
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["MemoryStore", "SUCCESS_CATEGORIES", "is_unknown", "starter_catalog_toml"]
