@@ -8,6 +8,8 @@ import pytest
 from pbx_codes.catalog import CatalogSet, load_catalogs
 from pbx_codes.resolve import Resolver
 
+pytest_plugins = ["tests.conftest_asterisk"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

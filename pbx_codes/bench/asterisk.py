@@ -1,0 +1,438 @@
+"""A real Asterisk on loopback for tests and demos: a Debian sid root filesystem run with chroot.
+
+Why a chroot and not the host's Asterisk: the bench must not touch a PBX the user runs, needs a recent Asterisk
+(TechCause in Hangup events exists since 22.7), and must work without a container runtime. The root filesystem is
+built once by ``scripts/provision-asterisk-rootfs.sh`` and cached; each start writes a fresh configuration with
+ports chosen at run time, so several checkouts can share one cache (one Asterisk at a time: a lock file says so).
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+PROVISION_SCRIPT = REPO_DIR / "scripts" / "provision-asterisk-rootfs.sh"
+SHIPPED_CONFIG_DIR = REPO_DIR / "asterisk"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+#: Files copied verbatim from the project's asterisk/ directory: the bench runs what a user installs.
+SHIPPED_FILES = ("extensions_pbx_codes.conf", "cdr.conf", "cdr_custom.conf", "cdr_sqlite3_custom.conf")
+
+CDR_JSON = "var/log/asterisk/cdr-custom/pbx_codes.json"
+CDR_CSV = "var/log/asterisk/cdr-custom/pbx_codes.csv"
+CDR_SQLITE = "var/log/asterisk/pbx_codes.db"
+
+
+def default_rootfs() -> Path:
+    """Where the provisioned root filesystem is cached (PBX_CODES_ROOTFS overrides)."""
+    env = os.environ.get("PBX_CODES_ROOTFS")
+    return Path(env) if env else Path.home() / ".cache" / "pbx-codes" / "asterisk-sid"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free now on ``host`` (UDP by default: SIP runs over UDP here)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_both(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP (AMI is TCP, but one number is easier to read in logs)."""
+    while True:
+        port = free_port(socket.SOCK_STREAM, host)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind((host, port))
+            return port
+        except OSError:
+            continue
+
+
+class BenchError(RuntimeError):
+    """The bench could not be provisioned, started or driven."""
+
+
+@dataclass(slots=True)
+class AsteriskBench:
+    """One Asterisk process in the provisioned root filesystem, listening on 127.0.0.1 only.
+
+    ``carrier_port`` is where the trunk endpoint sends its INVITEs: the sipp carrier must listen there.
+    """
+
+    rootfs: Path = field(default_factory=default_rootfs)
+    sip_port: int = 0
+    ami_port: int = 0
+    carrier_port: int = 0
+    agi_address: str = field(default_factory=lambda: os.environ.get("PBX_CODES_AGI", "127.0.0.1:4573"))
+    ami_user: str = "pbx-codes"
+    ami_secret: str = field(default_factory=lambda: os.environ.get("PBX_CODES_AMI_SECRET") or secrets.token_hex(12))
+    trunk_catalog: str = "bench-trunk"
+    boot_timeout: float = 30.0
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _lock: IO[str] | None = field(default=None, init=False, repr=False)
+
+    # --- provisioning -------------------------------------------------------------------------------------------
+
+    def provision(self) -> float:
+        """Build or reuse the cached root filesystem; returns the seconds it took."""
+        if os.geteuid() != 0:
+            raise BenchError("the Asterisk bench needs root (debootstrap and chroot)")
+        started = time.monotonic()
+        result = subprocess.run(
+            ["bash", str(PROVISION_SCRIPT), str(self.rootfs)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BenchError(f"provisioning failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return time.monotonic() - started
+
+    @property
+    def provisioned(self) -> bool:
+        return (self.rootfs / ".provisioned").is_file() and (self.rootfs / "usr/sbin/asterisk").is_file()
+
+    # --- configuration ------------------------------------------------------------------------------------------
+
+    @property
+    def etc(self) -> Path:
+        return self.rootfs / "etc" / "asterisk"
+
+    def render_config(self) -> dict[str, str]:
+        """The bench's configuration files by name: the shipped ones plus the bench's ports and endpoints."""
+        shipped = {name: (SHIPPED_CONFIG_DIR / name).read_text(encoding="utf-8") for name in SHIPPED_FILES}
+        manager_user = (SHIPPED_CONFIG_DIR / "manager_pbx_codes.conf").read_text(encoding="utf-8")
+        if "secret = CHANGE-ME" not in manager_user:
+            raise BenchError("asterisk/manager_pbx_codes.conf lost its 'secret = CHANGE-ME' placeholder")
+        manager_user = manager_user.replace("secret = CHANGE-ME", f"secret = {self.ami_secret}")
+        if self.ami_user != "pbx-codes":
+            manager_user = manager_user.replace("[pbx-codes]", f"[{self.ami_user}]")
+        files = {
+            "asterisk.conf": _ASTERISK_CONF,
+            "logger.conf": _LOGGER_CONF,
+            "modules.conf": (TEMPLATES_DIR / "modules.conf").read_text(encoding="utf-8"),
+            "manager.conf": _MANAGER_CONF.format(port=self.ami_port) + manager_user,
+            "pjsip.conf": _PJSIP_CONF.format(
+                sip_port=self.sip_port, carrier_port=self.carrier_port, catalog=self.trunk_catalog
+            ),
+            "extensions.conf": _EXTENSIONS_CONF.format(agi=self.agi_address),
+            "cdr_manager.conf": "[general]\nenabled = yes\n",
+            "rtp.conf": _RTP_CONF,
+            **shipped,
+        }
+        return files
+
+    def write_config(self) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        for name, text in self.render_config().items():
+            (self.etc / name).write_text(text, encoding="utf-8")
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Write the configuration, start Asterisk and wait until AMI reports FullyBooted."""
+        if self._process is not None:
+            return
+        if not self.provisioned:
+            raise BenchError(f"{self.rootfs} is not provisioned: run {PROVISION_SCRIPT}")
+        self._take_lock()
+        try:
+            self.sip_port = self.sip_port or free_port()
+            self.ami_port = self.ami_port or free_port_both()
+            self.carrier_port = self.carrier_port or free_port()
+            self.write_config()
+            self._clear_cdr_files()
+            log = open(self.rootfs / "var/log/asterisk/bench-console.log", "ab")  # noqa: SIM115
+            try:
+                self._process = subprocess.Popen(
+                    ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-f", "-n", "-U", "root", "-G", "root"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+            self._wait_fully_booted()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """End the Asterisk this object started (by its PID only) and release the lock."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> AsteriskBench:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _take_lock(self) -> None:
+        lock = open(self.rootfs / ".bench.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise BenchError(f"another Asterisk bench is running in {self.rootfs}") from None
+        self._lock = lock
+
+    def _clear_cdr_files(self) -> None:
+        """Each start begins with empty CDR files and log, so rows and log lines belong to this run."""
+        for rel in (CDR_JSON, CDR_CSV, CDR_SQLITE, "var/log/asterisk/full", "var/log/asterisk/bench-console.log"):
+            (self.rootfs / rel).unlink(missing_ok=True)
+
+    def _wait_fully_booted(self) -> None:
+        """Log in to AMI and wait for FullyBooted: AMI accepts a login ~0.4 s before Asterisk can take actions."""
+        deadline = time.monotonic() + self.boot_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise BenchError(f"asterisk exited with {self._process.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ami_port), timeout=2) as sock:
+                    sock.settimeout(max(0.5, deadline - time.monotonic()))
+                    login = (
+                        f"Action: Login\r\nUsername: {self.ami_user}\r\nSecret: {self.ami_secret}\r\n"
+                        "Events: system\r\n\r\n"
+                    )
+                    sock.sendall(login.encode())
+                    buf = b""
+                    while b"Event: FullyBooted" not in buf:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        buf += chunk
+                        if b"Authentication failed" in buf:
+                            raise BenchError("AMI login refused: manager.conf and the bench disagree")
+                    if b"Event: FullyBooted" in buf:
+                        sock.sendall(b"Action: Logoff\r\n\r\n")
+                        return
+            except OSError as exc:
+                last_error = exc
+            time.sleep(0.1)
+        raise BenchError(f"Asterisk did not boot within {self.boot_timeout} s ({last_error}); see {self.log_path}")
+
+    @property
+    def log_path(self) -> Path:
+        return self.rootfs / "var/log/asterisk/full"
+
+    def cli(self, command: str, timeout: float = 10) -> str:
+        """Run one CLI command on the running Asterisk (for diagnostics: ``pjsip show endpoints``)."""
+        result = subprocess.run(
+            ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return result.stdout + result.stderr
+
+    # --- CDR ------------------------------------------------------------------------------------------------------
+
+    def cdr_rows(self) -> list[dict[str, Any]]:
+        """Every record cdr_custom wrote as JSON, oldest first (one dict per line of pbx_codes.json)."""
+        path = self.rootfs / CDR_JSON
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+        return rows
+
+    def cdr_csv_rows(self) -> list[dict[str, str]]:
+        """The same records from the CSV file, keyed by the field names of cdr_custom.conf."""
+        path = self.rootfs / CDR_CSV
+        if not path.exists():
+            return []
+        names = _csv_field_names()
+        with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            return [dict(zip(names, row, strict=True)) for row in csv.reader(fh) if row]
+
+    def cdr_sqlite_rows(self) -> list[dict[str, Any]]:
+        """The same records from cdr_sqlite3_custom's database."""
+        path = self.rootfs / CDR_SQLITE
+        if not path.exists():
+            return []
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(row) for row in con.execute("SELECT * FROM cdr ORDER BY rowid")]
+        finally:
+            con.close()
+
+    def wait_cdr_rows(self, src: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The CDR records of the call whose caller id number is ``src``, once Asterisk has written them.
+
+        Asterisk posts a call's records together, a few ms after the A-leg's Hangup; wait until some exist and the
+        file has stopped growing for two polls.
+        """
+        deadline = time.monotonic() + timeout
+        path = self.rootfs / CDR_JSON
+        last_size = -1
+        while time.monotonic() < deadline:
+            size = path.stat().st_size if path.exists() else 0
+            rows = [row for row in self.cdr_rows() if row.get("src") == src]
+            if rows and size == last_size:
+                return rows
+            last_size = size
+            time.sleep(0.1)
+        return [row for row in self.cdr_rows() if row.get("src") == src]
+
+    # --- calls ----------------------------------------------------------------------------------------------------
+
+    def place_call(self, code: str | int, phrase: str = "", catalog: str | None = None) -> list[dict[str, Any]]:
+        """Place one real call through Asterisk to a sipp carrier answering ``code phrase``; return its CDR rows.
+
+        ``code`` is a final SIP status (e.g. 486), ``200`` for an answered call, or ``"cancel"`` for a call the
+        caller abandons while it rings.
+        """
+        from pbx_codes.bench.sipp import run_call  # local import: sipp.py imports this module's helpers
+
+        src = run_call(self, code=code, phrase=phrase, catalog=catalog)
+        return self.wait_cdr_rows(src)
+
+
+def _csv_field_names() -> list[str]:
+    """The field names of the [pbx_codes.csv] mapping, in order (the CSV file has no header row)."""
+    text = (SHIPPED_CONFIG_DIR / "cdr_custom.conf").read_text(encoding="utf-8")
+    section = text.split("[pbx_codes.csv]", 1)[1]
+    for line in section.splitlines():
+        if line.startswith("fields"):
+            return [part.strip().split("(")[0] for part in line.split("=", 1)[1].split(",")]
+    raise BenchError("cdr_custom.conf has no fields line for pbx_codes.csv")
+
+
+def place_call(code: str | int, phrase: str = "", catalog: str | None = None) -> list[dict[str, Any]]:
+    """Provision (or reuse) the bench, start Asterisk, place one call, stop: for ``pbx-codes bench call``."""
+    bench = AsteriskBench()
+    if not bench.provisioned:
+        bench.provision()
+    with bench:
+        return bench.place_call(code, phrase, catalog)
+
+
+_ASTERISK_CONF = """\
+; Generated by pbx_codes.bench: the defaults of the Debian package, run as root in a chroot.
+[options]
+verbose = 3
+debug = 0
+documentation_language = en_US
+hideconnect = yes
+"""
+
+_LOGGER_CONF = """\
+[general]
+dateformat = %F %T.%3q
+[logfiles]
+full => notice,warning,error,verbose
+"""
+
+_RTP_CONF = """\
+[general]
+rtpstart = 30000
+rtpend = 31000
+"""
+
+_MANAGER_CONF = """\
+; Generated by pbx_codes.bench: AMI on loopback, on a port chosen at start.
+[general]
+enabled = yes
+port = {port}
+bindaddr = 127.0.0.1
+displayconnects = no
+
+"""
+
+_PJSIP_CONF = """\
+; Generated by pbx_codes.bench: one UDP transport on loopback, the sipp caller and the sipp carrier.
+[global]
+type = global
+user_agent = pbx-codes-bench
+
+[bench-udp]
+type = transport
+protocol = udp
+bind = 127.0.0.1:{sip_port}
+
+; The caller: any request from 127.0.0.1 that is not in a dialog. Its From user becomes the CDR's src, which is
+; how the bench finds the records of each call.
+[caller]
+type = endpoint
+transport = bench-udp
+context = bench-from-caller
+disallow = all
+allow = ulaw
+direct_media = no
+rtp_symmetric = yes
+
+[caller]
+type = identify
+endpoint = caller
+match = 127.0.0.1
+
+; The carrier: sipp playing a trunk that fails the call with the scenario's code and phrase.
+[trunk]
+type = endpoint
+transport = bench-udp
+context = bench-from-trunk
+disallow = all
+allow = ulaw
+direct_media = no
+aors = trunk
+set_var = PBX_CODES_CATALOG={catalog}
+
+[trunk]
+type = aor
+contact = sip:127.0.0.1:{carrier_port}
+"""
+
+_EXTENSIONS_CONF = """\
+; Generated by pbx_codes.bench: the shipped dialplan, reached from the sipp caller.
+[general]
+static = yes
+writeprotect = yes
+
+[globals]
+PBX_CODES_AGI = agi://{agi}
+
+#include extensions_pbx_codes.conf
+
+; The caller may name a catalog in an X-PBX-Codes-Catalog header; without it the trunk's set_var is used.
+[bench-from-caller]
+exten => _[+0-9].,1,Set(PBX_CODES_CATALOG=${{PJSIP_HEADER(read,X-PBX-Codes-Catalog)}})
+ same => n,Set(PBX_CODES_TRUNK=trunk)
+ same => n,Set(PBX_CODES_DIAL_TIMEOUT=20)
+ same => n,Goto(pbx-codes-outbound,${{EXTEN}},1)
+
+[bench-from-trunk]
+exten => _X.,1,Hangup(21)
+"""

@@ -1,0 +1,219 @@
+"""sipp as both ends of a bench call: the caller (UAC) dialling into Asterisk, the carrier (UAS) failing it.
+
+sipp checks a scenario's status codes when it loads the file, so the carrier scenario is rendered once per
+(code, phrase). The phrase goes into the status line byte for byte (quotes, non-ASCII), which is the point: the
+bench proves such a phrase reaches the dialplan intact. Every sipp run has a global timeout, and the Python side
+waits with its own, so a lost message never hangs a test.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pbx_codes.bench.asterisk import BenchError, free_port
+
+if TYPE_CHECKING:
+    from pbx_codes.bench.asterisk import AsteriskBench
+
+SIPP = "sipp"
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+CALL_TIMEOUT_S = 30
+CANCEL = "cancel"
+ANSWERED = "200"
+
+#: Phrases used when a caller asks for a code without one (RFC 3261 and RFC 3398 wording).
+DEFAULT_PHRASES = {
+    "200": "OK",
+    "403": "Forbidden",
+    "404": "Not Found",
+    "408": "Request Timeout",
+    "480": "Temporarily Unavailable",
+    "484": "Address Incomplete",
+    "486": "Busy Here",
+    "487": "Request Terminated",
+    "488": "Not Acceptable Here",
+    "500": "Server Internal Error",
+    "502": "Bad Gateway",
+    "503": "Service Unavailable",
+    "600": "Busy Everywhere",
+    "603": "Decline",
+}
+
+_CATALOG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_CODE_RE = re.compile(r"^[2-6][0-9][0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    """What one bench call does: the carrier's answer and what the caller dials."""
+
+    kind: str  # "fail" | "answer" | "cancel"
+    code: str
+    phrase: str
+    exten: str
+    catalog: str | None
+
+
+def plan_call(code: str | int, phrase: str = "", catalog: str | None = None) -> CallPlan:
+    """Validate the request and decide the scenarios: refuse what sipp or SIP could not carry."""
+    code_text = str(code).strip().lower()
+    if catalog is not None and not _CATALOG_RE.fullmatch(catalog):
+        raise ValueError(f"catalog name {catalog!r}: letters, digits, '_', '.', '-' only")
+    if code_text == CANCEL:
+        return CallPlan("cancel", "487", "Request Terminated", "100", catalog)
+    if not _CODE_RE.fullmatch(code_text) or (code_text[0] == "2" and code_text != ANSWERED):
+        raise ValueError(f"code {code!r}: a final SIP status 300-699, 200 (answer) or 'cancel'")
+    phrase = phrase or DEFAULT_PHRASES.get(code_text, "Bench Failure")
+    check_phrase(phrase)
+    if code_text == ANSWERED:
+        return CallPlan("answer", code_text, phrase, "200", catalog)
+    return CallPlan("fail", code_text, phrase, code_text, catalog)
+
+
+def check_phrase(phrase: str) -> None:
+    """A reason phrase must fit one status line: no control characters; no brackets (sipp keywords)."""
+    if len(phrase) > 200:
+        raise ValueError("phrase longer than 200 characters")
+    for ch in phrase:
+        if unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029":
+            raise ValueError(f"phrase contains a control character {ch!r}")
+        if ch in "[]":
+            raise ValueError("phrase contains '[' or ']', which sipp reads as a keyword")
+
+
+def _template(name: str) -> str:
+    return (SCENARIOS_DIR / name).read_text(encoding="utf-8")
+
+
+def render_uas(plan: CallPlan) -> str:
+    """The carrier scenario for one plan (phrase inside CDATA, so XML escaping does not apply)."""
+    name = {"fail": "uas_fail.xml", "answer": "uas_answer.xml", "cancel": "uas_ring.xml"}[plan.kind]
+    return _template(name).replace("@@CODE@@", plan.code).replace("@@PHRASE@@", plan.phrase)
+
+
+def render_uac(plan: CallPlan, src: str, hold_ms: int = 500) -> str:
+    """The caller scenario: ``src`` becomes the From user, hence the CDR's src, which identifies the call."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", src):
+        raise ValueError(f"caller id {src!r}")
+    extra = f"X-PBX-Codes-Catalog: {plan.catalog}\n" if plan.catalog else ""
+    if plan.kind == "cancel":
+        text = _template("uac_cancel.xml")
+    else:
+        # Any final failure Asterisk sends upstream ends the call through the "failed" branch (sipp has no
+        # wildcard for response codes, and Asterisk maps carrier codes: 409 arrives as 603, 503 as 503...).
+        recvs = "\n".join(
+            f'  <recv response="{c}" optional="true" next="failed"/>' for c in range(300, 700)
+        )
+        text = _template("uac_call.xml").replace("@@FAILURE_RECVS@@", recvs)
+    return (
+        text.replace("@@SRC@@", src)
+        .replace("@@EXTRA_HEADERS@@", extra)
+        .replace("@@HOLD_MS@@", str(hold_ms))
+    )
+
+
+def _sipp_binary() -> str:
+    path = shutil.which(SIPP)
+    if path is None:
+        raise BenchError("sipp is not installed (Debian package: sip-tester)")
+    return path
+
+
+def _wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Wait until sipp holds the UDP port: binding it ourselves fails once sipp has it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise BenchError(f"sipp carrier exited early with {process.returncode}: {err[-2000:]}")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise BenchError(f"sipp carrier did not bind 127.0.0.1:{port}")
+
+
+def _port_avoiding(busy: set[int]) -> int:
+    """A free UDP port that is none of the bench's own (the carrier port is free between calls)."""
+    while (port := free_port()) in busy or port + 2 in busy:
+        continue
+    busy.add(port)
+    return port
+
+
+def _sipp_args(scenario: Path, local_port: int, busy: set[int]) -> list[str]:
+    return [
+        _sipp_binary(),
+        "-sf", str(scenario),
+        "-i", "127.0.0.1",
+        "-p", str(local_port),
+        "-mp", str(_port_avoiding(busy)),
+        "-m", "1",
+        "-nostdin",
+        "-timeout", f"{CALL_TIMEOUT_S}s",
+        "-timeout_error",
+        "-trace_err",
+        "-trace_msg",
+    ]
+
+
+def _end(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for a sipp we started; end it (by its PID) if it overstays."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            return process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=3)
+
+
+def run_call(bench: AsteriskBench, code: str | int, phrase: str = "", catalog: str | None = None,
+             hold_ms: int = 500) -> str:
+    """Place one call through ``bench``: start the carrier, run the caller, wait for both. Returns the caller id
+    (the CDR's src) that identifies the call's records."""
+    if not bench.running:
+        raise BenchError("the Asterisk bench is not running")
+    plan = plan_call(code, phrase, catalog)
+    src = "bench" + secrets.token_hex(6)
+    with tempfile.TemporaryDirectory(prefix="pbx-codes-sipp-") as tmp:
+        work = Path(tmp)
+        uas_file = work / "carrier.xml"
+        uac_file = work / "caller.xml"
+        uas_file.write_text(render_uas(plan), encoding="utf-8")
+        uac_file.write_text(render_uac(plan, src, hold_ms), encoding="utf-8")
+        busy = {bench.carrier_port, bench.sip_port}
+        carrier = subprocess.Popen(
+            _sipp_args(uas_file, bench.carrier_port, busy),
+            cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_bound(bench.carrier_port, carrier)
+            caller = subprocess.Popen(
+                [*_sipp_args(uac_file, _port_avoiding(busy), busy), "-s", plan.exten, f"127.0.0.1:{bench.sip_port}"],
+                cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            caller_rc = _end(caller, CALL_TIMEOUT_S + 5)
+            carrier_rc = _end(carrier, 10)
+        finally:
+            if carrier.poll() is None:
+                _end(carrier, 0.1)
+        if caller_rc != 0 or carrier_rc != 0:
+            logs = "\n".join(
+                f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(work.glob("*.log"))
+            )
+            raise BenchError(f"sipp failed (caller {caller_rc}, carrier {carrier_rc}) for {plan}:\n{logs}")
+    return src
