@@ -1,6 +1,10 @@
-"""Starting the sinks for `serve`: the store, metrics, alerts and the console, each only when configured."""
+"""Starting the sinks for `serve`: the store, metrics, alerts and the console, each only when configured.
+
+Sinks start before the listeners so that the first annotation already has somewhere to go.
+"""
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import TYPE_CHECKING
 
@@ -10,6 +14,29 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbx_codes.serve")
 
 
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 async def start_sinks(app: "App", store_url: str | None, console: str | None) -> None:
-    """Store, metrics, alerts and console; wired as each part lands."""
-    return None
+    """Store, metrics and alerts when their parts are installed and configured, then the console."""
+    cfg = app.config
+    if _available("pbx_codes.store") and (store_url or cfg.store):
+        from pbx_codes.store import start_store
+        app.store = await start_store(dict(cfg.store or {}), app.bus, url=store_url)
+        app.closers.append(app.store.close)
+    if _available("pbx_codes.sinks.metrics"):
+        from pbx_codes.sinks.metrics import start_metrics
+        app.metrics = start_metrics(app.bus)
+        app.jobs.append(app.metrics.run())
+    if _available("pbx_codes.sinks.alerts") and cfg.alerts:
+        from pbx_codes.sinks.alerts import start_alerts
+        app.alerts = start_alerts(list(cfg.alerts), app.bus)
+        app.jobs.append(app.alerts.run())
+    if cfg.console is not None or console is not None or app.store is not None:
+        from pbx_codes.console.server import start_console
+        from pbx_codes.console.settings import parse_console_settings
+
+        settings = parse_console_settings(cfg.console, language=cfg.language, listen=console)
+        runner, _ = await start_console(settings, app.bus, app.store, app.metrics, app.alerts)
+        app.closers.append(runner.cleanup)

@@ -55,3 +55,25 @@ async def test_a_part_that_dies_stops_serve_with_its_error(catalogs, unused_tcp_
             await asyncio.wait_for(serve(config, Resolver(catalogs)), 5)
     finally:
         blocker.close()
+
+
+@pytest.mark.asyncio
+async def test_serve_runs_the_console_when_asked(catalogs, unused_tcp_port: int) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(parse_config({}), Resolver(catalogs), console=f"127.0.0.1:{unused_tcp_port}",
+                                     stop=stop))
+    try:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = (await asyncio.wait_for(reader.read(), 5)).decode()
+        writer.close()
+        assert answer.startswith("HTTP/1.1 200")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
