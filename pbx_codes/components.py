@@ -22,17 +22,16 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
     """Store, metrics and alerts when their parts are installed and configured, then the console."""
     cfg = app.config
     if _available("pbx_codes.store") and (store_url or cfg.store):
-        from pbx_codes.store import start_store
-        app.store = await start_store(dict(cfg.store or {}), app.bus, url=store_url)
+        from pbx_codes.store import run_store
+        app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
         app.closers.append(app.store.close)
-    if _available("pbx_codes.sinks.metrics"):
-        from pbx_codes.sinks.metrics import start_metrics
-        app.metrics = start_metrics(app.bus)
-        app.jobs.append(app.metrics.run())
-    if _available("pbx_codes.sinks.alerts") and cfg.alerts:
-        from pbx_codes.sinks.alerts import start_alerts
-        app.alerts = start_alerts(list(cfg.alerts), app.bus)
-        app.jobs.append(app.alerts.run())
+    from pbx_codes.sinks.metrics import run_metrics
+    app.metrics = await run_metrics(app.bus)
+    app.closers.append(app.metrics.close)
+    if cfg.alerts:
+        from pbx_codes.sinks.alerts import run_alerts
+        app.alerts = await run_alerts(list(cfg.alerts), app.bus)
+        app.closers.append(app.alerts.close)
     if cfg.console is not None or console is not None or app.store is not None:
         from pbx_codes.console.server import start_console
         from pbx_codes.console.settings import parse_console_settings

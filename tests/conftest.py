@@ -8,7 +8,7 @@ import pytest
 from pbx_codes.catalog import CatalogSet, load_catalogs
 from pbx_codes.resolve import Resolver
 
-pytest_plugins = ["tests.conftest_asterisk"]
+pytest_plugins = ["tests.conftest_asterisk", "tests.conftest_postgres"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

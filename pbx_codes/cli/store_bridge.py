@@ -1,0 +1,34 @@
+"""Recording annotations from a one-shot command (`replay --store`) the way the live listeners do: via the bus."""
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+from pbx_codes.cli.common import CliError
+from pbx_codes.model import Annotation
+from pbx_codes.sinks.bus import AnnotationBus
+
+
+async def _record(url: str, annotations: Sequence[Annotation]) -> int:
+    from pbx_codes.store import run_store
+
+    bus = AnnotationBus()
+    store = await run_store({}, bus, url=url)
+    try:
+        for i, ann in enumerate(annotations, 1):
+            bus.publish(ann)
+            if i % 1000 == 0:  # let the writer drain, so its bounded queue never drops a replayed hangup
+                await asyncio.sleep(0)
+                await store.flush()
+        await store.flush()
+    finally:
+        await store.close()
+    return len(annotations)
+
+
+def record_annotations(url: str, annotations: Sequence[Annotation]) -> int:
+    """Write `annotations` into the store at `url`; returns how many were handed over."""
+    try:
+        return asyncio.run(_record(url, annotations))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"store {url}: {exc}") from None

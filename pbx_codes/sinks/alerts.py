@@ -1,0 +1,363 @@
+"""Cause-rate alerts: rules from the `[[alerts]]` tables, evaluated on sliding windows as annotations arrive.
+
+Two kinds of rule:
+
+    {trunk = "lifecell", category = "capacity", above = 0.2, window = 300, min_calls = 5}
+        fires when more than 20 % of the trunk's hangups in the last 300 s were `capacity`, out of at least 5;
+    {trunk = "*", category = "billing", count_at_least = 1, window = 60}
+        fires, per trunk, as soon as one `billing` hangup is in the last minute.
+
+`trunk = "*"` watches every trunk separately; `category = "*"` counts every failure (not ok, not pending). No alert
+storm: a fired alert clears only once the value is below a lower threshold (`clear_below`, default 0.8 x the firing
+one) and it has been fired for `hold` seconds, so a rate hovering at the threshold fires once. Windows advance on the
+engine's clock (arrival time), and a timer re-evaluates them, so an alert also clears when the traffic stops.
+Events go to registered callbacks (the console), to the log, and to a webhook when one is configured.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+import urllib.request
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from pbx_codes.model import Annotation, Category
+from pbx_codes.sinks.bus import AnnotationBus, Subscription
+
+log = logging.getLogger("pbx_codes.alerts")
+
+SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
+ANY = "*"
+_CATEGORIES = frozenset(c.value for c in Category)
+_KEYS = frozenset({"name", "trunk", "category", "catalog", "pbx", "above", "count_at_least", "window", "min_calls",
+                   "clear_below", "hold", "webhook"})
+
+
+class AlertConfigError(ValueError):
+    """An `[[alerts]]` table that does not describe a rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One `[[alerts]]` table, checked. Exactly one of `above` (a share, 0..1) and `count_at_least` is set."""
+
+    name: str
+    trunk: str = ANY
+    category: str = ANY
+    catalog: str = ANY
+    pbx: str = ANY
+    above: float | None = None
+    count_at_least: int | None = None
+    window: float = 300.0
+    min_calls: int = 1
+    clear_below: float | None = None
+    hold: float = 60.0
+    webhook: str | None = None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.above if self.above is not None else self.count_at_least or 0)
+
+    @property
+    def clear_threshold(self) -> float:
+        return self.clear_below if self.clear_below is not None else 0.8 * self.threshold
+
+    def scope(self, annotation: Annotation) -> str | None:
+        """The trunk this annotation counts for under this rule, or None when the rule does not watch it."""
+        obs = annotation.observation
+        if self.pbx != ANY and obs.pbx != self.pbx:
+            return None
+        if self.catalog != ANY and annotation.catalog != self.catalog:
+            return None
+        trunk = obs.trunk or ""
+        if self.trunk != ANY and trunk != self.trunk:
+            return None
+        return trunk
+
+    def hit(self, annotation: Annotation) -> bool:
+        category = annotation.category.value
+        return category not in SUCCESS_CATEGORIES if self.category == ANY else category == self.category
+
+
+def _number(where: str, key: str, value: Any, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise AlertConfigError(f"{where}: {key} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    return value
+
+
+def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
+    """One table into a rule; every mistake is named with the table's position."""
+    where = f"[[alerts]] #{index + 1}"
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise AlertConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    for key in ("name", "trunk", "category", "catalog", "pbx", "webhook"):
+        if key in raw and not isinstance(raw[key], str):
+            raise AlertConfigError(f"{where}: {key} must be a string")
+    category = raw.get("category", ANY)
+    if category != ANY and category not in _CATEGORIES:
+        raise AlertConfigError(f"{where}: category {category!r} is not one of {sorted(_CATEGORIES)} or '*'")
+    if ("above" in raw) == ("count_at_least" in raw):
+        raise AlertConfigError(f"{where}: give exactly one of above (a share) and count_at_least")
+    above = count = None
+    if "above" in raw:
+        above = float(_number(where, "above", raw["above"]))
+        if not 0 <= above < 1:
+            raise AlertConfigError(f"{where}: above is a share of calls, 0 <= above < 1, got {above}")
+    else:
+        count = int(_number(where, "count_at_least", raw["count_at_least"], integer=True))
+        if count < 1:
+            raise AlertConfigError(f"{where}: count_at_least must be at least 1")
+    window = float(_number(where, "window", raw.get("window", 300)))
+    hold = float(_number(where, "hold", raw.get("hold", 60)))
+    min_calls = int(_number(where, "min_calls", raw.get("min_calls", 1), integer=True))
+    if window <= 0 or hold < 0 or min_calls < 1:
+        raise AlertConfigError(f"{where}: window must be > 0, hold >= 0 and min_calls >= 1")
+    clear_below = raw.get("clear_below")
+    threshold = above if above is not None else float(count or 0)
+    if clear_below is not None:
+        clear_below = float(_number(where, "clear_below", clear_below))
+        if clear_below > threshold:
+            raise AlertConfigError(f"{where}: clear_below must not exceed the firing threshold {threshold}")
+    webhook = raw.get("webhook")
+    if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
+        raise AlertConfigError(f"{where}: webhook must be an http:// or https:// URL")
+    trunk = raw.get("trunk", ANY)
+    name = raw.get("name") or f"{category if category != ANY else 'failures'} on {trunk if trunk != ANY else 'any trunk'}"
+    return AlertRule(name=name, trunk=trunk, category=category, catalog=raw.get("catalog", ANY),
+                     pbx=raw.get("pbx", ANY), above=above, count_at_least=count, window=window, min_calls=min_calls,
+                     clear_below=clear_below, hold=hold, webhook=webhook)
+
+
+def parse_rules(tables: Iterable[Mapping[str, Any]]) -> tuple[AlertRule, ...]:
+    return tuple(parse_rule(raw, i) for i, raw in enumerate(tables))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert fired or cleared: what the console shows, the log says and the webhook receives."""
+
+    state: str  # fired | cleared
+    name: str
+    trunk: str
+    category: str
+    kind: str  # share | count
+    value: float
+    threshold: float
+    calls: int
+    hits: int
+    window: float
+    time: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Window:
+    """One rule's sliding window over one trunk, with running totals so each arrival costs O(1)."""
+
+    events: deque[tuple[float, bool]] = field(default_factory=deque)
+    calls: int = 0
+    hits: int = 0
+    active: bool = False
+    since: float = 0.0
+
+    def push(self, now: float, hit: bool) -> None:
+        self.events.append((now, hit))
+        self.calls += 1
+        self.hits += hit
+
+    def evict(self, now: float, window: float) -> None:
+        events = self.events
+        while events and events[0][0] <= now - window:
+            _, hit = events.popleft()
+            self.calls -= 1
+            self.hits -= hit
+
+
+Callback = Callable[[AlertEvent], Any]
+
+
+def post_json(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> int:
+    """POST one JSON object; returns the HTTP status. Blocking: run it in a thread."""
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json; charset=utf-8",
+                                              "User-Agent": "pbx-codes-alerts"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked at parse time
+        return int(response.status)
+
+
+class AlertEngine:
+    """Evaluates the rules; `add_listener` registers a callback (sync or async) for every fired/cleared event."""
+
+    def __init__(self, rules: Sequence[AlertRule], *, webhook: str | None = None,
+                 clock: Callable[[], float] = time.time, tick: float = 5.0, webhook_timeout: float = 5.0) -> None:
+        if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
+            raise AlertConfigError("alerts webhook must be an http:// or https:// URL")
+        self.rules = tuple(rules)
+        self.webhook = webhook
+        self.clock = clock
+        self.tick = tick
+        self.webhook_timeout = webhook_timeout
+        self.listeners: list[Callback] = []
+        self.history: deque[AlertEvent] = deque(maxlen=200)
+        self.webhook_failures = 0
+        self._windows: dict[tuple[int, str], _Window] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._webhook_order = asyncio.Lock()  # FIFO: a receiver never sees `cleared` before its `fired`
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._bus: AnnotationBus | None = None
+        self._sub: Subscription | None = None
+
+    def add_listener(self, callback: Callback) -> None:
+        self.listeners.append(callback)
+
+    def active(self) -> list[tuple[AlertRule, str]]:
+        """(rule, trunk) of every alert currently fired."""
+        return [(self.rules[i], trunk) for (i, trunk), w in self._windows.items() if w.active]
+
+    def observe(self, annotation: Annotation, now: float | None = None) -> list[AlertEvent]:
+        """Count one annotation in every rule that watches its trunk, and fire or clear what changed."""
+        now = self.clock() if now is None else now
+        events = []
+        for index, rule in enumerate(self.rules):
+            trunk = rule.scope(annotation)
+            if trunk is None:
+                continue
+            window = self._windows.setdefault((index, trunk), _Window())
+            window.push(now, rule.hit(annotation))
+            event = self._evaluate(rule, trunk, window, now)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def evaluate(self, now: float | None = None) -> list[AlertEvent]:
+        """The timer's pass: advance every window to `now` (so alerts clear when traffic stops) and drop idle ones."""
+        now = self.clock() if now is None else now
+        events = []
+        for key, window in list(self._windows.items()):
+            rule = self.rules[key[0]]
+            event = self._evaluate(rule, key[1], window, now)
+            if event is not None:
+                events.append(event)
+            if not window.events and not window.active:
+                del self._windows[key]
+        return events
+
+    def _evaluate(self, rule: AlertRule, trunk: str, window: _Window, now: float) -> AlertEvent | None:
+        window.evict(now, rule.window)
+        share = rule.above is not None
+        value = (window.hits / window.calls if window.calls else 0.0) if share else float(window.hits)
+        if not window.active:
+            enough = window.calls >= rule.min_calls
+            firing = value > rule.threshold if share else value >= rule.threshold
+            if enough and firing:
+                window.active, window.since = True, now
+                return self._emit(self._event("fired", rule, trunk, window, value, now), rule)
+            return None
+        if now - window.since < rule.hold:
+            return None
+        calm = value < rule.clear_threshold or (share and window.calls < rule.min_calls)
+        if calm:
+            window.active = False
+            return self._emit(self._event("cleared", rule, trunk, window, value, now), rule)
+        return None
+
+    @staticmethod
+    def _event(state: str, rule: AlertRule, trunk: str, window: _Window, value: float, now: float) -> AlertEvent:
+        category = rule.category if rule.category != ANY else "failures"
+        if rule.above is not None:
+            measure = f"{value:.0%} of {window.calls} calls were {category}"
+            limit = f"fires above {rule.threshold:.0%}, clears below {rule.clear_threshold:.0%}"
+        else:
+            measure = f"{window.hits} {category} hangups"
+            limit = f"fires at {rule.threshold:g}, clears below {rule.clear_threshold:g}"
+        message = f"{rule.name} {state}: {measure} on {trunk or '-'} over {rule.window:g} s ({limit})"
+        return AlertEvent(state=state, name=rule.name, trunk=trunk, category=rule.category,
+                          kind="share" if rule.above is not None else "count", value=value,
+                          threshold=rule.threshold, calls=window.calls, hits=window.hits, window=rule.window,
+                          time=now, message=message)
+
+    def _emit(self, event: AlertEvent, rule: AlertRule) -> AlertEvent:
+        self.history.append(event)
+        (log.warning if event.state == "fired" else log.info)("alert %s", event.message)
+        for callback in list(self.listeners):
+            try:
+                result = callback(event)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception:
+                log.exception("alert callback %r failed", callback)
+        for url in dict.fromkeys(u for u in (self.webhook, rule.webhook) if u):
+            self._spawn(self._post(url, event))
+        return event
+
+    def _spawn(self, awaitable: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(awaitable)
+        except RuntimeError:  # no loop (a synchronous caller): nothing can run the coroutine
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            log.warning("alert notification skipped: no running event loop")
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _post(self, url: str, event: AlertEvent) -> None:
+        try:
+            async with self._webhook_order:
+                await asyncio.to_thread(post_json, url, event.to_dict(), self.webhook_timeout)
+        except Exception as exc:  # a webhook that is down must not stop the alerts
+            self.webhook_failures += 1
+            log.warning("alert webhook %s failed: %s", urlsplit(url)._replace(query="").geturl(), exc)
+
+    async def notified(self) -> None:
+        """Wait until every callback and webhook started so far has finished."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def start(self, bus: AnnotationBus) -> None:
+        """Consume the bus and run the timer."""
+        if self._tasks:
+            return
+        self._bus, self._sub = bus, bus.subscribe("alerts")
+        self._tasks = [asyncio.create_task(self._consume(self._sub), name="pbx-codes-alerts"),
+                       asyncio.create_task(self._timer(), name="pbx-codes-alerts-timer")]
+
+    async def _consume(self, sub: Subscription) -> None:
+        while True:
+            self.observe(await sub.queue.get())
+
+    async def _timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            self.evaluate()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._bus is not None and self._sub is not None:
+            self._bus.unsubscribe(self._sub)
+        await self.notified()
+
+
+async def run_alerts(tables: Iterable[Mapping[str, Any]], bus: AnnotationBus, *, webhook: str | None = None,
+                     tick: float = 5.0) -> AlertEngine:
+    """What `serve` calls with `config.alerts`: parse the rules and start evaluating. Close with `await close()`."""
+    engine = AlertEngine(parse_rules(tables), webhook=webhook, tick=tick)
+    engine.start(bus)
+    return engine
+
+
+__all__ = ["AlertConfigError", "AlertEngine", "AlertEvent", "AlertRule", "parse_rule", "parse_rules", "post_json",
+           "run_alerts"]

@@ -1,0 +1,157 @@
+"""Prometheus metrics for the program: hangups by reason, unknown codes, listener state, annotation latency.
+
+Each program builds its own `CollectorRegistry` (no process-wide default), so tests and several programs in one
+process never see each other's counters. Label values come from the network (trunk names, codes): they are cut to
+a sane length and, past a bound on distinct label sets, folded into `other`, so a carrier that invents a code per
+call cannot grow the exposition without end.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from pbx_codes.model import Annotation
+from pbx_codes.sinks.bus import AnnotationBus, Subscription
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_LABEL_LENGTH = 64
+MAX_SERIES = 5000
+OTHER = "other"
+
+
+def _label(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text[:MAX_LABEL_LENGTH]
+
+
+@dataclass(slots=True, eq=False)  # identity hash: the registry keys collectors by object
+class _BusCollector:
+    """Reads the bus at scrape time: annotations published, and per subscriber the queue depth and the drops."""
+
+    bus: AnnotationBus
+
+    def collect(self) -> Iterable[Any]:
+        published = CounterMetricFamily("pbx_codes_bus_published", "Annotations published on the bus")
+        published.add_metric([], self.bus.published)
+        dropped = CounterMetricFamily("pbx_codes_bus_dropped", "Annotations a slow sink lost", labels=["sink"])
+        depth = GaugeMetricFamily("pbx_codes_bus_queue_depth", "Annotations waiting for a sink", labels=["sink"])
+        for sub in list(self.bus.subscriptions):
+            dropped.add_metric([sub.name], sub.dropped)
+            depth.add_metric([sub.name], sub.queue.qsize())
+        yield from (published, dropped, depth)
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+
+@dataclass(slots=True)
+class Metrics:
+    """The program's metrics and the task that counts annotations from a bus subscription."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    max_series: int = MAX_SERIES
+    hangups: Counter = field(init=False)
+    unknown_codes: Counter = field(init=False)
+    connected: Gauge = field(init=False)
+    reconnects: Counter = field(init=False)
+    latency: Histogram = field(init=False)
+    _series: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+    _bus: AnnotationBus | None = None
+    _sub: Subscription | None = None
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.hangups = Counter("pbx_codes_hangups", "Annotated hangups by reason",
+                               ["pbx", "trunk", "catalog", "category", "code"], registry=r)
+        self.unknown_codes = Counter("pbx_codes_unknown_codes", "Hangups whose code no catalog knew exactly",
+                                     ["pbx", "trunk", "catalog", "code"], registry=r)
+        self.connected = Gauge("pbx_codes_listener_connected", "1 while the listener's PBX connection is up",
+                               ["pbx"], registry=r)
+        self.reconnects = Counter("pbx_codes_listener_reconnects", "Times a listener connected again after a loss",
+                                  ["pbx"], registry=r)
+        self.latency = Histogram("pbx_codes_annotation_latency_seconds",
+                                 "From the PBX's hangup time to the annotation reaching the sinks",
+                                 ["pbx"], buckets=LATENCY_BUCKETS, registry=r)
+
+    def _bounded(self, metric: str, labels: tuple[str, ...], code_index: int) -> tuple[str, ...]:
+        """The labels as given while the metric's series count is under the bound; past it a new code is `other`."""
+        series = self._series.setdefault(metric, set())
+        if labels in series:
+            return labels
+        if len(series) < self.max_series:
+            series.add(labels)
+            return labels
+        folded = labels[:code_index] + (OTHER,) + labels[code_index + 1:]
+        series.add(folded)
+        return folded
+
+    def observe(self, annotation: Annotation, now: float | None = None) -> None:
+        """Count one annotation (the consumer task calls this for every annotation on the bus)."""
+        obs = annotation.observation
+        pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(annotation.catalog)
+        code = _label(annotation.code)
+        self.hangups.labels(*self._bounded("hangups", (pbx, trunk, catalog, annotation.category.value, code), 4)).inc()
+        if annotation.match_kind in ("class", "none"):
+            self.unknown_codes.labels(*self._bounded("unknown", (pbx, trunk, catalog, code), 3)).inc()
+        if obs.timestamp is not None:
+            now = time.time() if now is None else now
+            self.latency.labels(pbx).observe(max(0.0, now - obs.timestamp))
+
+    def listener_state(self, pbx: str, connected: bool) -> None:
+        """For the listeners: their connection went up or down."""
+        self.connected.labels(_label(pbx)).set(1 if connected else 0)
+
+    def listener_reconnected(self, pbx: str) -> None:
+        self.reconnects.labels(_label(pbx)).inc()
+
+    def watch_bus(self, bus: AnnotationBus) -> None:
+        """Expose the bus's own counters (published, per-sink drops and queue depth) at scrape time."""
+        self.registry.register(_BusCollector(bus))  # type: ignore[arg-type]
+
+    def render(self) -> bytes:
+        """The text exposition for /metrics."""
+        return generate_latest(self.registry)
+
+    def start(self, bus: AnnotationBus) -> None:
+        """Subscribe to the bus and count every annotation from now on."""
+        if self._task is None:
+            self._bus, self._sub = bus, bus.subscribe("metrics")
+            self._task = asyncio.create_task(self._consume(self._sub), name="pbx-codes-metrics")
+
+    async def _consume(self, sub: Subscription) -> None:
+        while True:
+            self.observe(await sub.queue.get())
+            while not sub.queue.empty():
+                self.observe(sub.queue.get_nowait())
+
+    def catch_up(self) -> None:
+        """Count what is already queued (tests, and a last scrape before exit)."""
+        if self._sub is not None:
+            while not self._sub.queue.empty():
+                self.observe(self._sub.queue.get_nowait())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._bus is not None and self._sub is not None:
+            self._bus.unsubscribe(self._sub)
+
+
+async def run_metrics(bus: AnnotationBus) -> Metrics:
+    """What `serve` calls: a registry of this program's metrics, counting the bus. Close with `await close()`."""
+    metrics = Metrics()
+    metrics.watch_bus(bus)
+    metrics.start(bus)
+    return metrics
+
+
+__all__ = ["CONTENT_TYPE", "Metrics", "run_metrics"]

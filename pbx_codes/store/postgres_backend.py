@@ -1,0 +1,156 @@
+"""PostgreSQL, for several PBXs writing to one place: psycopg 3's async connections, one for writes, one for reads.
+
+Two connections so a console query never waits behind a batch. A connection that breaks (server restarted, network
+gone) is dropped and opened again on the next call; the writer above decides when to call again.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Sequence
+
+from pbx_codes.store.schema import (INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, pending_migrations,
+                                    row_values)
+
+_INSERT = f"INSERT INTO hangups ({INSERT_COLUMNS}) VALUES ({', '.join('%s' for _ in COLUMNS)}) " \
+          "ON CONFLICT (rid) DO NOTHING"
+_MIGRATION_LOCK = 0x7062785F636F6465  # any constant: serializes migrators of several programs sharing the database
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise RuntimeError('the PostgreSQL store needs psycopg 3: pip install "psycopg[binary]"') from exc
+    return psycopg
+
+
+class PostgresBackend:
+    """A `postgresql://` URL; connections are opened lazily and reopened after a failure."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._psycopg = _psycopg()
+        self._writer: Any = None
+        self._reader: Any = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._migrated = False
+
+    def describe(self) -> str:
+        """The URL without its password, for logs."""
+        head, at, tail = self.url.rpartition("@")
+        if not at:
+            return self.url
+        scheme, _, userinfo = head.partition("://")
+        return f"{scheme}://{userinfo.partition(':')[0]}@{tail}"
+
+    async def _connect(self) -> Any:
+        return await self._psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                           connect_timeout=max(1, int(self.connect_timeout)))
+
+    async def _migrate(self, conn: Any) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(SCHEMA_VERSION_TABLE.format(real=POSTGRES.real))
+            cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            current = (await cur.fetchone())[0]
+            for migration in pending_migrations(int(current)):
+                for statement in migration.render(POSTGRES):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
+                                   (migration.version, migration.description, time.time()))
+        self._migrated = True
+
+    @staticmethod
+    def _usable(conn: Any) -> bool:
+        return conn is not None and not conn.closed and not conn.broken
+
+    async def _writer_conn(self) -> Any:
+        if not self._usable(self._writer):
+            await self._discard("_writer")
+            conn = await self._connect()
+            try:
+                if not self._migrated:
+                    await self._migrate(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            self._writer = conn
+        return self._writer
+
+    async def _reader_conn(self) -> Any:
+        if not self._usable(self._reader):
+            await self._discard("_reader")
+            if not self._migrated:
+                async with self._write_lock:
+                    await self._writer_conn()
+            self._reader = await self._connect()
+        return self._reader
+
+    async def _discard(self, attr: str) -> None:
+        conn = getattr(self, attr)
+        setattr(self, attr, None)
+        if conn is not None and not conn.closed:
+            try:
+                await conn.close()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                pass
+
+    async def ensure(self) -> None:
+        async with self._write_lock:
+            await self._writer_conn()
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Write rows in one transaction; rows whose `rid` is already stored are skipped."""
+        async with self._write_lock:
+            conn = await self._writer_conn()
+            try:
+                async with conn.transaction():
+                    async with conn.cursor() as cur:
+                        await cur.executemany(_INSERT, [row_values(r) for r in rows])
+                        return max(cur.rowcount, 0)
+            except BaseException as exc:
+                if isinstance(exc, self._psycopg.errors.UndefinedTable):
+                    self._migrated = False  # the database came back without our tables (restored, recreated)
+                if not self._usable(conn) or not self._migrated:
+                    await self._discard("_writer")
+                raise
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._read_lock:
+            conn = await self._reader_conn()
+            try:
+                cur = await conn.execute(POSTGRES.sql(sql), tuple(params))
+                return list(await cur.fetchall())
+            except BaseException:
+                if not self._usable(conn):
+                    await self._discard("_reader")
+                raise
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._write_lock:
+            conn = await self._writer_conn()
+            try:
+                cur = await conn.execute(POSTGRES.sql(sql), tuple(params))
+                return max(cur.rowcount, 0)
+            except BaseException:
+                if not self._usable(conn):
+                    await self._discard("_writer")
+                raise
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """The server or the network, not the data: retry. A DataError would fail the same way again."""
+        psycopg = self._psycopg
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.UndefinedTable,
+                                OSError, asyncio.TimeoutError))
+
+    async def close(self) -> None:
+        await self._discard("_writer")
+        await self._discard("_reader")
+
+
+__all__ = ["PostgresBackend"]

@@ -1,0 +1,178 @@
+"""The one table of annotated hangups, its numbered migrations, and the row shape both databases share.
+
+SQLite and PostgreSQL run the same numbered migrations; only a few type names differ, and they are filled in per
+dialect so that a column means the same thing in both. A row carries `rid`, a random id given when the annotation
+reaches the store, so a batch retried after an ambiguous failure (or replayed from the journal) is written once.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from pbx_codes.model import LANGS, Annotation
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the two databases, and nothing more."""
+
+    name: str
+    id_column: str
+    real: str
+    placeholder: str
+
+    def sql(self, text: str) -> str:
+        """Queries are written with `?`; PostgreSQL's driver wants `%s` (no query here has a literal `?` or `%`)."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def floor_int(self, expr: str) -> str:
+        """Whole part of a non-negative number: SQLite's CAST truncates, PostgreSQL's rounds."""
+        return f"CAST(({expr}) AS INTEGER)" if self.name == "sqlite" else f"CAST(FLOOR({expr}) AS INTEGER)"
+
+
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "?")
+POSTGRES = Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "%s")
+
+COLUMNS: tuple[str, ...] = (
+    "rid", "ts", "stored_at", "pbx", "linkedid", "uniqueid", "channel", "trunk", "number", "catalog", "code",
+    "phrase", "provider_code", "method", "matched", "exact", "match_kind", "category", "retry", "fault", "hangup_by",
+    "sip", "q850", "observed_q850", "dial_status", "original_lang", "text_uk", "text_ru", "text_en",
+)
+_INT_COLUMNS = frozenset({"exact", "q850", "observed_q850"})
+_REAL_COLUMNS = frozenset({"ts", "stored_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered step; statements are templates filled with the dialect's type names."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+    def render(self, dialect: Dialect) -> list[str]:
+        return [s.format(id=dialect.id_column, real=dialect.real) for s in self.statements]
+
+
+def _column_defs() -> str:
+    defs = []
+    for name in COLUMNS:
+        if name == "rid":
+            defs.append("rid TEXT NOT NULL UNIQUE")
+        elif name in _REAL_COLUMNS:
+            defs.append(f"{name} {{real}} NOT NULL")
+        elif name in _INT_COLUMNS:
+            defs.append(f"{name} INTEGER")
+        else:
+            defs.append(f"{name} TEXT")
+    return ", ".join(defs)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "hangups table", (
+        f"CREATE TABLE IF NOT EXISTS hangups (id {{id}}, {_column_defs()})",
+        "CREATE INDEX IF NOT EXISTS hangups_ts ON hangups (ts)",
+        "CREATE INDEX IF NOT EXISTS hangups_linkedid ON hangups (linkedid)",
+    )),
+    Migration(2, "indexes for the console's filters and the unknown-codes view", (
+        "CREATE INDEX IF NOT EXISTS hangups_trunk_ts ON hangups (trunk, ts)",
+        "CREATE INDEX IF NOT EXISTS hangups_uniqueid ON hangups (uniqueid)",
+        "CREATE INDEX IF NOT EXISTS hangups_match_kind ON hangups (match_kind, ts)",
+    )),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, " \
+                       "applied_at {real} NOT NULL)"
+
+
+def clean_text(value: Any) -> str | None:
+    """Text as both databases accept it: PostgreSQL refuses NUL, and a lone surrogate cannot be encoded as UTF-8."""
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
+
+
+def row_from_annotation(annotation: Annotation, now: float | None = None) -> dict[str, Any]:
+    """The flat record to store: `Annotation.to_dict()`'s fields plus `rid`, `ts` (hangup time, or arrival) and
+    `stored_at`. Written out field by field because it runs once per hangup on the event loop."""
+    now = time.time() if now is None else now
+    obs, res = annotation.observation, annotation.resolution
+    texts = res.texts
+    t = clean_text
+    return {
+        "rid": uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
+        "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
+        "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
+        "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
+        "method": t(obs.method), "matched": t(res.matched), "exact": int(bool(res.exact)),
+        "match_kind": t(res.match_kind), "category": res.category.value, "retry": res.retry.value,
+        "fault": res.fault.value if res.fault else None, "hangup_by": annotation.hangup_by.value, "sip": t(res.sip),
+        "q850": res.q850, "observed_q850": obs.q850, "dial_status": t(obs.dial_status),
+        "original_lang": t(res.original_lang), "text_uk": t(texts.get("uk")), "text_ru": t(texts.get("ru")),
+        "text_en": t(texts.get("en")),
+    }
+
+
+def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
+    """A row with every column present and typed, from a `to_dict()`-shaped mapping (or a journal line)."""
+    now = time.time() if now is None else now
+    texts = data.get("texts") or {}
+    row: dict[str, Any] = {}
+    for name in COLUMNS:
+        if name.startswith("text_"):
+            value: Any = texts.get(name[5:]) if isinstance(texts, Mapping) else None
+            if value is None:
+                value = data.get(name)
+        else:
+            value = data.get(name)
+        if name == "rid":
+            value = str(value) if value else uuid.uuid4().hex
+        elif name == "ts":
+            value = float(value if value is not None else data.get("timestamp") or now)
+        elif name == "stored_at":
+            value = float(value if value is not None else now)
+        elif name == "exact":
+            value = None if value is None else int(bool(value))
+        elif name in _INT_COLUMNS:
+            value = None if value is None else int(value)
+        else:
+            value = clean_text(value)
+        row[name] = value
+    return row
+
+
+def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in COLUMNS)
+
+
+def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
+    """A stored row (columns in `COLUMNS` order) in `Annotation.to_dict()`'s shape, plus `rid` and `stored_at`."""
+    raw = dict(zip(COLUMNS, record))
+    out: dict[str, Any] = {k: v for k, v in raw.items() if not k.startswith("text_") and k != "ts"}
+    out["exact"] = bool(raw["exact"]) if raw["exact"] is not None else None
+    out["timestamp"] = raw["ts"]
+    out["texts"] = {lang: raw[f"text_{lang}"] for lang in LANGS if raw.get(f"text_{lang}")}
+    return out
+
+
+INSERT_COLUMNS = ", ".join(COLUMNS)
+SELECT_COLUMNS = INSERT_COLUMNS
+
+__all__ = ["COLUMNS", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
+           "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_values"]
+
+
+def pending_migrations(current: int) -> list[Migration]:
+    """The steps a database at `current` still needs, in order."""
+    return [m for m in MIGRATIONS if m.version > current]

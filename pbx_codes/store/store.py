@@ -1,0 +1,309 @@
+"""The annotation store: every annotated hangup of every PBX, kept for the console, exports and later questions.
+
+`open_store(url)` picks the database from the URL (`sqlite:///path`, `postgresql://...`); `Store.start(bus)` drains a
+bus subscription into the batched writer and runs retention; the query methods answer the console's API (see
+`pbx_codes.console.ports.ConsoleStore`). `run_store` is the one call `serve` makes.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+from pbx_codes.model import Annotation
+from pbx_codes.sinks.bus import AnnotationBus, Subscription
+from pbx_codes.store import queries
+from pbx_codes.store.export import starter_catalog
+from pbx_codes.store.journal import Journal
+from pbx_codes.store.schema import Dialect, prepare_row, row_from_annotation
+from pbx_codes.store.writer import BatchWriter, WriterStats
+
+log = logging.getLogger("pbx_codes.store")
+_DRAIN_SLICE = 256
+
+
+class StoreConfigError(ValueError):
+    """The `[store]` section or the store URL does not fit."""
+
+
+class Backend(Protocol):
+    dialect: Dialect
+
+    def describe(self) -> str: ...
+
+    async def ensure(self) -> None: ...
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> int: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    def is_transient(self, exc: BaseException) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """The `[store]` section, checked."""
+
+    url: str = "sqlite:///var/lib/pbx-codes/annotations.db"
+    batch_size: int = 500
+    flush_ms: int = 200
+    max_pending: int = 50_000
+    journal: str | None = None
+    retention_days: float | None = 90.0
+    retention_interval: float = 3600.0
+    retry_max: float = 5.0
+    connect_timeout: float = 5.0
+    queue_size: int = 100_000
+
+
+_FIELDS = set(StoreSettings.__dataclass_fields__)
+
+
+def parse_store_settings(section: Mapping[str, Any] | None, url: str | None = None) -> StoreSettings:
+    """The section as settings; `url` (from the command line) overrides the section's."""
+    raw = dict(section or {})
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise StoreConfigError(f"[store]: unknown key(s) {sorted(unknown)}")
+    if url:
+        raw["url"] = url
+    try:
+        settings = StoreSettings(**raw)
+    except TypeError as exc:
+        raise StoreConfigError(f"[store]: {exc}") from None
+    for name in ("batch_size", "flush_ms", "max_pending", "queue_size"):
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise StoreConfigError(f"[store] {name} must be a positive integer, got {value!r}")
+    if settings.retention_days is not None and (not isinstance(settings.retention_days, (int, float))
+                                                or settings.retention_days <= 0):
+        raise StoreConfigError("[store] retention_days must be a positive number (omit it to keep rows forever)")
+    return settings
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///var/db/x.db` -> `/var/db/x.db`; `sqlite://x.db` -> `x.db` (relative); `sqlite://:memory:`."""
+    rest = url[len("sqlite://"):]
+    if rest.startswith("//"):  # sqlite:////abs/path, as SQLAlchemy writes an absolute path
+        rest = rest[1:]
+    if rest in ("", "/:memory:"):
+        rest = ":memory:"
+    return rest
+
+
+def default_journal(url: str) -> str | None:
+    """Beside the SQLite file, or in the user's state directory for a server database."""
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        return None if path == ":memory:" else path + ".journal.jsonl"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "pbx-codes", "store-journal.jsonl")
+
+
+def make_backend(url: str, connect_timeout: float = 5.0) -> Backend:
+    if url.startswith("sqlite:"):
+        from pbx_codes.store.sqlite_backend import SqliteBackend
+        return SqliteBackend(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from pbx_codes.store.postgres_backend import PostgresBackend
+        return PostgresBackend(url, connect_timeout)
+    raise StoreConfigError(f"store URL must start with sqlite:// or postgresql://, got {url.split(':', 1)[0]!r}")
+
+
+class Store:
+    """Writes annotations in batches and answers the console's queries."""
+
+    def __init__(self, backend: Backend, settings: StoreSettings, journal: Journal | None) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.writer = BatchWriter(backend, journal=journal, batch_size=settings.batch_size,
+                                  flush_interval=settings.flush_ms / 1000, max_pending=settings.max_pending,
+                                  retry_max=settings.retry_max)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._bus: AnnotationBus | None = None
+        self._sub: Subscription | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.backend.dialect
+
+    @property
+    def stats(self) -> WriterStats:
+        return self.writer.stats
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def add(self, annotation: Annotation | Mapping[str, Any], now: float | None = None) -> None:
+        """Queue one annotation (or a `to_dict()` row) for the writer; never waits."""
+        if isinstance(annotation, Annotation):
+            row = row_from_annotation(annotation, now)
+        else:
+            row = prepare_row(annotation, now)
+        self.writer.add(row)
+
+    def start(self, bus: AnnotationBus | None = None) -> None:
+        """Start the writer, the retention timer and, with a bus, the task that drains its subscription."""
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self.writer.run(), name="pbx-codes-store-writer"))
+        if self.settings.retention_days:
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="pbx-codes-store-retention"))
+        if bus is not None:
+            self._bus = bus
+            self._sub = bus.subscribe("store", maxsize=self.settings.queue_size)
+            self._tasks.append(asyncio.create_task(self._drain(self._sub), name="pbx-codes-store-drain"))
+
+    async def _drain(self, sub: Subscription) -> None:
+        queue = sub.queue
+        while True:
+            self.add(await queue.get())
+            for _ in range(_DRAIN_SLICE):  # a burst in slices: others (listeners) run between them
+                if queue.empty():
+                    break
+                self.add(queue.get_nowait())
+            else:
+                await asyncio.sleep(0)
+
+    def _drain_now(self) -> None:
+        if self._sub is not None:
+            while not self._sub.queue.empty():
+                self.add(self._sub.queue.get_nowait())
+
+    async def _drain_queued(self) -> None:
+        """Take what the bus already queued, in slices, yielding between them."""
+        if self._sub is None:
+            return
+        queue = self._sub.queue
+        while not queue.empty():
+            for _ in range(_DRAIN_SLICE):
+                if queue.empty():
+                    break
+                self.add(queue.get_nowait())
+            await asyncio.sleep(0)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every annotation published so far is in the database (TimeoutError if it stays away)."""
+        await self._drain_queued()
+        await self.writer.flush(timeout)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what can be written within `timeout`, put the rest in the journal, close the database."""
+        self._drain_now()
+        if self._bus is not None and self._sub is not None:
+            self._bus.unsubscribe(self._sub)
+        if self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await self.writer.flush(timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        left = self.writer.spill_all()
+        if left:
+            log.warning("store: %d rows not written before close went to the journal", left)
+        await self.backend.close()
+
+    def abandon(self) -> None:
+        """Stop the tasks without writing or journaling anything: what a crash does (for tests and tools)."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    async def purge(self, now: float | None = None) -> int:
+        """Delete rows older than the retention; returns how many went."""
+        if not self.settings.retention_days:
+            return 0
+        now = time.time() if now is None else now
+        sql, params = queries.older_than(now - float(self.settings.retention_days) * 86400)
+        deleted = await self.backend.execute(sql, params)
+        if deleted:
+            log.info("store: retention removed %d rows older than %s days", deleted, self.settings.retention_days)
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception as exc:  # the database may be away; the next round tries again
+                log.warning("store: retention failed: %s", exc)
+            await asyncio.sleep(self.settings.retention_interval)
+
+    # -- the console's queries -------------------------------------------------------------------------------------
+
+    async def _fetch(self, query: queries.Query) -> list[tuple[Any, ...]]:
+        sql, params = query
+        return await self.backend.fetch(sql, params)
+
+    async def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
+                     category: str | None = None, code: str | None = None, search: str | None = None
+                     ) -> list[dict[str, Any]]:
+        """Newest first; `search` matches part of a call id, a leg id or a number."""
+        return queries.rows(await self._fetch(queries.recent(limit=limit, pbx=pbx, trunk=trunk, category=category,
+                                                             code=code, search=search)))
+
+    async def call(self, linkedid: str) -> list[dict[str, Any]]:
+        """Every stored leg of one call, oldest first."""
+        return queries.rows(await self._fetch(queries.call(linkedid)))
+
+    async def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None
+                            ) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        records = await self._fetch(queries.window_counts(windows, now))
+        return queries.shape_window_counts(windows, records)
+
+    async def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None
+                                  ) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        records = await self._fetch(queries.failure_rate_series(self.dialect, bucket, buckets, now))
+        return queries.shape_series(bucket, buckets, now, records)
+
+    async def unknown_codes(self, trunk: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Codes read by class or by nothing: trunk, catalog, code, phrase, count, last_seen and the fallback."""
+        return queries.shape_unknown(await self._fetch(queries.unknown_codes(trunk, since)))
+
+    async def export_unknown(self, trunk: str | None = None, *, code_space: str = "sip",
+                             catalog_id: str | None = None) -> str:
+        """The unknown codes (of one trunk) as a starter catalog TOML, each entry marked TODO review."""
+        return starter_catalog(await self.unknown_codes(trunk), trunk, code_space=code_space, catalog_id=catalog_id)
+
+    async def count(self) -> int:
+        return int((await self._fetch(queries.count()))[0][0])
+
+
+async def open_store(url: str, section: Mapping[str, Any] | None = None) -> Store:
+    """A store for `url` with the section's settings; the database is reached (and migrated) if it answers now,
+    and otherwise later by the writer, so a store opened while its server is down still accepts annotations."""
+    settings = parse_store_settings(section, url)
+    backend = make_backend(settings.url, settings.connect_timeout)
+    journal_path = settings.journal if settings.journal is not None else default_journal(settings.url)
+    journal = Journal(Path(journal_path)) if journal_path else None
+    store = Store(backend, settings, journal)
+    try:
+        await backend.ensure()
+    except Exception as exc:
+        if not backend.is_transient(exc):
+            await backend.close()
+            raise
+        log.warning("store %s not reachable at start (%s); writing will be retried", backend.describe(), exc)
+    return store
+
+
+async def run_store(section: Mapping[str, Any] | None, bus: AnnotationBus, *, url: str | None = None) -> Store:
+    """What `serve` calls: open the configured store, subscribe it to the bus, start it. Close with `await close()`."""
+    settings = parse_store_settings(section, url)
+    store = await open_store(settings.url, {**dict(section or {}), "url": settings.url})
+    store.start(bus)
+    return store
+
+
+__all__ = ["Store", "StoreConfigError", "StoreSettings", "default_journal", "make_backend", "open_store",
+           "parse_store_settings", "run_store", "sqlite_path"]

@@ -1,0 +1,81 @@
+"""/metrics text parses as Prometheus exposition and its counters equal the annotations fed through the bus."""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pbx_codes.model import Observation, Side
+from pbx_codes.resolve import Resolver
+from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.sinks.metrics import Metrics, run_metrics
+
+
+def samples(body: bytes) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+def annotate(resolver: Resolver, sip: str, trunk: str, pbx: str, phrase: str | None = None,
+             timestamp: float | None = None):
+    return resolver.resolve(Observation(sip_code=sip, phrase=phrase, trunk=trunk, pbx=pbx, hangup_by=Side.CARRIER,
+                                        timestamp=timestamp))
+
+
+@pytest.mark.asyncio
+async def test_hangup_counters_match_the_annotations_fed(resolver: Resolver) -> None:
+    bus = AnnotationBus()
+    metrics = await run_metrics(bus)
+    fed = [annotate(resolver, "503", "lifecell-trunk", "asterisk") for _ in range(5)]
+    fed += [annotate(resolver, "486", "gw-mango", "freeswitch") for _ in range(3)]
+    fed += [annotate(resolver, "799", 'evil"trunk\nx', "asterisk", phrase="who knows") for _ in range(2)]
+    fed += [annotate(resolver, "499", "lifecell-trunk", "asterisk") for _ in range(4)]
+    try:
+        for ann in fed:
+            bus.publish(ann)
+        while bus.subscriptions[0].queue.qsize():
+            await asyncio.sleep(0)
+        got = samples(metrics.render())
+    finally:
+        await metrics.close()
+
+    counted = {(s.labels["pbx"], s.labels["trunk"], s.labels["catalog"], s.labels["category"], s.labels["code"]):
+               s.value for s in got["pbx_codes_hangups_total"]}
+    want = Counter((a.observation.pbx, a.observation.trunk, a.catalog, a.category.value, a.code) for a in fed)
+    assert counted == {k: float(v) for k, v in want.items()}
+    unknown = {(s.labels["trunk"], s.labels["code"]): s.value for s in got["pbx_codes_unknown_codes_total"]}
+    want_unknown = Counter((a.observation.trunk, a.code) for a in fed if a.match_kind in ("class", "none"))
+    assert unknown == {k: float(v) for k, v in want_unknown.items()}
+    assert unknown[('evil"trunk\nx', "799")] == 2.0 and unknown[("lifecell-trunk", "499")] == 4.0
+    assert got["pbx_codes_bus_published_total"][0].value == len(fed)
+
+
+def test_listener_state_reconnects_and_latency_are_exposed(resolver: Resolver) -> None:
+    metrics = Metrics()
+    metrics.listener_state("asterisk", True)
+    metrics.listener_state("freeswitch", False)
+    metrics.listener_reconnected("asterisk")
+    metrics.listener_reconnected("asterisk")
+    metrics.observe(annotate(resolver, "503", "t", "asterisk", timestamp=100.0), now=100.02)
+    metrics.observe(annotate(resolver, "503", "t", "asterisk", timestamp=100.0), now=103.0)
+    got = samples(metrics.render())
+    assert {s.labels["pbx"]: s.value for s in got["pbx_codes_listener_connected"]} == {"asterisk": 1.0,
+                                                                                        "freeswitch": 0.0}
+    assert got["pbx_codes_listener_reconnects_total"][0].value == 2.0
+    buckets = {s.labels["le"]: s.value for s in got["pbx_codes_annotation_latency_seconds_bucket"]}
+    assert buckets["0.025"] == 1.0 and buckets["2.5"] == 1.0 and buckets["5.0"] == 2.0
+    assert got["pbx_codes_annotation_latency_seconds_count"][0].value == 2.0
+
+
+def test_each_program_has_its_own_registry_and_label_sets_are_bounded(resolver: Resolver) -> None:
+    first, second = Metrics(max_series=3), Metrics()
+    for code in ("701", "702", "703", "704", "705"):
+        first.observe(annotate(resolver, code, "t", "asterisk"))
+    codes = {s.labels["code"]: s.value for s in samples(first.render())["pbx_codes_hangups_total"]}
+    assert codes == {"701": 1.0, "702": 1.0, "703": 1.0, "other": 2.0}
+    assert "pbx_codes_hangups_total" not in samples(second.render())
