@@ -48,7 +48,9 @@ def asterisk_bench(asterisk_bench_timings: dict[str, float]) -> Iterator[Asteris
         pytest.skip("PBX_CODES_SKIP_ASTERISK=1")
     if os.geteuid() != 0:
         pytest.skip("the Asterisk bench needs root (debootstrap, chroot)")
-    bench = AsteriskBench(agi_address=f"127.0.0.1:{_free_tcp_port()}")
+    # Several test runs may share the cached root filesystem: wait for another run's Asterisk instead of failing.
+    bench = AsteriskBench(agi_address=f"127.0.0.1:{_free_tcp_port()}",
+                          lock_timeout=float(os.environ.get("PBX_CODES_BENCH_LOCK_WAIT", "600")))
     try:
         asterisk_bench_timings["provision_s"] = bench.provision()
     except (BenchError, OSError) as exc:

@@ -43,6 +43,8 @@ class AgiStats:
     bad_requests: int = 0  # garbage, early close, over-long lines
     handler_errors: int = 0
     timeouts: int = 0
+    commands: int = 0  # command lines written to Asterisk
+    failed_replies: int = 0  # replies other than "200 result=1" (a refused or unknown command, a failed SET/GET)
     scripts: dict[str, int] = field(default_factory=dict)
 
 
@@ -135,7 +137,12 @@ class _AgiProtocol(asyncio.Protocol):
         waiter: asyncio.Future[AgiReply] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         self.transport.write(line)
-        return await waiter
+        stats = self.server.stats
+        stats.commands += line.count(b"\n")
+        reply = await waiter
+        if not reply.ok or reply.result != 1:
+            stats.failed_replies += 1
+        return reply
 
     def _start(self, request: AgiRequest) -> None:
         stats = self.server.stats

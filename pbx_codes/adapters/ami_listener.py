@@ -46,12 +46,15 @@ from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer
 from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
 from pbx_codes.adapters.secrets import read_secret
 from pbx_codes.model import Observation
-from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver, PhraseFetch
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver, PhraseFetch, parse_tech_cause
 from pbx_codes.protocols import safe_value
 from pbx_codes.protocols.ami import Event
 from pbx_codes.writeback.agi_annotate import WritebackSettings, annotation_fields, make_routes
 
 log = logging.getLogger(__name__)
+
+#: Seconds between Getvar attempts while HANGUPCAUSE(<B-leg>,tech) still holds a provisional (about 30 ms in all).
+PROVISIONAL_RETRY_DELAYS = (0.002, 0.004, 0.008, 0.016)
 
 
 class AmiListener:
@@ -95,12 +98,19 @@ class AmiListener:
 
     async def _fetch(self, fetch: PhraseFetch) -> None:
         value = None
-        try:
-            response = await self.client.send_action("Getvar", Channel=fetch.a_channel, Variable=fetch.variable)
-            if response.ok:
-                value = response.get("Value")
-        except (AmiError, asyncio.TimeoutError, OSError) as exc:
-            log.debug("Getvar %s on %s failed: %s", fetch.variable, fetch.a_channel, exc)
+        for delay in (*PROVISIONAL_RETRY_DELAYS, None):
+            try:
+                response = await self.client.send_action("Getvar", Channel=fetch.a_channel, Variable=fetch.variable)
+                value = response.get("Value") if response.ok else None
+            except (AmiError, asyncio.TimeoutError, OSError) as exc:
+                log.debug("Getvar %s on %s failed: %s", fetch.variable, fetch.a_channel, exc)
+                value = None
+            # The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's final
+            # cause, so an early Getvar can still see the last provisional (``SIP 100 Trying``): ask again shortly.
+            code, _ = parse_tech_cause(value)
+            if delay is None or code is None or not code.startswith("1"):
+                break
+            await asyncio.sleep(delay)
         if self.writeback:
             self._a_channel[fetch.b_channel] = fetch.a_channel
             if len(self._a_channel) > 10000:

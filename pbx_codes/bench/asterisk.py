@@ -79,6 +79,7 @@ class AsteriskBench:
     ami_secret: str = field(default_factory=lambda: os.environ.get("PBX_CODES_AMI_SECRET") or secrets.token_hex(12))
     trunk_catalog: str = "bench-trunk"
     boot_timeout: float = 30.0
+    lock_timeout: float = 0.0
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _lock: IO[str] | None = field(default=None, init=False, repr=False)
 
@@ -196,12 +197,18 @@ class AsteriskBench:
         self.stop()
 
     def _take_lock(self) -> None:
+        """One Asterisk per root filesystem: wait up to `lock_timeout` seconds for another bench to finish."""
         lock = open(self.rootfs / ".bench.lock", "w")  # noqa: SIM115
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise BenchError(f"another Asterisk bench is running in {self.rootfs}") from None
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.close()
+                    raise BenchError(f"another Asterisk bench is running in {self.rootfs}") from None
+                time.sleep(0.2)
         self._lock = lock
 
     def _clear_cdr_files(self) -> None:
@@ -265,7 +272,7 @@ class AsteriskBench:
         rows = []
         for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
             if line.strip():
-                rows.append(json.loads(line))
+                rows.append(loads_cdr_json(line))
         return rows
 
     def cdr_csv_rows(self) -> list[dict[str, str]]:
@@ -321,14 +328,61 @@ class AsteriskBench:
         return self.wait_cdr_rows(src)
 
 
-def _csv_field_names() -> list[str]:
-    """The field names of the [pbx_codes.csv] mapping, in order (the CSV file has no header row)."""
+def loads_cdr_json(line: str) -> dict[str, Any]:
+    """One line of cdr_custom's JSON mapping.
+
+    Asterisk 22 escapes ``"`` in a value as ``\\"`` but leaves ``\\`` alone, so a carrier phrase with a backslash
+    makes the line invalid JSON (and a phrase ending in one makes it ambiguous to any JSON parser). Such a line is
+    read by its known field names instead: each value runs to the next ``,"<field>":``, and only ``\\"`` is undone.
+    """
+    try:
+        return dict(json.loads(line))
+    except json.JSONDecodeError:
+        pass
+    names = _field_names("pbx_codes.json")
+    row: dict[str, Any] = {}
+    body = line.rstrip("\r\n")
+    if not body.startswith("{"):
+        raise BenchError(f"not a cdr_custom JSON record: {line[:120]!r}")
+    # A record over Asterisk's 1 KB is cut, closing brace and all: keep the fields that made it.
+    complete = body.endswith("}")
+    body = body[1:-1] if complete else body[1:]
+    pos = 0
+    for index, name in enumerate(names):
+        key = f'"{name}":'
+        if not body.startswith(key, pos):
+            break
+        pos += len(key)
+        nxt = body.find(f',"{names[index + 1]}":', pos) if index + 1 < len(names) else len(body)
+        raw = body[pos:nxt if nxt >= 0 else len(body)]
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"' and nxt >= 0 and (complete or index + 1 < len(names)):
+            row[name] = raw[1:-1].replace('\\"', '"')
+        elif raw.startswith('"'):
+            row[name] = raw[1:].replace('\\"', '"')  # the value the record was cut in
+        else:
+            try:
+                row[name] = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                row[name] = raw
+        if nxt < 0:
+            break
+        pos = nxt + 1
+    return row
+
+
+def _field_names(section_name: str) -> list[str]:
+    """The field names of a cdr_custom.conf mapping, in order."""
     text = (SHIPPED_CONFIG_DIR / "cdr_custom.conf").read_text(encoding="utf-8")
-    section = text.split("[pbx_codes.csv]", 1)[1]
+    section = text.split(f"[{section_name}]", 1)[1]
     for line in section.splitlines():
         if line.startswith("fields"):
             return [part.strip().split("(")[0] for part in line.split("=", 1)[1].split(",")]
-    raise BenchError("cdr_custom.conf has no fields line for pbx_codes.csv")
+    raise BenchError(f"cdr_custom.conf has no fields line for {section_name}")
+
+
+def _csv_field_names() -> list[str]:
+    """The field names of the [pbx_codes.csv] mapping, in order (the CSV file has no header row)."""
+    return _field_names("pbx_codes.csv")
 
 
 def place_call(code: str | int, phrase: str = "", catalog: str | None = None) -> list[dict[str, Any]]:
@@ -369,6 +423,8 @@ enabled = yes
 port = {port}
 bindaddr = 127.0.0.1
 displayconnects = no
+; Events carry a Timestamp: the rate benchmark measures hangup-to-annotation latency with it.
+timestampevents = yes
 
 """
 

@@ -79,15 +79,25 @@ def plan_call(code: str | int, phrase: str = "", catalog: str | None = None) -> 
     return CallPlan("fail", code_text, phrase, code_text, catalog)
 
 
+#: The longest phrase the bench sends: far over any CDR column, well under sipp's and PJSIP's message sizes.
+MAX_PHRASE_BYTES = 4096
+
+
 def check_phrase(phrase: str) -> None:
-    """A reason phrase must fit one status line: no control characters; no brackets (sipp keywords)."""
-    if len(phrase) > 200:
-        raise ValueError("phrase longer than 200 characters")
+    """A reason phrase must fit one status line: no control characters; no brackets (sipp keywords).
+
+    Bytes that are not UTF-8 are allowed as ``surrogateescape`` characters (``"\\udcff"`` is the byte 0xFF): a
+    carrier can send them, and the bench proves what happens to them.
+    """
+    if len(phrase.encode("utf-8", errors="surrogateescape")) > MAX_PHRASE_BYTES:
+        raise ValueError(f"phrase longer than {MAX_PHRASE_BYTES} bytes")
     for ch in phrase:
         if unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029":
             raise ValueError(f"phrase contains a control character {ch!r}")
         if ch in "[]":
             raise ValueError("phrase contains '[' or ']', which sipp reads as a keyword")
+        if "\ud800" <= ch <= "\udfff" and not "\udc80" <= ch <= "\udcff":
+            raise ValueError("phrase contains a surrogate that stands for no byte")
 
 
 def _template(name: str) -> str:
@@ -193,7 +203,7 @@ def run_call(bench: AsteriskBench, code: str | int, phrase: str = "", catalog: s
         work = Path(tmp)
         uas_file = work / "carrier.xml"
         uac_file = work / "caller.xml"
-        uas_file.write_text(render_uas(plan), encoding="utf-8")
+        uas_file.write_text(render_uas(plan), encoding="utf-8", errors="surrogateescape")
         uac_file.write_text(render_uac(plan, src, hold_ms), encoding="utf-8")
         busy = {bench.carrier_port, bench.sip_port}
         carrier = subprocess.Popen(

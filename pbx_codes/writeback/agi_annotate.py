@@ -1,20 +1,34 @@
 """The FastAGI handlers: ``annotate`` (write the reason into the CDR) and ``lookup`` (answer the dialplan).
 
-``annotate`` runs from the A-leg's hangup handler (``AGI(agi://127.0.0.1/annotate)``), the one place where a
-program outside Asterisk can still write the CDR dependably: the channel waits for us, and ``GET FULL VARIABLE``
-and ``SET VARIABLE CDR(x)`` still answer ``200`` on the hung-up channel. It reads:
+``annotate`` runs from the A-leg's hangup handler, the one place where a program outside Asterisk can still write
+the CDR dependably: the channel waits for us, and ``GET FULL VARIABLE`` and ``SET VARIABLE CDR(x)`` still answer
+``200`` on the hung-up channel.
 
-- the dialed leg: the ``bleg=`` parameter, else ``${HANGUPCAUSE_KEYS()}`` (the channels that left a cause);
-- ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``): the carrier's code and phrase;
-- ``${HANGUPCAUSE}`` (Q.850), ``${DIALSTATUS}``, ``${CHANNEL(hangupsource)}`` and the catalog
-  (``catalog=`` parameter, else ``${PBX_CODES_CATALOG}``);
+The contract with the shipped dialplan (``asterisk/extensions_pbx_codes.conf``) is positional::
 
-all in one ``GET FULL VARIABLE`` round trip when there is one dialed leg (one more per leg when there are several),
+    AGI(agi://127.0.0.1:4573/annotate,<B-leg channel>,<DIALSTATUS>,<catalog>,<trunk>)
 
-resolves them and sets ``CDR(pbx_catalog)``, ``CDR(pbx_code)``, ``CDR(pbx_phrase)``, ``CDR(pbx_category)``,
-``CDR(pbx_retry)``, ``CDR(pbx_reason)``, ``CDR(pbx_q850)``, ``CDR(pbx_exact)``. Every value is one line of at
-most `max_bytes` UTF-8 bytes (`safe_value`) and quoted by `build_command`, so a carrier's phrase cannot add a
-command. Commands go one at a time: Asterisk does not read pipelined AGI commands reliably.
+``name=value`` arguments and URL parameters (``bleg=``, ``catalog=``, ``trunk=``, ``lang=``) win over the
+positional ones, so a hand-written dialplan can name only what it knows; a bare ``AGI(.../annotate)`` works too
+(the dialed leg is then the one ``${HANGUPCAUSE_KEYS()}`` names). What is read from the channel, in one
+``GET FULL VARIABLE`` round trip when there is one dialed leg (one more per leg when there are several):
+
+- ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``): the carrier's code and its own phrase, read here
+  rather than from the dialplan's ``PBX_CODES_RAWCAUSE`` copy so that a dialplan without it works the same;
+- the dialed leg's Q.850 cause: ``${HANGUPCAUSE(<bleg>,ast)}`` when the leg is named positionally (Asterisk
+  answers with the cause's description, ``Temporary failure``, mapped back to 41 by `ASTERISK_CAUSES`), else the
+  calling channel's own ``${HANGUPCAUSE}``, which for a failed Dial is Asterisk's translation of DIALSTATUS;
+- ``${DIALSTATUS}``, ``${CHANNEL(hangupsource)}`` and ``${PBX_CODES_CATALOG}``.
+
+The catalog is the first one the resolver knows among: the ``catalog=`` parameter, the positional catalog (the
+dialplan's choice: the calling channel's ``PBX_CODES_CATALOG``, else the trunk endpoint's, else the trunk name),
+``${PBX_CODES_CATALOG}`` and the configured default; when none is known the resolver's trunk bindings decide.
+
+It then sets ``CDR(pbx_catalog)``, ``CDR(pbx_code)``, ``CDR(pbx_phrase)``, ``CDR(pbx_category)``,
+``CDR(pbx_retry)``, ``CDR(pbx_reason)``, ``CDR(pbx_q850)``, ``CDR(pbx_exact)``. A cancelled call is written as
+487 (the leg's last tech cause is only a provisional), an answered one as 200 (category ``ok``). Every value is one
+line of at most `max_bytes` UTF-8 bytes (`safe_value`) and quoted by `build_command`, so a carrier's phrase cannot
+add a command. Commands go one at a time: Asterisk does not read pipelined AGI commands reliably.
 
 ``lookup`` (``AGI(agi://127.0.0.1/lookup?code=503&phrase=...&catalog=lifecell)``) sets channel variables
 ``pbx_category``, ``pbx_retry``, ``pbx_reason``, ... so a dialplan can branch on ``${pbx_retry}`` = failover.
@@ -76,6 +90,28 @@ def annotation_fields(annotation: Any, language: str) -> dict[str, str]:
     }
 
 
+#: Asterisk's cause descriptions (``ast_cause2str``, what ``HANGUPCAUSE(<leg>,ast)`` answers) -> Q.850 cause.
+ASTERISK_CAUSES: dict[str, int] = {
+    "Unallocated (unassigned) number": 1, "No route to specified transmit network": 2,
+    "No route to destination": 3, "Misdialed trunk prefix": 5, "Channel unacceptable": 6,
+    "Call awarded and being delivered in an established channel": 7, "Pre-empted": 8,
+    "Number ported elsewhere": 14, "Normal Clearing": 16, "User busy": 17, "No user responding": 18,
+    "User alerting, no answer": 19, "Subscriber absent": 20, "Call Rejected": 21, "Number changed": 22,
+    "Redirected to new destination": 23, "Answered elsewhere": 26, "Destination out of order": 27,
+    "Invalid number format": 28, "Facility rejected": 29, "Response to STATus ENQuiry": 30,
+    "Normal, unspecified": 31, "Circuit/channel congestion": 34, "Network out of order": 38,
+    "Temporary failure": 41, "Switching equipment congestion": 42, "Access information discarded": 43,
+    "Requested channel not available": 44, "Facility not subscribed": 50, "Outgoing call barred": 52,
+    "Incoming call barred": 54, "Bearer capability not authorized": 57, "Bearer capability not available": 58,
+    "Bearer capability not implemented": 65, "Channel not implemented": 66, "Facility not implemented": 69,
+    "Invalid call reference value": 81, "Incompatible destination": 88, "Invalid message unspecified": 95,
+    "Mandatory information element is missing": 96, "Message type nonexist.": 97, "Wrong message": 98,
+    "Info. element nonexist or not implemented": 99, "Invalid information element contents": 100,
+    "Message not compatible with call state": 101, "Recover on timer expiry": 102,
+    "Mandatory IE length error": 103, "Protocol error, unspecified": 111, "Interworking, unspecified": 127,
+}
+
+
 def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) -> Side:
     if not source:
         return Side.UNKNOWN
@@ -90,19 +126,61 @@ def _int(text: str | None) -> int | None:
     return int(text) if text and text.strip().isdigit() else None
 
 
-async def read_observation(session: AgiSession, default_catalog: str | None = None) -> Observation | None:
+def _cause(text: str | None) -> int | None:
+    """A Q.850 cause given as a number (``${HANGUPCAUSE}``) or as Asterisk's description of it."""
+    if not text:
+        return None
+    return _int(text) if text.strip().isdigit() else ASTERISK_CAUSES.get(text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotateArgs:
+    """What the dialplan told the server, by name or by position (see the module docstring)."""
+
+    bleg: str | None
+    dial_status: str | None
+    catalogs: tuple[str, ...]
+    trunk: str | None
+    positional_bleg: bool
+
+
+def annotate_args(session: AgiSession) -> AnnotateArgs:
+    """The request's arguments under the shipped contract; invalid names are dropped, never evaluated."""
+    request = session.request
+    positional = [arg for arg in request.args if "=" not in arg]
+    positional += [""] * (4 - len(positional))
+    named_bleg = request.param("bleg")
+    bleg = named_bleg if named_bleg is not None else (positional[0] or None)
+    if bleg is not None and not _CHANNEL_NAME.match(bleg):
+        log.info("AGI annotate: ignoring an invalid bleg argument")
+        bleg = None
+    catalogs = tuple(c for c in (request.param("catalog"), positional[2]) if c and _CATALOG_ID.match(c))
+    trunk = request.param("trunk") or positional[3] or None
+    if trunk is not None and not _CATALOG_ID.match(trunk):
+        trunk = None
+    status = positional[1].strip().upper()
+    return AnnotateArgs(bleg, status if status.isalpha() else None, catalogs, trunk,
+                        named_bleg is None and bleg is not None)
+
+
+def _known(resolver: Any, catalog: str) -> bool:
+    catalogs = getattr(resolver, "catalogs", None)
+    return catalogs is None or catalog in catalogs
+
+
+async def read_observation(session: AgiSession, default_catalog: str | None = None,
+                           resolver: Any = None) -> Observation | None:
     """What the hung-up A-leg knows about its dialed leg, read with as few round trips as possible."""
     request = session.request
-    wanted = request.param("bleg")
-    if wanted is not None and not _CHANNEL_NAME.match(wanted):
-        log.info("AGI annotate: ignoring an invalid bleg parameter")
-        wanted = None
+    args = annotate_args(session)
+    wanted = args.bleg
     # One round trip for the common case: the dialed leg's tech cause goes last (it is network text and may hold
     # the separator), evaluated for the given bleg or for the only key. Several keys need one GET each below.
     tech_expr = f"${{HANGUPCAUSE({wanted},tech)}}" if wanted else "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"
+    cause_expr = f"${{HANGUPCAUSE({wanted},ast)}}" if args.positional_bleg else "${HANGUPCAUSE}"
     combined = await session.get_full_variable(SEPARATOR.join((
         "${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-        "${HANGUPCAUSE}", tech_expr)))
+        cause_expr, tech_expr)))
     parts = (combined or "").split(SEPARATOR, 5)
     parts += [""] * (6 - len(parts))
     keys_text, dial_status, source, catalog_var, cause = (p.strip() for p in parts[:5])
@@ -111,10 +189,9 @@ async def read_observation(session: AgiSession, default_catalog: str | None = No
     candidates = [wanted] if wanted else [k for k in keys if not k.startswith("Local/")] or keys
     bleg = candidates[0] if candidates else None
     code = phrase = None
+    dial_status = dial_status.upper() or args.dial_status or None
     if wanted or len(keys) == 1:
         code, phrase = parse_tech_cause(first_tech)
-        if code is not None and int(code) < 300:
-            code = phrase = None
     else:
         for candidate in candidates:
             value = await session.get_full_variable(f"${{HANGUPCAUSE({candidate},tech)}}")
@@ -122,17 +199,25 @@ async def read_observation(session: AgiSession, default_catalog: str | None = No
             if tech_code is not None and int(tech_code) >= 300:
                 bleg, code, phrase = candidate, tech_code, tech_phrase
                 break
-    dial_status = dial_status.upper() or None
+    if code is not None and int(code) < 300 and not (code == "200" and dial_status == "ANSWER"):
+        code = phrase = None  # a provisional (the leg was cancelled while ringing) is not the outcome
     if code is None and dial_status == "CANCEL":
         code = "487"  # the caller cancelled: the dialed leg's last tech cause is only a provisional
-    catalog = request.param("catalog") or catalog_var or default_catalog
-    if catalog is not None and not _CATALOG_ID.match(catalog):
-        catalog = None
+    elif code is None and dial_status == "ANSWER":
+        code = "200"
+    if dial_status == "CANCEL":
+        hangup_by = Side.CALLER
+    elif code is not None and int(code) >= 300:
+        hangup_by = Side.CARRIER  # the carrier's final answer ended the leg, whoever closed the calling channel
+    else:
+        hangup_by = _hangup_by(source, bleg, request.channel)
+    named = [*args.catalogs, *([catalog_var] if catalog_var and _CATALOG_ID.match(catalog_var) else []),
+             *([default_catalog] if default_catalog else [])]
+    catalog = next((c for c in named if _known(resolver, c)), None)
     return Observation(
-        sip_code=code, phrase=phrase, q850=_int(cause), catalog=catalog, trunk=trunk_of(bleg),
-        hangup_by=_hangup_by(source, bleg, request.channel), pbx=PBX, call_id=request.env.get("agi_linkedid")
-        or request.uniqueid, leg_id=None, channel=bleg, number=request.env.get("agi_dnid") or None,
-        dial_status=dial_status,
+        sip_code=code, phrase=phrase, q850=_cause(cause), catalog=catalog, trunk=args.trunk or trunk_of(bleg),
+        hangup_by=hangup_by, pbx=PBX, call_id=request.env.get("agi_linkedid") or request.uniqueid, leg_id=None,
+        channel=bleg, number=request.env.get("agi_dnid") or None, dial_status=dial_status,
     )
 
 
@@ -140,7 +225,7 @@ def make_annotate(resolver: SupportsResolve, settings: WritebackSettings = Write
                   default_catalog: str | None = None, on_annotation: Any = None) -> Handler:
     """The ``annotate`` handler bound to a resolver. `on_annotation(annotation)` (e.g. `bus.publish`) is optional."""
     async def annotate(session: AgiSession) -> None:
-        obs = await read_observation(session, default_catalog)
+        obs = await read_observation(session, default_catalog, resolver)
         if obs is None:
             return
         annotation = resolver.resolve(obs)
@@ -181,5 +266,5 @@ def make_routes(resolver: SupportsResolve, settings: WritebackSettings = Writeba
     }
 
 
-__all__ = ["CDR_FIELDS", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+__all__ = ["ASTERISK_CAUSES", "AnnotateArgs", "CDR_FIELDS", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
            "read_observation"]

@@ -1,0 +1,215 @@
+"""The pbx-codes side of a bench call: the real FastAGI server (and optionally the AMI listener) in this process.
+
+The bench's Asterisk calls ``AGI(agi://<bench.agi_address>/annotate, ...)`` from its hangup handler; something must
+listen there for the CDR to carry the annotation. Tests, ``pbx-codes bench call`` and the rate benchmark are
+synchronous programs driving sipp, so the server runs on its own event loop in a background thread, built from the
+same parts ``pbx-codes serve`` wires (`make_routes`, `AgiServer`, `AmiListener`, `AnnotationBus`).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pbx_codes.adapters.agi_server import AgiServer, AgiSession, Handler
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.model import Annotation
+from pbx_codes.resolve import Resolver
+from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes
+
+if TYPE_CHECKING:
+    from pbx_codes.adapters.ami_listener import AmiListener
+    from pbx_codes.bench.asterisk import AsteriskBench
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AgiTiming:
+    """One FastAGI session as the server lived it: wall-clock times, so they compare with AMI event timestamps."""
+
+    script: str
+    uniqueid: str | None
+    channel: str | None
+    started: float  # the request was complete
+    finished: float  # the last command was answered (the CDR holds every field)
+    ok: bool
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass(slots=True)
+class _Records:
+    """What the background loop appends and the driving thread reads (list appends are atomic)."""
+
+    timings: list[AgiTiming] = field(default_factory=list)
+    agi_annotations: list[Annotation] = field(default_factory=list)
+    bus_annotations: list[Annotation] = field(default_factory=list)
+
+
+class BackgroundLoop:
+    """An asyncio event loop in a daemon thread; `run` executes a coroutine there and waits for its result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="pbx-codes-bench-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run a plain function on the loop's thread (for objects that are not thread-safe)."""
+        async def wrapper() -> T:
+            return fn()
+        return self.run(wrapper(), timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def _timed(script: str, handler: Handler, records: _Records) -> Handler:
+    async def run(session: AgiSession) -> None:
+        started = time.time()
+        ok = False
+        try:
+            await handler(session)
+            ok = True
+        finally:
+            records.timings.append(AgiTiming(script, session.request.uniqueid, session.request.channel, started,
+                                             time.time(), ok))
+    return run
+
+
+class PbxCodesInProcess:
+    """The FastAGI server on the bench's AGI port and, with ``ami=True``, the AMI listener on its AMI port.
+
+    ``ami_secret_env`` names the environment variable the listener reads its secret from, as ``serve`` does.
+    """
+
+    def __init__(self, bench: AsteriskBench, *, language: str = "uk", catalog_dirs: Iterable[str] = (),
+                 bindings: dict[str, str] | None = None, ami: bool = False,
+                 ami_secret_env: str = "PBX_CODES_AMI_SECRET", agi_timeout: float = 10.0) -> None:
+        self.bench = bench
+        self.language = language
+        self.resolver = Resolver(load_catalogs(list(catalog_dirs)), bindings=dict(bindings or {}))
+        self.bus = AnnotationBus()
+        self.records = _Records()
+        self.ami_enabled = ami
+        self.ami_secret_env = ami_secret_env
+        self.agi_timeout = agi_timeout
+        self.agi: AgiServer | None = None
+        self.listener: AmiListener | None = None
+        self._loop: BackgroundLoop | None = None
+        self._tasks: list[asyncio.Future[Any]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self) -> PbxCodesInProcess:
+        self._loop = BackgroundLoop()
+        try:
+            self._loop.run(self._start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        host, port = self.bench.agi_address.rsplit(":", 1)
+        records = self.records
+        routes = make_routes(self.resolver, WritebackSettings(self.language), None,
+                             records.agi_annotations.append)
+        self.agi = AgiServer({name: _timed(name, h, records) for name, h in routes.items()}, host=host,
+                             port=int(port), timeout=self.agi_timeout)
+        await self.agi.start()
+        if self.ami_enabled:
+            from pbx_codes.adapters.ami_listener import AmiListener, ami_settings
+            from pbx_codes.adapters.secrets import read_secret
+
+            section = {"host": "127.0.0.1", "port": self.bench.ami_port, "username": self.bench.ami_user,
+                       # manager_pbx_codes.conf filters events itself and grants no "system" write for Filter.
+                       "server_filters": False, "ping_interval": 5.0, "ping_timeout": 2.0, "backoff_max": 1.0}
+            secret = read_secret(self.ami_secret_env, None)
+            self.listener = AmiListener(ami_settings(section), secret, self.resolver, self.bus,
+                                        language=self.language)
+            sub = self.bus.subscribe("bench")
+            self._tasks.append(asyncio.ensure_future(self._drain(sub.queue)))
+            self._tasks.append(asyncio.ensure_future(self.listener.run()))
+            await asyncio.wait_for(self.listener.client.connected.wait(), 10)
+
+    async def _drain(self, queue: asyncio.Queue[Annotation]) -> None:
+        while True:
+            self.records.bus_annotations.append(await queue.get())
+
+    def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        try:
+            loop.run(self._stop())
+        finally:
+            loop.close()
+
+    async def _stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.agi is not None:
+            await self.agi.close()
+
+    def __enter__(self) -> PbxCodesInProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what tests and benchmarks look at ----------------------------------------------------------------------
+    @property
+    def timings(self) -> list[AgiTiming]:
+        return list(self.records.timings)
+
+    @property
+    def agi_annotations(self) -> list[Annotation]:
+        return list(self.records.agi_annotations)
+
+    @property
+    def bus_annotations(self) -> list[Annotation]:
+        return list(self.records.bus_annotations)
+
+    @property
+    def ami_connections(self) -> int:
+        return self.listener.client.connections if self.listener is not None else 0
+
+    def drop_ami_connection(self) -> None:
+        """Close the listener's AMI socket under it, as a network fault would."""
+        if self._loop is None or self.listener is None:
+            raise RuntimeError("the AMI listener is not running")
+        client = self.listener.client
+
+        def abort() -> None:
+            writer = client._writer  # the socket itself: nothing public closes it without stopping the client
+            if writer is not None:
+                writer.transport.abort()
+        self._loop.call(abort)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
+        """Poll `predicate` until it holds or `timeout` passes; returns its last value (no timing assertions)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(step)
+        return predicate()
+
+
+__all__ = ["AgiTiming", "BackgroundLoop", "PbxCodesInProcess"]
