@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-
 import pytest
 
 from pbx_codes.app import serve
 from pbx_codes.config import parse_config
 from pbx_codes.model import Observation
 from pbx_codes.resolve import Resolver
+
+
+async def connect_when_listening(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect once the server under test has bound its port (it starts in the background)."""
+    for _ in range(100):
+        try:
+            return await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.mark.asyncio
@@ -28,12 +36,7 @@ async def test_serve_answers_the_freeswitch_hook_when_configured(catalogs, unuse
     stop = asyncio.Event()
     task = asyncio.create_task(serve(config, Resolver(catalogs, bindings=dict(config.bindings)), stop=stop))
     try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        reader, writer = await connect_when_listening(unused_tcp_port)
         body = b"sip_invite_failure_status=409&sip_invite_failure_phrase=Not%20enough%20money&sip_gateway_name=gw"
         writer.write(b"POST /annotate HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
@@ -63,12 +66,7 @@ async def test_serve_runs_the_console_when_asked(catalogs, unused_tcp_port: int)
     task = asyncio.create_task(serve(parse_config({}), Resolver(catalogs), console=f"127.0.0.1:{unused_tcp_port}",
                                      stop=stop))
     try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        reader, writer = await connect_when_listening(unused_tcp_port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         await writer.drain()
         answer = (await asyncio.wait_for(reader.read(), 5)).decode()
