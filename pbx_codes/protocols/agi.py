@@ -28,7 +28,10 @@ from pbx_codes.protocols import ProtocolError, safe_value
 MAX_LINE = 8 * 1024
 MAX_ENV_LINES = 256
 
-_RESULT = re.compile(r"^result=(-?\d+)")
+# ASCII digits only: \d would also take digit forms int() refuses (superscripts) or reads unexpectedly.
+_RESULT = re.compile(r"^result=(-?[0-9]+)")
+#: res_agi's results are C ints; a longer number is garbage (and int() refuses strings over 4300 digits).
+MAX_RESULT_DIGITS = 20
 # A word res_agi reads back unchanged without quotes (no blanks, quotes, backslashes or controls).
 _PLAIN = re.compile(r"^[A-Za-z0-9_.,:;/@=+()${}\[\]<>*#!?%&^~|'-]+$")
 
@@ -96,12 +99,14 @@ def parse_reply_line(line: str) -> AgiReply:
     """A single-line reply: ``200 result=1 (value) endpos=0``. The value is between the first ``(`` after the
     result and the last ``)``, so parentheses inside a value survive."""
     code_text, _, rest = line.partition(" ")
-    if len(code_text) != 3 or not code_text.isdigit():
+    if len(code_text) != 3 or not code_text.isascii() or not code_text.isdigit():
         raise ProtocolError(f"AGI reply without a status code: {line[:80]!r}")
     code = int(code_text)
     match = _RESULT.match(rest)
     if match is None:
         return AgiReply(code, None, None, rest, (line,))
+    if len(match.group(1)) > MAX_RESULT_DIGITS:
+        raise ProtocolError(f"AGI result of {len(match.group(1))} digits: {line[:80]!r}")
     result = int(match.group(1))
     tail = rest[match.end():]
     value = None
@@ -126,6 +131,11 @@ class AgiParser:
     @property
     def request_done(self) -> bool:
         return self._request_done
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete line (bounded by `max_line`)."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[AgiMessage]:
         """Add bytes from Asterisk; return the request/replies they complete."""

@@ -13,8 +13,8 @@ Every rule of the protocol as this project meets it, in one place:
   listener, so the parser peeks at the event name in the raw bytes and decodes only the frames it was asked for;
   the rest are counted in `AmiParser.skipped`.
 - Bytes are buffered until a frame is complete and decoded per frame (UTF-8, invalid bytes replaced), so a
-  character split across two reads survives. A line over `MAX_LINE` or a frame over `MAX_FRAME` raises
-  `ProtocolError`: the buffer never grows without bound.
+  character split across two reads survives. A line over `MAX_LINE`, a frame over `MAX_FRAME` or command output
+  over `MAX_COMMAND_OUTPUT` raises `ProtocolError`: the buffer never grows without bound.
 - Actions are built by `build_action` only, which refuses CR, LF and NUL anywhere: a value cannot start a header
   or end the frame. Values derived from network text go through `safe_value` first.
 """
@@ -221,9 +221,11 @@ class AmiParser:
                     if end_of_buf - pos > self.max_output:
                         raise ProtocolError(f"command output over {self.max_output} bytes without {END_COMMAND!r}")
                     break
+                if marker - pos > self.max_output:
+                    raise ProtocolError(f"command output of {marker - pos} bytes is over {self.max_output} bytes")
                 after = buf.find(sep, marker)
                 if after == -1:
-                    break
+                    break  # the rest of the frame is bounded by _check_partial
                 self.frames += 1
                 out.append(self._follows(buf[pos:marker].decode("utf-8", errors="replace")))
                 pos = after + seplen
@@ -257,7 +259,11 @@ class AmiParser:
         if pending <= self.max_line:
             return
         if buf.startswith(b"Response: Follows", start):
-            return  # bounded by max_output in feed
+            # Command output may outgrow a frame, not max_output: without this bound, output whose END COMMAND
+            # marker (or the blank line after it) never comes would be buffered for ever.
+            if pending > self.max_output + len(END_COMMAND) + len(self._sep or b""):
+                raise ProtocolError(f"command output over {self.max_output} bytes and still incomplete")
+            return
         if pending > self.max_frame:
             raise ProtocolError(f"AMI frame over the {self.max_frame} byte limit and still incomplete")
         last_nl = buf.rfind(b"\n", start)

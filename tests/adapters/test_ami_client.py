@@ -1,9 +1,8 @@
-"""The AMI client against a small asyncio server on 127.0.0.1 that speaks with recorded Asterisk bytes."""
+"""The AMI client against the test AMI server on 127.0.0.1 (ami_test_server), speaking recorded Asterisk bytes."""
 from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
 
@@ -11,67 +10,28 @@ from pbx_codes.adapters.ami_client import AmiAuthError, AmiClient, AmiSettings
 from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.protocols.ami import AmiParser, Event
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "asterisk"
-CAPTURE = (FIXTURES / "money409.ami.txt").read_bytes()
-BANNER, _, REST = CAPTURE.partition(b"\r\n")
+from adapters.ami_test_server import ASTERISK_FIXTURES, AmiSession, AmiTestServer, load_recording
+
+if not (ASTERISK_FIXTURES / "money409.ami.txt").is_file():
+    pytest.skip("the recorded Asterisk transcripts are not available", allow_module_level=True)
+
+RECORDING = load_recording("money409")
 # The recorded events, without the recorded responses (the test server answers our own ActionIDs).
-EVENT_FRAMES = [f + b"\r\n\r\n" for f in REST.split(b"\r\n\r\n") if f.startswith(b"Event: ")]
+EVENT_FRAMES = RECORDING.events
 
 
-class FakeAsterisk:
-    """Answers Login (accepting one secret), Filter and, unless `silent`, Ping; after login plays the events."""
+class FakeAsterisk(AmiTestServer):
+    """Accepts one secret; after the last filter plays the recorded events (then drops, if asked)."""
 
     def __init__(self, *, secret: str = "s3cret", silent: bool = False, drop_after_events: bool = False) -> None:
-        self.secret = secret
-        self.silent = silent
+        super().__init__(username="bench", secret=secret, banner=RECORDING.banner, answer_pings=not silent,
+                         on_ready=self._play)
         self.drop_after_events = drop_after_events
-        self.logins = 0
-        self.actions: list[dict[str, str]] = []
-        self.connections = 0
-        self.server: asyncio.base_events.Server | None = None
-        self.port = 0
 
-    async def start(self) -> "FakeAsterisk":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        writer.write(BANNER + b"\r\n")
-        try:
-            while True:
-                raw = await reader.readuntil(b"\r\n\r\n")
-                action = dict(line.split(": ", 1) for line in raw.decode().strip().split("\r\n"))
-                self.actions.append(action)
-                name, aid = action["Action"], action.get("ActionID", "")
-                if name == "Login":
-                    if action.get("Secret") != self.secret:
-                        writer.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Authentication failed"
-                                     "\r\n\r\n".encode())
-                        await writer.drain()
-                        break
-                    self.logins += 1
-                    writer.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted"
-                                 "\r\n\r\n".encode())
-                elif name == "Filter":
-                    writer.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Filter Added\r\n\r\n".encode())
-                    if action["Filter"] == "Event: SoftHangupRequest":  # the last filter: start the call
-                        writer.write(b"".join(EVENT_FRAMES))
-                        if self.drop_after_events:
-                            await writer.drain()
-                            break
-                elif name == "Ping" and not self.silent:
-                    writer.write(f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def _play(self, session: AmiSession) -> None:
+        await session.play(EVENT_FRAMES)
+        if self.drop_after_events:
+            await session.kill()
 
 
 def settings(port: int, **kw) -> AmiSettings:
@@ -147,9 +107,10 @@ async def test_watchdog_drops_a_silent_server_and_reconnects() -> None:
     client = AmiClient(settings(server.port, ping_interval=0.02, ping_timeout=0.05), "s3cret", lambda e: None)
     task = asyncio.ensure_future(client.run())
     try:
-        await wait_until(lambda: server.logins >= 2)
+        # The client counts a connection once its filters are in, after the server counted the login.
+        await wait_until(lambda: client.connections >= 2)
         assert sum(a["Action"] == "Ping" for a in server.actions) >= 1
-        assert client.connections >= 2
+        assert server.logins >= 2
     finally:
         await client.close()
         task.cancel()
@@ -160,8 +121,7 @@ async def test_watchdog_drops_a_silent_server_and_reconnects() -> None:
 async def test_unreachable_server_is_retried_with_backoff() -> None:
     server = await FakeAsterisk().start()
     port = server.port
-    await server.close()
-    await server.server.wait_closed()
+    await server.stop()
     client = AmiClient(settings(port), "s3cret", lambda e: None)
     task = asyncio.ensure_future(client.run())
     try:

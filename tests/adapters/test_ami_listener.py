@@ -1,0 +1,304 @@
+"""`run_asterisk` end to end: the AMI listener and the FastAGI server against Asterisk-like peers on 127.0.0.1.
+
+The AMI side is `AmiTestServer` streaming the recorded ``limit503`` call (503 Simultaneous calls limit reached on
+the carrier trunk); the carrier's phrase is in no event, only in ``Getvar HANGUPCAUSE(<B-leg>,tech)``, so a phrase
+on the bus proves the listener asked for it. The resolver is the real one with the shipped catalogs, the trunk
+bound to lifecell. "Settled" below means the client's watchdog has sent two Pings since the stream was written:
+the answer to the first was read after every streamed frame, so every event has been handled (no clock involved).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any, Callable
+
+import pytest
+import pytest_asyncio
+
+from pbx_codes.adapters.ami_client import AmiAuthError
+from pbx_codes.adapters.ami_listener import run_asterisk
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.model import Category, Retry, Side
+from pbx_codes.protocols.agi import unquote_args
+from pbx_codes.resolve import Resolver
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
+
+from adapters.ami_test_server import ASTERISK_FIXTURES, AmiSession, AmiTestServer, load_recording, renumber
+
+if not (ASTERISK_FIXTURES / "limit503.ami.txt").is_file():
+    pytest.skip("the recorded Asterisk transcripts are not available", allow_module_level=True)
+
+SECRET_ENV = "PBXC_TEST_LISTENER_AMI_SECRET"
+SECRET = "Zq9-listener-secret-7f3a"
+PHRASE = "Simultaneous calls limit reached"
+TECH_VALUE = f"SIP 503 {PHRASE}"
+
+RECORDING = load_recording("limit503")
+CALL_1 = list(RECORDING.frames)
+A_LEG, B_LEG, B_UID = "PJSIP/caller-00000006", "PJSIP/trunk-00000007", "1795422912.13"
+# A second, distinct call: the same carrier answer under other channel names and ids.
+CALL_2 = renumber(CALL_1, {b"1795422912.12": b"1795422999.20", b"1795422912.13": b"1795422999.21",
+                           b"caller-00000006": b"caller-00000010", b"trunk-00000007": b"trunk-00000011"})
+A_LEG_2, B_LEG_2, B_UID_2 = "PJSIP/caller-00000010", "PJSIP/trunk-00000011", "1795422999.21"
+VARIABLES = {f"HANGUPCAUSE({B_LEG},tech)": TECH_VALUE, f"HANGUPCAUSE({B_LEG_2},tech)": TECH_VALUE}
+
+
+class RecordingBus:
+    """The bus as the listener sees it: `publish` only."""
+
+    def __init__(self) -> None:
+        self.annotations: list[Any] = []
+
+    def publish(self, annotation: Any) -> None:
+        self.annotations.append(annotation)
+
+
+async def wait_until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), limit)
+
+
+async def settled(session: AmiSession) -> None:
+    """Every frame written to `session` so far has been handled by the client (see the module docstring)."""
+    pings = session.count("Ping")
+    await wait_until(lambda: session.count("Ping") >= pings + 2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def asterisk_config(ami_port: int, agi_port: int) -> dict[str, Any]:
+    return {
+        "ami": {"enabled": True, "host": "127.0.0.1", "port": ami_port, "username": "pbx-codes",
+                "secret_env": SECRET_ENV, "ping_interval": 0.05, "ping_timeout": 5.0, "backoff_max": 0.3},
+        "agi": {"enabled": True, "host": "127.0.0.1", "port": agi_port, "timeout": 5.0},
+    }
+
+
+def assert_limit503(annotation: Any, b_leg: str, b_uid: str) -> None:
+    assert annotation.catalog == "lifecell"
+    assert annotation.code == "503"
+    assert annotation.phrase == PHRASE
+    assert annotation.category is Category.CAPACITY
+    assert annotation.retry is Retry.FAILOVER
+    obs = annotation.observation
+    assert (obs.channel, obs.leg_id, obs.trunk, obs.hangup_by) == (b_leg, b_uid, "trunk", Side.CARRIER)
+
+
+def assert_secret_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    assert SECRET not in caplog.text
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in repr(record.args)
+
+
+def getvars(server: AmiTestServer) -> list[tuple[str, str]]:
+    return [(a["Channel"], a["Variable"]) for a in server.actions if a.get("Action") == "Getvar"]
+
+
+class Harness:
+    """`run_asterisk` running against a test AMI server, with a recording bus and the real resolver."""
+
+    def __init__(self, server: AmiTestServer, bus: RecordingBus, task: "asyncio.Task[None]", agi_port: int) -> None:
+        self.server = server
+        self.bus = bus
+        self.task = task
+        self.agi_port = agi_port
+
+    async def session(self, number: int) -> AmiSession:
+        """The `number`-th AMI connection (1-based), once logged in with its filters set."""
+        sessions = self.server.sessions
+        await wait_until(lambda: len(sessions) >= number and sessions[number - 1].ready.is_set())
+        return sessions[number - 1]
+
+
+@pytest_asyncio.fixture
+async def harness(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    server = await AmiTestServer(secret=SECRET, variables=VARIABLES).start()
+    bus = RecordingBus()
+    resolver = Resolver(load_catalogs(), bindings={"trunk": "lifecell"})
+    agi_port = free_port()
+    task = asyncio.ensure_future(run_asterisk(asterisk_config(server.port, agi_port), resolver, bus))
+    yield Harness(server, bus, task, agi_port)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await server.stop()
+
+
+# -- a scripted Asterisk on the FastAGI side ----------------------------------------------------------------------
+
+def agi_request(script: str, channel: str) -> bytes:
+    lines = ["agi_network: yes", f"agi_network_script: {script}", f"agi_request: agi://127.0.0.1/{script}",
+             f"agi_channel: {channel}", "agi_uniqueid: 1795422912.12", "agi_linkedid: 1795422912.12",
+             "agi_dnid: 503"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def agi_connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect once the FastAGI server started by `run_asterisk` is listening."""
+    async def attempt() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while True:
+            try:
+                return await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.01)
+    return await asyncio.wait_for(attempt(), 15)
+
+
+async def asterisk_agi_call(port: int, request: bytes, variables: dict[str, str]) -> list[list[str]]:
+    """Plays res_agi: sends the request, answers GET FULL VARIABLE from `variables` and SET VARIABLE with
+    ``200 result=1``, until the server closes; returns every command as res_agi would split it."""
+    reader, writer = await agi_connect(port)
+    writer.write(request)
+    commands: list[list[str]] = []
+    try:
+        while line := await reader.readline():
+            words = unquote_args(line.decode("utf-8").rstrip("\n"))
+            commands.append(words)
+            if words[:3] == ["GET", "FULL", "VARIABLE"] and len(words) == 4:
+                value = variables.get(words[3])
+                writer.write(b"200 result=0\n" if value is None else f"200 result=1 ({value})\n".encode())
+            elif words[:2] == ["SET", "VARIABLE"]:
+                writer.write(b"200 result=1\n")
+            else:
+                writer.write(b"510 Invalid or unknown command\n")
+            await writer.drain()
+    finally:
+        writer.close()
+    return commands
+
+
+def combined_get(bleg: str) -> dict[str, str]:
+    """What ``annotate`` asks in its one round trip, answered as Asterisk would for the limit503 call."""
+    expression = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
+                                 "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}",
+                                 "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"))
+    return {expression: SEPARATOR.join((bleg, "CONGESTION", bleg, "", "34", TECH_VALUE))}
+
+
+# -- tests ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_failed_leg_is_published_once_with_the_fetched_phrase_and_the_lifecell_verdict(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    session = await harness.session(1)
+    await session.play(CALL_1)
+    await settled(session)
+    (annotation,) = harness.bus.annotations
+    assert_limit503(annotation, B_LEG, B_UID)
+    assert getvars(harness.server) == [(A_LEG, f"HANGUPCAUSE({B_LEG},tech)")]
+    login = session.actions[0]
+    assert login["Action"] == "Login" and login["Secret"] == SECRET and harness.server.logins == 1
+    assert_secret_never_logged(caplog)
+
+
+@pytest.mark.asyncio
+async def test_server_side_filters_are_the_observer_events(harness: Harness) -> None:
+    session = await harness.session(1)
+    assert session.filters == ["Event: DialBegin", "Event: DialEnd", "Event: Hangup", "Event: HangupRequest",
+                               "Event: SoftHangupRequest"]
+
+
+@pytest.mark.asyncio
+async def test_refused_getvar_still_gives_one_annotation_with_the_code_verdict(harness: Harness) -> None:
+    # Asterisk does not know the A-leg (its Newchannel is not played): Getvar answers "No such channel".
+    session = await harness.session(1)
+    unknown_a_leg = [f for f in CALL_1 if not (f.startswith(b"Event: Newchannel") and A_LEG.encode() in f)]
+    await session.play(unknown_a_leg)
+    await settled(session)
+    (annotation,) = harness.bus.annotations
+    assert getvars(harness.server) == [(A_LEG, f"HANGUPCAUSE({B_LEG},tech)")]
+    assert annotation.code == "503" and annotation.phrase is None
+    assert annotation.category is Category.CAPACITY and annotation.retry is Retry.FAILOVER
+
+
+@pytest.mark.asyncio
+async def test_listener_reconnects_after_the_server_dies_logs_the_gap_and_annotates_the_next_call(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    first = await harness.session(1)
+    await first.play(CALL_1)
+    await settled(first)
+    assert len(harness.bus.annotations) == 1
+    lost_call = renumber(CALL_1, {b"1795422912.1": b"1795422977.1", b"-0000000": b"-0000007"})
+    await first.kill(partial=lost_call[3][: len(lost_call[3]) // 2])  # dies in the middle of a frame
+
+    second = await harness.session(2)
+    await second.play(CALL_2)
+    await settled(second)
+    assert len(harness.bus.annotations) == 2
+    assert_limit503(harness.bus.annotations[1], B_LEG_2, B_UID_2)
+    assert getvars(harness.server)[1:] == [(A_LEG_2, f"HANGUPCAUSE({B_LEG_2},tech)")]
+
+    client_log = [r for r in caplog.records if r.name == "pbx_codes.adapters.ami_client"]
+    assert any(r.levelno == logging.WARNING and "were missed while disconnected" in r.getMessage()
+               for r in client_log)
+    assert any(r.getMessage().startswith("AMI reconnect to 127.0.0.1:") for r in client_log)
+    assert harness.server.logins == 2
+    assert_secret_never_logged(caplog)
+
+
+@pytest.mark.asyncio
+async def test_fastagi_keeps_annotating_while_ami_is_down_and_ami_comes_back(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    await harness.session(1)
+    await harness.server.stop()  # Asterisk's manager is gone: connects are refused from now on
+    refused_before = len(caplog.records)
+
+    def refused_attempts() -> int:
+        return sum(r.name == "pbx_codes.adapters.ami_client" and r.levelno == logging.WARNING
+                   and f"AMI 127.0.0.1:{harness.server.port}:" in r.getMessage()
+                   for r in caplog.records[refused_before:])
+    await wait_until(lambda: refused_attempts() >= 2)  # it keeps retrying, with backoff in between
+
+    commands = await asterisk_agi_call(harness.agi_port, agi_request("annotate", A_LEG), combined_get(B_LEG))
+    written = {words[2]: words[3] for words in commands if words[:2] == ["SET", "VARIABLE"]}
+    assert list(written) == [f"CDR({name})" for name in CDR_FIELDS]
+    assert written["CDR(pbx_catalog)"] == "lifecell"
+    assert written["CDR(pbx_code)"] == "503"
+    assert written["CDR(pbx_phrase)"] == PHRASE
+    assert written["CDR(pbx_category)"] == "capacity"
+    assert written["CDR(pbx_retry)"] == "failover"
+    assert written["CDR(pbx_q850)"] == "34"
+    # With the AMI listener configured, it is the one that publishes: the AGI path only writes the CDR.
+    assert harness.bus.annotations == []
+
+    await harness.server.start()
+    session = await harness.session(2)
+    await session.play(CALL_2)
+    await settled(session)
+    (annotation,) = harness.bus.annotations
+    assert_limit503(annotation, B_LEG_2, B_UID_2)
+    assert any("were missed while disconnected" in r.getMessage() for r in caplog.records)
+    assert_secret_never_logged(caplog)
+
+
+@pytest.mark.asyncio
+async def test_refused_login_stops_run_asterisk_without_revealing_the_secret(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    server = await AmiTestServer(secret="the-right-one").start()
+    resolver = Resolver(load_catalogs(), bindings={"trunk": "lifecell"})
+    agi_port = free_port()
+    try:
+        with pytest.raises(AmiAuthError) as info:
+            await asyncio.wait_for(run_asterisk(asterisk_config(server.port, agi_port), resolver,
+                                                RecordingBus()), 15)
+        assert SECRET not in str(info.value)
+        assert server.refused_logins == 1 and server.connections == 1
+        with pytest.raises(OSError):  # the FastAGI server was closed on the way out
+            await asyncio.open_connection("127.0.0.1", agi_port)
+        assert_secret_never_logged(caplog)
+    finally:
+        await server.stop()
