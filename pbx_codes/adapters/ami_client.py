@@ -92,9 +92,9 @@ class AmiClient:
         """Connect and serve until `close`; reconnect with backoff on any failure except a refused login."""
         failures = 0
         while not self._closing:
+            logged_in_before = self.connections
             try:
                 await self._session()
-                failures = 0  # a session that logged in resets the backoff
             except AmiAuthError:
                 raise
             except (OSError, asyncio.TimeoutError, ProtocolError, AmiError, EOFError) as exc:
@@ -103,6 +103,8 @@ class AmiClient:
                 self._drop()
             if self._closing:
                 break
+            if self.connections > logged_in_before:
+                failures = 0  # a session that logged in resets the backoff: this is a fresh outage
             delay = self._backoff(failures)
             failures += 1
             log.info("AMI reconnect to %s:%s in %.2fs", self.settings.host, self.settings.port, delay)

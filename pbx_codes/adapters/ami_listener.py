@@ -22,7 +22,7 @@ Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
     username = "pbx-codes"
     secret_env = "PBX_CODES_AMI_SECRET"    # the secret is read from here ...
     secret_file = "/etc/pbx-codes/ami.secret"  # ... or from the first line of this file
-    server_filters = true         # ask Asterisk to send only the events the observer reads
+    server_filters = false        # Filter action (needs `system` write); the shipped eventfilter lines suffice
     fetch_phrases = true          # Getvar HANGUPCAUSE(<B-leg>,tech) on the A-leg
     writeback = false             # racy Setvar CDR(pbx_*) on the A-leg
     ping_interval = 20.0
@@ -136,12 +136,15 @@ class AmiListener:
 
 def ami_settings(section: Mapping[str, Any]) -> AmiSettings:
     """`AmiSettings` from the ``[asterisk.ami]`` table."""
-    filters = filters_for(WANTED_EVENTS) if section.get("server_filters", True) else ()
+    # Off by default: the Filter action needs `system` write, which the shipped least-privilege user lacks; its
+    # `eventfilter` lines in manager_pbx_codes.conf already make Asterisk send only these events.
+    filters = filters_for(WANTED_EVENTS) if section.get("server_filters", False) else ()
     return AmiSettings(
         host=str(section.get("host", "127.0.0.1")), port=int(section.get("port", 5038)),
         username=str(section.get("username", "pbx-codes")), events=str(section.get("events", "on")),
         filters=filters, wanted_events=WANTED_EVENTS,
         ping_interval=float(section.get("ping_interval", 20.0)), ping_timeout=float(section.get("ping_timeout", 5.0)),
+        backoff_initial=float(section.get("backoff_initial", 0.5)),
         backoff_max=float(section.get("backoff_max", 30.0)),
         action_timeout=float(section.get("action_timeout", 5.0)),
     )

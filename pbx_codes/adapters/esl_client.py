@@ -69,6 +69,9 @@ class EslClientConfig:
     reconnect_max: float = 30.0
     auth_failure_backoff: float = 60.0
     read_size: int = 65536
+    # Events to decode and hand to on_event (None: all). Others are skipped unread by the parser; BACKGROUND_JOB
+    # is always added, since bgapi waits for it.
+    wanted_events: frozenset[str] | None = None
 
 
 EventHandler = Callable[[Event], "Awaitable[None] | None"]
@@ -165,7 +168,7 @@ class EslClient:
     async def _session(self, lost_at: float | None) -> None:
         cfg = self.config
         reader, writer = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
-        parser = EslParser()
+        parser = EslParser(None if cfg.wanted_events is None else cfg.wanted_events | {"BACKGROUND_JOB"})
         self._writer = writer
         try:
             frames: deque = deque()

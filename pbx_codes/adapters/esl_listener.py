@@ -40,6 +40,10 @@ log = logging.getLogger("pbx_codes.freeswitch")
 class FreeswitchListener:
     """Turns each event into annotations on the bus; owns the observer's memory (dedup, trunk of the call)."""
 
+    # What the parser decodes for this listener: the observer's events, plus the client's own (bgapi, liveness).
+    # With ``events = ["ALL"]`` or any wide subscription, everything else is skipped unread.
+    WANTED_EVENTS = FreeswitchObserver.WANTED_EVENTS | {"HEARTBEAT", "BACKGROUND_JOB"}
+
     def __init__(self, resolver: Any, bus: Any) -> None:
         self._resolver = resolver
         self._bus = bus
@@ -69,6 +73,7 @@ def client_config(section: Mapping[str, Any]) -> EslClientConfig:
         reconnect_min=float(section.get("reconnect_min", 0.5)),
         reconnect_max=float(section.get("reconnect_max", 30)),
         auth_failure_backoff=float(section.get("auth_failure_backoff", 60)),
+        wanted_events=FreeswitchListener.WANTED_EVENTS,
     )
 
 

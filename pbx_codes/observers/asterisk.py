@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
-from pbx_codes.protocols import safe_value
+from pbx_codes.protocols import safe_value, small_int
 from pbx_codes.protocols.ami import AmiParser, Event, Response
 
 PBX = "asterisk"
@@ -67,10 +67,7 @@ def parse_tech_cause(value: str | None) -> tuple[str | None, str | None]:
 
 
 def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isdigit() else None
+    return small_int(text)
 
 
 def _timestamp(event: Event) -> float | None:

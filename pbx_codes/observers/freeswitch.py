@@ -251,6 +251,10 @@ class FreeswitchObserver:
     """
 
     HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
+    # Events that only teach which gateway a call's outbound leg used (the A-leg inherits it).
+    TRUNK_EVENTS = frozenset({"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_OUTGOING", "CHANNEL_PROGRESS"})
+    # Everything `feed` looks at: a parser built with these as its wanted events loses nothing.
+    WANTED_EVENTS = HANGUP_EVENTS | TRUNK_EVENTS
 
     def __init__(self, memory: int = 20000) -> None:
         self._decided: OrderedDict[str, None] = OrderedDict()
@@ -267,8 +271,7 @@ class FreeswitchObserver:
         name = event.name
         if event.format == "xml":
             return []
-        if name not in self.HANGUP_EVENTS and name not in ("CHANNEL_CREATE", "CHANNEL_ORIGINATE",
-                                                            "CHANNEL_OUTGOING", "CHANNEL_PROGRESS"):
+        if name not in self.WANTED_EVENTS:
             return []
         v = variables_from_event(event.headers)
         uuid = v.get("uuid")
@@ -291,9 +294,10 @@ class FreeswitchObserver:
             self._remember(self._trunks, parent, (gateway, v.get("pbx_codes_catalog")))
 
 
-def iter_events(data: bytes) -> Iterable[Event]:
-    """The events of a raw capture (plain or JSON), through the same parser the live listener uses."""
-    for frame in EslParser().feed(data):
+def iter_events(data: bytes, wanted_events: Iterable[str] | None = None) -> Iterable[Event]:
+    """The events of a raw capture (plain or JSON), through the same parser the live listener uses; with
+    ``wanted_events`` only those are decoded (the rest are skipped unread, as the listener does)."""
+    for frame in EslParser(wanted_events).feed(data):
         if isinstance(frame, Event):
             yield frame
 
@@ -315,7 +319,7 @@ def annotate_events(events: Iterable[Event], resolve: Callable[[Observation], An
 
 def replay(data: bytes, resolver: Any, catalog: str | None = None) -> list[Annotation]:
     """Annotations for every failed leg in a raw ESL capture, exactly as the live listener would produce them."""
-    return annotate_events(iter_events(data), resolver.resolve, catalog=catalog)
+    return annotate_events(iter_events(data, FreeswitchObserver.WANTED_EVENTS), resolver.resolve, catalog=catalog)
 
 
 __all__ = [

@@ -20,6 +20,16 @@ class ProtocolError(Exception):
     """The peer broke the protocol (a line or a frame too long, a malformed request): drop the connection."""
 
 
+def small_int(text: str | None, max_digits: int = 9) -> int | None:
+    """A short ASCII decimal number from the network, else None (never raises on digits `int()` rejects)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def safe_value(value: object, max_bytes: int = MAX_VALUE_BYTES) -> str:
     """`value` as one line of printable text, at most `max_bytes` of UTF-8, cut on a character boundary.
 

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 from pbx_codes.adapters.agi_server import AgiSession, Handler
 from pbx_codes.model import Observation, Side
 from pbx_codes.observers.asterisk import PBX, parse_tech_cause, trunk_of
-from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value
+from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value, small_int
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,15 @@ def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) ->
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and text.strip().isdigit() else None
+    return small_int(text)
 
 
 def _cause(text: str | None) -> int | None:
     """A Q.850 cause given as a number (``${HANGUPCAUSE}``) or as Asterisk's description of it."""
     if not text:
         return None
-    return _int(text) if text.strip().isdigit() else ASTERISK_CAUSES.get(text.strip())
+    number = small_int(text)
+    return number if number is not None else ASTERISK_CAUSES.get(text.strip())
 
 
 @dataclass(frozen=True, slots=True)

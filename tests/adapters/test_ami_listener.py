@@ -76,7 +76,7 @@ def free_port() -> int:
 
 def asterisk_config(ami_port: int, agi_port: int) -> dict[str, Any]:
     return {
-        "ami": {"enabled": True, "host": "127.0.0.1", "port": ami_port, "username": "pbx-codes",
+        "ami": {"enabled": True, "server_filters": True, "host": "127.0.0.1", "port": ami_port, "username": "pbx-codes",
                 "secret_env": SECRET_ENV, "ping_interval": 0.05, "ping_timeout": 5.0, "backoff_max": 0.3},
         "agi": {"enabled": True, "host": "127.0.0.1", "port": agi_port, "timeout": 5.0},
     }

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from pathlib import Path
@@ -12,111 +11,9 @@ import pytest
 from pbx_codes.adapters.esl_client import EslAuthError, EslClient, EslClientConfig, read_secret
 from pbx_codes.protocols.esl import Event, ProtocolError, parse_stream
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
-PASSWORD = "ClueCon"
+from adapters.esl_test_server import FakeFreeswitch, PASSWORD
+
 GUARD = 20  # seconds: only a guard against a hung test, never asserted on
-
-
-def recorded_events(name: str) -> bytes:
-    """The event frames FreeSWITCH sent after the subscription reply, byte-exact, disconnect notice included."""
-    data = (FIXTURES / name).read_bytes()
-    marker = b"Reply-Text: +OK event listener enabled json\n\n"
-    return data[data.index(marker) + len(marker):]
-
-
-def reply(text: str, **headers: str) -> bytes:
-    extra = "".join(f"{k}: {v}\n" for k, v in headers.items())
-    return f"Content-Type: command/reply\nReply-Text: {text}\n{extra}\n".encode()
-
-
-def api_response(text: str) -> bytes:
-    body = text.encode()
-    return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body
-
-
-def background_job(job_uuid: str, body: str) -> bytes:
-    payload = json.dumps({"Event-Name": "BACKGROUND_JOB", "Job-UUID": job_uuid, "Job-Command": "originate",
-                          "_body": body}).encode()
-    return b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(payload) + payload
-
-
-class FakeFreeswitch:
-    """mod_event_socket as recorded: auth/request, +OK accepted / -ERR invalid, event, api, bgapi, then the events."""
-
-    def __init__(self, *, after_subscribe: str = "recording", recording: str = "409_not_enough_money.bridge.json"
-                 ".esl.txt", hung_up: frozenset[str] = frozenset()) -> None:
-        self.after_subscribe = after_subscribe
-        self.recording = recorded_events(recording)
-        self.hung_up = hung_up
-        self.connections = 0
-        self.auth_attempts: list[str] = []
-        self.commands: list[str] = []
-        self.subscribed = asyncio.Event()
-        self.port = 0
-        self._server: asyncio.base_events.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            writer.write(b"Content-Type: auth/request\n\n")
-            if self.after_subscribe == "close_before_auth":
-                return
-            while True:
-                block = (await reader.readuntil(b"\n\n")).decode()
-                self.commands.append(block)
-                line, *header_lines = block.strip("\n").split("\n")
-                headers = dict(h.split(": ", 1) for h in header_lines)
-                verb, _, rest = line.partition(" ")
-                if verb == "auth":
-                    self.auth_attempts.append(rest)
-                    if rest != PASSWORD:
-                        writer.write(reply("-ERR invalid"))
-                        await writer.drain()
-                        return
-                    writer.write(reply("+OK accepted"))
-                elif verb == "event":
-                    writer.write(reply(f"+OK event listener enabled {rest.split()[0]}"))
-                    await writer.drain()
-                    self.subscribed.set()
-                    await self._after_subscribe(writer)
-                elif verb == "api":
-                    cmd, *args = rest.split(" ")
-                    if cmd == "uuid_setvar":
-                        writer.write(api_response("-ERR No such channel!\n" if args[0] in self.hung_up else "+OK\n"))
-                    else:
-                        writer.write(api_response(f"-ERR {cmd} Command not found!\n"))
-                elif verb == "bgapi":
-                    job = headers.get("Job-UUID", "server-made")
-                    writer.write(reply(f"+OK Job-UUID: {job}", **{"Job-UUID": job}))
-                    writer.write(background_job("someone-else", "+OK not yours\n"))
-                    writer.write(background_job(job, "-ERR NORMAL_UNSPECIFIED\n"))
-                else:
-                    writer.write(reply("-ERR command not found"))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def _after_subscribe(self, writer: asyncio.StreamWriter) -> None:
-        mode = self.after_subscribe
-        if mode == "recording":
-            writer.write(self.recording)  # ends with FreeSWITCH's disconnect notice
-        elif mode == "garbage":
-            writer.write(b"this is not a header line\n\n")
-        elif mode == "drop":
-            writer.close()
-        # "silent" and "interactive": nothing until the client sends something
 
 
 class Recorder:
@@ -294,3 +191,20 @@ def test_read_secret_prefers_env_then_file(tmp_path: Path, monkeypatch: pytest.M
     assert read_secret("PBX_TEST_ESL", str(secret)) == "from-file"
     monkeypatch.setenv("PBX_TEST_ESL", "from-env")
     assert read_secret("PBX_TEST_ESL", str(secret)) == "from-env"
+
+
+@pytest.mark.asyncio
+async def test_wanted_events_reach_the_handler_and_the_rest_is_skipped():
+    server = FakeFreeswitch()
+    port = await server.start()
+    everything = [f for f in parse_stream(server.recording) if isinstance(f, Event)]
+    wanted = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
+    got: list[Event] = []
+    sleep = Recorder(stop_after=1)
+    client = EslClient(config(port, wanted_events=wanted), got.append, sleep=sleep)
+    try:
+        await run_until(client, sleep.done)
+    finally:
+        await server.close()
+    assert got == [e for e in everything if e.name in wanted | {"BACKGROUND_JOB"}]
+    assert got and len(got) < len(everything)

@@ -179,3 +179,13 @@ def test_lifecell_409_is_billing_with_the_real_resolver(variant: str):
         if uuid:
             assert by_leg[uuid].catalog == "lifecell"
             assert by_leg[uuid].category is Category.BILLING
+
+
+@pytest.mark.parametrize("capture", sorted(FIXTURES.glob("*.*.esl.txt")), ids=lambda p: p.name)
+def test_decoding_only_the_observers_events_loses_no_annotation(capture: Path):
+    data = capture.read_bytes()
+    everything = annotate_events(iter_events(data), fake_resolve)
+    wanted = annotate_events(iter_events(data, FreeswitchObserver.WANTED_EVENTS), fake_resolve)
+    assert [a.to_dict() for a in wanted] == [a.to_dict() for a in everything]
+    names = {e.name for e in iter_events(data)}
+    assert not names <= FreeswitchObserver.WANTED_EVENTS or ".control." in capture.name, "nothing was skipped"

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandInjectionError, CommandReply, DisconnectNotice, EslParser, Event, LogData,
@@ -173,3 +175,111 @@ def test_truncate_utf8_never_cuts_a_character():
     text = "ґ" * 100
     cut = truncate_utf8(text, 51)
     assert len(cut.encode()) == 50 and cut == "ґ" * 25
+
+
+# --- wanted_events: only the events a listener reads are decoded ------------------------------------------------
+
+LISTENED = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB"})
+
+
+def plain_event(name: str, **headers: str) -> bytes:
+    lines = "".join(f"{k}: {v}\n" for k, v in {"Event-Name": name, **headers}.items())
+    body = lines.encode()
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+def json_event(name: str, **headers: str) -> bytes:
+    import json
+    body = json.dumps({"Event-Name": name, **headers}).encode()
+    return b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(body) + body
+
+
+@pytest.mark.parametrize("make", [plain_event, json_event], ids=["plain", "json"])
+def test_wanted_event_is_parsed_whole_and_unwanted_is_skipped_and_counted(make):
+    data = (make("CHANNEL_STATE", **{"Unique-ID": "u1"}) + make("CHANNEL_HANGUP", **{
+        "Unique-ID": "u1", "variable_sip_invite_failure_phrase": "Not%20enough%20money"})
+        + frame("Content-Type: command/reply\nReply-Text: +OK"))
+    parser = EslParser(LISTENED)
+    event, reply = parser.feed(data)
+    assert isinstance(event, Event) and event.name == "CHANNEL_HANGUP" and event.headers["Unique-ID"] == "u1"
+    expected = "Not enough money" if make is plain_event else "Not%20enough%20money"  # only plain is URL-encoded
+    assert event.headers["variable_sip_invite_failure_phrase"] == expected
+    assert isinstance(reply, CommandReply), "replies are never filtered"
+    assert parser.skipped == 1 and parser.buffered == 0
+
+
+@pytest.mark.parametrize("path", [p for p in CAPTURES if ".control." not in p.name][:6], ids=lambda p: p.name)
+def test_filtered_capture_split_byte_by_byte_equals_the_wanted_subset(path: Path):
+    data = path.read_bytes()
+    whole = parse_stream(data)
+    events = [f for f in whole if isinstance(f, Event)]
+    expected = [f for f in whole if not isinstance(f, Event) or f.name in LISTENED]
+    parser = EslParser(LISTENED)
+    got: list = []
+    for i in range(len(data)):
+        got.extend(parser.feed(data[i:i + 1]))
+    assert got == expected
+    assert parser.skipped == len(events) - len([e for e in events if e.name in LISTENED]) > 0
+    assert parser.buffered == 0
+
+
+def test_unwanted_event_body_is_not_decoded_at_all():
+    broken = b'{"Event-Name":"CHANNEL_STATE", this is not JSON'
+    data = b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(broken) + broken
+    parser = EslParser(LISTENED)
+    assert parser.feed(data + json_event("BACKGROUND_JOB", **{"Job-UUID": "j"}))[0].name == "BACKGROUND_JOB"
+    assert parser.skipped == 1
+    with pytest.raises(ProtocolError):
+        EslParser().feed(data)  # unfiltered, the same bytes are decoded and refused
+
+
+@pytest.mark.parametrize("body", [b'{"Event-Name" : "CHANNEL_STATE"}', b'{"Event-Name":"CHANNEL\\u005fSTATE"}'])
+def test_name_not_written_plainly_is_decided_after_decoding(body: bytes):
+    data = b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(body) + body
+    parser = EslParser({"CHANNEL_STATE"})
+    (event,) = parser.feed(data)
+    assert event.name == "CHANNEL_STATE" and parser.skipped == 0
+    other = EslParser(LISTENED)
+    assert other.feed(data) == [] and other.skipped == 1
+
+
+def test_encoded_plain_event_name_is_decided_after_decoding():
+    parser = EslParser({"CUSTOM X"})
+    (event,) = parser.feed(plain_event("CUSTOM%20X"))
+    assert event.name == "CUSTOM X"
+
+
+def test_event_name_inside_a_plain_event_body_does_not_count():
+    inner = "Event-Name: CHANNEL_HANGUP\n"
+    body = f"Event-Name: BACKGROUND_JOB\nContent-Length: {len(inner)}\n\n{inner}".encode()
+    data = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+    parser = EslParser({"CHANNEL_HANGUP"})
+    assert parser.feed(data) == [] and parser.skipped == 1
+
+
+def test_wanted_none_returns_exactly_what_was_sent():
+    data = plain_event("CHANNEL_STATE") + json_event("HEARTBEAT")
+    parser = EslParser(None)
+    assert [e.name for e in parser.feed(data)] == ["CHANNEL_STATE", "HEARTBEAT"] and parser.skipped == 0
+
+
+# --- the byte-level decoding of plain events is the text-level one, faster ---------------------------------------
+
+_ASCII_PIECES = st.sampled_from(["%", "%2", "%20", "%3A", "%3a", "%0A", "%0d", "%25", "%41", "%EE%80%80", "%D0%9E",
+                                 "%FF", "=", "==", "=3D", ": ", ":", "\n", "\n\n", " ", "a", "Name", "\\", "\r",
+                                 "%%", "%\n", "%\r\n"])
+
+
+@given(st.lists(_ASCII_PIECES, max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_byte_level_plain_decoding_equals_the_per_text_decoding(pieces: list[str]):
+    from pbx_codes.protocols.esl import _parse_block, _parse_encoded_block, _parse_encoded_bytes
+    text = "Event-Name: X\n" + "".join(pieces)
+    try:
+        expected = _parse_encoded_block(text)
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            _parse_encoded_bytes(text.encode())
+        return
+    assert _parse_encoded_bytes(text.encode()) == expected
+    assert "%" in text or expected == _parse_block(text, url_decoded=False)

@@ -52,3 +52,20 @@ def test_agi_ordinary_results_still_parse() -> None:
     assert (reply.code, reply.result) == (200, -1)
     reply = parse_reply_line("200 result=1 (SIP 503 Simultaneous calls limit reached)")
     assert (reply.result, reply.value) == (1, "SIP 503 Simultaneous calls limit reached")
+
+
+def test_superscript_digits_from_the_network_are_not_numbers() -> None:
+    from pbx_codes.protocols import small_int
+
+    assert small_int("²") is None and small_int("1" * 5000) is None and small_int(" 17 ") == 17
+
+
+def test_esl_content_length_with_thousands_of_digits_is_a_protocol_error() -> None:
+    import pytest as _pytest
+
+    from pbx_codes.protocols import esl
+
+    for head in (b"Content-Length: " + b"9" * 5000 + b"\nContent-Type: text/event-plain\n\n",
+                 b"Content-Type: api/response\nContent-Length: " + b"1" * 5000 + b"\n\n"):
+        with _pytest.raises(esl.ProtocolError):
+            esl.EslParser().feed(head)

@@ -1,0 +1,161 @@
+"""`run_freeswitch` end to end: ESL client -> observer -> real resolver -> bus, and the hook endpoint, on 127.0.0.1.
+
+The ESL side is `FakeFreeswitch` streaming two recorded bridged calls byte for byte (``event json ALL``, so most
+events are ones the listener skips unread): the carrier's ``409 Not enough money`` on the first connection, which
+the server then drops without a disconnect notice, and ``503 Simultaneous calls limit reached`` on the
+reconnected second one. The expected annotations are the offline `replay` of the same bytes with the same
+resolver. "Settled" means the client has connected a third time: each stream is written before its socket is
+closed and the client handles frames in order, so by then every frame of both streams has been handled (no clock
+involved).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import pytest
+
+from pbx_codes.adapters.esl_listener import run_freeswitch
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.model import Category
+from pbx_codes.observers.freeswitch import replay
+from pbx_codes.resolve import Resolver
+
+from adapters.esl_test_server import FIXTURES, PASSWORD, FakeFreeswitch, recorded_events
+
+CALL_409 = "409_not_enough_money.bridge.json.esl.txt"
+CALL_503 = "503_simul_limit.bridge.json.esl.txt"
+# The legs of each recorded call: B towards the carrier, A the bridging inbound leg (UUIDs from summary.json).
+LEGS_409 = {"B": "c09b4653-4507-4bde-ab6c-ac2ecdad3ff0", "A": "965ab554-3188-43ae-ad70-1481e3bbdeac"}
+LEGS_503 = {"B": "b1480bf6-4b5e-4377-bbd5-982959853bec", "A": "3924053d-9ea7-4383-a2ce-d86ec3da537d"}
+PASSWORD_ENV = "PBXC_TEST_LISTENER_ESL_PASSWORD"
+GUARD = 20.0  # seconds: only a guard against a hung test, never asserted on
+
+if not (FIXTURES / CALL_409).is_file():
+    pytest.skip("the recorded FreeSWITCH transcripts are not available", allow_module_level=True)
+
+
+class RecordingBus:
+    """The bus as the listener sees it: `publish` only."""
+
+    def __init__(self) -> None:
+        self.annotations: list[Any] = []
+
+    def publish(self, annotation: Any) -> None:
+        self.annotations.append(annotation)
+
+
+def real_resolver() -> Resolver:
+    return Resolver(load_catalogs(), bindings={"gw409": "lifecell", "gw503": "lifecell"})
+
+
+def without_notice(stream: bytes) -> bytes:
+    """The stream cut before FreeSWITCH's disconnect notice: the socket just goes, as when FreeSWITCH dies."""
+    cut = stream.rindex(b"Content-Type: text/disconnect-notice")
+    assert cut > 0
+    return stream[:cut]
+
+
+async def wait_until(predicate: Callable[[], bool], limit: float = GUARD) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), limit)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def section(esl_port: int, hook_port: int, **extra: Any) -> dict[str, Any]:
+    base = {"host": "127.0.0.1", "port": esl_port, "password_env": PASSWORD_ENV, "hook_port": hook_port,
+            "reconnect_min": 0.01, "reconnect_max": 0.05, "heartbeat_timeout": GUARD}
+    base.update(extra)
+    return base
+
+
+async def post_hook(port: int, fields: dict[str, str]) -> tuple[int, bytes]:
+    body = urlencode(fields).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /annotate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), payload
+
+
+async def stop(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.asyncio
+async def test_failed_legs_reach_the_bus_once_each_across_a_dropped_connection(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    first, second = recorded_events(CALL_409), recorded_events(CALL_503)
+    resolver = real_resolver()
+    expected = replay(first, resolver) + replay(second, resolver)
+    server = FakeFreeswitch(after_subscribe="streams", streams=[without_notice(first), second])
+    esl_port = await server.start()
+    bus = RecordingBus()
+    task = asyncio.create_task(run_freeswitch(section(esl_port, free_port(), hook=False), resolver, bus))
+    try:
+        await wait_until(lambda: server.connections >= 3)  # settled
+        await wait_until(lambda: len(bus.annotations) >= len(expected))
+    finally:
+        await stop(task)
+        await server.close()
+    assert server.streamed == 2 and server.auth_attempts[:3] == [PASSWORD] * 3
+    assert "event json " in server.commands[1]
+    got = [a.to_dict() for a in bus.annotations]
+    assert got == [a.to_dict() for a in expected], "the live path must equal the offline replay"
+    legs = [a.observation.leg_id for a in bus.annotations]
+    assert len(legs) == len(set(legs)) == 6, "exactly one annotation per failed leg (3 legs per call)"
+    by_leg = {a.observation.leg_id: a for a in bus.annotations}
+    for legs_of_call, code, phrase, category in ((LEGS_409, "409", "Not enough money", Category.BILLING),
+                                                 (LEGS_503, "503", "Simultaneous calls limit reached",
+                                                  Category.CAPACITY)):
+        for role in ("B", "A"):
+            annotation = by_leg[legs_of_call[role]]
+            assert (annotation.code, annotation.phrase, annotation.catalog) == (code, phrase, "lifecell"), role
+            assert annotation.category is category
+    # The call after the reconnect was annotated too, and only after the first call's legs.
+    assert legs.index(LEGS_503["B"]) > legs.index(LEGS_409["A"])
+
+
+@pytest.mark.asyncio
+async def test_hook_endpoint_answers_while_esl_is_down(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    esl_port, hook_port = free_port(), free_port()  # nothing listens on esl_port: FreeSWITCH is down
+    bus = RecordingBus()
+    task = asyncio.create_task(run_freeswitch(section(esl_port, hook_port), real_resolver(), bus))
+    try:
+        with caplog.at_level(logging.WARNING, logger="pbx_codes.esl"):
+            await wait_until(lambda: caplog.text.count("reconnecting in") >= 2)  # the ESL side failed, twice
+            fields = {"uuid": "b-leg", "call_uuid": "a-leg", "direction": "outbound", "sip_gateway_name": "gw409",
+                      "sip_invite_failure_status": "409", "sip_invite_failure_phrase": "Not enough money",
+                      "sip_hangup_disposition": "recv_refuse", "hangup_cause": "NORMAL_UNSPECIFIED"}
+
+            async def answered() -> tuple[int, bytes]:
+                while True:  # the endpoint starts beside the client; retry until it listens
+                    try:
+                        return await post_hook(hook_port, fields)
+                    except ConnectionRefusedError:
+                        await asyncio.sleep(0.005)
+
+            status, payload = await asyncio.wait_for(answered(), GUARD)
+            assert not task.done(), "run_freeswitch keeps running while FreeSWITCH is unreachable"
+    finally:
+        await stop(task)
+    assert status == 200
+    lines = dict(line.split("=", 1) for line in payload.decode().splitlines() if line)
+    assert lines["pbx_phrase"] == "Not enough money" and lines["pbx_catalog"] == "lifecell"
+    assert bus.annotations == [], "hook_publish is off by default: the hook does not feed the bus"
