@@ -26,6 +26,11 @@ from __future__ import annotations
 
 import binascii
 import json
+
+try:  # orjson parses FreeSWITCH's JSON events ~2x faster; the stdlib parser is the fallback
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _json_loads = json.loads
 import re
 from dataclasses import dataclass, field
 from operator import methodcaller
@@ -269,7 +274,7 @@ def _plain_event(raw: bytes) -> Event:
 def parse_json_event(text: str) -> Event:
     """The body of a ``text/event-json`` frame: one JSON object; ``_body`` holds the event's own body."""
     try:
-        data = json.loads(text)
+        data = _json_loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested deeper than the C stack
         raise ProtocolError(f"event-json body is not JSON: {exc}") from None
     if not isinstance(data, dict):
