@@ -35,3 +35,21 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_shipped_example_config_is_accepted_by_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/pbx-codes.example.toml is what users copy: the top level and each section must parse."""
+    from pbx_codes.adapters.esl_listener import client_config
+    from pbx_codes.adapters.ami_listener import ami_settings
+    from pbx_codes.console.settings import parse_console_settings
+    from pbx_codes.sinks.alerts import parse_rule
+    from pbx_codes.store.store import parse_store_settings
+
+    config = load_config(Path(__file__).resolve().parents[1] / "docs" / "pbx-codes.example.toml")
+    assert config.bindings["lifecell"] == "lifecell" and config.language == "uk"
+    assert ami_settings(config.asterisk["ami"]).port == 5038
+    assert parse_console_settings(config.console).port == 8088
+    assert parse_store_settings(config.store).url.startswith("sqlite:///")
+    assert [parse_rule(a, i).category for i, a in enumerate(config.alerts)] == ["capacity", "billing"]
+    monkeypatch.setenv("PBX_CODES_ESL_PASSWORD", "x")
+    assert client_config(config.freeswitch).port == 8021
