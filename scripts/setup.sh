@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 sudo_cmd() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # Debian packages: the test peers and servers (sipp, debootstrap, PostgreSQL, Chromium) and Python's venv.
-apt_packages=(debootstrap sip-tester postgresql chromium chromium-driver docker-compose python3-venv)
+apt_packages=(debootstrap debian-archive-keyring sip-tester postgresql chromium docker-compose lua5.1 lua5.2 lua-socket python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

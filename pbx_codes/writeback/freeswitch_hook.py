@@ -10,7 +10,8 @@ about one second.
 Protocol (stdlib asyncio, HTTP/1.1, one request per connection, bound to 127.0.0.1):
 - ``POST /annotate`` with an ``application/x-www-form-urlencoded`` body of channel variables (only the names in
   `HOOK_VARIABLES` are read);
-- answer ``200`` with ``text/plain`` lines ``pbx_name=value`` for a failed leg, ``204`` for a leg that did not fail;
+- answer ``200`` with ``text/plain`` lines ``pbx_name=value`` for a failed leg, ``204`` for a leg that did not fail
+  (the script then sets nothing), ``400`` for a form the script would never send;
 - ``GET /health`` -> ``200 ok``.
 Every value is sanitized by `cdr_safe`: no CR/LF/control characters, no double quotes or backslashes (mod_cdr_csv
 does not escape them), no ``${`` (no variable expansion), at most `MAX_VALUE_BYTES` of UTF-8 cut on a character.
@@ -101,6 +102,10 @@ class HookServer:
         """(status, body) for one POST body; never raises."""
         try:
             obs = observation_from_form(body)
+        except ValueError:  # more fields than the hook ever sends: not our script
+            log.warning("hook request refused: malformed or oversized form")
+            return 400, b""
+        try:
             if obs is None:
                 return 204, b""
             annotation = self._resolve(obs)
