@@ -1,0 +1,421 @@
+"""Enriching a CSV CDR file into a new file beside it: Asterisk cdr_csv/cdr_custom and FreeSWITCH mod_cdr_csv.
+
+Speed comes from doing per row only what must be done per row: csv.reader yields lists, a precomputed itemgetter
+takes the raw key, one dict lookup finds the finished bytes to add, and the row's original bytes are written back
+untouched with those bytes appended (or, for a template that already has empty pbx_* columns at its end, with
+that empty tail replaced). Only a row that needs a real rewrite goes through a CSV writer.
+
+Rows already annotated (pbx_category set) and rows that are not of the layout are copied through byte for byte.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pbx_codes.enrich.files import EnrichError, start_point
+from pbx_codes.enrich.interpret import CATEGORY_VALUES, NO_CAUSE, RETRY_VALUES, KeyPlan, Outcome, RowAnnotator
+from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
+from pbx_codes.enrich.progress import Progress
+from pbx_codes.enrich.state import RunState, save_state, state_path
+from pbx_codes.enrich.summary import Summary
+from pbx_codes.enrich.tolerant_csv import join_line, split_line
+
+CHECKPOINT_ROWS = 50_000
+_CACHE_LIMIT = 100_000
+_LF, _CRLF = b"\n", b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The columns of the input, where the key fields and pbx_* columns are, and how rows get their values."""
+
+    names: tuple[str, ...]
+    plan: KeyPlan
+    fill: tuple[tuple[int, int], ...]     # (row position, value index) of pbx_* columns the layout has
+    append: tuple[int, ...]               # value indexes of pbx_* columns to append, in PBX_COLUMNS order
+    need: int                             # the shortest row that holds every key column
+    done_index: int | None                # where pbx_category is in a row of this layout
+    tail_fill: bool                       # the pbx_* columns are together, in order, near the end
+    tail_extra: int                       # how many columns follow them (FreeSWITCH's pbx_hangup_by)
+
+    @classmethod
+    def build(cls, names: Sequence[str], preset: Preset, annotator: RowAnnotator) -> "Layout":
+        names = tuple(names)
+        bound = preset.mapping.bind(names)
+        plan = KeyPlan.build(bound, annotator.key_fields())
+        if plan.empty:
+            wanted = sorted({c for f in annotator.key_fields() for c in preset.mapping.candidates(f)})
+            raise EnrichError(f"none of the mapped columns ({', '.join(wanted)}) is in this layout "
+                              f"({', '.join(names[:30])}); use --map FIELD=COLUMN or --columns")
+        fill = tuple((names.index(c), i) for i, c in enumerate(PBX_COLUMNS) if c in names)
+        append = tuple(i for i, c in enumerate(PBX_COLUMNS) if c not in names)
+        need = max((*plan.positions, *plan.channel)) + 1
+        done_index = names.index(DONE_COLUMN) if DONE_COLUMN in names else None
+        first = names.index(PBX_COLUMNS[0]) if not append else -1
+        tail_fill = first >= 0 and names[first:first + len(PBX_COLUMNS)] == PBX_COLUMNS
+        tail_extra = len(names) - first - len(PBX_COLUMNS) if tail_fill else 0
+        return cls(names, plan, fill, append, need, done_index, tail_fill, tail_extra)
+
+    @property
+    def out_names(self) -> tuple[str, ...]:
+        return self.names + tuple(PBX_COLUMNS[i] for i in self.append)
+
+
+def _split_eol(raw: bytes) -> tuple[bytes, bytes]:
+    if raw.endswith(_CRLF):
+        return raw[:-2], _CRLF
+    if raw.endswith(_LF):
+        return raw[:-1], _LF
+    return raw, b""
+
+
+def _quoted(values: Sequence[str]) -> list[bytes]:
+    return [b'"' + v.encode("utf-8", "surrogateescape").replace(b'"', b'""') + b'"' for v in values]
+
+
+class _Rewriter:
+    """Renders a full row as standard CSV (every field quoted, as Asterisk writes them)."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, quoting=csv.QUOTE_ALL, lineterminator="")
+
+    def render(self, row: Sequence[str]) -> bytes:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._writer.writerow(row)
+        return self._buf.getvalue().encode("utf-8", "surrogateescape")
+
+
+_REWRITE = b"<rewrite>"   # marker: rows of this key are rewritten field by field
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One distinct raw key: the bytes to write for it (without and with a line end), its outcome, how many rows
+    used it."""
+
+    payload: bytes | None
+    lf: bytes | None
+    outcome: Outcome
+    hits: int = 0
+
+
+class CsvEnricher:
+    """One CSV file -> its enriched copy. `stop_after` ends the run after that many rows without a final
+    checkpoint, the way a killed process would (for tests of resume)."""
+
+    def __init__(self, source: Path, output: Path, preset: Preset, annotator: RowAnnotator, *,
+                 columns: Sequence[str] | None = None, header: bool | None = None, force: bool = False,
+                 progress: bool | None = None, checkpoint_rows: int = CHECKPOINT_ROWS,
+                 stop_after: int | None = None) -> None:
+        self.source, self.output, self.preset, self.annotator = source, output, preset, annotator
+        self.columns = tuple(columns) if columns else preset.columns
+        self.header = (self.columns is None) if header is None else header
+        if not self.header and not self.columns:
+            raise EnrichError("this file has no header: name its columns with --columns or a preset")
+        self.force, self.progress_enabled = force, progress
+        self.checkpoint_rows, self.stop_after = max(1, checkpoint_rows), stop_after
+        self.tolerant = preset.tolerant
+
+    # -- the run ------------------------------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        summary = Summary(source=str(self.source), output=str(self.output))
+        start = start_point(self.source, self.output, self.preset.name, force=self.force)
+        if start.done:
+            summary.note = "already enriched: the input has not changed since the last complete run"
+            return summary
+        began = time.perf_counter()
+        try:
+            with self.source.open("rb") as fin:
+                layout, header_line = self._read_layout(fin)
+                state = start.state
+                mode = "r+b" if start.resume else "wb"
+                with self.output.open(mode) as fout:
+                    if start.resume:
+                        fout.truncate(state.output_offset)
+                        fout.seek(state.output_offset)
+                        fin.seek(state.input_offset)
+                        summary.resumed_from_row = state.rows
+                    else:
+                        if header_line is not None:
+                            fout.write(self._header_out(layout, header_line))
+                        state = state.advanced(input_offset=fin.tell(), output_offset=fout.tell(), rows=0)
+                        save_state(state_path(self.output), state)
+                    self._loop(fin, fout, layout, state, summary)
+        except OSError as exc:
+            raise EnrichError(f"{exc.filename or self.source}: {exc.strerror or exc}") from None
+        summary.elapsed = time.perf_counter() - began
+        return summary
+
+    def _read_layout(self, fin) -> tuple[Layout, bytes | None]:
+        if not self.header:
+            return Layout.build(self.columns, self.preset, self.annotator), None
+        first = fin.readline()
+        body, _ = _split_eol(first)
+        if not body.strip():
+            raise EnrichError(f"{self.source}: empty file, or no header row")
+        if self.tolerant:
+            fields = split_line(body)
+            names = [f.decode("utf-8", "replace") for f in fields] if fields else []
+        else:
+            names = next(csv.reader([body.decode("utf-8", "surrogateescape")]), [])
+        if not names:
+            raise EnrichError(f"{self.source}: the header row cannot be read")
+        return Layout.build([n.strip().lstrip("\ufeff") for n in names], self.preset, self.annotator), first
+
+    def _header_out(self, layout: Layout, header_line: bytes) -> bytes:
+        body, eol = _split_eol(header_line)
+        extra = [PBX_COLUMNS[i] for i in layout.append]
+        if not extra:
+            return header_line
+        if self.tolerant:
+            return body + b"".join(b',"' + e.encode() + b'"' for e in extra) + (eol or _LF)
+        return body + b"," + b",".join(_quoted(extra)) + (eol or _LF)
+
+    # -- rows ---------------------------------------------------------------------------------------------------
+
+    def _done_check(self, layout: Layout) -> Callable[[Sequence], bool]:
+        """Whether a row carries an annotation already."""
+        if layout.done_index is not None:
+            idx = layout.done_index
+            return lambda row: len(row) > idx and bool(row[idx])
+        # An appended block is the row's last fields (Master.csv rows differ in length): recognise it by its values.
+        cat_from_end = len(layout.append) - layout.append.index(PBX_COLUMNS.index(DONE_COLUMN))
+        retry_from_end = cat_from_end - 1
+        categories = CATEGORY_VALUES | {c.encode() for c in CATEGORY_VALUES}   # fields are str or bytes
+        retries = RETRY_VALUES | {r.encode() for r in RETRY_VALUES}
+        minimum = len(layout.append) + 1
+        return lambda row: (len(row) > minimum and row[-cat_from_end] in categories
+                            and row[-retry_from_end] in retries)
+
+    def _loop(self, fin, fout, layout: Layout, state: RunState, summary: Summary) -> None:
+        """The row loop, written for speed: locals only, the common line shapes handled inline."""
+        annotator, plan = self.annotator, layout.plan
+        key_of = plan.row_key()
+        is_done = self._done_check(layout)
+        need = layout.need
+        exact_len = len(layout.names) if layout.fill else 0
+        appending = not layout.fill
+        entries: dict[tuple, _Entry] = {}
+        rewriter = _Rewriter()
+        tail_q = b',""' * (len(PBX_COLUMNS) + layout.tail_extra)
+        tail_q_lf = tail_q + _LF
+        cut_q_lf = len(tail_q_lf)
+        tolerant = self.tolerant
+        lengths = {len(layout.names), len(layout.out_names)} if tolerant else None
+        slow = self._slow_reader(fin, lengths)
+        parts: list[bytes] = []
+        out = parts.append
+        offset = fin.tell()
+        start_offset = offset
+        rows = state.rows
+        base_rows = rows
+        malformed = done_rows = 0
+        progress = Progress(self.source.stat().st_size, enabled=self.progress_enabled)
+        next_checkpoint = rows + self.checkpoint_rows
+        stop_at = rows + self.stop_after if self.stop_after is not None else -1
+        spath = state_path(self.output)
+        quote, quote_lf, sep = b'"', b'"' + _LF, b'","'
+
+        def fold() -> None:
+            for entry in entries.values():
+                if entry.hits:
+                    if entry.outcome.kind == NO_CAUSE:
+                        summary.skipped_no_cause += entry.hits
+                    else:
+                        summary.count(entry.outcome.category, entry.outcome.kind, entry.hits)
+                    entry.hits = 0
+
+        def lookup(key: tuple) -> _Entry:
+            if len(entries) >= _CACHE_LIMIT:
+                fold()
+                entries.clear()
+            outcome = annotator.outcome(plan, key)
+            entry = entries[key] = self._entry(layout, outcome)
+            return entry
+
+        def flush() -> None:
+            fout.write(b"".join(parts))
+            parts.clear()
+            fout.flush()
+
+        for raw in fin:
+            offset += len(raw)
+            # The common shape: every field quoted, no quote inside a value, one line per record.
+            if raw.endswith(quote_lf) and raw[:1] == quote:
+                row = raw[1:-2].split(sep)
+                if tolerant:
+                    if len(row) not in lengths:
+                        row = None
+                elif raw.count(quote) != 2 * len(row):
+                    raw, row = slow(raw, True)
+            else:
+                raw, row = slow(raw)
+                if raw is None:          # a record that goes on in the next line
+                    continue
+            rows += 1
+            if row is None or len(row) < need or (exact_len and len(row) != exact_len):
+                malformed += 1
+                out(raw)
+            elif is_done(row):
+                done_rows += 1
+                out(raw)
+            else:
+                key = key_of(row)
+                entry = entries.get(key)
+                if entry is None:
+                    entry = lookup(key)
+                entry.hits += 1
+                if entry.lf is None:                                   # nothing to add
+                    out(raw)
+                elif appending:
+                    if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                        out(raw[:-1] + entry.lf)
+                    else:
+                        body, eol = _split_eol(raw)
+                        out(body + entry.payload + eol)
+                elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail: replace it
+                    out(raw[:-cut_q_lf] + entry.lf)
+                else:
+                    body, eol = _split_eol(raw)
+                    out(self._rewrite(layout, row, entry.outcome.values, rewriter) + (eol or b""))
+            if rows >= next_checkpoint or len(parts) >= 2048:
+                fout.write(b"".join(parts))
+                parts.clear()
+                if rows >= next_checkpoint:
+                    fout.flush()
+                    state = state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows)
+                    save_state(spath, state)
+                    next_checkpoint = rows + self.checkpoint_rows
+                progress.update(offset, rows - base_rows, base=start_offset)
+            if rows == stop_at:
+                flush()
+                fold()
+                summary.rows_read, summary.skipped_malformed, summary.skipped_annotated = \
+                    rows - base_rows, malformed, done_rows
+                summary.note = f"stopped after row {rows:,} (resume from the last checkpoint)"
+                progress.close()
+                return
+        raw, row = slow(None)
+        if raw is not None:            # an unterminated record at the end of the file: copied as it is
+            rows += 1
+            malformed += 1
+            out(raw)
+        flush()
+        fold()
+        progress.close()
+        summary.rows_read, summary.skipped_malformed, summary.skipped_annotated = rows - base_rows, malformed, done_rows
+        save_state(spath, state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows, complete=True,
+                                         fingerprint=type(state.fingerprint).of(self.source)))
+
+    def _entry(self, layout: Layout, outcome: Outcome) -> "_Entry":
+        """The bytes a row with this outcome gets, prepared once: `payload` without and `lf` with the line end."""
+        if outcome.kind == NO_CAUSE:
+            return _Entry(None, None, outcome)
+        values = outcome.values
+        if not layout.fill:
+            if self.tolerant:
+                payload = b"".join(b',"' + values[i].encode("utf-8", "surrogateescape") + b'"' for i in layout.append)
+            else:
+                payload = b"," + b",".join(_quoted([values[i] for i in layout.append]))
+            return _Entry(payload, payload + _LF, outcome)
+        if layout.tail_fill and layout.tail_extra < 8:
+            # The template's empty pbx_* tail is replaced by the values plus the empty columns after them.
+            payload = b"," + b",".join(_quoted(values)) + b',""' * layout.tail_extra
+            return _Entry(payload, payload + _LF, outcome)
+        return _Entry(_REWRITE, _REWRITE, outcome)
+
+    def _rewrite(self, layout: Layout, row: list, values: Sequence[str], rewriter: _Rewriter) -> bytes:
+        row = list(row)
+        if self.tolerant:
+            encoded = [v.encode("utf-8", "surrogateescape") for v in values]
+            for pos, i in layout.fill:
+                row[pos] = encoded[i]
+            row.extend(encoded[i] for i in layout.append)
+            return join_line(row)
+        row = [f.decode("utf-8", "surrogateescape") if type(f) is bytes else f for f in row]
+        for pos, i in layout.fill:
+            row[pos] = values[i]
+        row.extend(values[i] for i in layout.append)
+        return rewriter.render(row)
+
+    def _slow_reader(self, fin, lengths: set[int] | None):
+        """The reader for every line the loop's fast path does not take: ``slow(raw)`` -> (record bytes, fields
+        or None when unreadable), or (None, None) while a quoted field goes on in the next line; ``slow(None)`` at
+        the end of the file hands back an unterminated record."""
+        tolerant = self.tolerant
+        stash = _Stash()
+        reader = csv.reader(stash)
+        pending: list[bytes] = []
+
+        def slow(raw: bytes | None, split_tried: bool = False):
+            if raw is None:
+                if pending:
+                    rest = b"".join(pending)
+                    pending.clear()
+                    return rest, None
+                return None, None
+            body, _ = _split_eol(raw)
+            if tolerant:                 # mod_cdr_csv: one record per line, always
+                return raw, (split_line(body, lengths) if body.strip() else None)
+            if pending:
+                pending.append(raw)
+                if sum(p.count(b'"') for p in pending) & 1:
+                    return None, None
+                raw = b"".join(pending)
+                pending.clear()
+            else:
+                if not split_tried and body[:1] == b'"' and body[-1:] == b'"':
+                    fields = body[1:-1].split(b'","')
+                    if body.count(b'"') == 2 * len(fields):
+                        return raw, fields
+                if raw.count(b'"') & 1:      # a quoted field goes on in the next line
+                    pending.append(raw)
+                    return None, None
+            stash.push(raw.decode("utf-8", "surrogateescape"))
+            try:
+                row = next(reader, None)
+            except csv.Error:
+                row = None
+            stash.clear()
+            return raw, row
+
+        return slow
+
+
+class _Stash:
+    """The iterator csv.reader reads from: it hands out the one record pushed, then stops, and can be refilled
+    (csv.reader asks its iterator again on every call, so one reader serves the whole file)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+
+    def push(self, text: str) -> None:
+        self._items.append(text)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __iter__(self) -> "_Stash":
+        return self
+
+    def __next__(self) -> str:
+        if self._items:
+            return self._items.pop()
+        raise StopIteration
+
+
+def enrich_csv(source: Path, output: Path, preset: Preset, annotator: RowAnnotator, **options) -> Summary:
+    """Enrich one CSV file into `output` (see `CsvEnricher` for the options)."""
+    return CsvEnricher(source, output, preset, annotator, **options).run()
+
+
+__all__ = ["CsvEnricher", "Layout", "enrich_csv"]

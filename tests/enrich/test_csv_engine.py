@@ -1,0 +1,226 @@
+"""The file rules: a new file beside the old one, each row annotated once, resume after a stop, safe values."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import pytest
+
+from pbx_codes.enrich import EnrichError, enrich_file, get_preset
+from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS
+from pbx_codes.enrich.state import state_path
+from pbx_codes.enrich.tolerant_csv import split_line
+
+COLUMNS = ("uniqueid", "disposition", "pbx_trunk", "pbx_rawcause")
+RAW = ["SIP 486 Busy Here", "SIP 409 Not enough money", "SIP 503 Simultaneous calls limit reached", "",
+       "SIP 404 Not Found", "SIP 480 Temporarily Unavailable"]
+DISPOSITIONS = ["BUSY", "NO ANSWER", "CONGESTION", "ANSWERED", "FAILED", "NO ANSWER"]
+
+
+def write_rows(path, n: int, *, header: bool = True) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        if header:
+            w.writerow(COLUMNS)
+        for i in range(n):
+            w.writerow([f"17954229{i}.{i}", DISPOSITIONS[i % 6], "trunk", RAW[i % 6]])
+
+
+def run(source, annotator, **options):
+    return enrich_file(source, get_preset("asterisk-csv-header"), annotator, progress=False, **options)
+
+
+def test_output_is_a_new_file_beside_the_input_and_the_input_is_untouched(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 20)
+    before, stat = source.read_bytes(), source.stat()
+    summary = run(source, make_annotator())
+    assert summary.output == str(tmp_path / "cdr.enriched.csv")
+    assert source.read_bytes() == before and source.stat().st_mtime_ns == stat.st_mtime_ns
+    header = next(csv.reader(io.StringIO((tmp_path / "cdr.enriched.csv").read_text())))
+    assert header == [*COLUMNS, *PBX_COLUMNS]
+
+
+def test_output_onto_the_input_is_refused(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 3)
+    before = source.read_bytes()
+    with pytest.raises(EnrichError, match="overwrite the input"):
+        run(source, make_annotator(), output=source, force=True)
+    assert source.read_bytes() == before
+
+
+def test_an_unrelated_existing_output_is_not_overwritten_without_force(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 3)
+    (tmp_path / "cdr.enriched.csv").write_text("someone else's file\n")
+    with pytest.raises(EnrichError, match="--force"):
+        run(source, make_annotator())
+    assert (tmp_path / "cdr.enriched.csv").read_text() == "someone else's file\n"
+
+
+def test_running_twice_changes_nothing_the_second_time(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 30)
+    run(source, make_annotator())
+    output = tmp_path / "cdr.enriched.csv"
+    first = output.read_bytes()
+    again = run(source, make_annotator())
+    assert again.rows_read == 0 and output.read_bytes() == first
+    # Enriching the enriched file: every row has pbx_category, so every row is copied byte for byte.
+    twice = run(output, make_annotator(), output=tmp_path / "twice.csv")
+    assert twice.annotated == 0 and twice.skipped_annotated == 30
+    assert (tmp_path / "twice.csv").read_bytes() == first
+
+
+def test_headerless_appended_rows_are_recognised_as_done(tmp_path, make_annotator):
+    source = tmp_path / "Master.csv"
+    write_rows(source, 12, header=False)
+    preset = get_preset("asterisk-csv-header")
+    enrich_file(source, preset, make_annotator(), columns=COLUMNS, progress=False)
+    enriched = tmp_path / "Master.enriched.csv"
+    again = enrich_file(enriched, preset, make_annotator(), columns=COLUMNS, output=tmp_path / "again.csv",
+                        progress=False)
+    assert again.skipped_annotated == 12 and (tmp_path / "again.csv").read_bytes() == enriched.read_bytes()
+
+
+@pytest.mark.parametrize("stop_after", [1, 7, 25, 49])
+def test_resume_after_a_stop_gives_the_same_file_as_one_run(tmp_path, make_annotator, stop_after):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 50)
+    reference = tmp_path / "reference.csv"
+    run(source, make_annotator(), output=reference)
+    output = tmp_path / "cdr.enriched.csv"
+    stopped = run(source, make_annotator(), checkpoint_rows=10, stop_after=stop_after)
+    assert "stopped" in stopped.note and output.read_bytes() != reference.read_bytes()
+    resumed = run(source, make_annotator(), checkpoint_rows=10)
+    assert resumed.resumed_from_row == (stop_after // 10) * 10
+    assert resumed.rows_read == 50 - resumed.resumed_from_row
+    assert output.read_bytes() == reference.read_bytes()
+
+
+def test_an_input_that_grew_resumes_with_only_the_new_rows(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 10)
+    run(source, make_annotator())
+    with source.open("a", encoding="utf-8") as f:
+        f.write('"new.1","BUSY","trunk","SIP 486 Busy Here"\n')
+    grown = run(source, make_annotator())
+    assert grown.rows_read == 1 and grown.annotated == 1
+    rows = list(csv.reader(io.StringIO((tmp_path / "cdr.enriched.csv").read_text())))
+    assert len(rows) == 12 and rows[-1][0] == "new.1" and rows[-1][len(COLUMNS) + 1] == "486"
+
+
+def test_a_changed_input_is_not_resumed_into_a_stale_output(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 10)
+    run(source, make_annotator())
+    write_rows(source, 4)                     # rotated: another file under the same name
+    source.write_text(source.read_text().replace("17954229", "28000000"))
+    with pytest.raises(EnrichError, match="not a resumable run"):
+        run(source, make_annotator())
+    assert run(source, make_annotator(), force=True).rows_read == 4
+
+
+HOSTILE = [
+    'Rufnummer "nicht" vergeben',
+    "Not enough, money",
+    "line one\r\nline two",
+    '=HYPERLINK("x")',
+    '"""',
+    "Недостатньо коштів на рахунку ✓",
+    "tab\there\x00nul",
+]
+
+
+@pytest.mark.parametrize("phrase", HOSTILE)
+def test_hostile_phrases_round_trip_through_csv_and_pbx_values_stay_one_line(tmp_path, make_annotator, phrase):
+    source = tmp_path / "cdr.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        w.writerow(COLUMNS)
+        w.writerow(["1.1", "NO ANSWER", "trunk", f"SIP 409 {phrase}"])
+        w.writerow(["1.2", "BUSY", "trunk", "SIP 486 Busy Here"])
+    run(source, make_annotator())
+    text = (tmp_path / "cdr.enriched.csv").read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 3
+    assert rows[1][:4] == ["1.1", "NO ANSWER", "trunk", f"SIP 409 {phrase}"]   # the original field, intact
+    pbx = dict(zip(PBX_COLUMNS, rows[1][4:]))
+    assert pbx["pbx_code"] == "409"
+    for value in pbx.values():
+        assert "\r" not in value and "\n" not in value and "\x00" not in value
+    assert rows[2][4 + PBX_COLUMNS.index("pbx_code")] == "486"
+
+
+def test_freeswitch_values_written_are_quote_free(tmp_path, make_annotator):
+    columns = ("uuid", "sip_invite_failure_status", "sip_invite_failure_phrase", "sip_reason")
+    source = tmp_path / "Master.csv"
+    source.write_text('"u1","409","Not "enough" money","Q.850;cause=31;text="NORMAL_UNSPECIFIED""\n')
+    enrich_file(source, get_preset("freeswitch-cdr-csv"), make_annotator("freeswitch", quote_free=True),
+                columns=columns, progress=False)
+    line = (tmp_path / "Master.enriched.csv").read_bytes().rstrip(b"\n")
+    fields = split_line(line, {len(columns) + len(PBX_COLUMNS)})
+    assert fields is not None
+    pbx = dict(zip(PBX_COLUMNS, (f.decode() for f in fields[len(columns):])))
+    assert pbx["pbx_code"] == "409" and pbx["pbx_phrase"] == "Not 'enough' money" and pbx["pbx_q850"] == "31"
+
+
+def test_tolerant_reader_splits_what_mod_cdr_csv_writes():
+    line = b'"a","Q.850;cause=31;text="NORMAL_UNSPECIFIED"","","""quoted at start","z"'
+    assert split_line(line, {5}) == [b"a", b'Q.850;cause=31;text="NORMAL_UNSPECIFIED"', b"", b'""quoted at start',
+                                     b"z"]
+    assert split_line(b'"a","b","c"', {5}) is None                       # wrong count: refused, not guessed
+    assert split_line(b"a,b,c,d,e", {5}) == [b"a", b"b", b"c", b"d", b"e"]  # an unquoted template
+
+
+def test_strict_csv_would_misread_the_unescaped_quote():
+    """Why the tolerant reader exists: the standard reader loses the field boundary."""
+    line = '"a","Q.850;cause=31;text="NORMAL_UNSPECIFIED"","z"'
+    assert next(csv.reader([line]))[1] != 'Q.850;cause=31;text="NORMAL_UNSPECIFIED"'
+
+
+def test_rows_not_of_the_layout_are_copied_through_and_counted(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 2)
+    with source.open("a", encoding="utf-8") as f:
+        f.write('"short"\n\n"multi","BUSY","trunk","SIP 486 Busy\nHere"\n')
+    summary = run(source, make_annotator())
+    out = (tmp_path / "cdr.enriched.csv").read_text()
+    assert '"short"\n\n' in out and summary.skipped_malformed == 2
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[-1][:4] == ["multi", "BUSY", "trunk", "SIP 486 Busy\nHere"] and rows[-1][5] == "486"
+
+
+def test_coarse_rows_say_exact_false_and_name_the_implied_cause(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    source.write_text('"uniqueid","disposition","q850"\n"1","BUSY",""\n"2","","USER_BUSY"\n"3","FAILED",""\n'
+                      '"4","",""\n')
+    summary = run(source, make_annotator())
+    rows = list(csv.reader(io.StringIO((tmp_path / "cdr.enriched.csv").read_text())))
+    pbx = [dict(zip(PBX_COLUMNS, r[3:])) for r in rows[1:]]
+    assert [(p["pbx_category"], p["pbx_q850"], p["pbx_exact"]) for p in pbx[:3]] == [
+        ("busy", "17", "0"), ("busy", "17", "0"), ("unknown", "", "0")]
+    assert pbx[3] == {}                                   # nothing to say: the row is left as it was
+    assert summary.by_kind == {"coarse_disposition": 2, "coarse_q850": 1} and summary.skipped_no_cause == 1
+
+
+def test_project_template_rows_with_a_preset_catalog_are_rewritten_in_place(tmp_path, make_annotator):
+    row = {c: "" for c in PBX_CDR_CUSTOM_COLUMNS}
+    row.update(disposition="NO ANSWER", pbx_rawcause="SIP 409 Not enough money", pbx_catalog="sip")
+    source = tmp_path / "pbx_codes.csv"
+    with source.open("w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow([row[c] for c in PBX_CDR_CUSTOM_COLUMNS])
+    enrich_file(source, get_preset("asterisk-cdr-custom-pbx"), make_annotator(), progress=False)
+    out = next(csv.reader(io.StringIO((tmp_path / "pbx_codes.enriched.csv").read_text())))
+    got = dict(zip(PBX_CDR_CUSTOM_COLUMNS, out))
+    assert len(out) == len(PBX_CDR_CUSTOM_COLUMNS) and got["pbx_code"] == "409" and got["pbx_category"]
+
+
+def test_state_file_sits_beside_the_output(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    write_rows(source, 3)
+    run(source, make_annotator())
+    assert state_path(tmp_path / "cdr.enriched.csv").exists()
+    assert sorted(os.listdir(tmp_path)) == ["cdr.csv", "cdr.enriched.csv", "cdr.enriched.csv.state.json"]
