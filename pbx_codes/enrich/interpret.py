@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from pbx_codes.model import Category, Observation, Retry
+from pbx_codes.observers.asterisk_causes import asterisk_cause_q850
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.observers.asterisk import trunk_of as asterisk_trunk_of
 from pbx_codes.observers.freeswitch import HANGUP_CAUSE_Q850
@@ -37,25 +38,6 @@ DISPOSITION_Q850: Mapping[str, int] = {"ANSWERED": 16, "BUSY": 17, "NO ANSWER": 
                                        "CONGESTION": 34}
 DISPOSITION_NO_CAUSE = frozenset({"FAILED"})
 
-#: Asterisk's cause texts (ast_cause2str, what ``${HANGUPCAUSE(x,ast)}`` gives) -> Q.850.
-ASTERISK_CAUSE_TEXT_Q850: Mapping[str, int] = {k.lower(): v for k, v in {
-    "Unallocated (unassigned) number": 1, "No route to specified transmit network": 2, "No route to destination": 3,
-    "Channel unacceptable": 6, "Call awarded and being delivered in an established channel": 7, "Pre-empted": 8,
-    "Normal Clearing": 16, "User busy": 17, "No user responding": 18, "User alerting, no answer": 19,
-    "Subscriber absent": 20, "Call Rejected": 21, "Number changed": 22, "Redirected to new destination": 23,
-    "Answered elsewhere": 26, "Destination out of order": 27, "Invalid number format": 28,
-    "Facility rejected": 29, "Response to STATus ENQuiry": 30, "Normal, unspecified": 31,
-    "Circuit/channel congestion": 34, "Network out of order": 38, "Temporary failure": 41,
-    "Switching equipment congestion": 42, "Access information discarded": 43,
-    "Requested channel not available": 44, "Facility not subscribed": 50, "Outgoing call barred": 52,
-    "Incoming call barred": 54, "Bearer capability not authorized": 57, "Bearer capability not available": 58,
-    "Bearer capability not implemented": 65, "Channel not implemented": 66, "Facility not implemented": 69,
-    "Invalid call reference value": 81, "Incompatible destination": 88, "Invalid message unspecified": 95,
-    "Mandatory information element is missing": 96, "Message type nonexist.": 97, "Wrong message": 98,
-    "Info. element nonexist or not implemented": 99, "Invalid information element contents": 100,
-    "Message not compatible with call state": 101, "Recover on timer expiry": 102,
-    "Mandatory IE length error": 103, "Protocol error, unspecified": 111, "Interworking, unspecified": 127,
-}.items()}
 
 _SIP_CODE = re.compile(r"^\s*(?:sip:)?([1-6]\d\d)\s*$", re.IGNORECASE)
 _CODE_PAIR = re.compile(r"^\s*(\d{1,4}/\d{0,4})\s*$")
@@ -92,7 +74,7 @@ def parse_q850(value: str | None) -> int | None:
     named = HANGUP_CAUSE_Q850.get(text.upper())
     if named is not None:
         return named
-    return ASTERISK_CAUSE_TEXT_Q850.get(text.lower())
+    return asterisk_cause_q850(text)
 
 
 def trunk_from_channel(channel: str | None) -> str | None:
@@ -289,6 +271,6 @@ class RowAnnotator:
         return text
 
 
-__all__ = ["ASTERISK_CAUSE_TEXT_Q850", "CATEGORY_VALUES", "COARSE_DISPOSITION", "COARSE_Q850", "DISPOSITION_Q850",
+__all__ = ["CATEGORY_VALUES", "COARSE_DISPOSITION", "COARSE_Q850", "DISPOSITION_Q850",
            "EXACT", "INEXACT", "KeyPlan", "NOTHING", "NO_CAUSE", "Outcome", "RETRY_VALUES", "RowAnnotator",
            "parse_q850", "parse_sip_code", "trunk_from_channel"]

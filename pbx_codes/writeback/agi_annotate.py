@@ -16,7 +16,7 @@ positional ones, so a hand-written dialplan can name only what it knows; a bare 
 - ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``): the carrier's code and its own phrase, read here
   rather than from the dialplan's ``PBX_CODES_RAWCAUSE`` copy so that a dialplan without it works the same;
 - the dialed leg's Q.850 cause: ``${HANGUPCAUSE(<bleg>,ast)}`` when the leg is named positionally (Asterisk
-  answers with the cause's description, ``Temporary failure``, mapped back to 41 by `ASTERISK_CAUSES`), else the
+  answers with the cause's description, ``Temporary failure``, mapped back to 41 by `asterisk_cause_q850`), else the
   calling channel's own ``${HANGUPCAUSE}``, which for a failed Dial is Asterisk's translation of DIALSTATUS;
 - ``${DIALSTATUS}``, ``${CHANNEL(hangupsource)}`` and ``${PBX_CODES_CATALOG}``.
 
@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from pbx_codes.adapters.agi_server import AgiSession, Handler
 from pbx_codes.model import Observation, Side
 from pbx_codes.observers.asterisk import PBX, parse_tech_cause, trunk_of
+from pbx_codes.observers.asterisk_causes import asterisk_cause_q850
 from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value, small_int
 
 log = logging.getLogger(__name__)
@@ -90,26 +91,6 @@ def annotation_fields(annotation: Any, language: str) -> dict[str, str]:
     }
 
 
-#: Asterisk's cause descriptions (``ast_cause2str``, what ``HANGUPCAUSE(<leg>,ast)`` answers) -> Q.850 cause.
-ASTERISK_CAUSES: dict[str, int] = {
-    "Unallocated (unassigned) number": 1, "No route to specified transmit network": 2,
-    "No route to destination": 3, "Misdialed trunk prefix": 5, "Channel unacceptable": 6,
-    "Call awarded and being delivered in an established channel": 7, "Pre-empted": 8,
-    "Number ported elsewhere": 14, "Normal Clearing": 16, "User busy": 17, "No user responding": 18,
-    "User alerting, no answer": 19, "Subscriber absent": 20, "Call Rejected": 21, "Number changed": 22,
-    "Redirected to new destination": 23, "Answered elsewhere": 26, "Destination out of order": 27,
-    "Invalid number format": 28, "Facility rejected": 29, "Response to STATus ENQuiry": 30,
-    "Normal, unspecified": 31, "Circuit/channel congestion": 34, "Network out of order": 38,
-    "Temporary failure": 41, "Switching equipment congestion": 42, "Access information discarded": 43,
-    "Requested channel not available": 44, "Facility not subscribed": 50, "Outgoing call barred": 52,
-    "Incoming call barred": 54, "Bearer capability not authorized": 57, "Bearer capability not available": 58,
-    "Bearer capability not implemented": 65, "Channel not implemented": 66, "Facility not implemented": 69,
-    "Invalid call reference value": 81, "Incompatible destination": 88, "Invalid message unspecified": 95,
-    "Mandatory information element is missing": 96, "Message type nonexist.": 97, "Wrong message": 98,
-    "Info. element nonexist or not implemented": 99, "Invalid information element contents": 100,
-    "Message not compatible with call state": 101, "Recover on timer expiry": 102,
-    "Mandatory IE length error": 103, "Protocol error, unspecified": 111, "Interworking, unspecified": 127,
-}
 
 
 def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) -> Side:
@@ -131,7 +112,7 @@ def _cause(text: str | None) -> int | None:
     if not text:
         return None
     number = small_int(text)
-    return number if number is not None else ASTERISK_CAUSES.get(text.strip())
+    return number if number is not None else asterisk_cause_q850(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,5 +248,5 @@ def make_routes(resolver: SupportsResolve, settings: WritebackSettings = Writeba
     }
 
 
-__all__ = ["ASTERISK_CAUSES", "AnnotateArgs", "CDR_FIELDS", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+__all__ = ["AnnotateArgs", "CDR_FIELDS", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
            "read_observation"]
