@@ -155,17 +155,37 @@ class AsteriskBench:
             self.carrier_port = self.carrier_port or free_port()
             self.write_config()
             self._clear_cdr_files()
-            log = open(self.rootfs / "var/log/asterisk/bench-console.log", "ab")  # noqa: SIM115
-            try:
-                self._process = subprocess.Popen(
-                    ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-f", "-n", "-U", "root", "-G", "root"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            finally:
-                log.close()
+            self._spawn()
+            self._wait_fully_booted()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self) -> None:
+        log = open(self.rootfs / "var/log/asterisk/bench-console.log", "ab")  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-f", "-n", "-U", "root", "-G", "root"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def restart(self) -> None:
+        """Stop this bench's Asterisk (its PID only) and start it again, as a PBX restart looks to pbx-codes.
+
+        Unlike stop() + start(), the lock is kept (no other bench can slip in between), and the ports,
+        configuration and CDR files stay: the records written before the restart belong to the same run.
+        """
+        if self._process is None:
+            raise BenchError("the Asterisk bench is not running")
+        process, self._process = self._process, None
+        _terminate(process)
+        try:
+            self._spawn()
             self._wait_fully_booted()
         except BaseException:
             self.stop()
@@ -174,13 +194,8 @@ class AsteriskBench:
     def stop(self) -> None:
         """End the Asterisk this object started (by its PID only) and release the lock."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        if process is not None:
+            _terminate(process)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -188,6 +203,11 @@ class AsteriskBench:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the Asterisk this object started (a restart changes it), None when it is not running."""
+        return self._process.pid if self.running and self._process is not None else None
 
     def __enter__(self) -> AsteriskBench:
         self.start()
@@ -326,6 +346,17 @@ class AsteriskBench:
 
         src = run_call(self, code=code, phrase=phrase, catalog=catalog)
         return self.wait_cdr_rows(src)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the one process the bench started, SIGKILL if it overstays."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def loads_cdr_json(line: str) -> dict[str, Any]:
