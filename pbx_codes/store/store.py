@@ -205,7 +205,10 @@ class Store:
                 await self.writer.flush(timeout)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a task that ignored its cancel must not hang shutdown; its rows go to the journal
+            _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
+            if stuck:
+                log.error("store: %d task(s) did not stop within %.1f s", len(stuck), timeout)
         self._tasks.clear()
         left = self.writer.spill_all()
         if left:

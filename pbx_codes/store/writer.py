@@ -109,9 +109,10 @@ class BatchWriter:
                 await self._kick.wait()
             if len(self._pending) < self.batch_size and not self._urgent and not self._journal_dirty:
                 self._full.clear()
-                try:
-                    await asyncio.wait_for(self._full.wait(), self.flush_interval)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races its timeout
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._full.wait()
+                except TimeoutError:
                     pass
             ok = await self.write_pass()
             self._signal()
