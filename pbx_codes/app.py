@@ -49,12 +49,14 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
 
     await components.start_sinks(app, store_url, console)
     cfg = app.config
+    on_client = app.metrics.watch_listener if app.metrics is not None else None
     if cfg.asterisk is not None:
         from pbx_codes.adapters.ami_listener import run_asterisk
-        app.jobs.append(run_asterisk(cfg.asterisk, app.resolver, app.bus, language=cfg.language))
+        app.jobs.append(run_asterisk(cfg.asterisk, app.resolver, app.bus, language=cfg.language,
+                                     default_catalog=cfg.default_catalog, on_client=on_client))
     if cfg.freeswitch is not None:
         from pbx_codes.adapters.esl_listener import run_freeswitch
-        app.jobs.append(run_freeswitch(cfg.freeswitch, app.resolver, app.bus))
+        app.jobs.append(run_freeswitch(cfg.freeswitch, app.resolver, app.bus, on_client=on_client))
     app.jobs.append(_log_annotations(app))
 
 
@@ -64,9 +66,11 @@ async def serve(config: Config, resolver: Resolver, *, store_url: str | None = N
     app = App(config, resolver)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
     await build(app, store_url, console)
     tasks = [asyncio.ensure_future(job) for job in app.jobs]
     waiter = asyncio.ensure_future(stop.wait())
@@ -82,3 +86,5 @@ async def serve(config: Config, resolver: Resolver, *, store_url: str | None = N
         for close in reversed(app.closers):
             with contextlib.suppress(Exception):
                 await close()
+        for sig in handled:
+            loop.remove_signal_handler(sig)

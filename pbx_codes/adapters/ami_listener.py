@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer
 from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
@@ -53,8 +53,9 @@ from pbx_codes.writeback.agi_annotate import WritebackSettings, annotation_field
 
 log = logging.getLogger(__name__)
 
-#: Seconds between Getvar attempts while HANGUPCAUSE(<B-leg>,tech) still holds a provisional (about 30 ms in all).
-PROVISIONAL_RETRY_DELAYS = (0.002, 0.004, 0.008, 0.016)
+#: Seconds between Getvar attempts while HANGUPCAUSE(<B-leg>,tech) is still empty or a provisional (~250 ms in all;
+#: a loaded PBX was seen to need more than 30 ms).
+PROVISIONAL_RETRY_DELAYS = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
 
 
 class AmiListener:
@@ -101,14 +102,18 @@ class AmiListener:
         for delay in (*PROVISIONAL_RETRY_DELAYS, None):
             try:
                 response = await self.client.send_action("Getvar", Channel=fetch.a_channel, Variable=fetch.variable)
-                value = response.get("Value") if response.ok else None
             except (AmiError, asyncio.TimeoutError, OSError) as exc:
                 log.debug("Getvar %s on %s failed: %s", fetch.variable, fetch.a_channel, exc)
                 value = None
+                break
+            if not response.ok:  # the A-leg is gone: no later answer will come
+                value = None
+                break
+            value = response.get("Value")
             # The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's final
             # cause, so an early Getvar can still see the last provisional (``SIP 100 Trying``): ask again shortly.
             code, _ = parse_tech_cause(value)
-            if delay is None or code is None or not code.startswith("1"):
+            if delay is None or (code is not None and not code.startswith("1")):
                 break
             await asyncio.sleep(delay)
         if self.writeback:
@@ -151,7 +156,8 @@ def ami_settings(section: Mapping[str, Any]) -> AmiSettings:
 
 
 async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, bus: Any, *,
-                       language: str = "en", default_catalog: str | None = None) -> None:
+                       language: str = "en", default_catalog: str | None = None,
+                       on_client: Callable[[str, Any], None] | None = None) -> None:
     """Start what the ``[asterisk]`` section enables (AMI listener, FastAGI server) and run until cancelled."""
     section = dict(config_section or {})
     ami = dict(section.get("ami") or {})
@@ -176,6 +182,8 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
         listener = AmiListener(ami_settings(ami), secret, resolver, bus, catalog=catalog,
                                fetch_phrases=bool(ami.get("fetch_phrases", True)),
                                writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes)
+        if on_client is not None:  # e.g. metrics reading the connection state at scrape time
+            on_client("asterisk", listener.client)
         jobs.append(listener.run())
         closers.append(listener.close)
     if not jobs:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig, read_secret
 from pbx_codes.observers.freeswitch import FreeswitchObserver
@@ -77,13 +77,16 @@ def client_config(section: Mapping[str, Any]) -> EslClientConfig:
     )
 
 
-async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: Any) -> None:
+async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: Any, *,
+                         on_client: Callable[[str, Any], None] | None = None) -> None:
     """Run the ESL listener and the hook endpoint until cancelled."""
     section = dict(config_section or {})
     tasks: list[asyncio.Task] = []
     if section.get("esl", True):
         listener = FreeswitchListener(resolver, bus)
         client = EslClient(client_config(section), listener.on_event)
+        if on_client is not None:  # e.g. metrics reading the connection state at scrape time
+            on_client("freeswitch", client)
         tasks.append(asyncio.create_task(client.run(), name="freeswitch-esl"))
     if section.get("hook", True):
         publish = bus.publish if section.get("hook_publish", False) else None

@@ -63,6 +63,7 @@ class Metrics:
     latency: Histogram = field(init=False)
     _series: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _listeners: list[tuple[str, Any, list[int]]] = field(default_factory=list)
     _bus: AnnotationBus | None = None
     _sub: Subscription | None = None
 
@@ -111,12 +112,25 @@ class Metrics:
     def listener_reconnected(self, pbx: str) -> None:
         self.reconnects.labels(_label(pbx)).inc()
 
+    def watch_listener(self, pbx: str, client: Any) -> None:
+        """Read a listener client's state at each scrape: anything with `connected` (an Event) and `connections`."""
+        self._listeners.append((pbx, client, [0]))
+
+    def _poll_listeners(self) -> None:
+        for pbx, client, seen in self._listeners:
+            self.listener_state(pbx, client.connected.is_set())
+            connections = int(getattr(client, "connections", 0))
+            for _ in range(max(0, connections - max(seen[0], 1))):  # every connection after the first is a reconnect
+                self.listener_reconnected(pbx)
+            seen[0] = max(seen[0], connections, 1) if connections else seen[0]
+
     def watch_bus(self, bus: AnnotationBus) -> None:
         """Expose the bus's own counters (published, per-sink drops and queue depth) at scrape time."""
         self.registry.register(_BusCollector(bus))  # type: ignore[arg-type]
 
     def render(self) -> bytes:
         """The text exposition for /metrics."""
+        self._poll_listeners()
         return generate_latest(self.registry)
 
     def start(self, bus: AnnotationBus) -> None:

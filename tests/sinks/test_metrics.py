@@ -79,3 +79,31 @@ def test_each_program_has_its_own_registry_and_label_sets_are_bounded(resolver: 
     codes = {s.labels["code"]: s.value for s in samples(first.render())["pbx_codes_hangups_total"]}
     assert codes == {"701": 1.0, "702": 1.0, "703": 1.0, "other": 2.0}
     assert "pbx_codes_hangups_total" not in samples(second.render())
+
+
+@pytest.mark.asyncio
+async def test_listener_connection_state_and_reconnects_are_read_at_scrape_time() -> None:
+    from types import SimpleNamespace
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pbx_codes.sinks.metrics import Metrics
+
+    metrics = Metrics()
+    client = SimpleNamespace(connected=asyncio.Event(), connections=0)
+    metrics.watch_listener("asterisk", client)
+
+    def sample(name: str) -> float:
+        for family in text_string_to_metric_families(metrics.render().decode()):
+            for s in family.samples:
+                if s.name == name and s.labels.get("pbx") == "asterisk":
+                    return s.value
+        return -1.0
+
+    assert sample("pbx_codes_listener_connected") == 0
+    client.connected.set()
+    client.connections = 1
+    assert sample("pbx_codes_listener_connected") == 1 and sample("pbx_codes_listener_reconnects_total") in (0, -1)
+    client.connections = 3  # two reconnects since the last scrape
+    assert sample("pbx_codes_listener_reconnects_total") == 2
+    assert sample("pbx_codes_listener_reconnects_total") == 2  # a scrape does not count them again
