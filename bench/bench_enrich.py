@@ -64,10 +64,11 @@ def generate(path: Path, rows: int, layout: str, seed: int = 7) -> None:
             number = f"38067{i % 10_000_000:07d}"
             billsec = str(rnd.randint(1, 600)) if disposition == "ANSWERED" else "0"
             if layout == "master":
-                fields = ["", "1000", number, "from-internal", '"Caller" <1000>', chan, dst, "Dial",
-                          f"PJSIP/{number}@{trunk},30", start, start if billsec != "0" else "", start, billsec,
-                          billsec, disposition, "DOCUMENTATION", uid, ""]
-                f.write(",".join(_q(v) for v in fields) + "\n")
+                # As cdr_csv writes it: strings quoted (quotes doubled), duration and billsec as bare numbers.
+                head = ["", "1000", number, "from-internal", '"Caller" <1000>', chan, dst, "Dial",
+                        f"PJSIP/{number}@{trunk},30", start, start if billsec != "0" else "", start]
+                tail = [disposition, "DOCUMENTATION", uid, ""]
+                f.write(",".join([*map(_q, head), billsec, billsec, *map(_q, tail)]) + "\n")
             elif layout == "freeswitch":
                 code = raw.split(" ", 2)[1] if raw else "200"
                 hc = {"ANSWERED": "NORMAL_CLEARING", "BUSY": "USER_BUSY", "NO ANSWER": "NO_ANSWER"}.get(

@@ -1,9 +1,11 @@
 """Enriching a CSV CDR file into a new file beside it: Asterisk cdr_csv/cdr_custom and FreeSWITCH mod_cdr_csv.
 
-Speed comes from doing per row only what must be done per row: csv.reader yields lists, a precomputed itemgetter
-takes the raw key, one dict lookup finds the finished bytes to add, and the row's original bytes are written back
-untouched with those bytes appended (or, for a template that already has empty pbx_* columns at its end, with
-that empty tail replaced). Only a row that needs a real rewrite goes through a CSV writer.
+Speed comes from doing per row only what must be done per row: a line is split on ``","`` when that fits, a
+precomputed itemgetter takes the raw key, one dict lookup finds the finished bytes to add, and the row's original
+bytes are written back untouched with those bytes appended (or, for a template that already has empty pbx_* columns
+at its end, with that empty tail replaced). Only a row that needs a real rewrite goes through a CSV writer. A layout
+that appends reads just the fields it needs with a compiled pattern (see `field_picker`), which is what makes
+Master.csv (quotes in the caller ID, unquoted numbers) fast; csv.reader reads whatever no quicker way fits.
 
 Rows already annotated (pbx_category set) and rows that are not of the layout are copied through byte for byte.
 """
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pbx_codes.enrich.files import EnrichError, start_point
+from pbx_codes.enrich.field_picker import FieldPicker
+from pbx_codes.enrich.files import EnrichError, begin_run
 from pbx_codes.enrich.interpret import CATEGORY_VALUES, NO_CAUSE, RETRY_VALUES, KeyPlan, Outcome, RowAnnotator
 from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
 from pbx_codes.enrich.progress import Progress
@@ -26,6 +29,7 @@ from pbx_codes.enrich.tolerant_csv import join_line, split_line
 
 CHECKPOINT_ROWS = 50_000
 _CACHE_LIMIT = 100_000
+_PICKER_LIMIT = 8          # field counts with a compiled pattern at once (Master.csv has 16, 17 or 18, +8 enriched)
 _LF, _CRLF = b"\n", b"\r\n"
 
 
@@ -107,12 +111,13 @@ class _Entry:
 
 class CsvEnricher:
     """One CSV file -> its enriched copy. `stop_after` ends the run after that many rows without a final
-    checkpoint, the way a killed process would (for tests of resume)."""
+    checkpoint, the way a killed process would (for tests of resume). `reader_only` reads every line of a strict
+    CSV layout with csv.reader, skipping the quicker readers: the reference they are tested against."""
 
     def __init__(self, source: Path, output: Path, preset: Preset, annotator: RowAnnotator, *,
                  columns: Sequence[str] | None = None, header: bool | None = None, force: bool = False,
                  progress: bool | None = None, checkpoint_rows: int = CHECKPOINT_ROWS,
-                 stop_after: int | None = None) -> None:
+                 stop_after: int | None = None, reader_only: bool = False) -> None:
         self.source, self.output, self.preset, self.annotator = source, output, preset, annotator
         self.columns = tuple(columns) if columns else preset.columns
         self.header = (self.columns is None) if header is None else header
@@ -121,14 +126,13 @@ class CsvEnricher:
         self.force, self.progress_enabled = force, progress
         self.checkpoint_rows, self.stop_after = max(1, checkpoint_rows), stop_after
         self.tolerant = preset.tolerant
+        self.reader_only = reader_only and not self.tolerant   # mod_cdr_csv's dialect has no csv.reader reference
 
     # -- the run ------------------------------------------------------------------------------------------------
 
     def run(self) -> Summary:
-        summary = Summary(source=str(self.source), output=str(self.output))
-        start = start_point(self.source, self.output, self.preset.name, force=self.force)
+        summary, start = begin_run(self.source, self.output, self.preset.name, force=self.force)
         if start.done:
-            summary.note = "already enriched: the input has not changed since the last complete run"
             return summary
         began = time.perf_counter()
         try:
@@ -185,14 +189,28 @@ class CsvEnricher:
         if layout.done_index is not None:
             idx = layout.done_index
             return lambda row: len(row) > idx and bool(row[idx])
-        # An appended block is the row's last fields (Master.csv rows differ in length): recognise it by its values.
-        cat_from_end = len(layout.append) - layout.append.index(PBX_COLUMNS.index(DONE_COLUMN))
-        retry_from_end = cat_from_end - 1
-        categories = CATEGORY_VALUES | {c.encode() for c in CATEGORY_VALUES}   # fields are str or bytes
-        retries = RETRY_VALUES | {r.encode() for r in RETRY_VALUES}
-        minimum = len(layout.append) + 1
-        return lambda row: (len(row) > minimum and row[-cat_from_end] in categories
-                            and row[-retry_from_end] in retries)
+        (cat_from_end, retry_from_end), minimum = _appended_done_at(layout)
+        return lambda row: (len(row) > minimum and row[-cat_from_end] in _CATEGORIES
+                            and row[-retry_from_end] in _RETRIES)
+
+    def _pickers(self, layout: Layout) -> Callable[[int], FieldPicker | None] | None:
+        """For a non-tolerant layout that appends: field count -> its `FieldPicker` (None for a count whose rows
+        are malformed anyway), built on first use. None for other layouts: they need whole rows (a rewrite in
+        place) or read mod_cdr_csv's own dialect."""
+        if self.tolerant or layout.fill or self.reader_only:
+            return None
+        done_from_end, minimum = _appended_done_at(layout)
+        built: dict[int, FieldPicker | None] = {}
+
+        def picker(count: int) -> FieldPicker | None:
+            found = built.get(count, built)
+            if found is built:
+                if len(built) >= _PICKER_LIMIT:
+                    built.clear()
+                found = built[count] = (FieldPicker.build(count, layout.plan, done_from_end, minimum, _CATEGORIES,
+                                                          _RETRIES) if count >= layout.need else None)
+            return found
+        return picker
 
     def _loop(self, fin, fout, layout: Layout, state: RunState, summary: Summary) -> None:
         """The row loop, written for speed: locals only, the common line shapes handled inline."""
@@ -209,7 +227,14 @@ class CsvEnricher:
         cut_q_lf = len(tail_q_lf)
         tolerant = self.tolerant
         lengths = {len(layout.names), len(layout.out_names)} if tolerant else None
-        slow = self._slow_reader(fin, lengths)
+        slow, pending = self._slow_reader(fin, lengths)
+        # The field picker of the field count last seen (Master.csv rows of one file share one count).
+        pickers = self._pickers(layout)
+        picker_count = len(layout.names)
+        picker = pickers(picker_count) if pickers is not None else None
+        if picker is not None:
+            p_match, p_groups, p_skip, p_done = picker.match, picker.groups, picker.skip, picker.is_done
+        picked: dict[tuple, _Entry] = {}      # a picker's cache key -> the entry of the row's full key
         parts: list[bytes] = []
         out = parts.append
         offset = fin.tell()
@@ -222,6 +247,8 @@ class CsvEnricher:
         stop_at = rows + self.stop_after if self.stop_after is not None else -1
         spath = state_path(self.output)
         quote, quote_lf, sep = b'"', b'"' + _LF, b'","'
+        if self.reader_only:
+            quote_lf = b"\n\n"          # a line never ends so: the split below is never tried
 
         def fold() -> None:
             for entry in entries.values():
@@ -236,6 +263,7 @@ class CsvEnricher:
             if len(entries) >= _CACHE_LIMIT:
                 fold()
                 entries.clear()
+                picked.clear()           # its entries are no longer counted
             outcome = annotator.outcome(plan, key)
             entry = entries[key] = self._entry(layout, outcome)
             return entry
@@ -247,44 +275,76 @@ class CsvEnricher:
 
         for raw in fin:
             offset += len(raw)
-            # The common shape: every field quoted, no quote inside a value, one line per record.
-            if raw.endswith(quote_lf) and raw[:1] == quote:
-                row = raw[1:-2].split(sep)
-                if tolerant:
-                    if len(row) not in lengths:
-                        row = None
-                elif raw.count(quote) != 2 * len(row):
-                    raw, row = slow(raw, True)
-            else:
-                raw, row = slow(raw)
-                if raw is None:          # a record that goes on in the next line
-                    continue
-            rows += 1
-            if row is None or len(row) < need or (exact_len and len(row) != exact_len):
-                malformed += 1
-                out(raw)
-            elif is_done(row):
-                done_rows += 1
-                out(raw)
-            else:
-                key = key_of(row)
-                entry = entries.get(key)
-                if entry is None:
-                    entry = lookup(key)
-                entry.hits += 1
-                if entry.lf is None:                                   # nothing to add
+            # An appending layout: only the needed fields, when the line is one whole record of the usual count.
+            m = p_match(raw) if picker is not None and not pending else None
+            if m is not None:
+                rows += 1
+                values = m.group(*p_groups)
+                if p_done(values):
+                    done_rows += 1
                     out(raw)
-                elif appending:
-                    if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                else:
+                    entry = picked.get(values[p_skip:] if p_skip else values)
+                    if entry is None:
+                        if len(picked) >= _CACHE_LIMIT:
+                            picked.clear()
+                        key = picker.key_of(m)
+                        entry = entries.get(key)
+                        if entry is None:
+                            entry = lookup(key)
+                        picked[values[p_skip:] if p_skip else values] = entry
+                    entry.hits += 1
+                    if entry.lf is None:
+                        out(raw)
+                    elif raw[-1:] == _LF and raw[-2:-1] != b"\r":
                         out(raw[:-1] + entry.lf)
                     else:
                         body, eol = _split_eol(raw)
                         out(body + entry.payload + eol)
-                elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail: replace it
-                    out(raw[:-cut_q_lf] + entry.lf)
+            else:
+                # The common shape: every field quoted, no quote inside a value, one line per record.
+                if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
+                    row = raw[1:-2].split(sep)
+                    if tolerant:
+                        if len(row) not in lengths:
+                            row = None
+                    elif raw.count(quote) != 2 * len(row):
+                        raw, row = slow(raw, True)
                 else:
-                    body, eol = _split_eol(raw)
-                    out(self._rewrite(layout, row, entry.outcome.values, rewriter) + (eol or b""))
+                    raw, row = slow(raw)
+                if raw is None:              # a record that goes on in the next line
+                    continue
+                rows += 1
+                if row is None or len(row) < need or (exact_len and len(row) != exact_len):
+                    malformed += 1
+                    out(raw)
+                elif is_done(row):
+                    done_rows += 1
+                    out(raw)
+                else:
+                    key = key_of(row)
+                    entry = entries.get(key)
+                    if entry is None:
+                        entry = lookup(key)
+                    entry.hits += 1
+                    if entry.lf is None:                                   # nothing to add
+                        out(raw)
+                    elif appending:
+                        if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                            out(raw[:-1] + entry.lf)
+                        else:
+                            body, eol = _split_eol(raw)
+                            out(body + entry.payload + eol)
+                    elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail: replace it
+                        out(raw[:-cut_q_lf] + entry.lf)
+                    else:
+                        body, eol = _split_eol(raw)
+                        out(self._rewrite(layout, row, entry.outcome.values, rewriter) + (eol or b""))
+                if pickers is not None and row is not None and len(row) != picker_count and len(row) >= need:
+                    # Rows of another field count (loguniqueid off, an enriched file): their own pattern from now.
+                    picker_count = len(row)
+                    picker = pickers(picker_count)
+                    p_match, p_groups, p_skip, p_done = picker.match, picker.groups, picker.skip, picker.is_done
             if rows >= next_checkpoint or len(parts) >= 2048:
                 fout.write(b"".join(parts))
                 parts.clear()
@@ -348,8 +408,9 @@ class CsvEnricher:
     def _slow_reader(self, fin, lengths: set[int] | None):
         """The reader for every line the loop's fast path does not take: ``slow(raw)`` -> (record bytes, fields
         or None when unreadable), or (None, None) while a quoted field goes on in the next line; ``slow(None)`` at
-        the end of the file hands back an unterminated record."""
-        tolerant = self.tolerant
+        the end of the file hands back an unterminated record. Also returns the list of lines of a record still
+        going on: while it is not empty, every line belongs to that record and must come here."""
+        tolerant, reader_only = self.tolerant, self.reader_only
         stash = _Stash()
         reader = csv.reader(stash)
         pending: list[bytes] = []
@@ -371,7 +432,7 @@ class CsvEnricher:
                 raw = b"".join(pending)
                 pending.clear()
             else:
-                if not split_tried and body[:1] == b'"' and body[-1:] == b'"':
+                if not split_tried and not reader_only and body[:1] == b'"' and body[-1:] == b'"':
                     fields = body[1:-1].split(b'","')
                     if body.count(b'"') == 2 * len(fields):
                         return raw, fields
@@ -386,7 +447,7 @@ class CsvEnricher:
             stash.clear()
             return raw, row
 
-        return slow
+        return slow, pending
 
 
 class _Stash:
@@ -411,6 +472,18 @@ class _Stash:
         if self._items:
             return self._items.pop()
         raise StopIteration
+
+
+_CATEGORIES = CATEGORY_VALUES | {c.encode() for c in CATEGORY_VALUES}   # fields are str or bytes
+_RETRIES = RETRY_VALUES | {r.encode() for r in RETRY_VALUES}
+
+
+def _appended_done_at(layout: Layout) -> tuple[tuple[int, int], int]:
+    """Where the done check of an appending layout looks: the (pbx_category, pbx_retry) positions counted from the
+    row's end (the appended block is a row's last fields; Master.csv rows differ in length), and the length a row
+    must exceed to be checked at all."""
+    cat_from_end = len(layout.append) - layout.append.index(PBX_COLUMNS.index(DONE_COLUMN))
+    return (cat_from_end, cat_from_end - 1), len(layout.append) + 1
 
 
 def enrich_csv(source: Path, output: Path, preset: Preset, annotator: RowAnnotator, **options) -> Summary:

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbx_codes.enrich.state import Fingerprint, RunState, load_state, state_path
+from pbx_codes.enrich.summary import Summary
+
+ALREADY_DONE = "already enriched: the input has not changed since the last complete run"
 
 
 class EnrichError(Exception):
@@ -60,4 +63,14 @@ def start_point(source: Path, output: Path, preset: str, *, force: bool) -> Star
     return StartPoint(fresh, resume=False)
 
 
-__all__ = ["EnrichError", "StartPoint", "check_paths", "enriched_path", "start_point"]
+def begin_run(source: Path, output: Path, preset: str, *, force: bool) -> tuple[Summary, StartPoint]:
+    """The summary a file run fills and where the run starts; when there is nothing left to do (`start.done`) the
+    summary already says so, and the caller returns it as it is."""
+    summary = Summary(source=str(source), output=str(output))
+    start = start_point(source, output, preset, force=force)
+    if start.done:
+        summary.note = ALREADY_DONE
+    return summary, start
+
+
+__all__ = ["ALREADY_DONE", "EnrichError", "StartPoint", "begin_run", "check_paths", "enriched_path", "start_point"]

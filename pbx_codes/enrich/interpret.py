@@ -43,6 +43,9 @@ _SIP_CODE = re.compile(r"^\s*(?:sip:)?([1-6]\d\d)\s*$", re.IGNORECASE)
 _CODE_PAIR = re.compile(r"^\s*(\d{1,4}/\d{0,4})\s*$")
 _REASON_CAUSE = re.compile(r"Q\.850\s*;\s*cause\s*=\s*(\d{1,3})", re.IGNORECASE)
 _FS_GATEWAY = re.compile(r"^sofia/gateway/([^/]+)/")
+#: What Asterisk puts after a channel's name: ``-`` and 8 hex digits (``;1``/``;2`` on Local channels).
+_SUFFIX_TEXT = re.compile(r"[0-9a-fA-F]{8}(?:;\d)?").fullmatch
+_SUFFIX_BYTES = re.compile(rb"[0-9a-fA-F]{8}(?:;\d)?").fullmatch
 _PHRASE_MAX_BYTES = 512
 
 CATEGORY_VALUES = frozenset(c.value for c in Category)
@@ -152,10 +155,16 @@ class KeyPlan:
                 name = row[i]
                 if not name:
                     continue
-                # PJSIP/trunk-00000009: everything before the last '-' names the trunk; memoized on that stem
-                # (a FreeSWITCH gateway channel carries the number after the gateway: parsed every time).
-                cut = name.rfind("-" if type(name) is str else b"-")
-                stem = name[:cut] if cut > 0 else name
+                # PJSIP/trunk-00000009: the trunk is what precedes Asterisk's channel suffix, so it is memoized on
+                # that stem. Any other name (a FreeSWITCH gateway channel, DAHDI/1-2) is memoized whole: the part
+                # after its last '-' may name the trunk too (sofia/gateway/gw-mango/380...).
+                if type(name) is str:
+                    cut = name.rfind("-")
+                    suffix = _SUFFIX_TEXT
+                else:
+                    cut = name.rfind(b"-")
+                    suffix = _SUFFIX_BYTES
+                stem = name[:cut] if cut > 0 and suffix(name, cut + 1) else name
                 trunk = memo.get(stem, memo)
                 if trunk is memo:
                     if len(memo) > 4096:
@@ -175,9 +184,12 @@ class KeyPlan:
 
 
 def _text(value: object) -> str:
-    """A raw value as text: bytes (the tolerant reader's fields) as UTF-8, anything else (JSON numbers) by str."""
+    """A raw value as text: bytes (the byte-level readers' fields) as UTF-8, anything else (JSON numbers) by str.
+
+    Bytes decode the way the CSV engine decodes a line for ``csv.reader`` (surrogateescape), so a field gives the
+    same annotation whichever reader read it, invalid UTF-8 included."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+        return value.decode("utf-8", errors="surrogateescape")
     return value if isinstance(value, str) else str(value)
 
 

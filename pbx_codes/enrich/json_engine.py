@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pbx_codes.enrich.files import EnrichError, start_point
+from pbx_codes.enrich.files import EnrichError, begin_run
 from pbx_codes.enrich.interpret import NO_CAUSE, KeyPlan, RowAnnotator
 from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
 from pbx_codes.enrich.progress import Progress
@@ -72,10 +72,8 @@ class JsonEnricher:
     def run(self) -> Summary:
         if self.source.is_dir():
             return self._run_folder()
-        summary = Summary(source=str(self.source), output=str(self.output))
-        start = start_point(self.source, self.output, self.preset.name, force=self.force)
+        summary, start = begin_run(self.source, self.output, self.preset.name, force=self.force)
         if start.done:
-            summary.note = "already enriched: the input has not changed since the last complete run"
             return summary
         began = time.perf_counter()
         try:
