@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pbx_codes.adapters.agi_server import AgiServer, AgiSession, Handler
 from pbx_codes.catalog import load_catalogs
@@ -77,6 +77,69 @@ class BackgroundLoop:
             self.loop.close()
 
 
+class LoopHosted:
+    """Parts that start together on their own `BackgroundLoop` and stop together.
+
+    Subclasses write the coroutines `_start` and `_stop` (both run on that loop) and get `start`, `stop` and the
+    with-statement; a `start` that fails stops whatever it had started before it re-raises.
+    """
+
+    def __init__(self) -> None:
+        self._loop: BackgroundLoop | None = None
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._loop = BackgroundLoop()
+        try:
+            self._loop.run(self._start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        try:
+            loop.run(self._stop())
+        finally:
+            loop.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def bench_ami_listener(bench: AsteriskBench, secret: str, resolver: Resolver, bus: Any, *, language: str,
+                       ping_interval: float, ping_timeout: float, backoff_max: float) -> AmiListener:
+    """An AMI listener logging in to the bench's manager account, built from a section as ``serve`` builds it.
+
+    The ping and back-off times are the caller's: a fault run wants a cut connection noticed sooner.
+    """
+    from pbx_codes.adapters.ami_listener import AmiListener, ami_settings
+
+    section = {"host": "127.0.0.1", "port": bench.ami_port, "username": bench.ami_user,
+               # manager_pbx_codes.conf filters events itself and grants no "system" write for Filter.
+               "server_filters": False, "ping_interval": ping_interval, "ping_timeout": ping_timeout,
+               "backoff_max": backoff_max}
+    return AmiListener(ami_settings(section), secret, resolver, bus, language=language)
+
+
+def abort_ami_socket(listener: AmiListener) -> None:
+    """Close the listener's AMI socket under it, as a network fault would; call it on the listener's loop."""
+    writer = listener.client._writer  # the socket itself: nothing public closes it without stopping the client
+    if writer is not None:
+        writer.transport.abort()
+
+
 def _timed(script: str, handler: Handler, records: _Records) -> Handler:
     async def run(session: AgiSession) -> None:
         started = time.time()
@@ -90,7 +153,7 @@ def _timed(script: str, handler: Handler, records: _Records) -> Handler:
     return run
 
 
-class PbxCodesInProcess:
+class PbxCodesInProcess(LoopHosted):
     """The FastAGI server on the bench's AGI port and, with ``ami=True``, the AMI listener on its AMI port.
 
     ``ami_secret_env`` names the environment variable the listener reads its secret from, as ``serve`` does.
@@ -99,6 +162,7 @@ class PbxCodesInProcess:
     def __init__(self, bench: AsteriskBench, *, language: str = "uk", catalog_dirs: Iterable[str] = (),
                  bindings: dict[str, str] | None = None, ami: bool = False,
                  ami_secret_env: str = "PBX_CODES_AMI_SECRET", agi_timeout: float = 10.0) -> None:
+        super().__init__()
         self.bench = bench
         self.language = language
         self.resolver = Resolver(load_catalogs(list(catalog_dirs)), bindings=dict(bindings or {}))
@@ -109,19 +173,9 @@ class PbxCodesInProcess:
         self.agi_timeout = agi_timeout
         self.agi: AgiServer | None = None
         self.listener: AmiListener | None = None
-        self._loop: BackgroundLoop | None = None
         self._tasks: list[asyncio.Future[Any]] = []
 
-    # -- lifecycle ------------------------------------------------------------------------------------------------
-    def start(self) -> PbxCodesInProcess:
-        self._loop = BackgroundLoop()
-        try:
-            self._loop.run(self._start())
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
+    # -- lifecycle (`start`, `stop`, with-statement: `LoopHosted`) ---------------------------------------------------
     async def _start(self) -> None:
         host, port = self.bench.agi_address.rsplit(":", 1)
         records = self.records
@@ -131,15 +185,11 @@ class PbxCodesInProcess:
                              port=int(port), timeout=self.agi_timeout)
         await self.agi.start()
         if self.ami_enabled:
-            from pbx_codes.adapters.ami_listener import AmiListener, ami_settings
             from pbx_codes.adapters.secrets import read_secret
 
-            section = {"host": "127.0.0.1", "port": self.bench.ami_port, "username": self.bench.ami_user,
-                       # manager_pbx_codes.conf filters events itself and grants no "system" write for Filter.
-                       "server_filters": False, "ping_interval": 5.0, "ping_timeout": 2.0, "backoff_max": 1.0}
-            secret = read_secret(self.ami_secret_env, None)
-            self.listener = AmiListener(ami_settings(section), secret, self.resolver, self.bus,
-                                        language=self.language)
+            self.listener = bench_ami_listener(self.bench, read_secret(self.ami_secret_env, None), self.resolver,
+                                               self.bus, language=self.language, ping_interval=5.0,
+                                               ping_timeout=2.0, backoff_max=1.0)
             sub = self.bus.subscribe("bench")
             self._tasks.append(asyncio.ensure_future(self._drain(sub.queue)))
             self._tasks.append(asyncio.ensure_future(self.listener.run()))
@@ -149,15 +199,6 @@ class PbxCodesInProcess:
         while True:
             self.records.bus_annotations.append(await queue.get())
 
-    def stop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        try:
-            loop.run(self._stop())
-        finally:
-            loop.close()
-
     async def _stop(self) -> None:
         if self.listener is not None:
             await self.listener.close()
@@ -166,12 +207,6 @@ class PbxCodesInProcess:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.agi is not None:
             await self.agi.close()
-
-    def __enter__(self) -> PbxCodesInProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what tests and benchmarks look at ----------------------------------------------------------------------
     @property
@@ -194,13 +229,8 @@ class PbxCodesInProcess:
         """Close the listener's AMI socket under it, as a network fault would."""
         if self._loop is None or self.listener is None:
             raise RuntimeError("the AMI listener is not running")
-        client = self.listener.client
-
-        def abort() -> None:
-            writer = client._writer  # the socket itself: nothing public closes it without stopping the client
-            if writer is not None:
-                writer.transport.abort()
-        self._loop.call(abort)
+        listener = self.listener
+        self._loop.call(lambda: abort_ami_socket(listener))
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
         """Poll `predicate` until it holds or `timeout` passes; returns its last value (no timing assertions)."""
@@ -212,4 +242,4 @@ class PbxCodesInProcess:
         return predicate()
 
 
-__all__ = ["AgiTiming", "BackgroundLoop", "PbxCodesInProcess"]
+__all__ = ["AgiTiming", "BackgroundLoop", "LoopHosted", "PbxCodesInProcess", "abort_ami_socket", "bench_ami_listener"]

@@ -12,6 +12,8 @@ from pbx_codes.model import Observation
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes
 
+from adapters.agi_test_client import agi_request, play_res_agi
+
 B_LEG = "PJSIP/trunk-00000009"
 HEAD = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
                        "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}"))
@@ -59,35 +61,13 @@ class FakeResolver:
 
 
 def request(script: str, *args: str, channel: str = "PJSIP/caller-00000008") -> bytes:
-    lines = [f"agi_network: yes", f"agi_network_script: {script}", f"agi_request: agi://127.0.0.1/{script}",
-             f"agi_channel: {channel}", "agi_uniqueid: 1795422919.16"]
-    lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)]
-    return ("\n".join(lines) + "\n\n").encode()
+    return agi_request(script, *args, channel=channel, uniqueid="1795422919.16")
 
 
 async def fake_asterisk(port: int, req: bytes, variables: dict[str, bytes]) -> list[bytes]:
     """Plays Asterisk: sends the request, answers every command, returns the raw command lines it received."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(req)
-    received: list[bytes] = []
-    try:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            received.append(line)
-            words = unquote_args(line.decode("utf-8").rstrip("\n"))
-            if words[:3] == ["GET", "FULL", "VARIABLE"]:
-                value = variables.get(words[3])
-                writer.write(b"200 result=0\n" if value is None else b"200 result=1 (" + value + b")\n")
-            elif words[:2] == ["SET", "VARIABLE"]:
-                writer.write(b"200 result=1\n")
-            else:
-                writer.write(b"510 Invalid or unknown command\n")
-            await writer.drain()
-    finally:
-        writer.close()
-    return received
+    return await play_res_agi(reader, writer, req, variables)
 
 
 @pytest_asyncio.fixture

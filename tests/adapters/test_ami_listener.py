@@ -25,6 +25,7 @@ from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
 
+from adapters.agi_test_client import agi_request, play_res_agi
 from adapters.ami_test_server import ASTERISK_FIXTURES, AmiSession, AmiTestServer, load_recording, renumber
 
 if not (ASTERISK_FIXTURES / "limit503.ami.txt").is_file():
@@ -138,13 +139,6 @@ async def harness(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixt
 
 # -- a scripted Asterisk on the FastAGI side ----------------------------------------------------------------------
 
-def agi_request(script: str, channel: str) -> bytes:
-    lines = ["agi_network: yes", f"agi_network_script: {script}", f"agi_request: agi://127.0.0.1/{script}",
-             f"agi_channel: {channel}", "agi_uniqueid: 1795422912.12", "agi_linkedid: 1795422912.12",
-             "agi_dnid: 503"]
-    return ("\n".join(lines) + "\n\n").encode()
-
-
 async def agi_connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect once the FastAGI server started by `run_asterisk` is listening."""
     async def attempt() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -160,23 +154,8 @@ async def asterisk_agi_call(port: int, request: bytes, variables: dict[str, str]
     """Plays res_agi: sends the request, answers GET FULL VARIABLE from `variables` and SET VARIABLE with
     ``200 result=1``, until the server closes; returns every command as res_agi would split it."""
     reader, writer = await agi_connect(port)
-    writer.write(request)
-    commands: list[list[str]] = []
-    try:
-        while line := await reader.readline():
-            words = unquote_args(line.decode("utf-8").rstrip("\n"))
-            commands.append(words)
-            if words[:3] == ["GET", "FULL", "VARIABLE"] and len(words) == 4:
-                value = variables.get(words[3])
-                writer.write(b"200 result=0\n" if value is None else f"200 result=1 ({value})\n".encode())
-            elif words[:2] == ["SET", "VARIABLE"]:
-                writer.write(b"200 result=1\n")
-            else:
-                writer.write(b"510 Invalid or unknown command\n")
-            await writer.drain()
-    finally:
-        writer.close()
-    return commands
+    received = await play_res_agi(reader, writer, request, {name: value.encode() for name, value in variables.items()})
+    return [unquote_args(line.decode("utf-8").rstrip("\n")) for line in received]
 
 
 def combined_get(bleg: str) -> dict[str, str]:
@@ -261,7 +240,8 @@ async def test_fastagi_keeps_annotating_while_ami_is_down_and_ami_comes_back(
                    for r in caplog.records[refused_before:])
     await wait_until(lambda: refused_attempts() >= 2)  # it keeps retrying, with backoff in between
 
-    commands = await asterisk_agi_call(harness.agi_port, agi_request("annotate", A_LEG), combined_get(B_LEG))
+    request = agi_request("annotate", channel=A_LEG, uniqueid="1795422912.12", linkedid="1795422912.12", dnid="503")
+    commands = await asterisk_agi_call(harness.agi_port, request, combined_get(B_LEG))
     written = {words[2]: words[3] for words in commands if words[:2] == ["SET", "VARIABLE"]}
     assert list(written) == [f"CDR({name})" for name in CDR_FIELDS]
     assert written["CDR(pbx_catalog)"] == "lifecell"

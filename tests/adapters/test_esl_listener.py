@@ -25,6 +25,7 @@ from pbx_codes.observers.freeswitch import replay
 from pbx_codes.resolve import Resolver
 
 from adapters.esl_test_server import FIXTURES, PASSWORD, FakeFreeswitch, recorded_events
+from support.hook_client import post_hook
 
 CALL_409 = "409_not_enough_money.bridge.json.esl.txt"
 CALL_503 = "503_simul_limit.bridge.json.esl.txt"
@@ -77,18 +78,6 @@ def section(esl_port: int, hook_port: int, **extra: Any) -> dict[str, Any]:
             "reconnect_min": 0.01, "reconnect_max": 0.05, "heartbeat_timeout": GUARD}
     base.update(extra)
     return base
-
-
-async def post_hook(port: int, fields: dict[str, str]) -> tuple[int, bytes]:
-    body = urlencode(fields).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST /annotate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), payload
 
 
 async def stop(task: "asyncio.Task[None]") -> None:
@@ -147,7 +136,7 @@ async def test_hook_endpoint_answers_while_esl_is_down(monkeypatch: pytest.Monke
             async def answered() -> tuple[int, bytes]:
                 while True:  # the endpoint starts beside the client; retry until it listens
                     try:
-                        return await post_hook(hook_port, fields)
+                        return await post_hook(hook_port, urlencode(fields).encode())
                     except ConnectionRefusedError:
                         await asyncio.sleep(0.005)
 

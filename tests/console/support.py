@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
-from pbx_codes.model import Annotation, Observation, Side
-from pbx_codes.resolve import Resolver
+from support.hangups import resolved_hangup
 
-LIFECELL = "lifecell-trunk"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
-
-def hangup(resolver: Resolver, *, sip: str = "503", phrase: str | None = "Simultaneous calls limit reached",
-           trunk: str = LIFECELL, number: str = "+380441234567", call_id: str = "1700000000.1",
-           leg_id: str = "1700000000.2", pbx: str = "asterisk", timestamp: float | None = None,
-           q850: int | None = None) -> Annotation:
-    """One failed leg as an observer would report it, resolved through the shipped catalogs."""
-    return resolver.resolve(Observation(sip_code=sip, phrase=phrase, trunk=trunk, number=number, call_id=call_id,
-                                        leg_id=leg_id, pbx=pbx, timestamp=timestamp, q850=q850,
-                                        hangup_by=Side.CARRIER, channel=f"PJSIP/{trunk}-00000001"))
+# One failed leg as an observer would report it (the lifecell 503 unless told otherwise), resolved for real.
+hangup = partial(resolved_hangup, phrase="Simultaneous calls limit reached")
 
 
 @dataclass(slots=True)

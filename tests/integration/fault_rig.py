@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pbx_codes.adapters.agi_server import AgiServer, Handler
-from pbx_codes.adapters.ami_listener import AmiListener, ami_settings
+from pbx_codes.adapters.ami_listener import AmiListener
 from pbx_codes.bench.asterisk import AsteriskBench
-from pbx_codes.bench.inprocess import BackgroundLoop
+from pbx_codes.bench.inprocess import LoopHosted, abort_ami_socket, bench_ami_listener
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation
 from pbx_codes.resolve import Resolver
@@ -38,11 +38,12 @@ class _Collector:
         self.items.append(annotation)
 
 
-class FaultRig:
+class FaultRig(LoopHosted):
     """The FastAGI server (always), the AMI listener (``ami=True``) and the store (``store_url``) for one bench."""
 
     def __init__(self, bench: AsteriskBench, *, catalog_dirs: Iterable[str] = (), language: str = "en",
                  ami: bool = False, store_url: str | None = None, store_journal: Path | None = None) -> None:
+        super().__init__()
         self.bench = bench
         self.language = language
         self.resolver = Resolver(load_catalogs(list(catalog_dirs)))
@@ -59,17 +60,8 @@ class FaultRig:
         self.store_close_hung = False
         self._routes: dict[str, Handler] = {}
         self._ami_task: asyncio.Future[Any] | None = None
-        self._loop: BackgroundLoop | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------------------------
-    def start(self) -> FaultRig:
-        self._loop = BackgroundLoop()
-        try:
-            self._loop.run(self._start())
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    # -- lifecycle (`start`, `stop`, with-statement: `LoopHosted`) ---------------------------------------------------
 
     async def _start(self) -> None:
         def on_annotation(annotation: Annotation) -> None:
@@ -85,11 +77,9 @@ class FaultRig:
             self.store.start(self.bus)
         await self._start_agi()
         if self.ami_enabled:
-            section = {"host": "127.0.0.1", "port": self.bench.ami_port, "username": self.bench.ami_user,
-                       # manager_pbx_codes.conf filters events itself and grants no "system" write for Filter.
-                       "server_filters": False, "ping_interval": 2.0, "ping_timeout": 1.0, "backoff_max": 0.5}
-            self.listener = AmiListener(ami_settings(section), self.bench.ami_secret, self.resolver,
-                                        self._ami_collector, language=self.language)
+            self.listener = bench_ami_listener(self.bench, self.bench.ami_secret, self.resolver, self._ami_collector,
+                                               language=self.language, ping_interval=2.0, ping_timeout=1.0,
+                                               backoff_max=0.5)
             self._ami_task = asyncio.ensure_future(self.listener.run())
             await asyncio.wait_for(self.listener.client.connected.wait(), 10)
 
@@ -98,15 +88,6 @@ class FaultRig:
         self.agi = AgiServer(self._routes, host=host, port=int(port), timeout=10.0)
         await self.agi.start()
         self.agi_starts += 1
-
-    def stop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        try:
-            loop.run(self._stop())
-        finally:
-            loop.close()
 
     async def _stop(self) -> None:
         if self.listener is not None:
@@ -124,12 +105,6 @@ class FaultRig:
             except asyncio.TimeoutError:
                 self.store_close_hung = True
                 await self.store.backend.close()
-
-    def __enter__(self) -> FaultRig:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _run(self, coro: Any, timeout: float = 30.0) -> Any:
         if self._loop is None:
@@ -152,12 +127,10 @@ class FaultRig:
         """Abort the listener's AMI socket under it, as a network fault would."""
         if self.listener is None:
             raise RuntimeError("the AMI listener is not running")
-        client = self.listener.client
+        listener = self.listener
 
         async def abort() -> None:
-            writer = client._writer  # the socket itself: nothing public closes it without stopping the client
-            if writer is not None:
-                writer.transport.abort()
+            abort_ami_socket(listener)
         self._run(abort())
 
     # -- what the runs count --------------------------------------------------------------------------------------

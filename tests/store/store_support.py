@@ -1,12 +1,11 @@
 """Shared by the store tests: annotations from the real resolver, and a database that can be switched off."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
-from pbx_codes.model import Annotation, Observation, Side
-from pbx_codes.resolve import Resolver
+from support.hangups import resolved_hangup
 
-LIFECELL = "lifecell-trunk"
 HOSTILE_PHRASES = (
     "Недостатньо коштів на рахунку",
     "Абонент временно недоступен",
@@ -19,14 +18,8 @@ HOSTILE_PHRASES = (
 )
 
 
-def hangup(resolver: Resolver, *, sip: str = "503", phrase: str | None = "Service Unavailable",
-           trunk: str = LIFECELL, number: str = "+380441234567", call_id: str = "1700000000.1",
-           leg_id: str = "1700000000.2", pbx: str = "asterisk", timestamp: float | None = None,
-           q850: int | None = None) -> Annotation:
-    """One failed leg as an observer reports it, resolved through the shipped catalogs."""
-    return resolver.resolve(Observation(sip_code=sip, phrase=phrase, trunk=trunk, number=number, call_id=call_id,
-                                        leg_id=leg_id, pbx=pbx, timestamp=timestamp, q850=q850,
-                                        hangup_by=Side.CARRIER, channel=f"PJSIP/{trunk}-00000001"))
+# One failed leg as an observer reports it (a 503 with the standard phrase unless told otherwise), resolved for real.
+hangup = partial(resolved_hangup, phrase="Service Unavailable")
 
 
 class FlakyBackend:

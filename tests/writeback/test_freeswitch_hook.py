@@ -16,6 +16,8 @@ from pbx_codes.writeback.freeswitch_hook import (
     MAX_VALUE_BYTES, PBX_VARIABLES, HookServer, cdr_safe, hook_values,
 )
 
+from support.hook_client import post_hook
+
 HOSTILE = [
     'Not "enough", money\\',                       # quotes, comma, backslash
     "Line one\nLine two\r\napi shutdown",           # newlines as a JSON value would carry them
@@ -137,29 +139,18 @@ def test_endpoint_refuses_non_loopback_address():
         HookServer(echo_resolve, host="0.0.0.0")
 
 
-async def _post(port: int, body: bytes, path: str = "/annotate") -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), payload
-
-
 @pytest.mark.asyncio
 async def test_http_endpoint_round_trip_on_loopback():
     published: list[Annotation] = []
     server = HookServer(echo_resolve, port=0, publish=published.append)
     port = await server.start()
     try:
-        status, payload = await _post(port, form('Not "enough"\nmoney'))
+        status, payload = await post_hook(port, form('Not "enough"\nmoney'))
         assert status == 200
         values = parse_lines(payload)
         assert values["pbx_phrase"] == "Not 'enough' money"
         assert [a.observation.leg_id for a in published] == ["b-leg"]
-        assert (await _post(port, b"", path="/nowhere"))[0] == 404
+        assert (await post_hook(port, b"", path="/nowhere"))[0] == 404
     finally:
         await server.close()
 

@@ -159,6 +159,19 @@ async def _stalling_server(trickle: bool) -> tuple[asyncio.base_events.Server, l
     return server, tasks
 
 
+async def _run_against_canned_answer(response: bytes, tmp_path: Path) -> HookRun:
+    """The hook on the 409 carrier leg against a server that reads the request head and answers `response` as is."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        return await run_hook(LUA, carrier_legs("409_not_enough_money")[1], server.sockets[0].getsockname()[1],
+                              tmp_path)
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickle"])
 async def test_stuck_server_is_given_up_on_its_deadline(trickle: bool, tmp_path: Path):
@@ -179,15 +192,8 @@ async def test_stuck_server_is_given_up_on_its_deadline(trickle: bool, tmp_path:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("status", [500, 404])
 async def test_error_answer_sets_nothing_and_warns(status: int, tmp_path: Path):
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(f"HTTP/1.1 {status} Oops\r\nContent-Length: 15\r\n\r\npbx_code=bogus\n".encode())
-        await writer.drain()
-        writer.close()
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    async with server:
-        run = await run_hook(LUA, carrier_legs("409_not_enough_money")[1], server.sockets[0].getsockname()[1],
-                             tmp_path)
+    run = await _run_against_canned_answer(
+        f"HTTP/1.1 {status} Oops\r\nContent-Length: 15\r\n\r\npbx_code=bogus\n".encode(), tmp_path)
     assert run.done and run.sets == [] and run.logs[0][0] == "WARNING" and str(status) in run.logs[0][1]
 
 
@@ -196,16 +202,8 @@ async def test_script_sets_only_known_clean_pbx_lines(tmp_path: Path):
     """Whatever answers on the port, the script itself only sets the nine names, and only one-line plain values."""
     body = ('pbx_code=409\r\npbx_phrase=a"b\npbx_reason=x\\y\npbx_category=${system(id)}\npbx_evil=1\n'
             'hangup_cause=NORMAL_CLEARING\npbx_retry=no\n=x\npbx_catalog\npbx_q850=' + "9" * 2000 + "\n").encode()
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-        await writer.drain()
-        writer.close()
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    async with server:
-        run = await run_hook(LUA, carrier_legs("409_not_enough_money")[1], server.sockets[0].getsockname()[1],
-                             tmp_path)
+    run = await _run_against_canned_answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body, tmp_path)
     assert run.done and not run.errors
     assert run.sets == [("pbx_code", "409"), ("pbx_retry", "no")]
 
