@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _loop_factory():
-    """uvloop when installed (`pip install pbx-codes[fast]`): it carries FastAGI past 3,000 sessions/s."""
+    """uvloop when installed (a dependency on Linux): it carries FastAGI past 3,000 sessions/s."""
     try:
         import uvloop
     except ImportError:
