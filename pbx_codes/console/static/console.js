@@ -260,10 +260,18 @@
       drawChart(stats.failure_rate || []);
     } catch (err) { /* the next tick retries */ }
   }
+  // One refresh a second at most; a hangup that arrives while one is pending or running asks for another, so the
+  // counts never wait for the 5 s tick (the store writes in batches, so a refresh can precede the row it missed).
   let statsTimer = null;
+  let statsAgain = false;
   function scheduleStats() {
-    if (statsTimer) return;
-    statsTimer = setTimeout(() => { statsTimer = null; refreshStats(); refreshUnknown(); }, 1000);
+    if (statsTimer) { statsAgain = true; return; }
+    statsTimer = setTimeout(async () => {
+      statsAgain = false;
+      await Promise.all([refreshStats(), refreshUnknown()]);
+      statsTimer = null;
+      if (statsAgain) scheduleStats();
+    }, 1000);
   }
 
   // ---- unknown codes --------------------------------------------------------------------------------------
