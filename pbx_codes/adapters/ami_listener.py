@@ -25,6 +25,7 @@ Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
     server_filters = false        # Filter action (needs `system` write); the shipped eventfilter lines suffice
     fetch_phrases = true          # Getvar HANGUPCAUSE(<B-leg>,tech) on the A-leg
     writeback = false             # racy Setvar CDR(pbx_*) on the A-leg
+    report_answered = true        # publish answered legs too (category ok): the denominator of failure rates
     ping_interval = 20.0
     ping_timeout = 5.0
     backoff_max = 30.0
@@ -63,8 +64,9 @@ class AmiListener:
 
     def __init__(self, settings: AmiSettings, secret: str, resolver: Any, bus: Any, *, catalog: str | None = None,
                  fetch_phrases: bool = True, writeback: bool = False, language: str = "en",
-                 max_bytes: int = 255) -> None:
-        self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases)
+                 max_bytes: int = 255, report_answered: bool = True) -> None:
+        self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases,
+                                         report_answered=report_answered)
         self.client = AmiClient(settings, secret, self.on_event)
         self.resolver = resolver
         self.bus = bus
@@ -181,7 +183,8 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
         secret = read_secret(ami.get("secret_env", "PBX_CODES_AMI_SECRET"), ami.get("secret_file"))
         listener = AmiListener(ami_settings(ami), secret, resolver, bus, catalog=catalog,
                                fetch_phrases=bool(ami.get("fetch_phrases", True)),
-                               writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes)
+                               writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes,
+                               report_answered=bool(ami.get("report_answered", True)))
         if on_client is not None:  # e.g. metrics reading the connection state at scrape time
             on_client("asterisk", listener.client)
         jobs.append(listener.run())

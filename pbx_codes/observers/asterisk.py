@@ -127,8 +127,12 @@ class AsteriskObserver:
     reported exactly once.
     """
 
-    def __init__(self, *, catalog: str | None = None, fetch_phrases: bool = True, max_legs: int = 10000) -> None:
+    def __init__(self, *, catalog: str | None = None, fetch_phrases: bool = True, max_legs: int = 10000,
+                 report_answered: bool = False) -> None:
         self.catalog = catalog
+        # The live listener reports answered legs too (as SIP 200), so failure rates and alert shares have their
+        # denominator; `replay` reports failed legs only.
+        self.report_answered = report_answered
         self.fetch_phrases = fetch_phrases
         self.max_legs = max_legs
         self._legs: OrderedDict[str, _Leg] = OrderedDict()
@@ -249,6 +253,8 @@ class AsteriskObserver:
                 leg.tech_cause = _int(event.get("TechCause"))
             if not self._failed(leg):
                 self._forget(leg)
+                if self.report_answered and leg.dial_status == "ANSWER":
+                    out.append(self._observation(leg, answered=True))
                 return out
             if leg.fetch is None and leg.dial_status != "CANCEL" and leg.hangup_by is not Side.CALLER:
                 self._ask_phrase(leg)
@@ -300,11 +306,13 @@ class AsteriskObserver:
             if not siblings:
                 del self._by_a[leg.a_uniqueid]
 
-    def _observation(self, leg: _Leg) -> Observation:
-        cancelled = leg.dial_status == "CANCEL" or leg.hangup_by is Side.CALLER
+    def _observation(self, leg: _Leg, answered: bool = False) -> Observation:
+        cancelled = not answered and (leg.dial_status == "CANCEL" or leg.hangup_by is Side.CALLER)
         code: str | None
         phrase = None
-        if cancelled:
+        if answered:
+            code = "200"
+        elif cancelled:
             code = "487"
         else:
             code = str(leg.tech_cause) if leg.tech_cause is not None and leg.tech_cause >= 300 else None

@@ -185,3 +185,24 @@ def test_real_resolver_categories_when_catalogs_load() -> None:
         assert annotation.to_dict()["uniqueid"] and annotation.to_dict()["linkedid"]
     assert categories["busy486"] == "busy"
     assert categories["cancel487"] == "cancelled"
+
+
+def test_answered_legs_are_reported_as_200_only_when_asked() -> None:
+    """The live listener reports answered legs (the failure rate's denominator); replay reports failures only."""
+    from pbx_codes.observers.asterisk import AsteriskObserver
+    from pbx_codes.protocols.ami import Event as AmiEvent
+
+    def ev(name: str, **headers: str) -> AmiEvent:
+        return AmiEvent(name, "\r\n".join([f"Event: {name}", *(f"{k}: {v}" for k, v in headers.items())]))
+
+    stream = [
+        ev("DialBegin", Uniqueid="a.1", Linkedid="a.1", Channel="PJSIP/caller-1", DestUniqueid="b.1",
+           DestChannel="PJSIP/trunk-00000001", DestLinkedid="a.1", DialString="200@trunk"),
+        ev("DialEnd", Uniqueid="a.1", DestUniqueid="b.1", DialStatus="ANSWER"),
+        ev("HangupRequest", Uniqueid="b.1", Linkedid="a.1", Channel="PJSIP/trunk-00000001", Cause="16"),
+        ev("Hangup", Uniqueid="b.1", Linkedid="a.1", Channel="PJSIP/trunk-00000001", Cause="16"),
+    ]
+    for report, expected in ((False, []), (True, [("200", "ANSWER", "b.1")])):
+        observer = AsteriskObserver(fetch_phrases=False, report_answered=report)
+        got = [obs for event in stream for obs in observer.on_event(event)] + observer.flush()
+        assert [(o.sip_code, o.dial_status, o.leg_id) for o in got] == expected

@@ -52,7 +52,10 @@
     for (const key of ["pbx", "trunk", "category", "code", "search"]) f[key] = String(data.get(key) || "").trim();
     return f;
   }
+  // Answered calls come in too (they are the failure rate's denominator); the feed shows them only when asked.
+  const SUCCESS = new Set(["ok", "pending"]);
   function matches(ev, f) {
+    if (!f.category && SUCCESS.has(ev.category)) return false;
     if (f.pbx && ev.pbx !== f.pbx) return false;
     if (f.trunk && ev.trunk !== f.trunk) return false;
     if (f.category && ev.category !== f.category) return false;
