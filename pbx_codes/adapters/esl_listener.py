@@ -47,7 +47,7 @@ class FreeswitchListener:
     def __init__(self, resolver: Any, bus: Any) -> None:
         self._resolver = resolver
         self._bus = bus
-        self._observer = FreeswitchObserver()
+        self._observer = FreeswitchObserver(report_answered=True)  # answered legs: the rates' denominator
         self.published = 0
 
     def on_event(self, event: Event) -> None:

@@ -202,13 +202,20 @@ def is_failure(code: str | None, cause: str | None) -> bool:
 
 
 def observation_from_variables(v: Mapping[str, str], *, inherited_trunk: str | None = None,
-                               inherited_catalog: str | None = None) -> Observation | None:
-    """One leg's channel variables -> Observation, or None when the leg did not fail (nothing to explain)."""
+                               inherited_catalog: str | None = None,
+                               report_answered: bool = False) -> Observation | None:
+    """One leg's channel variables -> Observation, or None when the leg did not fail (nothing to explain).
+
+    With `report_answered`, an answered leg that ended normally is reported too, as SIP 200 (the live listener's
+    denominator for failure rates)."""
     code, phrase, method = sip_code_and_phrase(v)
     cause = v.get("last_bridge_hangup_cause") if v.get("last_bridge_proto_specific_hangup_cause") else None
     cause = cause or v.get("hangup_cause") or v.get("originate_failed_cause")
     if not is_failure(code, cause):
-        return None
+        answered = code == "200" or (v.get("answer_epoch") or "0") != "0"
+        if not report_answered or not answered:
+            return None
+        code, phrase = "200", None
     trunk = trunk_of(v)
     if not v.get("pbx_codes_trunk") and not v.get("sip_gateway_name") and inherited_trunk:
         # An inbound A-leg only knows its own ingress profile; the trunk that failed is the bridged leg's gateway.
@@ -256,7 +263,8 @@ class FreeswitchObserver:
     # Everything `feed` looks at: a parser built with these as its wanted events loses nothing.
     WANTED_EVENTS = HANGUP_EVENTS | TRUNK_EVENTS
 
-    def __init__(self, memory: int = 20000) -> None:
+    def __init__(self, memory: int = 20000, report_answered: bool = False) -> None:
+        self.report_answered = report_answered
         self._decided: OrderedDict[str, None] = OrderedDict()
         self._trunks: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._memory = memory
@@ -281,7 +289,8 @@ class FreeswitchObserver:
         if name not in self.HANGUP_EVENTS or uuid in self._decided:
             return []
         inherited = self._trunks.get(uuid, (None, None)) if not v.get("sip_gateway_name") else (None, None)
-        obs = observation_from_variables(v, inherited_trunk=inherited[0], inherited_catalog=inherited[1])
+        obs = observation_from_variables(v, inherited_trunk=inherited[0], inherited_catalog=inherited[1],
+                                         report_answered=self.report_answered)
         self._remember(self._decided, uuid, None)
         return [obs] if obs is not None else []
 

@@ -189,3 +189,17 @@ def test_decoding_only_the_observers_events_loses_no_annotation(capture: Path):
     assert [a.to_dict() for a in wanted] == [a.to_dict() for a in everything]
     names = {e.name for e in iter_events(data)}
     assert not names <= FreeswitchObserver.WANTED_EVENTS or ".control." in capture.name, "nothing was skipped"
+
+
+def test_answered_call_is_reported_as_200_ok_only_when_asked() -> None:
+    """The live listener reports answered legs (the failure rate's denominator); replay reports failures only."""
+    from pbx_codes.catalog import load_catalogs
+    from pbx_codes.observers.freeswitch import FreeswitchObserver, iter_events
+    from pbx_codes.resolve import Resolver
+
+    data = (FIXTURES / "200_ok_bye.direct.json.esl.txt").read_bytes()
+    resolver = Resolver(load_catalogs())
+    for report, expected in ((False, []), (True, [("200", "ok")])):
+        observer = FreeswitchObserver(report_answered=report)
+        got = [resolver.resolve(o) for e in iter_events(data) for o in observer.feed(e)]
+        assert [(a.code, a.category.value) for a in got] == expected
