@@ -6,7 +6,6 @@ import pytest
 
 from pbx_codes.app import serve
 from pbx_codes.config import parse_config
-from pbx_codes.model import Observation
 from pbx_codes.resolve import Resolver
 
 

@@ -21,7 +21,7 @@ Every rule of the protocol as this project meets it, in one place:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Union
 
 from pbx_codes.protocols import ProtocolError, safe_value

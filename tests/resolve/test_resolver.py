@@ -1,7 +1,6 @@
 """The resolver's order of precedence, class fallback and its promise never to raise, over the shipped catalogs."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from pbx_codes.model import Category, Observation, Retry, Side
