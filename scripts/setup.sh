@@ -22,8 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   if sudo_cmd true 2>/dev/null; then
     sudo_cmd apt-get update -qq || log "apt-get update failed; trying with the lists there are"
-    DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || log "some Debian packages could not be installed; tests that need them will skip and say why"
+    if ! DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        >/dev/null; then
+      # One missing package must not cost the others: retry one by one.
+      for p in "${missing[@]}"; do
+        DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -qq --no-install-recommends "$p" >/dev/null \
+          || log "Debian package $p could not be installed; tests that need it will skip and say why"
+      done
+    fi
   else
     log "not root and no sudo: cannot install ${missing[*]}; tests that need them will skip and say why"
   fi
