@@ -65,7 +65,7 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ConfigError(f"[console] listen: no host in {value!r}")
     if not port_text:
         return host, DEFAULT_PORT
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"[console] listen: port must be 0..65535, got {port_text!r}")
     return host, int(port_text)
 

@@ -68,8 +68,8 @@ def parse_q850(value: str | None) -> int | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        number = int(text)
+    if text.isdigit():  # also true for '²', which int() refuses; and a long run of digits is no cause either
+        number = int(text) if text.isdecimal() and len(text) <= 6 else 1000
         return number if number < 1000 else None
     match = _REASON_CAUSE.search(text)
     if match:

@@ -10,6 +10,7 @@ statement.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, Sequence
 
@@ -18,6 +19,7 @@ from pbx_codes.enrich.interpret import NO_CAUSE, KeyPlan, RowAnnotator
 from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
 from pbx_codes.enrich.progress import Progress
 from pbx_codes.enrich.summary import Summary
+from pbx_codes.store.dsn import safe_error, safe_url
 
 BATCH_ROWS = 5_000
 
@@ -139,6 +141,8 @@ def enrich_sqlite(path: str, preset: Preset, annotator: RowAnnotator, *, table: 
             job.process(batches, apply, total, plan, summary)
         except sqlite3.OperationalError as exc:
             raise EnrichError(f"{path}: {exc} (a table WITHOUT ROWID is not supported)") from None
+    except sqlite3.Error as exc:  # adding the columns or counting: a read-only file, a locked database
+        raise EnrichError(f"{path}: {exc}") from None
     finally:
         con.close()
     return summary
@@ -158,7 +162,7 @@ def enrich_postgres(url: str, preset: Preset, annotator: RowAnnotator, *, table:
     try:
         con = psycopg.connect(url, autocommit=False)
     except psycopg.Error as exc:
-        raise EnrichError(f"cannot connect to {_safe_url(url)}: {str(exc).strip().splitlines()[0]}") from None
+        raise EnrichError(f"cannot connect to {_safe_url(url)}: {safe_error(exc, url)}") from None
     try:
         schema, _, name = table.rpartition(".")
         rows = con.execute(
@@ -198,11 +202,11 @@ def enrich_postgres(url: str, preset: Preset, annotator: RowAnnotator, *, table:
                     cur.executemany(update, updates)
             con.commit()
 
-        try:
-            job.process(batches, apply, total, plan, summary)
-        except psycopg.Error as exc:
+        job.process(batches, apply, total, plan, summary)
+    except psycopg.Error as exc:  # anywhere: reading the columns, adding them, counting, the batches
+        with contextlib.suppress(psycopg.Error):  # a broken connection cannot roll back; it is closed below
             con.rollback()
-            raise EnrichError(f"{_safe_url(url)}: {str(exc).strip().splitlines()[0]}") from None
+        raise EnrichError(f"{_safe_url(url)}: {safe_error(exc, url)}") from None
     finally:
         con.close()
     return summary
@@ -214,16 +218,7 @@ def _first_key(order_key: str | None) -> Any:
 
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            host = parts.hostname or ""
-            netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "postgresql://…"
-    return url
+    return safe_url(url)
 
 
 __all__ = ["enrich_postgres", "enrich_sqlite", "quote_ident"]

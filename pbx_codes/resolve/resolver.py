@@ -29,9 +29,22 @@ def _digit_patterns(code: str) -> list[str]:
     return [code[: len(code) - n] + "x" * n for n in range(1, len(code))]
 
 
+_MAX_NUMBER_DIGITS = 18
+"""Longer than any code a catalog holds; `int()` of a longer network string is work (and past 4,300 digits an
+error) for nothing."""
+
+
+def _number(code: str) -> int | None:
+    """The code as a number when it is one `int()` reads: `isdigit()` also accepts `²`, which `int()` refuses."""
+    if code.isdecimal() and len(code) <= _MAX_NUMBER_DIGITS:
+        return int(code)
+    return None
+
+
 def _in_range(code: str, pattern: str) -> bool:
     low, _, high = pattern.partition("-")
-    return code.isdigit() and int(low) <= int(code) <= int(high)
+    number = _number(code)
+    return number is not None and int(low) <= number <= int(high)
 
 
 def failing_leg(pair: str) -> str | None:
@@ -69,8 +82,8 @@ class Resolver:
                method: str | None = None, q850: int | None = None) -> Annotation:
         """A lookup without a call around it, as the CLI and the dialplan `lookup` ask it."""
         target = self.catalogs.get(catalog)
-        if target is not None and target.code_space == "q850" and code and code.isdigit() and q850 is None:
-            q850 = int(code)
+        if target is not None and target.code_space == "q850" and code and q850 is None:
+            q850 = _number(code)
         return self.resolve(Observation(sip_code=code, provider_code=code, phrase=phrase, catalog=catalog,
                                         method=method, q850=q850))
 

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import Any, Sequence
 
+from pbx_codes.store.dsn import safe_error, safe_url
 from pbx_codes.store.schema import (INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, pending_migrations,
                                     row_values)
 
@@ -34,6 +35,10 @@ class PostgresBackend:
         self.url = url
         self.connect_timeout = connect_timeout
         self._psycopg = _psycopg()
+        try:  # a URL libpq cannot read is a configuration error now, not a retry loop (nor a traceback) later
+            self._psycopg.conninfo.conninfo_to_dict(url)
+        except self._psycopg.Error as exc:
+            raise ValueError(f"store URL {safe_url(url)} cannot be read: {safe_error(exc, url)}") from None
         self._writer: Any = None
         self._reader: Any = None
         self._write_lock = asyncio.Lock()
@@ -41,12 +46,8 @@ class PostgresBackend:
         self._migrated = False
 
     def describe(self) -> str:
-        """The URL without its password, for logs."""
-        head, at, tail = self.url.rpartition("@")
-        if not at:
-            return self.url
-        scheme, _, userinfo = head.partition("://")
-        return f"{scheme}://{userinfo.partition(':')[0]}@{tail}"
+        """The URL without its password (in the user part or the query), for logs."""
+        return safe_url(self.url)
 
     async def _connect(self) -> Any:
         return await self._psycopg.AsyncConnection.connect(self.url, autocommit=True,

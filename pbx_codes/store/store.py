@@ -18,6 +18,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from pbx_codes.model import Annotation
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.store import queries
+from pbx_codes.store.dsn import safe_error
 from pbx_codes.store.export import starter_catalog
 from pbx_codes.store.journal import Journal
 from pbx_codes.store.schema import Dialect, prepare_row, row_from_annotation
@@ -115,7 +116,10 @@ def make_backend(url: str, connect_timeout: float = 5.0) -> Backend:
         return SqliteBackend(sqlite_path(url))
     if url.startswith(("postgresql://", "postgres://")):
         from pbx_codes.store.postgres_backend import PostgresBackend
-        return PostgresBackend(url, connect_timeout)
+        try:
+            return PostgresBackend(url, connect_timeout)
+        except ValueError as exc:
+            raise StoreConfigError(str(exc)) from None
     raise StoreConfigError(f"store URL must start with sqlite:// or postgresql://, got {url.split(':', 1)[0]!r}")
 
 
@@ -293,9 +297,9 @@ async def open_store(url: str, section: Mapping[str, Any] | None = None) -> Stor
     try:
         await backend.ensure()
     except Exception as exc:
-        if not backend.is_transient(exc):
+        if not backend.is_transient(exc):  # the database answered "no" (not a database, no rights): say so once
             await backend.close()
-            raise
+            raise StoreConfigError(f"store {backend.describe()}: {safe_error(exc, settings.url)}") from None
         log.warning("store %s not reachable at start (%s); writing will be retried", backend.describe(), exc)
     return store
 

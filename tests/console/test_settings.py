@@ -65,3 +65,9 @@ def test_listen_forms() -> None:
     assert parse_listen("10.1.2.3") == ("10.1.2.3", 8088)
     assert parse_listen("[::]:80") == ("::", 80)
     assert parse_listen("localhost:0") == ("localhost", 0)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:²", "[::1]:٨٠"])
+def test_a_port_of_non_ascii_digits_is_a_config_error_naming_the_port(listen: str) -> None:
+    with pytest.raises(ConfigError, match="port must be 0..65535"):
+        parse_listen(listen)

@@ -78,3 +78,31 @@ def test_mod_cdr_pg_csv_table_reads_freeswitch_cause_names(pg_url, make_annotato
     finally:
         with psycopg.connect(pg_url, autocommit=True) as con:
             con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_url_libpq_cannot_read_is_refused_without_its_password(make_annotator):
+    from pbx_codes.enrich.files import EnrichError
+
+    for url in ("postgresql://u:s3cret@[::1:1/db", "postgresql://u:s3%zzcret@h/db",
+                "postgresql://u@127.0.0.1:1/db?password=s3cret&connect_timeout=1"):
+        with pytest.raises(EnrichError) as caught:
+            enrich_postgres(url, get_preset("asterisk-pgsql"), make_annotator(), progress=False)
+        assert "s3" not in str(caught.value)
+
+
+def test_a_table_that_cannot_take_the_pbx_columns_is_a_clear_error_not_a_crash(pg_url, make_annotator):
+    from pbx_codes.enrich.files import EnrichError
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("DROP VIEW IF EXISTS cdr_view_test")
+        con.execute("DROP TABLE IF EXISTS cdr_view_base")
+        con.execute(CDR_PGSQL.format(t="cdr_view_base"))
+        con.execute("CREATE VIEW cdr_view_test AS SELECT uniqueid, disposition, pbx_rawcause FROM cdr_view_base")
+    try:
+        with pytest.raises(EnrichError, match="cdr_view_test|view"):
+            enrich_postgres(pg_url, get_preset("asterisk-pgsql"), make_annotator(), table="cdr_view_test",
+                            progress=False)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute("DROP VIEW IF EXISTS cdr_view_test")
+            con.execute("DROP TABLE IF EXISTS cdr_view_base")

@@ -243,3 +243,16 @@ def test_sqlite_run_stopped_midway_finishes_the_rest_on_the_next_run(tmp_path, m
     pending = con.execute("SELECT count(*) FROM cdr WHERE pbx_category IS NULL OR pbx_category = ''").fetchone()[0]
     con.close()
     assert pending == rest.skipped_no_cause              # only rows with nothing to say stay pending
+
+
+def test_sqlite_table_that_cannot_take_the_pbx_columns_is_a_clear_error_not_a_crash(tmp_path, make_annotator):
+    from pbx_codes.enrich.files import EnrichError
+
+    db = tmp_path / "cdr.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE real_cdr (uniqueid TEXT, disposition TEXT, pbx_rawcause TEXT)")
+    con.execute("CREATE VIEW cdr AS SELECT uniqueid, disposition, pbx_rawcause FROM real_cdr")
+    con.commit()
+    con.close()
+    with pytest.raises(EnrichError, match="view"):
+        enrich_sqlite(str(db), get_preset("asterisk-sqlite3-custom"), make_annotator(), table="cdr", progress=False)

@@ -122,3 +122,15 @@ def test_resolver_never_raises(catalogs, code, phrase, q850, catalog, method) ->
                                                  catalog=catalog, method=method))
     assert ann.category in Category
     assert ann.to_dict()["texts"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(code=st.one_of(st.text(alphabet="0123456789²³¹٣𝟓", min_size=1, max_size=8), st.just("9" * 5000)),
+       catalog=st.sampled_from(["q850", "sip", "mango", None]))
+def test_lookup_of_any_digit_like_code_never_raises(catalogs, code, catalog) -> None:
+    ann = Resolver(catalogs).lookup(code, catalog=catalog)
+    assert ann.category in Category
+
+
+def test_lookup_in_q850_of_a_superscript_digit_is_unknown_not_an_error(catalogs) -> None:
+    assert Resolver(catalogs).lookup("1²", catalog="q850").match_kind == "none"

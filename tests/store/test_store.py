@@ -152,3 +152,25 @@ async def test_the_console_reads_the_store_through_its_port(store: Store, resolv
     await store.flush(timeout=30)
     payload = stats_payload(await store.window_counts(), await store.failure_rate_series())
     assert payload["total"] == [1, 1, 1] and payload["by_category"] == {"capacity": [1, 1, 1]}
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:s3cret@[::1:1/db", "postgresql://u:s3%zzcret@h/db"])
+def test_an_unreadable_postgresql_url_is_a_config_error_without_the_password(url: str) -> None:
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+    with pytest.raises(StoreConfigError) as caught:
+        make_backend(url)
+    assert "s3" not in str(caught.value)
+
+
+def test_the_store_description_in_logs_has_no_password_even_in_the_query() -> None:
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+    backend = make_backend("postgresql://u@127.0.0.1:1/db?password=s3cret&connect_timeout=1")
+    assert "s3cret" not in backend.describe() and "127.0.0.1:1/db" in backend.describe()
+
+
+@pytest.mark.asyncio
+async def test_a_file_that_is_not_a_database_is_a_config_error_not_a_crash(tmp_path) -> None:
+    path = tmp_path / "not-a.db"
+    path.write_bytes(b"this is not an SQLite database, only text that is long enough to have a header" * 4)
+    with pytest.raises(StoreConfigError, match="not a database"):
+        await open_store(f"sqlite:///{path}", {"journal": str(tmp_path / "j.jsonl")})
