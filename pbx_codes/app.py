@@ -71,15 +71,19 @@ async def serve(config: Config, resolver: Resolver, *, store_url: str | None = N
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
-    await build(app, store_url, console)
-    tasks = [asyncio.ensure_future(job) for job in app.jobs]
+    tasks: list[asyncio.Future[Any]] = []
     waiter = asyncio.ensure_future(stop.wait())
     try:
+        await build(app, store_url, console)  # inside the try: a part that fails to start closes those before it
+        tasks = [asyncio.ensure_future(job) for job in app.jobs]
         done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not waiter and task.exception() is not None:
                 raise task.exception()  # a part died: say so instead of running half a program
     finally:
+        for job in app.jobs:  # coroutines built but never started (a later part failed): close them quietly
+            if not any(getattr(t, "get_coro", lambda: None)() is job for t in tasks):
+                job.close()
         for task in [*tasks, waiter]:
             task.cancel()
         await asyncio.gather(*tasks, waiter, return_exceptions=True)

@@ -74,3 +74,33 @@ async def test_serve_runs_the_console_when_asked(catalogs, unused_tcp_port: int)
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.asyncio
+async def test_a_part_that_fails_to_start_closes_the_parts_started_before_it(
+        catalogs, tmp_path, unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pbx_codes.store as store_package
+
+    closed: list[bool] = []
+    real_run_store = store_package.run_store
+
+    async def recording_run_store(*args, **kwargs):
+        store = await real_run_store(*args, **kwargs)
+        real_close = store.close
+
+        async def close(*a, **k):
+            closed.append(True)
+            return await real_close(*a, **k)
+
+        monkeypatch.setattr(store, "close", close)
+        return store
+
+    monkeypatch.setattr(store_package, "run_store", recording_run_store)
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", unused_tcp_port)
+    try:
+        with pytest.raises(OSError):  # the console cannot bind; the store, started before it, must be closed
+            await asyncio.wait_for(serve(parse_config({}), Resolver(catalogs), store_url=f"sqlite:///{tmp_path}/a.db",
+                                         console=f"127.0.0.1:{unused_tcp_port}"), 10)
+        assert closed == [True]
+    finally:
+        blocker.close()
