@@ -21,7 +21,7 @@ import random
 import time
 import uuid as uuid_mod
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -46,7 +46,9 @@ class EslConnectionLost(ConnectionError):
 def read_secret(env_name: str | None, file_path: str | None) -> str | None:
     """The ESL password from an environment variable, else from a file (first line, stripped); never from config."""
     if env_name and os.environ.get(env_name):
-        return os.environ[env_name]
+        # A value set from a file (``VAR=$(cat f)`` keeps nothing, an env file may keep the line break): without the
+        # strip, ``auth`` would be refused by build_command on every connect.
+        return os.environ[env_name].strip("\r\n")
     if file_path:
         text = Path(file_path).read_text(encoding="utf-8")
         return text.splitlines()[0].strip() if text else ""
@@ -59,7 +61,7 @@ class EslClientConfig:
 
     host: str = "127.0.0.1"
     port: int = 8021
-    password: str = ""
+    password: str = field(default="", repr=False)  # never in a log line or a traceback
     events: tuple[str, ...] = DEFAULT_EVENTS
     event_format: str = "json"  # json | plain
     connect_timeout: float = 5.0
@@ -121,6 +123,8 @@ class EslClient:
             self._fail_pending(EslConnectionLost(str(err) or type(err).__name__))
             if was_connected or lost_at is None:
                 lost_at = self.last_frame_at or self._clock()
+            if was_connected:
+                attempt = 0  # a session that got subscribed ends the last outage: this is a fresh one
             if isinstance(err, EslAuthError):
                 attempt = 0
                 delay = max(self.config.auth_failure_backoff, self._backoff(0))
@@ -219,11 +223,12 @@ class EslClient:
 
     async def _dispatch(self, frame: Any) -> None:
         if isinstance(frame, (CommandReply, ApiResponse)):
-            while self._replies:
+            # FreeSWITCH answers every command, in order, even one whose caller gave up (timeout, cancel): its
+            # reply takes its slot, or it would be handed to the next caller and every later answer would shift.
+            if self._replies:
                 fut = self._replies.popleft()
                 if not fut.done():
                     fut.set_result(frame)
-                    break
             return
         if isinstance(frame, DisconnectNotice):
             raise EslConnectionLost("FreeSWITCH sent a disconnect notice")

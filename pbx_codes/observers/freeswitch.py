@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterable, Mapping
 
 from pbx_codes.model import Annotation, Observation, Side
+from pbx_codes.protocols import small_int
 from pbx_codes.protocols.esl import Event, EslParser
 
 PBX = "freeswitch"
@@ -106,9 +107,9 @@ def cause_q850(name: str | None) -> int | None:
 
 
 def _int(value: str | None) -> int | None:
-    if value and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    # ASCII digits, at most 20 (a microsecond timestamp has 16): str.isdigit() also takes "²", which int() refuses,
+    # and a 400-digit "timestamp" overflows a float; either would escape the observer.
+    return small_int(value, 20)
 
 
 def _first(variables: Mapping[str, str], *names: str) -> str | None:

@@ -15,6 +15,9 @@ The rules, in one place:
   `ProtocolError`; a peer that closes before the blank line gets `IncompleteRequest` from `feed_eof`.
 - Commands are built by `build_command` only: every argument that is not a plain token is double-quoted with
   ``"`` and ``\\`` backslash-escaped, exactly as res_agi's argument parser reads them, and CR/LF/NUL are refused.
+- res_agi reads a command into a 2048-byte buffer (``AGI_BUF_LEN``): the bytes of a longer line that do not fit are
+  read as the *next* command. So a command line over `MAX_COMMAND_BYTES` (LF included) is refused too, or a long
+  value could smuggle a second command past the quoting.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from pbx_codes.protocols import ProtocolError, safe_value
 
 MAX_LINE = 8 * 1024
 MAX_ENV_LINES = 256
+#: The longest command line res_agi reads whole: its buffer is AGI_BUF_LEN (2048) bytes, NUL included.
+MAX_COMMAND_BYTES = 2047
 
 # ASCII digits only: \d would also take digit forms int() refuses (superscripts) or reads unexpectedly.
 _RESULT = re.compile(r"^result=(-?[0-9]+)")
@@ -229,11 +234,15 @@ def build_command(*words: object) -> bytes:
     """One AGI command line, e.g. ``build_command("SET", "VARIABLE", "CDR(pbx_phrase)", phrase)``.
 
     The only way this project writes to AGI. CR, LF or NUL in any word raises ValueError; quotes and backslashes
-    are escaped, so no value can end the line or split into extra arguments.
+    are escaped, so no value can end the line or split into extra arguments; a line over `MAX_COMMAND_BYTES`
+    raises ValueError, since res_agi would cut it and run the rest as another command.
     """
     if not words:
         raise ValueError("an AGI command needs at least one word")
-    return (" ".join(quote_arg(str(w)) for w in words) + "\n").encode("utf-8")
+    line = (" ".join(quote_arg(str(w)) for w in words) + "\n").encode("utf-8")
+    if len(line) > MAX_COMMAND_BYTES:
+        raise ValueError(f"AGI command of {len(line)} bytes is over res_agi's {MAX_COMMAND_BYTES} byte line")
+    return line
 
 
 def unquote_args(line: str) -> list[str]:
@@ -268,6 +277,7 @@ def unquote_args(line: str) -> list[str]:
 
 
 __all__ = [
-    "AgiHangup", "AgiMessage", "AgiParser", "AgiReply", "AgiRequest", "IncompleteRequest", "MAX_LINE",
+    "AgiHangup", "AgiMessage", "AgiParser", "AgiReply", "AgiRequest", "IncompleteRequest", "MAX_COMMAND_BYTES",
+    "MAX_LINE",
     "ProtocolError", "build_command", "parse_reply_line", "quote_arg", "safe_value", "unquote_args",
 ]

@@ -503,16 +503,17 @@ def build_command(*parts: str, headers: Mapping[str, str] | None = None) -> byte
     """
     if not parts or not parts[0]:
         raise ValueError("an ESL command needs a verb")
-    for part in parts:
+    # Errors name the argument, never quote it: it may be the ``auth`` password.
+    for index, part in enumerate(parts):
         if not isinstance(part, str):
             raise TypeError(f"command parts must be str, not {type(part).__name__}")
         if "\n" in part or "\r" in part:
-            raise CommandInjectionError(f"CR/LF in an ESL command argument: {part[:60]!r}")
+            raise CommandInjectionError(f"CR/LF in argument {index} of an ESL {parts[0][:20]!r} command")
     lines = [" ".join(parts)]
     for name, value in (headers or {}).items():
         for text in (name, value):
             if "\n" in text or "\r" in text or (text is name and ":" in text):
-                raise CommandInjectionError(f"invalid ESL command header: {text[:60]!r}")
+                raise CommandInjectionError(f"invalid ESL command header (name or value of header {name[:60]!r})")
         lines.append(f"{name}: {value}")
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 

@@ -64,12 +64,22 @@ class SupportsResolve(Protocol):
     def resolve(self, obs: Observation) -> Any: ...
 
 
+#: The largest `WritebackSettings.max_bytes`: a value of that many quotes or backslashes, escaped (twice as long),
+#: still fits one res_agi command line (`MAX_COMMAND_BYTES`) with ``SET VARIABLE CDR(pbx_category)`` before it.
+MAX_WRITEBACK_BYTES = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class WritebackSettings:
     """The language of ``pbx_reason`` and the size bound of every written value."""
 
     language: str = "en"
     max_bytes: int = MAX_VALUE_BYTES
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_bytes <= MAX_WRITEBACK_BYTES:
+            raise ValueError(f"agi max_bytes must be between 1 and {MAX_WRITEBACK_BYTES}: a longer value would not "
+                             "fit one AGI command line")
 
 
 def annotation_fields(annotation: Any, language: str) -> dict[str, str]:
@@ -248,5 +258,5 @@ def make_routes(resolver: SupportsResolve, settings: WritebackSettings = Writeba
     }
 
 
-__all__ = ["AnnotateArgs", "CDR_FIELDS", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+__all__ = ["AnnotateArgs", "CDR_FIELDS", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
            "read_observation"]

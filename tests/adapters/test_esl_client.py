@@ -208,3 +208,64 @@ async def test_wanted_events_reach_the_handler_and_the_rest_is_skipped():
         await server.close()
     assert got == [e for e in everything if e.name in wanted | {"BACKGROUND_JOB"}]
     assert got and len(got) < len(everything)
+
+
+@pytest.mark.asyncio
+async def test_a_late_reply_to_an_abandoned_api_call_is_not_handed_to_the_next_call():
+    from adapters.esl_test_server import api_response, reply
+
+    got_first = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")
+        writer.write(reply("+OK accepted"))
+        await reader.readuntil(b"\n\n")
+        writer.write(reply("+OK event listener enabled json"))
+        await reader.readuntil(b"\n\n")  # api first: answered only once the second command is in
+        got_first.set()
+        await reader.readuntil(b"\n\n")
+        writer.write(api_response("answer to first\n") + api_response("answer to second\n"))
+        await writer.drain()
+        await reader.read()  # until the client goes
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    client = EslClient(config(server.sockets[0].getsockname()[1]))
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), GUARD)
+        first = asyncio.create_task(client.api("first"))
+        await asyncio.wait_for(got_first.wait(), GUARD)
+        first.cancel()  # the caller gave up (its own timeout); FreeSWITCH will still answer it
+        await asyncio.gather(first, return_exceptions=True)
+        second = await asyncio.wait_for(client.api("second"), GUARD)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+    assert second.body == "answer to second\n"
+
+
+def test_the_password_is_not_in_the_config_repr():
+    assert "s3cret-value" not in repr(EslClientConfig(password="s3cret-value"))
+
+
+def test_read_secret_drops_a_line_break_left_in_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PBX_TEST_ESL", "from-env\n")
+    assert read_secret("PBX_TEST_ESL", None) == "from-env"
+
+
+@pytest.mark.asyncio
+async def test_backoff_starts_over_after_a_session_that_was_subscribed():
+    server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 4)  # subscribe, then the socket goes
+    port = await server.start()
+    sleep = Recorder(stop_after=4)
+    client = EslClient(config(port), sleep=sleep, rng=random.Random(7))
+    try:
+        await run_until(client, sleep.done)
+    finally:
+        await server.close()
+    assert client.connections == 4
+    assert all(d <= 0.5 for d in sleep.delays)  # reconnect_min's cap each time, not 0.5, 1, 2, 4

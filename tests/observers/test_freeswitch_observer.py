@@ -203,3 +203,18 @@ def test_answered_call_is_reported_as_200_ok_only_when_asked() -> None:
         observer = FreeswitchObserver(report_answered=report)
         got = [resolver.resolve(o) for e in iter_events(data) for o in observer.feed(e)]
         assert [(a.code, a.category.value) for a in got] == expected
+
+
+@pytest.mark.parametrize("field, value", [("hangup_cause_q850", "²"), ("sip_term_cause", "¹⁷"),
+                                          ("event_timestamp", "9" * 400)])
+def test_odd_numbers_in_variables_are_ignored_not_raised(field: str, value: str):
+    obs = observation_from_variables({"uuid": "u1", "sip_term_status": "486", field: value})
+    assert obs is not None and obs.sip_code == "486"
+
+
+def test_an_event_with_an_overlong_timestamp_still_gives_its_observation():
+    event = Event(name="CHANNEL_HANGUP_COMPLETE", format="json", headers={
+        "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": "u2", "Hangup-Cause": "USER_BUSY",
+        "variable_sip_term_status": "486", "Event-Date-Timestamp": "9" * 400})
+    (obs,) = FreeswitchObserver().feed(event)
+    assert obs.sip_code == "486" and obs.timestamp is None

@@ -127,3 +127,18 @@ def test_build_command_refuses_line_breaks(bad: str) -> None:
 def test_quoted_value_reads_back_as_one_argument(value: str) -> None:
     line = build_command("SET", "VARIABLE", "CDR(pbx_phrase)", value).decode().rstrip("\n")
     assert unquote_args(line) == ["SET", "VARIABLE", "CDR(pbx_phrase)", value]
+
+
+def test_build_command_refuses_a_line_res_agi_would_cut_into_a_second_command() -> None:
+    # res_agi reads 2047 bytes of a line; the rest would run as its own command ("EXEC System ...").
+    phrase = "x" * 2000 + " EXEC System touch"
+    with pytest.raises(ValueError):
+        build_command("SET", "VARIABLE", "CDR(pbx_phrase)", phrase)
+
+
+def test_build_command_accepts_a_line_of_exactly_res_agis_buffer() -> None:
+    from pbx_codes.protocols.agi import MAX_COMMAND_BYTES
+
+    prefix = b"SET VARIABLE x "
+    line = build_command("SET", "VARIABLE", "x", "y" * (MAX_COMMAND_BYTES - len(prefix) - 1))
+    assert len(line) == MAX_COMMAND_BYTES

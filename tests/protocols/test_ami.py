@@ -146,3 +146,12 @@ def test_sanitized_phrase_goes_through_build_action_as_one_header() -> None:
     assert frame.count("\r\n") == 5 and frame.endswith("\r\n\r\n")
     assert len(value.encode()) <= 255
     assert "Action: Command" not in frame.split("\r\n")
+
+
+def test_a_refused_value_is_not_quoted_in_the_error_it_may_be_the_secret():
+    from pbx_codes.protocols.ami import build_action as build
+
+    with pytest.raises(ValueError) as refused:
+        build("Login", Username="pbx-codes", Secret="s3cret-value\r\nAction: Originate")
+    assert "s3cret" not in str(refused.value)
+    assert "Secret" in str(refused.value)

@@ -283,3 +283,14 @@ def test_byte_level_plain_decoding_equals_the_per_text_decoding(pieces: list[str
         return
     assert _parse_encoded_bytes(text.encode()) == expected
     assert "%" in text or expected == _parse_block(text, url_decoded=False)
+
+
+def test_a_refused_argument_is_not_quoted_in_the_error_it_may_be_the_password():
+    from pbx_codes.protocols.esl import CommandInjectionError, build_command as build
+
+    with pytest.raises(CommandInjectionError) as refused:
+        build("auth", "s3cret-value\n")
+    assert "s3cret" not in str(refused.value)
+    with pytest.raises(CommandInjectionError) as refused:
+        build("bgapi", "status", headers={"Job-UUID": "s3cret-value\n"})
+    assert "s3cret" not in str(refused.value)
