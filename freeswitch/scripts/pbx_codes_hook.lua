@@ -13,6 +13,7 @@
 local HOST = (argv and argv[1]) or "127.0.0.1"
 local PORT = tonumber((argv and argv[2]) or "8089") or 8089
 local TIMEOUT = 1.0        -- seconds for connect + send + receive together
+local MAX_VALUE = 512      -- bytes of one channel variable sent to the endpoint
 local MAX_ANSWER = 8192    -- bytes; pbx-codes answers nine short lines
 
 -- Keep in sync with pbx_codes.observers.freeswitch.HOOK_VARIABLES (the endpoint ignores any other name).
@@ -43,6 +44,9 @@ local function channel_form()
   local parts = {}
   for _, name in ipairs(VARS) do
     local value = session:getVariable(name)
+    -- A carrier can send a phrase of any length; 512 bytes is more than any reason needs and keeps the form far
+    -- below the endpoint's size limit (a cut inside a UTF-8 character is repaired by the endpoint's decoder).
+    if value and #value > MAX_VALUE then value = string.sub(value, 1, MAX_VALUE) end
     if value and value ~= "" then parts[#parts + 1] = name .. "=" .. urlencode(value) end
   end
   return table.concat(parts, "&")

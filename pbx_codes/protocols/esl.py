@@ -37,13 +37,15 @@ from operator import methodcaller
 from typing import Any, Iterable, Mapping, Union
 from urllib.parse import unquote, unquote_to_bytes
 
+from pbx_codes.protocols import ProtocolError as SharedProtocolError
+
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _BLOCK_END = b"\n\n"
 
 
-class ProtocolError(Exception):
+class ProtocolError(SharedProtocolError):
     """The peer sent bytes that are not ESL (or exceed a limit). The connection cannot be trusted any more."""
 
 

@@ -218,9 +218,10 @@ async def test_hostile_phrase_arrives_intact_and_leaves_as_one_safe_line(lua: st
     async with endpoint as port:
         runs = [await run_hook(lua, with_phrase(leg, HOSTILE_PHRASE), port, tmp_path, mode=mode)
                 for leg in (b_leg, a_leg)]
-    # The endpoint read the carrier's words exactly (mod_curl's URL-decoding included), so "&pbx_codes_catalog=..."
-    # inside the phrase did not become a field.
-    assert [a.observation.phrase for a in endpoint.published] == [HOSTILE_PHRASE, HOSTILE_PHRASE]
+    # The endpoint read the carrier's words exactly, up to the script's 512-byte cut (mod_curl's URL-decoding
+    # included), so "&pbx_codes_catalog=..." inside the phrase did not become a field.
+    sent = HOSTILE_PHRASE.encode("utf-8")[:512].decode("utf-8", errors="replace")
+    assert [a.observation.phrase for a in endpoint.published] == [sent, sent]
     for run in runs:
         values = assert_annotated(run)
         assert values["pbx_catalog"] == "lifecell" and values["pbx_code"] == "409"
@@ -237,3 +238,16 @@ async def test_without_session_in_hangup_hook_it_only_warns(tmp_path: Path):
     run = await run_hook(LUA, {}, free_port(), tmp_path, mode="nosession")
     assert run.done and not run.errors and run.sets == []
     assert run.logs[0][0] == "WARNING" and "session_in_hangup_hook" in run.logs[0][1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lua", LUAS)
+async def test_a_phrase_of_100_kb_is_cut_and_the_leg_is_still_annotated(lua: str, real_resolver: Resolver,
+                                                                         tmp_path: Path):
+    _, b_leg = carrier_legs("409_not_enough_money")
+    endpoint = Endpoint(real_resolver)
+    async with endpoint as port:
+        run = await run_hook(lua, with_phrase(b_leg, "Not enough money " + "x" * 100_000), port, tmp_path)
+    values = assert_annotated(run)
+    assert values["pbx_code"] == "409" and values["pbx_category"] == "billing"
+    assert len(endpoint.published[0].observation.phrase.encode("utf-8")) <= 512
