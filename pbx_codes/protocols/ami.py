@@ -134,6 +134,10 @@ class Response:
 Message = Union[Banner, Event, Response]
 
 
+#: Bytes re-searched at the end of an incomplete buffer: a separator or END COMMAND marker may straddle reads.
+_RESCAN = 16
+
+
 class AmiParser:
     """Incremental AMI reader: `feed` bytes as they arrive, get the complete messages they finish.
 
@@ -142,7 +146,7 @@ class AmiParser:
     """
 
     __slots__ = ("_buf", "_sep", "_wanted", "_expect_banner", "max_line", "max_frame", "max_output", "skipped",
-                 "unknown", "frames")
+                 "unknown", "frames", "_scan")
 
     def __init__(self, wanted_events: Iterable[str] | None = None, *, max_line: int = MAX_LINE,
                  max_frame: int = MAX_FRAME, max_output: int = MAX_COMMAND_OUTPUT) -> None:
@@ -153,6 +157,9 @@ class AmiParser:
         self.max_line = max_line
         self.max_frame = max_frame
         self.max_output = max_output
+        # Where the search for the incomplete frame's end resumes: bytes before it were searched already, so a
+        # peer that drips a frame in tiny reads costs linear, not quadratic, time.
+        self._scan = 0
         self.skipped = 0  # event frames not decoded because nobody wanted them
         self.unknown = 0  # frames that were neither an event nor a response
         self.frames = 0  # complete frames seen, decoded or not
@@ -188,14 +195,20 @@ class AmiParser:
         seplen = len(sep)
         wanted = self._wanted
         end_of_buf = len(buf)
+        hint, self._scan = self._scan, 0
         while pos < end_of_buf:
             # Stray line endings between frames are harmless: skip them.
             first = buf[pos]
             if first == 13 or first == 10:
                 pos += 1
                 continue
-            end = buf.find(sep, pos)
+            end = buf.find(sep, max(pos, hint))
             if end == -1:
+                resume = max(pos, end_of_buf - _RESCAN)
+                if buf.startswith(b"Response: Follows", pos):  # never resume past an END COMMAND already here
+                    marker = buf.find(END_COMMAND, max(pos, hint))
+                    resume = marker if marker != -1 else resume
+                self._scan = resume - pos
                 break
             if buf.startswith(b"Event: ", pos):
                 self.frames += 1
@@ -216,15 +229,17 @@ class AmiParser:
                 pos = end + seplen
                 continue
             if buf.startswith(b"Response: Follows", pos):
-                marker = buf.find(END_COMMAND, pos)
+                marker = buf.find(END_COMMAND, max(pos, hint))
                 if marker == -1:
                     if end_of_buf - pos > self.max_output:
                         raise ProtocolError(f"command output over {self.max_output} bytes without {END_COMMAND!r}")
+                    self._scan = max(0, end_of_buf - _RESCAN - pos)
                     break
                 if marker - pos > self.max_output:
                     raise ProtocolError(f"command output of {marker - pos} bytes is over {self.max_output} bytes")
                 after = buf.find(sep, marker)
                 if after == -1:
+                    self._scan = marker - pos
                     break  # the rest of the frame is bounded by _check_partial
                 self.frames += 1
                 out.append(self._follows(buf[pos:marker].decode("utf-8", errors="replace")))

@@ -155,3 +155,16 @@ def test_a_refused_value_is_not_quoted_in_the_error_it_may_be_the_secret():
         build("Login", Username="pbx-codes", Secret="s3cret-value\r\nAction: Originate")
     assert "s3cret" not in str(refused.value)
     assert "Secret" in str(refused.value)
+
+
+def test_command_output_with_blank_lines_dripped_byte_by_byte_parses_whole_with_the_resumed_search() -> None:
+    """The parser resumes its search where the last read ended (linear work for a peer sending tiny reads); the
+    resume point must never skip an END COMMAND marker or a separator that straddles two reads."""
+    frame = b"Response: Follows\r\nActionID: x\r\n" + b"out\r\n\r\n" * 200 + b"--END COMMAND--\r\n\r\n"
+    parser = AmiParser(max_frame=1 << 20)
+    messages = []
+    for i in range(len(frame)):
+        messages += parser.feed(frame[i:i + 1])
+        assert parser._scan <= max(0, parser.buffered)  # never points past what is buffered
+    assert len(messages) == 1 and messages[0].output[-1] == "out"
+    assert parser._scan == 0 and parser.buffered == 0
