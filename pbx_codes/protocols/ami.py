@@ -202,7 +202,7 @@ class AmiParser:
             if first == 13 or first == 10:
                 pos += 1
                 continue
-            end = buf.find(sep, max(pos, hint))
+            end = buf.find(sep, pos if pos >= hint else hint)
             if end == -1:
                 resume = max(pos, end_of_buf - _RESCAN)
                 if buf.startswith(b"Response: Follows", pos):  # never resume past an END COMMAND already here
