@@ -81,9 +81,13 @@ class AmiListener:
         await self.client.run()
 
     async def close(self) -> None:
+        """Stop; legs that hung up but were still waiting for their phrase are published without it, not lost."""
         await self.client.close()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._emit(self.observer.flush())
 
     def on_event(self, event: Event) -> None:
         self._emit(self.observer.on_event(event))

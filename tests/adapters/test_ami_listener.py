@@ -282,3 +282,26 @@ async def test_refused_login_stops_run_asterisk_without_revealing_the_secret(
         assert_secret_never_logged(caplog)
     finally:
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_close_publishes_a_hung_up_leg_still_waiting_for_its_phrase() -> None:
+    from pbx_codes.adapters.ami_client import AmiSettings
+    from pbx_codes.adapters.ami_listener import AmiListener
+    from pbx_codes.protocols.ami import Event as AmiEvent
+
+    def ev(name: str, **headers: str) -> AmiEvent:
+        return AmiEvent(name, "\r\n".join([f"Event: {name}", *(f"{k}: {v}" for k, v in headers.items())]))
+
+    bus = RecordingBus()
+    listener = AmiListener(AmiSettings(port=1), "x", Resolver(load_catalogs(), bindings={"trunk": "lifecell"}), bus)
+    for event in (
+        ev("DialBegin", Uniqueid="a.1", Linkedid="a.1", Channel="PJSIP/caller-1", DestUniqueid="b.1",
+           DestChannel="PJSIP/trunk-00000001", DestLinkedid="a.1", DialString="503@trunk"),
+        ev("HangupRequest", Uniqueid="b.1", Linkedid="a.1", Channel="PJSIP/trunk-00000001", Cause="34",
+           TechCause="503"),
+        ev("Hangup", Uniqueid="b.1", Linkedid="a.1", Channel="PJSIP/trunk-00000001", Cause="34", TechCause="503"),
+    ):
+        listener.on_event(event)  # the Getvar for the phrase cannot be answered: nothing is connected
+    await listener.close()
+    assert [(a.code, a.category.value) for a in bus.annotations] == [("503", "capacity")]
