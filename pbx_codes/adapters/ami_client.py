@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 from pbx_codes.protocols import ProtocolError
 from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
+from pbx_codes.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class AmiClient:
         self._pending[action_id] = future
         try:
             writer.write(data)
-            return await asyncio.wait_for(future, timeout or self.settings.action_timeout)
+            return await within(future, timeout or self.settings.action_timeout)
         finally:
             self._pending.pop(action_id, None)
 
@@ -145,7 +146,7 @@ class AmiClient:
     async def _session(self) -> None:
         s = self.settings
         self.attempts += 1
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.connect_timeout)
+        reader, writer = await within(asyncio.open_connection(s.host, s.port), s.connect_timeout)
         self._writer = writer
         parser = AmiParser(s.wanted_events)
         reader_task = asyncio.ensure_future(self._read(reader, parser))

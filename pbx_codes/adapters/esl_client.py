@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable
 from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
 )
+from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.esl")
 
@@ -156,7 +157,7 @@ class EslClient:
             if not isinstance(reply, CommandReply) or not reply.ok:
                 text = reply.reply_text if isinstance(reply, CommandReply) else type(reply).__name__
                 raise EslCommandError(f"bgapi refused: {text}")
-            return await asyncio.wait_for(job, timeout or self.config.command_timeout)
+            return await within(job, timeout or self.config.command_timeout)
         finally:
             self._jobs.pop(job_uuid, None)
 
@@ -171,7 +172,7 @@ class EslClient:
 
     async def _session(self, lost_at: float | None) -> None:
         cfg = self.config
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
+        reader, writer = await within(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
         parser = EslParser(None if cfg.wanted_events is None else cfg.wanted_events | {"BACKGROUND_JOB"})
         self._writer = writer
         try:
@@ -179,24 +180,24 @@ class EslClient:
 
             async def next_frame() -> Any:
                 while not frames:
-                    data = await asyncio.wait_for(reader.read(cfg.read_size), cfg.heartbeat_timeout)
+                    data = await within(reader.read(cfg.read_size), cfg.heartbeat_timeout)
                     if not data:
                         raise EslConnectionLost("EOF from FreeSWITCH")
                     self.last_frame_at = self._clock()
                     frames.extend(parser.feed(data))
                 return frames.popleft()
 
-            first = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            first = await within(next_frame(), cfg.connect_timeout)
             if not isinstance(first, AuthRequest):
                 raise ProtocolError(f"expected auth/request, got {type(first).__name__}")
             writer.write(build_command("auth", cfg.password))
-            reply = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            reply = await within(next_frame(), cfg.connect_timeout)
             if not isinstance(reply, CommandReply):
                 raise ProtocolError(f"expected a reply to auth, got {type(reply).__name__}")
             if not reply.ok:
                 raise EslAuthError(reply.reply_text or "auth refused")
             writer.write(build_command("event", cfg.event_format, *cfg.events))
-            reply = await asyncio.wait_for(next_frame(), cfg.connect_timeout)
+            reply = await within(next_frame(), cfg.connect_timeout)
             if not isinstance(reply, CommandReply) or not reply.ok:
                 raise ProtocolError(f"event subscription refused: {getattr(reply, 'reply_text', reply)!r}")
             self.connections += 1
@@ -247,7 +248,7 @@ class EslClient:
 
     async def _command(self, data: bytes) -> Any:
         if self._writer is None or not self.connected.is_set():
-            await asyncio.wait_for(self.connected.wait(), self.config.command_timeout)
+            await within(self.connected.wait(), self.config.command_timeout)
         writer = self._writer
         if writer is None:
             raise EslConnectionLost("not connected")
@@ -256,7 +257,7 @@ class EslClient:
             self._replies.append(fut)
             writer.write(data)
             await writer.drain()
-        return await asyncio.wait_for(fut, self.config.command_timeout)
+        return await within(fut, self.config.command_timeout)
 
     def _fail_pending(self, exc: BaseException) -> None:
         while self._replies:

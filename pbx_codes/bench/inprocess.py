@@ -20,6 +20,7 @@ from pbx_codes.model import Annotation
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes
+from pbx_codes.timeouts import within
 
 if TYPE_CHECKING:
     from pbx_codes.adapters.ami_listener import AmiListener
@@ -193,7 +194,7 @@ class PbxCodesInProcess(LoopHosted):
             sub = self.bus.subscribe("bench")
             self._tasks.append(asyncio.ensure_future(self._drain(sub.queue)))
             self._tasks.append(asyncio.ensure_future(self.listener.run()))
-            await asyncio.wait_for(self.listener.client.connected.wait(), 10)
+            await within(self.listener.client.connected.wait(), 10)
 
     async def _drain(self, queue: asyncio.Queue[Annotation]) -> None:
         while True:

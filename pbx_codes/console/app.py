@@ -25,6 +25,7 @@ from pbx_codes.console.ports import ConsoleStore
 from pbx_codes.console.settings import ConsoleSettings, parse_console_settings
 from pbx_codes.model import LANGS, Category
 from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.console")
 
@@ -101,7 +102,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b": connected\n\n")
         while True:
             try:
-                item = await asyncio.wait_for(client.queue.get(), KEEPALIVE_SECONDS)
+                item = await within(client.queue.get(), KEEPALIVE_SECONDS)
             except asyncio.TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

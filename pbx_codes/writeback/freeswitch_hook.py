@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from pbx_codes.model import Annotation, Observation
 from pbx_codes.observers.freeswitch import HOOK_VARIABLES, observation_from_variables
 from pbx_codes.protocols.esl import sanitize_arg, truncate_utf8
+from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.freeswitch_hook")
 
@@ -136,7 +137,7 @@ class HookServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status, payload = await asyncio.wait_for(self._request(reader), READ_TIMEOUT)
+            status, payload = await within(self._request(reader), READ_TIMEOUT)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
                 ConnectionError):
             status, payload = 400, b""
