@@ -16,18 +16,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import random
 import time
 import uuid as uuid_mod
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
 )
+from pbx_codes.adapters.secrets import read_secret
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.esl")
@@ -42,18 +41,6 @@ class EslAuthError(ConnectionError):
 
 class EslConnectionLost(ConnectionError):
     """The connection ended (EOF, watchdog, protocol error) while a command was waiting."""
-
-
-def read_secret(env_name: str | None, file_path: str | None) -> str | None:
-    """The ESL password from an environment variable, else from a file (first line, stripped); never from config."""
-    if env_name and os.environ.get(env_name):
-        # A value set from a file (``VAR=$(cat f)`` keeps nothing, an env file may keep the line break): without the
-        # strip, ``auth`` would be refused by build_command on every connect.
-        return os.environ[env_name].strip("\r\n")
-    if file_path:
-        text = Path(file_path).read_text(encoding="utf-8")
-        return text.splitlines()[0].strip() if text else ""
-    return None
 
 
 @dataclass(frozen=True, slots=True)

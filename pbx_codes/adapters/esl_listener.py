@@ -29,7 +29,8 @@ import asyncio
 import logging
 from typing import Any, Callable, Mapping
 
-from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig, read_secret
+from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig
+from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.protocols.esl import Event
 from pbx_codes.writeback.freeswitch_hook import DEFAULT_PORT, HookServer
@@ -58,10 +59,11 @@ class FreeswitchListener:
 
 def client_config(section: Mapping[str, Any]) -> EslClientConfig:
     """The ESL part of a ``[freeswitch]`` section, with the password read from env or file."""
-    password = read_secret(section.get("password_env", "PBX_CODES_ESL_PASSWORD"), section.get("password_file"))
-    if not password:
-        raise ValueError("freeswitch: no ESL password (set the environment variable named by password_env, "
-                         "default PBX_CODES_ESL_PASSWORD, or password_file)")
+    try:
+        password = read_secret(section.get("password_env", "PBX_CODES_ESL_PASSWORD"), section.get("password_file"))
+    except SecretError as exc:
+        raise ValueError(f"freeswitch: no ESL password ({exc}; set the environment variable named by "
+                         "password_env, default PBX_CODES_ESL_PASSWORD, or password_file)") from None
     events = section.get("events", DEFAULT_EVENTS)
     return EslClientConfig(
         host=str(section.get("host", "127.0.0.1")),

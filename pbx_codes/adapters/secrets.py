@@ -1,4 +1,4 @@
-"""Reading a secret (the AMI password) from the environment or a file, never from the configuration itself.
+"""Reading a secret (AMI secret, ESL password, console token) from the environment or a file, never from the configuration itself.
 
 Errors name where the secret was looked for, never what it is; nothing here logs.
 """
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 
-class SecretError(RuntimeError):
+class SecretError(ValueError):
     """No secret where the configuration said it would be."""
 
 
