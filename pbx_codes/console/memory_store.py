@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from pbx_codes.model import Annotation
+from pbx_codes.store.export import starter_catalog
 
 SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
 """Categories that are not failures, for the failure rate."""
@@ -99,44 +100,10 @@ class MemoryStore:
         return sorted(seen.values(), key=lambda i: (-i["count"], str(i["code"])))
 
     def export_unknown(self, trunk: str | None = None) -> str:
-        return starter_catalog_toml([u for u in self.unknown_codes() if trunk is None or u["trunk"] == trunk], trunk)
+        # The store's own exporter: one format, and a file the catalog loader accepts as it is.
+        ident = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (trunk or "my-carrier").lower())
+        return starter_catalog([u for u in self.unknown_codes() if trunk is None or u["trunk"] == trunk], trunk,
+                               catalog_id=ident)
 
 
-def _toml_string(value: str) -> str:
-    """A TOML basic string: quotes, backslashes and every control character escaped (phrases are untrusted)."""
-    out = ['"']
-    for ch in value:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def starter_catalog_toml(unknown: Sequence[Mapping[str, Any]], trunk: str | None = None) -> str:
-    """A catalog skeleton with one entry per unknown code: category, retry and texts left for a person to fill."""
-    ident = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (trunk or "my-carrier").lower())
-    lines = [
-        "# Starter catalog: codes seen on this trunk that no catalog knew exactly.",
-        "# Fill in category, retry and the three texts, then load it with --catalog-dir.",
-        f"id = {_toml_string(ident)}",
-        f"title = {_toml_string((trunk or 'my carrier') + ' (observed codes)')}",
-        'source = "codes observed by pbx-codes"',
-        'original_lang = "en"',
-        'code_space = "sip"',
-        'class_scheme = "none"',
-        'fallback = "sip"',
-    ]
-    for item in unknown:
-        lines += ["", f"# seen {item.get('count', 0)} times", "[[entry]]",
-                  f"code = {_toml_string(str(item.get('code') or ''))}"]
-        if item.get("phrase"):
-            lines.append(f"phrase = {_toml_string(str(item['phrase']))}")
-        lines += ['category = "unknown"', 'retry = "no"', "[entry.text]", 'uk = ""', 'ru = ""', 'en = ""']
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["MemoryStore", "SUCCESS_CATEGORIES", "is_unknown", "starter_catalog_toml"]
+__all__ = ["MemoryStore", "SUCCESS_CATEGORIES", "is_unknown"]
