@@ -66,10 +66,6 @@ def parse_tech_cause(value: str | None) -> tuple[str | None, str | None]:
     return match.group(1), phrase or None
 
 
-def _int(text: str | None) -> int | None:
-    return small_int(text)
-
-
 def _timestamp(event: Event) -> float | None:
     try:
         return float(event.get("Timestamp") or "")
@@ -227,8 +223,8 @@ class AsteriskObserver:
             return []
         if not leg.requested:
             leg.requested = True
-            leg.cause = _int(event.get("Cause"))
-            leg.tech_cause = _int(event.get("TechCause"))
+            leg.cause = small_int(event.get("Cause"))
+            leg.tech_cause = small_int(event.get("TechCause"))
             if leg.hangup_by is None:
                 leg.hangup_by = Side.CARRIER
             self._ask_phrase(leg)
@@ -248,9 +244,9 @@ class AsteriskObserver:
             leg.hung_up = True
             leg.timestamp = _timestamp(event)
             if leg.cause is None:
-                leg.cause = _int(event.get("Cause"))
+                leg.cause = small_int(event.get("Cause"))
             if not leg.requested and leg.hangup_by is not Side.CALLER and leg.dial_status != "CANCEL":
-                leg.tech_cause = _int(event.get("TechCause"))
+                leg.tech_cause = small_int(event.get("TechCause"))
             if not self._failed(leg):
                 self._forget(leg)
                 if self.report_answered and leg.dial_status == "ANSWER":

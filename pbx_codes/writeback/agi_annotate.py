@@ -113,10 +113,6 @@ def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) ->
     return Side.LOCAL
 
 
-def _int(text: str | None) -> int | None:
-    return small_int(text)
-
-
 def _cause(text: str | None) -> int | None:
     """A Q.850 cause given as a number (``${HANGUPCAUSE}``) or as Asterisk's description of it."""
     if not text:
@@ -239,7 +235,7 @@ def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = Writeba
         catalog = request.param("catalog")
         if catalog is not None and not _CATALOG_ID.match(catalog):
             catalog = None
-        obs = Observation(sip_code=code, phrase=phrase, q850=_int(request.param("q850")), catalog=catalog,
+        obs = Observation(sip_code=code, phrase=phrase, q850=small_int(request.param("q850")), catalog=catalog,
                           trunk=safe_value(request.param("trunk"), 64) or None, pbx=PBX)
         annotation = resolver.resolve(obs)
         language = request.param("lang") or settings.language
