@@ -51,6 +51,24 @@ class Side(str, Enum):
     UNKNOWN = "unknown"
 
 
+class Outcome(str, Enum):
+    """How a leg ended, in the terms both PBXs share. The observers decide it; the resolver lets it refine what the
+    catalogs say about the code (see ``pbx_codes.resolve.outcome``).
+
+    The distinction matters because a PBX reports several of these with the same code: Asterisk and FreeSWITCH
+    both make up a ``408``/``503`` themselves when a trunk never answers, and an unanswered call that rang looks
+    like an ordinary end of call.
+    """
+
+    CARRIER_FINAL = "carrier_final"  # the carrier's own final response (code and phrase)
+    LOCAL_RESPONSE = "local_response"  # a response the PBX made itself, or a timer: nothing came from the carrier
+    UNREACHABLE = "unreachable"  # unreachable or unavailable before any INVITE (qualify, no route, gateway down)
+    PBX_LIMIT = "pbx_limit"  # a limit of the PBX's own (sessions per second, channel limits)
+    RING_TIMEOUT = "ring_timeout"  # the callee was alerted (18x) and the dial timer ended the attempt
+    CALLER_CANCEL = "caller_cancel"  # the caller gave up before an answer
+    ANSWERED = "answered"  # answered; who hung up is in ``hangup_by``
+
+
 LANGS: tuple[str, ...] = ("uk", "ru", "en")
 
 
@@ -73,6 +91,19 @@ class Observation:
     number: str | None = None
     dial_status: str | None = None
     timestamp: float | None = None
+    #: How the leg ended (None: the observer could not tell; the code alone decides).
+    outcome: Outcome | None = None
+    #: False when the PBX gives no way to tell its own response from the carrier's: the annotation is not exact.
+    certain: bool = True
+    #: 1-based position of this attempt among the call's attempts (failover), when the PBX tells.
+    attempt: int | None = None
+    #: The PBX's own name for the cause when it is not a Q.850 cause (FreeSWITCH ``UNWANTED`` = 819).
+    pbx_cause: str | None = None
+    #: Leg timings (epoch seconds): attempt (dial) start, first ringing or progress, answer, end.
+    started_at: float | None = None
+    progress_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +139,7 @@ class Annotation:
     code = property(lambda self: self.resolution.code)
     phrase = property(lambda self: self.resolution.phrase)
     matched = property(lambda self: self.resolution.matched)
-    exact = property(lambda self: self.resolution.exact)
+    exact = property(lambda self: self.resolution.exact and self.observation.certain)
     match_kind = property(lambda self: self.resolution.match_kind)
     category = property(lambda self: self.resolution.category)
     retry = property(lambda self: self.resolution.retry)
@@ -144,7 +175,7 @@ class Annotation:
             "provider_code": obs.provider_code,
             "method": obs.method,
             "matched": res.matched,
-            "exact": res.exact,
+            "exact": res.exact and obs.certain,
             "match_kind": res.match_kind,
             "category": res.category.value,
             "retry": res.retry.value,
@@ -154,6 +185,9 @@ class Annotation:
             "q850": res.q850,
             "observed_q850": obs.q850,
             "dial_status": obs.dial_status,
+            "outcome": obs.outcome.value if obs.outcome else None,
+            "attempt": obs.attempt,
+            "pbx_cause": obs.pbx_cause,
             "texts": dict(res.texts),
             "original_lang": res.original_lang,
             "timestamp": obs.timestamp,
@@ -165,4 +199,4 @@ def observation_fields() -> tuple[str, ...]:
     return tuple(Observation.__dataclass_fields__)
 
 
-__all__ = ["Annotation", "Category", "LANGS", "Observation", "Resolution", "Retry", "Side", "asdict", "observation_fields"]
+__all__ = ["Annotation", "Category", "LANGS", "Observation", "Outcome", "Resolution", "Retry", "Side", "asdict", "observation_fields"]

@@ -13,6 +13,7 @@ from typing import Mapping
 from pbx_codes.catalog.loader import CatalogSet
 from pbx_codes.catalog.schema import Catalog, Entry, fold
 from pbx_codes.model import Annotation, Category, Observation, Resolution, Retry, Side
+from pbx_codes.resolve.outcome import refine
 
 _UNKNOWN_TEXTS = MappingProxyType({
     "uk": "Причина невідома: жоден каталог не знає цього коду.",
@@ -69,10 +70,11 @@ class Resolver:
 
     def resolve(self, obs: Observation) -> Annotation:
         """The annotation for one observed leg."""
-        key = (obs.catalog, obs.trunk, obs.sip_code, obs.phrase, obs.q850, obs.provider_code, obs.method)
+        key = (obs.catalog, obs.trunk, obs.sip_code, obs.phrase, obs.q850, obs.provider_code, obs.method,
+               obs.outcome)
         resolution = self._cache.get(key)
         if resolution is None:
-            resolution = self._resolve_uncached(obs)
+            resolution = refine(self._resolve_uncached(obs), obs.outcome)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = resolution

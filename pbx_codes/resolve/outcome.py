@@ -1,0 +1,54 @@
+"""How a leg ended refines what the catalogs say about its code.
+
+The catalogs describe a code as a carrier means it. When the observer knows more about the leg than the code, this
+table is where that knowledge changes the answer, once for both PBXs:
+
+- an unreachable trunk (no INVITE got an answer, a qualify marked it down, the gateway is down) is a network or
+  availability failure worth another route now (``failover``), whatever code the PBX made up for it;
+- a limit of the PBX's own is capacity, and another route (or a later attempt) can work;
+- a ring that the dial timer ended is ``no_answer``, never ``ok``;
+- a caller's cancel is ``cancelled`` and the caller's doing.
+
+A rule leaves a field as the catalog says when it has nothing better (``None``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Mapping
+
+from pbx_codes.model import Category, Outcome, Resolution, Retry, Side
+
+#: outcome -> (category, retry, fault); None keeps the catalog's value.
+OUTCOME_RULES: Mapping[Outcome, tuple[Category | None, Retry | None, Side | None]] = MappingProxyType({
+    Outcome.UNREACHABLE: (Category.NETWORK, Retry.FAILOVER, Side.CARRIER),
+    Outcome.PBX_LIMIT: (Category.CAPACITY, Retry.FAILOVER, Side.LOCAL),
+    Outcome.RING_TIMEOUT: (Category.NO_ANSWER, Retry.LATER, Side.CALLEE),
+    Outcome.CALLER_CANCEL: (Category.CANCELLED, Retry.NO, Side.CALLER),
+})
+
+#: Categories an unreachable trunk keeps as the catalog says (they already name a network or availability failure).
+_UNREACHABLE_KEEPS = frozenset({Category.NETWORK, Category.UNAVAILABLE})
+
+
+def refine(resolution: Resolution, outcome: Outcome | None) -> Resolution:
+    """The resolution with the outcome's rule applied (the same object when the rule changes nothing)."""
+    if outcome is None:
+        return resolution
+    rule = OUTCOME_RULES.get(outcome)
+    if rule is None:
+        return resolution
+    category, retry, fault = rule
+    if outcome is Outcome.UNREACHABLE and resolution.category in _UNREACHABLE_KEEPS:
+        category = None
+    changes: dict[str, object] = {}
+    if category is not None and category is not resolution.category:
+        changes["category"] = category
+    if retry is not None and retry is not resolution.retry:
+        changes["retry"] = retry
+    if fault is not None and fault is not resolution.fault:
+        changes["fault"] = fault
+    return replace(resolution, **changes) if changes else resolution  # type: ignore[arg-type]
+
+
+__all__ = ["OUTCOME_RULES", "refine"]
