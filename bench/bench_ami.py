@@ -24,7 +24,7 @@ from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
 from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver  # noqa: E402
 from pbx_codes.protocols.ami import AmiParser, Event  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "asterisk"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "asterisk"
 CHUNK = 4096
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pbx_codes.adapters.esl_listener import FreeswitchListener  # noqa: E402
 from pbx_codes.protocols.esl import EslParser, Event  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "freeswitch"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "freeswitch"
 
 
 def _frames(data: bytes):

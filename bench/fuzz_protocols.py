@@ -5,7 +5,7 @@ returns messages or raises the core's documented `ProtocolError` (the connection
 holds for an incomplete frame stay under a fixed bound. This script pushes `--frames` generated and mutated frames
 (default one million per core) through each core to check both:
 
-- seeds are the real frames of the recorded transcripts (/work/shared/fixtures/asterisk for AMI, .../freeswitch for
+- seeds are the real frames of the recorded transcripts (tests/fixtures/asterisk for AMI, .../freeswitch for
   ESL; AGI requests and replies are built from the Asterisk transcripts' channels and HANGUPCAUSE values);
 - each simulated connection is a greeting plus 1-48 frames, half of them mutated: byte flips, interesting bytes
   (CR, LF, colon, NUL, 0xff), truncations, duplicated and oversized headers, huge or malformed Content-Length,
@@ -41,7 +41,7 @@ from pbx_codes.protocols import agi as agi_core  # noqa: E402
 from pbx_codes.protocols import ami as ami_core  # noqa: E402
 from pbx_codes.protocols import esl as esl_core  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 #: What each parser may hold after a feed that did not raise (bytes), from each module's documented limits.
 AMI_BOUND = ami_core.MAX_COMMAND_OUTPUT + ami_core.MAX_FRAME

@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, Mapping
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = FIXTURES_ROOT
 ASTERISK_FIXTURES = FIXTURES / "asterisk"
 BANNER = b"Asterisk Call Manager/11.0.0"
 #: Bound on how long `play` waits at a recorded Getvar answer for the client under test to ask.

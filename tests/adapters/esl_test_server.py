@@ -9,8 +9,9 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Sequence
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
+FIXTURES = FIXTURES_ROOT / "freeswitch"
 PASSWORD = "ClueCon"
 
 

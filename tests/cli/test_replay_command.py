@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pbx_codes.cli.main import main
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = FIXTURES_ROOT
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="the shared fixtures folder is not beside the repo")
 
 

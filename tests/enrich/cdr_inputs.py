@@ -10,8 +10,9 @@ import pytest
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.enrich import RowAnnotator
 from pbx_codes.resolve import Resolver
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+SHARED = FIXTURES_ROOT
 ASTERISK = SHARED / "asterisk"
 FREESWITCH = SHARED / "freeswitch"
 

@@ -9,8 +9,9 @@ import pytest
 from pbx_codes.model import Observation, Side
 from pbx_codes.observers.asterisk import AsteriskObserver, observe_stream, parse_tech_cause, replay, trunk_of
 from pbx_codes.protocols.ami import AmiParser, Event
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "asterisk"
+FIXTURES = FIXTURES_ROOT / "asterisk"
 CAPTURES = sorted(FIXTURES.glob("*.ami.txt"))
 # The Q.850 cause Asterisk 22 maps each carrier answer to (480 with a Reason header saying 17 still gives 19).
 Q850 = {"486": 17, "480": 19, "404": 1, "503": 34, "409": 41, "603": 21, "488": 58, "487": 127}

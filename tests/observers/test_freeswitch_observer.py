@@ -12,8 +12,9 @@ from pbx_codes.observers.freeswitch import (
     variables_from_event,
 )
 from pbx_codes.protocols.esl import Event
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
+FIXTURES = FIXTURES_ROOT / "freeswitch"
 SUMMARIES = sorted(FIXTURES.glob("*.summary.json"))
 CASES = [(s, kind) for s in SUMMARIES for kind in ("plain", "json")]
 

@@ -7,8 +7,9 @@ import pytest
 
 from pbx_codes.protocols import ProtocolError, safe_value
 from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "asterisk"
+FIXTURES = FIXTURES_ROOT / "asterisk"
 CAPTURES = sorted(FIXTURES.glob("*.ami.txt"))
 
 

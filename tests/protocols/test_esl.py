@@ -11,8 +11,9 @@ from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandInjectionError, CommandReply, DisconnectNotice, EslParser, Event, LogData,
     ProtocolError, UnknownFrame, build_command, parse_stream, sanitize_arg, truncate_utf8,
 )
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
+FIXTURES = FIXTURES_ROOT / "freeswitch"
 CAPTURES = sorted(FIXTURES.glob("*.esl.txt"))
 
 

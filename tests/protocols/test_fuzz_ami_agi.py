@@ -10,8 +10,9 @@ from pbx_codes.observers.asterisk import AsteriskObserver, WANTED_EVENTS
 from pbx_codes.protocols import ProtocolError, safe_value
 from pbx_codes.protocols.agi import AgiParser, build_command, unquote_args
 from pbx_codes.protocols.ami import END_COMMAND, AmiParser, Event, Response, build_action
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-SAMPLE = (Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "asterisk" / "money409.ami.txt").read_bytes()[:12000]
+SAMPLE = (FIXTURES_ROOT / "asterisk" / "money409.ami.txt").read_bytes()[:12000]
 AGI_SAMPLE = (b"agi_network: yes\nagi_network_script: annotate?x=1\nagi_arg_1: bleg=PJSIP/t-1\n\n"
               b"200 result=1 (SIP 409 x)\n520-Invalid\nUsage\n520 End of proper usage.\nHANGUP\n511 dead\n")
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,8 +6,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pbx_codes.protocols.esl import EslParser, ProtocolError
+from support.paths import FIXTURES as FIXTURES_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "freeswitch"
+FIXTURES = FIXTURES_ROOT / "freeswitch"
 SAMPLE = (FIXTURES / "409_not_enough_money.bridge.control.esl.txt").read_bytes()[:12000]
 JSON_SAMPLE = (FIXTURES / "480_reason_q850_17.direct.json.esl.txt").read_bytes()[:12000]
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 from urllib.parse import quote, unquote_to_bytes
+from support.paths import FIXTURES as FIXTURES_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "freeswitch"
+FIXTURES = FIXTURES_ROOT / "freeswitch"
 HOOK_SCRIPT = REPO / "freeswitch" / "scripts" / "pbx_codes_hook.lua"
 HARNESS = Path(__file__).resolve().parent / "lua" / "harness.lua"
 CDR_CSV_CONF = REPO / "freeswitch" / "autoload_configs" / "cdr_csv.conf.xml"
