@@ -191,6 +191,10 @@ class Annotation:
             "texts": dict(res.texts),
             "original_lang": res.original_lang,
             "timestamp": obs.timestamp,
+            "started_at": obs.started_at,
+            "progress_at": obs.progress_at,
+            "answered_at": obs.answered_at,
+            "ended_at": obs.ended_at,
         }
 
 

@@ -1,11 +1,14 @@
 """The one table of annotated hangups, its numbered migrations, and the row shape both databases share.
 
 SQLite and PostgreSQL run the same numbered migrations; only a few type names differ, and they are filled in per
-dialect so that a column means the same thing in both. A row carries `rid`, a random id given when the annotation
-reaches the store, so a batch retried after an ambiguous failure (or replayed from the journal) is written once.
+dialect so that a column means the same thing in both. A row carries `rid`, the leg's identity (`row_identity`):
+the same leg gives the same `rid` whichever path reports it (the live listener, the hook endpoint, `replay --store`,
+`backfill` from the PBX's own CDRs), so a leg is stored once, and a batch retried after an ambiguous failure (or
+replayed from the journal) is written once. Only a row that names no leg gets a random id.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,9 +42,21 @@ COLUMNS: tuple[str, ...] = (
     "rid", "ts", "stored_at", "pbx", "linkedid", "uniqueid", "channel", "trunk", "number", "catalog", "code",
     "phrase", "provider_code", "method", "matched", "exact", "match_kind", "category", "retry", "fault", "hangup_by",
     "sip", "q850", "observed_q850", "dial_status", "original_lang", "text_uk", "text_ru", "text_en",
+    # migration 3: how the leg ended, its place among the call's attempts, and its timings (trunk quality)
+    "outcome", "attempt", "pbx_cause", "started_at", "progress_at", "answered_at", "ended_at",
 )
-_INT_COLUMNS = frozenset({"exact", "q850", "observed_q850"})
+_INT_COLUMNS = frozenset({"exact", "q850", "observed_q850", "attempt"})
 _REAL_COLUMNS = frozenset({"ts", "stored_at"})
+_OPTIONAL_REAL_COLUMNS = frozenset({"started_at", "progress_at", "answered_at", "ended_at"})
+_LATER_COLUMNS = COLUMNS[COLUMNS.index("outcome"):]
+
+#: What names one leg, per PBX, in fields both the live event stream and the PBX's own CDR carry.
+#: FreeSWITCH: the leg's UUID (unique everywhere; channel names repeat, e.g. both legs of a failover).
+#: Asterisk: the call's linkedid and the dialed channel's name (``PJSIP/trunk-00000001``): the live observer reports
+#: the dialed leg, whose uniqueid its CDR row does not hold (the row's uniqueid is the caller's), but the row's
+#: linkedid and dstchannel are exactly the live observation's call id and channel.
+IDENTITY_FIELDS: Mapping[str, tuple[str, ...]] = {"asterisk": ("call_id", "channel"), "freeswitch": ("leg_id",)}
+_DEFAULT_IDENTITY = ("leg_id",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +73,7 @@ class Migration:
 
 def _column_defs() -> str:
     defs = []
-    for name in COLUMNS:
+    for name in COLUMNS[:COLUMNS.index("outcome")]:  # later columns come by their own migration
         if name == "rid":
             defs.append("rid TEXT NOT NULL UNIQUE")
         elif name in _REAL_COLUMNS:
@@ -81,6 +96,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS hangups_uniqueid ON hangups (uniqueid)",
         "CREATE INDEX IF NOT EXISTS hangups_match_kind ON hangups (match_kind, ts)",
     )),
+    Migration(3, "outcome, attempt order, PBX cause name and leg timings", tuple(
+        f"ALTER TABLE hangups ADD COLUMN {name} "
+        + ("{real}" if name in _OPTIONAL_REAL_COLUMNS else "INTEGER" if name in _INT_COLUMNS else "TEXT")
+        for name in _LATER_COLUMNS)),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -103,6 +122,21 @@ def clean_text(value: Any) -> str | None:
     return text
 
 
+def row_identity(pbx: str | None, *, leg_id: str | None = None, call_id: str | None = None,
+                 channel: str | None = None) -> str | None:
+    """The `rid` of one PBX leg (32 hex digits), or None when the fields that name a leg are missing."""
+    fields = {"leg_id": leg_id, "call_id": call_id, "channel": channel}
+    names = IDENTITY_FIELDS.get(pbx or "", _DEFAULT_IDENTITY)
+    values = [fields[name] for name in names]
+    if not all(values):
+        if names != _DEFAULT_IDENTITY and leg_id:
+            values = [leg_id]
+        else:
+            return None
+    key = "\x1f".join([pbx or "", *map(str, values)])
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 def row_from_annotation(annotation: Annotation, now: float | None = None) -> dict[str, Any]:
     """The flat record to store: `Annotation.to_dict()`'s fields plus `rid`, `ts` (hangup time, or arrival) and
     `stored_at`. Written out field by field because it runs once per hangup on the event loop."""
@@ -111,7 +145,8 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
     texts = res.texts
     t = clean_text
     return {
-        "rid": uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
+        "rid": row_identity(obs.pbx, leg_id=obs.leg_id, call_id=obs.call_id, channel=obs.channel)
+        or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
         "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
         "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
         "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
@@ -121,6 +156,9 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
         "q850": res.q850, "observed_q850": obs.q850, "dial_status": t(obs.dial_status),
         "original_lang": t(res.original_lang), "text_uk": t(texts.get("uk")), "text_ru": t(texts.get("ru")),
         "text_en": t(texts.get("en")),
+        "outcome": obs.outcome.value if obs.outcome else None, "attempt": obs.attempt, "pbx_cause": t(obs.pbx_cause),
+        "started_at": obs.started_at, "progress_at": obs.progress_at, "answered_at": obs.answered_at,
+        "ended_at": obs.ended_at,
     }
 
 
@@ -137,13 +175,17 @@ def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, 
         else:
             value = data.get(name)
         if name == "rid":
-            value = str(value) if value else uuid.uuid4().hex
+            value = str(value) if value else (
+                row_identity(data.get("pbx"), leg_id=data.get("uniqueid"), call_id=data.get("linkedid"),
+                             channel=data.get("channel")) or uuid.uuid4().hex)
         elif name == "ts":
             value = float(value if value is not None else data.get("timestamp") or now)
         elif name == "stored_at":
             value = float(value if value is not None else now)
         elif name == "exact":
             value = None if value is None else int(bool(value))
+        elif name in _OPTIONAL_REAL_COLUMNS:
+            value = None if value is None else float(value)
         elif name in _INT_COLUMNS:
             value = None if value is None else int(value)
         else:
@@ -169,8 +211,8 @@ def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
 INSERT_COLUMNS = ", ".join(COLUMNS)
 SELECT_COLUMNS = INSERT_COLUMNS
 
-__all__ = ["COLUMNS", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
-           "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_values"]
+__all__ = ["COLUMNS", "IDENTITY_FIELDS", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
+           "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_identity", "row_values"]
 
 
 def pending_migrations(current: int) -> list[Migration]:
