@@ -9,14 +9,18 @@ another site from reading the feed through a DNS name rebound to 127.0.0.1.
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+from yarl import URL
 
 from pbx_codes.console.settings import ConsoleSettings, is_loopback
 
 COOKIE = "pbx_codes_console"
 QUERY = "token"
+_LEADING = re.compile(r"^[/\\\s]+")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +47,16 @@ def presented_token(request: web.Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
+def local_location(rel_url: URL, query: MultiDictProxy[str] | MultiDict[str]) -> str:
+    """Where the login sends the browser: this console's path, never another origin.
+
+    A browser reads `//host/...` as another host, and also `/\\host` (a backslash counts as a slash) and slashes
+    with tabs or line breaks between them (it drops those), so every leading run of such characters becomes one `/`.
+    """
+    path = "/" + _LEADING.sub("", rel_url.raw_path)
+    return f"{path}?{URL.build(query=query).raw_query_string}" if query else path
+
+
 def _unauthorized(text: str) -> web.Response:
     return web.json_response({"error": text}, status=401, headers={"WWW-Authenticate": 'Bearer realm="pbx-codes"'})
 
@@ -65,7 +79,7 @@ def access_middleware(settings: ConsoleSettings) -> Callable[..., Awaitable[web.
                 return _unauthorized("send the token in a header")
             query = request.url.query.copy()
             query.popall(QUERY)
-            response = web.Response(status=303, headers={"Location": str(request.rel_url.with_query(query))})
+            response = web.Response(status=303, headers={"Location": local_location(request.rel_url, query)})
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                                 secure=request.secure)
             return response
