@@ -170,6 +170,28 @@ def _token(args: argparse.Namespace) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the default port filled in: what decides whether a redirect leaves the console."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects as urllib does, but the token goes only where it was meant to: a redirect to another
+    origin (host, port or scheme) loses the Authorization header, and it is not given back later."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin(new.full_url) != origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
 def _open(args: argparse.Namespace, path: str, accept: str, timeout: float | None) -> Any:
     base = args.url.rstrip("/")
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
@@ -179,7 +201,7 @@ def _open(args: argparse.Namespace, path: str, accept: str, timeout: float | Non
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.build_opener(SameOriginAuthRedirects).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         hint = " (set $PBX_CODES_CONSOLE_TOKEN or --token-file)" if exc.code == 401 else ""
         raise CliError(f"console at {base} answered {exc.code} {exc.reason}{hint}") from None

@@ -151,3 +151,71 @@ def test_unreachable_console_is_a_clear_error() -> None:
         run(["stats", "--url", f"http://127.0.0.1:{port}"])
     with pytest.raises(CliError, match="http"):
         run(["stats", "--url", "file:///etc/passwd"])
+
+
+# ---- redirects ---------------------------------------------------------------------------------------------
+
+async def _serve(handler) -> tuple[Any, str]:
+    from aiohttp import web
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+STATS = {"windows": [1, 5, 15], "by_trunk": {}, "by_category": {}}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_the_token_never_follows_a_redirect_to_another_origin(monkeypatch: pytest.MonkeyPatch,
+                                                                    status: int) -> None:
+    from aiohttp import web
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response(STATS)
+
+    other, other_url = await _serve(elsewhere)
+
+    async def redirect(request: web.Request) -> web.Response:
+        # another port, or another name for the same machine: another origin either way
+        target = other_url.replace("127.0.0.1", "localhost") if status == 302 else other_url
+        return web.Response(status=status, headers={"Location": target + "/api/stats"})
+
+    first, first_url = await _serve(redirect)
+    monkeypatch.setenv("PBX_CODES_CONSOLE_TOKEN", "s3cret")
+    try:
+        try:
+            await asyncio.to_thread(run, ["stats", "--url", first_url])
+        except CliError:
+            pass      # refusing to follow is as good as following without the token
+        assert "Bearer s3cret" not in seen
+    finally:
+        await first.cleanup()
+        await other.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_the_token_follows_a_redirect_within_the_same_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp import web
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/old/api/stats":
+            raise web.HTTPFound("/api/stats")
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response(STATS)
+
+    runner, url = await _serve(handler)
+    monkeypatch.setenv("PBX_CODES_CONSOLE_TOKEN", "s3cret")
+    try:
+        assert "(no hangups)" in await asyncio.to_thread(run, ["stats", "--url", url + "/old"])
+        assert seen == ["Bearer s3cret"]
+    finally:
+        await runner.cleanup()
