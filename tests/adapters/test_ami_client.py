@@ -10,10 +10,7 @@ from pbx_codes.adapters.ami_client import AmiAuthError, AmiClient, AmiSettings
 from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.protocols.ami import AmiParser, Event
 
-from adapters.ami_test_server import ASTERISK_FIXTURES, AmiSession, AmiTestServer, load_recording
-
-if not (ASTERISK_FIXTURES / "money409.ami.txt").is_file():
-    pytest.skip("the recorded Asterisk transcripts are not available", allow_module_level=True)
+from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording
 
 RECORDING = load_recording("money409")
 # The recorded events, without the recorded responses (the test server answers our own ActionIDs).

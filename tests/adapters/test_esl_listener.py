@@ -24,7 +24,7 @@ from pbx_codes.model import Category
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.resolve import Resolver
 
-from adapters.esl_test_server import FIXTURES, PASSWORD, FakeFreeswitch, recorded_events
+from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
 from support.hook_client import post_hook
 
 CALL_409 = "409_not_enough_money.bridge.json.esl.txt"
@@ -34,9 +34,6 @@ LEGS_409 = {"B": "c09b4653-4507-4bde-ab6c-ac2ecdad3ff0", "A": "965ab554-3188-43a
 LEGS_503 = {"B": "b1480bf6-4b5e-4377-bbd5-982959853bec", "A": "3924053d-9ea7-4383-a2ce-d86ec3da537d"}
 PASSWORD_ENV = "PBXC_TEST_LISTENER_ESL_PASSWORD"
 GUARD = 20.0  # seconds: only a guard against a hung test, never asserted on
-
-if not (FIXTURES / CALL_409).is_file():
-    pytest.skip("the recorded FreeSWITCH transcripts are not available", allow_module_level=True)
 
 
 class RecordingBus:

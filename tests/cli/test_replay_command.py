@@ -5,13 +5,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from pbx_codes.cli.main import main
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="the shared fixtures folder is not beside the repo")
 
 
 def run(capsys, *argv: str) -> tuple[int, list[dict], str]:

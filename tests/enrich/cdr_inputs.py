@@ -10,11 +10,10 @@ import pytest
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.enrich import RowAnnotator
 from pbx_codes.resolve import Resolver
-from support.paths import FIXTURES as FIXTURES_ROOT
+from support.paths import FIXTURES, captures
 
-SHARED = FIXTURES_ROOT
-ASTERISK = SHARED / "asterisk"
-FREESWITCH = SHARED / "freeswitch"
+ASTERISK = FIXTURES / "asterisk"
+FREESWITCH = FIXTURES / "freeswitch"
 
 #: Column names of the recorded Asterisk files (the recording's own cdr_custom mappings, see its README).
 LEGACY_COLUMNS = ("uniqueid", "linkedid", "channel", "dstchannel", "dst", "lastapp", "lastdata", "start", "end",
@@ -30,15 +29,9 @@ FS_RECORDED_COLUMNS = ("uuid", "call_uuid", "bridge_uuid", "last_bridge_to", "di
                        "sip_reason_text_hc", "aleg_note", "hook_note", "pre_hangup_note")
 
 
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference fixtures not available ({path} is absent)")
-    return path
-
-
 def asterisk_sections(scenario: str) -> dict[str, str]:
     """A recorded ``<scenario>.cdr.txt`` split into its files: {"Legacy.csv": text, "bench.json": ..., ...}."""
-    text = need(ASTERISK / f"{scenario}.cdr.txt").read_text(encoding="utf-8")
+    text = (ASTERISK / f"{scenario}.cdr.txt").read_text(encoding="utf-8")
     parts = re.split(r"^== (.*)$", text, flags=re.M)
     out = {}
     for title, body in zip(parts[1::2], parts[2::2]):
@@ -47,21 +40,17 @@ def asterisk_sections(scenario: str) -> dict[str, str]:
 
 
 def asterisk_scenarios() -> list[str]:
-    if not ASTERISK.exists():
-        return []
-    return sorted(p.name[: -len(".cdr.txt")] for p in ASTERISK.glob("*.cdr.txt"))
+    return [p.name[: -len(".cdr.txt")] for p in captures(ASTERISK, "*.cdr.txt")]
 
 
 def fs_summaries() -> list[Path]:
-    if not FREESWITCH.exists():
-        return []
-    return sorted(FREESWITCH.glob("*.summary.json"))
+    return captures(FREESWITCH, "*.summary.json")
 
 
 def fs_rows(summary: Path) -> list[dict[str, str]]:
     """The recorded mod_cdr_csv rows of a call, with each value as FreeSWITCH had it (the summary's parsed CSV
     garbles a sip_reason with quotes; mod_json_cdr's copy of that variable is the true value)."""
-    data = json.loads(need(summary).read_text(encoding="utf-8"))
+    data = json.loads(summary.read_text(encoding="utf-8"))
     rows = []
     for uuid, row in data["cdr_csv"].items():
         row = dict(row)

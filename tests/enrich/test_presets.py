@@ -13,7 +13,7 @@ from pbx_codes.enrich import enrich_file, get_preset
 from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, MASTER_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS
 from pbx_codes.enrich.tables import enrich_sqlite
 
-SCENARIOS = asterisk_scenarios() or ["money409"]
+SCENARIOS = asterisk_scenarios()
 
 
 def read_csv(path) -> list[list[str]]:
@@ -111,10 +111,9 @@ def test_asterisk_json_lines_from_the_recording_get_flat_pbx_fields(tmp_path, ma
             assert a["pbx_code"] == b["sip_code"] and a["pbx_exact"] == "1"
 
 
-FS_FILES = fs_summaries()[:30] or []
+FS_FILES = fs_summaries()[:30]
 
 
-@pytest.mark.skipif(not FS_FILES, reason="shared FreeSWITCH fixtures not available")
 def test_freeswitch_mod_cdr_csv_rows_as_recorded_with_unescaped_quotes(tmp_path, make_annotator):
     lines, expected = [], []
     for summary in FS_FILES:
@@ -158,7 +157,6 @@ def test_freeswitch_project_template_fills_the_pbx_columns_and_keeps_the_dialect
     assert got["pbx_code"] == "409" and got["pbx_exact"] == "true" and got["pbx_hangup_by"] == ""
 
 
-@pytest.mark.skipif(not FS_FILES, reason="shared FreeSWITCH fixtures not available")
 @pytest.mark.parametrize("shape", ["lines", "single", "folder"])
 def test_freeswitch_json_cdr_documents_get_pbx_variables(tmp_path, make_annotator, shape):
     docs = [{"core-uuid": "x", "channel_data": {"state": "CS_REPORTING"}, "variables": dict(row)}

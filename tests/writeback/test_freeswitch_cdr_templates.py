@@ -19,10 +19,8 @@ from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.freeswitch_hook import PBX_VARIABLES, HookServer
 
 from writeback.fs_hook_support import (
-    FIXTURES, HOSTILE_PHRASE, carrier_legs, csv_template, expand, hangup_channels, with_phrase,
+    HOSTILE_PHRASE, carrier_legs, csv_template, expand, hangup_channels, with_phrase,
 )
-
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"recorded FreeSWITCH captures not found in {FIXTURES}")
 
 SCENARIOS = ["409_not_enough_money", "503_simul_limit", "480_reason_q850_17"]
 PHRASES = {"carrier": None, "hostile": HOSTILE_PHRASE}

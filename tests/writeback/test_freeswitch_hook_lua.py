@@ -21,13 +21,12 @@ from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.freeswitch_hook import MAX_VALUE_BYTES, PBX_VARIABLES, HookServer, cdr_safe, hook_values
 
 from writeback.fs_hook_support import (
-    FIXTURES, HOSTILE_PHRASE, HookRun, carrier_legs, hangup_channels, lua_interpreters, run_hook, with_phrase,
+    HOSTILE_PHRASE, HookRun, carrier_legs, hangup_channels, lua_interpreters, run_hook, with_phrase,
 )
 
 LUAS = lua_interpreters()
 pytestmark = [
     pytest.mark.skipif(not LUAS, reason="no Lua interpreter with luasocket: apt-get install lua5.1 lua-socket"),
-    pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"recorded FreeSWITCH captures not found in {FIXTURES}"),
 ]
 LUA = LUAS[0] if LUAS else ""
 FAILED = ["409_not_enough_money", "503_simul_limit", "480_reason_q850_17"]
