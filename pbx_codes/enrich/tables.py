@@ -93,6 +93,15 @@ class _TableJob:
         summary.elapsed = time.perf_counter() - began
 
 
+def _table_info_sql(table: str) -> str:
+    """SQLite's column list of `table`; a schema goes before the pragma (``PRAGMA main.table_info(cdr)``), since the
+    pragma's argument is a bare table name."""
+    schema, _, name = table.rpartition(".")
+    if schema:
+        return f"PRAGMA {quote_ident(schema)}.table_info({quote_ident(name)})"
+    return f"PRAGMA table_info({quote_ident(table)})"
+
+
 def _text_row(row: Sequence[Any]) -> tuple:
     return tuple(v if v is None or isinstance(v, str) else str(v) for v in row)
 
@@ -114,9 +123,11 @@ def enrich_sqlite(path: str, preset: Preset, annotator: RowAnnotator, *, table: 
         raise EnrichError(f"{path}: cannot be opened: {exc}") from None
     try:
         try:
-            info = con.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+            info = con.execute(_table_info_sql(table)).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise EnrichError(f"{path}: not an SQLite database: {exc}") from None
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                raise EnrichError(f"{path}: not an SQLite database: {exc}") from None
+            raise EnrichError(f"{path}: table {table!r} cannot be read: {exc}") from None
         existing = [r[1] for r in info]
         if not existing:
             raise EnrichError(f"{path}: no table {table!r}")
