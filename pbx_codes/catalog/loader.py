@@ -5,6 +5,8 @@ file never leaves the program with half a catalog.
 """
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,18 +44,57 @@ class CatalogSet:
         return list(self.catalogs)
 
 
+#: The largest catalog file read (the shipped ones are under 50 KB): a bigger one is refused before it is parsed, so
+#: a wrong path or a hostile file cannot take seconds and hundreds of MB at start-up.
+MAX_CATALOG_BYTES = 4 * 1024 * 1024
+
+
+def read_catalog_bytes(path: Path | str, limit: int = MAX_CATALOG_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else CatalogError naming the file.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO or a device named ``x.toml`` is refused
+    instead of hanging start-up, even if it replaced a regular file after the directory was listed."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise CatalogError(name, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CatalogError(name, "is not a regular file")
+        if info.st_size > limit:
+            raise CatalogError(name, f"is larger than {limit:,} bytes ({info.st_size:,})")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise CatalogError(name, f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:           # it grew after the check
+        raise CatalogError(name, f"is larger than {limit:,} bytes")
+    return data
+
+
 def parse_file(path: Path | str, text: str | None = None) -> Catalog:
     """Parse and validate one catalog file (fallback names are checked when a set is built)."""
     name = str(path)
     try:
-        raw = tomllib.loads(text if text is not None else Path(path).read_text(encoding="utf-8"))
+        if text is None:
+            text = read_catalog_bytes(path).decode("utf-8")
+        raw = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise CatalogError(name, f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(name, f"is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise CatalogError(name, f"cannot be read: {exc.strerror or exc}") from None
-    return build_catalog(name, raw)
+    except RecursionError:
+        raise CatalogError(name, "is not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:      # e.g. an integer of more digits than Python converts
+        raise CatalogError(name, f"is not valid TOML: {exc}") from None
+    try:
+        return build_catalog(name, raw)
+    except RecursionError:
+        raise CatalogError(name, "values nested too deeply") from None
 
 
 def _builtin_files() -> list[tuple[str, str]]:

@@ -108,3 +108,43 @@ def test_class_table_must_point_to_an_entry(tmp_path: Path) -> None:
     text = GOOD.replace('fallback = "sip"', 'fallback = "sip"\n[classes]\n"5xx" = "500"')
     with pytest.raises(CatalogError, match="classes.5xx"):
         parse_file(write(tmp_path, "acme.toml", text))
+
+
+# ---- hostile files: every refusal names the file, nothing hangs, nothing unbounded is read -----------------
+
+def test_deeply_nested_arrays_are_refused_with_the_file_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "deep.toml", GOOD + "x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(CatalogError, match="deep.toml"):
+        load_catalogs([tmp_path])
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "huge.toml", GOOD.replace('code = "503"', "code = " + "9" * 5000))
+    with pytest.raises(CatalogError, match="huge.toml"):
+        parse_file(path)
+
+
+def test_a_fifo_named_like_a_catalog_is_refused_without_waiting(tmp_path: Path) -> None:
+    import os
+    os.mkfifo(tmp_path / "x.toml")      # nobody ever writes: reading it would block for ever
+    with pytest.raises(CatalogError, match="x.toml.*not a regular file"):
+        load_catalogs([tmp_path])
+
+
+def test_a_directory_named_like_a_catalog_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sub.toml").mkdir()
+    with pytest.raises(CatalogError, match="sub.toml.*not a regular file"):
+        load_catalogs([tmp_path])
+
+
+def test_a_catalog_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    from pbx_codes.catalog.loader import MAX_CATALOG_BYTES
+    path = write(tmp_path, "big.toml", GOOD + "# padding\n" * (MAX_CATALOG_BYTES // 10 + 1))
+    with pytest.raises(CatalogError, match=r"big.toml.*larger than"):
+        validate_file(path)
+
+
+def test_the_size_limit_leaves_room_for_catalogs_far_larger_than_the_shipped_ones() -> None:
+    from pbx_codes.catalog.loader import MAX_CATALOG_BYTES
+    shipped = Path(__file__).resolve().parents[2] / "pbx_codes" / "catalog" / "data"
+    assert max(p.stat().st_size for p in shipped.glob("*.toml")) * 50 < MAX_CATALOG_BYTES
