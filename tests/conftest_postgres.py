@@ -3,8 +3,8 @@
 Register it with ``pytest_plugins = ["tests.conftest_postgres"]``. The server runs from a throwaway data directory
 owned by the `postgres` user (initdb refuses to run as root) and listens on 127.0.0.1 only. Tests that use
 ``postgres_server`` or ``postgres_url`` are skipped with the reason when it cannot run: PBX_CODES_SKIP_POSTGRES=1,
-no server binaries (and they cannot be installed), or initdb failing. PBX_CODES_REQUIRE_POSTGRES=1 makes that an
-error instead, for CI that must test the PostgreSQL store. ``LocalPostgres`` is also what bench/bench_store.py uses.
+no server binaries (and they cannot be installed), or initdb failing; under CI=true every such skip fails the run
+(tests/conftest_skip_policy.py). ``LocalPostgres`` is also what bench/bench_store.py uses.
 """
 from __future__ import annotations
 
@@ -146,12 +146,6 @@ class LocalPostgres:
         return server
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("PBX_CODES_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"PostgreSQL required but unavailable: {reason}")
-    pytest.skip(f"PostgreSQL unavailable: {reason}")
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[LocalPostgres]:
     """A running server for the session; tests that stop it must start it again."""
@@ -160,11 +154,11 @@ def postgres_server() -> Iterator[LocalPostgres]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _skip_or_fail('psycopg 3 is not installed (pip install "psycopg[binary]")')
+        pytest.skip('PostgreSQL unavailable: psycopg 3 is not installed (pip install "psycopg[binary]")')
     try:
         server = LocalPostgres.launch()
     except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
-        _skip_or_fail(str(exc))
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
     try:
         yield server
     finally:
