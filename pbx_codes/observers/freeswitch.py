@@ -282,7 +282,10 @@ class FreeswitchObserver:
             return []
         if name not in self.WANTED_EVENTS:
             return []
-        v = variables_from_event(event.headers)
+        return self.feed_variables(name, variables_from_event(event.headers))
+
+    def feed_variables(self, name: str, v: Mapping[str, str]) -> list[Observation]:
+        """One event's worth of channel variables (from ESL, or a CDR read back as if it were the event)."""
         uuid = v.get("uuid")
         if not uuid:
             return []

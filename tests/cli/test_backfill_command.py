@@ -1,0 +1,82 @@
+"""`pbx-codes backfill`: a PBX's own CDR files into the store, once, under the live path's row identity."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from backfill.json_cdr import write_json_cdrs
+from pbx_codes.cli.main import main
+from support.paths import FIXTURES
+
+LIVE2 = FIXTURES / "freeswitch" / "live2"
+FAILOVER = LIVE2 / "failover_503_then_486.bridge.json.esl.txt"
+
+
+def rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT uniqueid, code, category, attempt FROM hangups ORDER BY ts, id").fetchall()
+
+
+@pytest.mark.parametrize("encode_values", [True, False], ids=["encoded", "plain"])
+def test_json_cdr_files_are_stored_once_however_often_backfill_runs(tmp_path: Path, capsys,
+                                                                   encode_values: bool) -> None:
+    legs = write_json_cdrs(tmp_path / "json", [FAILOVER.read_bytes()], encode_values=encode_values)
+    db = tmp_path / "store.db"
+    assert main(["backfill", "--pbx", "freeswitch", "--store", f"sqlite://{db}", str(tmp_path / "json")]) == 0
+    assert f"{legs} new in the store" in capsys.readouterr().out
+    first = rows(db)
+    assert main(["backfill", "--pbx", "freeswitch", "--store", f"sqlite://{db}", str(tmp_path / "json")]) == 0
+    assert f"0 new in the store, {legs} already there" in capsys.readouterr().out
+    assert rows(db) == first and len(first) == legs == 3
+
+
+def test_both_json_cdr_forms_give_the_same_rows(tmp_path: Path, capsys) -> None:
+    stored = []
+    for encode_values in (True, False):
+        folder = tmp_path / str(encode_values)
+        write_json_cdrs(folder, [FAILOVER.read_bytes()], encode_values=encode_values)
+        db = tmp_path / f"{encode_values}.db"
+        assert main(["backfill", "--pbx", "freeswitch", "--store", f"sqlite://{db}", str(folder)]) == 0
+        stored.append(rows(db))
+    assert stored[0] == stored[1]
+    assert ("2d86b2ed-29d7-49fe-a337-a55c3d5c3de7", "503", "capacity") in [r[:3] for r in stored[0]]
+
+
+CDR_CUSTOM = (
+    '"2026-11-23 08:34:49","","2026-11-23 08:34:50","1","0","BUSY","1795422889.0","1795422889.0",'
+    '"PJSIP/caller-00000000","PJSIP/trunk-00000001","380441234567","0501234567","pbx-codes-outbound-dial","Dial",'
+    '"PJSIP/0501234567@trunk,30","","","0","trunk","BUSY","SIP 486 Busy Here","sip","","","","","","",""\n'
+    '"2026-11-23 08:35:00","","2026-11-23 08:35:01","1","0","FAILED","1795422900.2","1795422900.2",'
+    '"PJSIP/caller-00000002","PJSIP/lifecell-00000003","380441234567","0501234567","pbx-codes-outbound-dial","Dial",'
+    '"PJSIP/0501234567@lifecell,30","","","0","lifecell","CONGESTION","SIP 503 Simultaneous calls limit reached",'
+    '"lifecell","","","","","","",""\n'
+    '"2026-11-23 08:36:00","","2026-11-23 08:36:00","0","0","NO ANSWER","1795422960.4","1795422960.4",'
+    '"PJSIP/caller-00000004","","380441234567","100","default","Playback","","","","0","","","","","","","","","","",""\n'
+)
+
+
+def test_asterisk_cdr_custom_rows_are_stored_as_dialed_legs_named_like_the_live_observer(tmp_path: Path,
+                                                                                        capsys) -> None:
+    from pbx_codes.store.schema import row_identity
+
+    (tmp_path / "pbx_codes.csv").write_text(CDR_CUSTOM, encoding="utf-8")
+    db = tmp_path / "store.db"
+    for _ in range(2):
+        assert main(["backfill", "--pbx", "asterisk", "--store", f"sqlite://{db}", str(tmp_path / "pbx_codes.csv")]) == 0
+    with sqlite3.connect(db) as conn:
+        got = conn.execute("SELECT rid, linkedid, channel, code, phrase, category, retry FROM hangups "
+                           "ORDER BY ts").fetchall()
+    assert [g[1:] for g in got] == [
+        ("1795422889.0", "PJSIP/trunk-00000001", "486", "Busy Here", "busy", "later"),
+        ("1795422900.2", "PJSIP/lifecell-00000003", "503", "Simultaneous calls limit reached", "capacity", "failover"),
+    ]
+    assert got[0][0] == row_identity("asterisk", leg_id="1795422889.1", call_id="1795422889.0",
+                                     channel="PJSIP/trunk-00000001")
+
+
+def test_a_missing_path_is_one_clear_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    code = main(["backfill", "--pbx", "freeswitch", "--store", f"sqlite://{tmp_path}/s.db", str(tmp_path / "nope")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"pbx-codes: {tmp_path / 'nope'}: no such file or folder"
