@@ -25,8 +25,10 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
         from pbx_codes.store import run_store
         app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
         app.closers.append(app.store.close)
+    from pbx_codes.quality.classes import load_table
     from pbx_codes.sinks.metrics import run_metrics
-    app.metrics = await run_metrics(app.bus)
+    quality = load_table(cfg.quality)  # a wrong [quality] table stops serve with the table and key named
+    app.metrics = await run_metrics(app.bus, quality=quality)
     app.closers.append(app.metrics.close)
     if cfg.alerts:
         from pbx_codes.sinks.alerts import run_alerts

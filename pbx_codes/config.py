@@ -28,12 +28,14 @@ class Config:
     freeswitch: Mapping[str, Any] | None = None
     store: Mapping[str, Any] | None = None
     console: Mapping[str, Any] | None = None
+    #: Outcome classes for the trunk quality measures, over the shipped table (`pbx_codes.quality.classes`).
+    quality: Mapping[str, Any] | None = None
     alerts: tuple[Mapping[str, Any], ...] = ()
     path: str | None = None
 
 
 _KNOWN = {"language", "default_catalog", "catalog_dirs", "bindings", "asterisk", "freeswitch", "store", "console",
-          "alerts"}
+          "alerts", "quality"}
 
 
 def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
@@ -53,7 +55,7 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
         raise ConfigError(f"{where}: catalog_dirs must be a list of directories")
     base = Path(path).parent if path else Path(".")
     sections = {}
-    for name in ("asterisk", "freeswitch", "store", "console"):
+    for name in ("asterisk", "freeswitch", "store", "console", "quality"):
         value = raw.get(name)
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")

@@ -88,7 +88,7 @@ def leg_from_annotation(annotation: Annotation) -> Leg:
     obs, res = annotation.observation, annotation.resolution
     return Leg(
         pbx=obs.pbx or "", trunk=obs.trunk or "", ts=float(obs.timestamp or obs.ended_at or 0.0),
-        category=res.category.value, sip=obs.sip_code or res.sip, code=res.code, phrase=res.phrase,
+        category=res.category.value, sip=res.sip or obs.sip_code, code=res.code, phrase=res.phrase,
         catalog=res.catalog, outcome=obs.outcome.value if obs.outcome else None,
         seizure=bool(obs.trunk) and obs.attempt is not None, started_at=obs.started_at,
         progress_at=obs.progress_at, answered_at=obs.answered_at, ended_at=obs.ended_at, call_id=obs.call_id,
@@ -102,7 +102,7 @@ def leg_from_row(row: Mapping[str, Any]) -> Leg:
     attempt = row.get("attempt")
     return Leg(
         pbx=row.get("pbx") or "", trunk=row.get("trunk") or "", ts=ts, category=row.get("category") or "unknown",
-        sip=row.get("sip_code") or row.get("sip"), code=row.get("code"), phrase=row.get("phrase"),
+        sip=row.get("sip") or row.get("sip_code"), code=row.get("code"), phrase=row.get("phrase"),
         catalog=row.get("catalog"), outcome=row.get("outcome"),
         seizure=bool(row.get("trunk")) and attempt is not None, started_at=_float(row.get("started_at")),
         progress_at=_float(row.get("progress_at")), answered_at=_float(row.get("answered_at")),

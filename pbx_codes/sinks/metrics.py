@@ -16,10 +16,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from pbx_codes.model import Annotation
+from pbx_codes.quality.classes import ClassTable, load_table
+from pbx_codes.quality.legs import leg_from_annotation
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Post-dial and session request delays (seconds): a few ms on a LAN trunk up to a long international setup.
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+#: Answered call durations (seconds).
+DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 MAX_LABEL_LENGTH = 64
 MAX_SERIES = 5000
 OTHER = "other"
@@ -61,6 +67,12 @@ class Metrics:
     connected: Gauge = field(init=False)
     reconnects: Counter = field(init=False)
     latency: Histogram = field(init=False)
+    #: Outcome classes for the trunk quality counters (the `[quality]` table).
+    quality: ClassTable = field(default_factory=load_table)
+    seizures: Counter = field(init=False)
+    pdd: Histogram = field(init=False)
+    srd: Histogram = field(init=False)
+    duration: Histogram = field(init=False)
     _series: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _listeners: list[tuple[str, Any, list[int]]] = field(default_factory=list)
@@ -80,6 +92,18 @@ class Metrics:
         self.latency = Histogram("pbx_codes_annotation_latency_seconds",
                                  "From the PBX's hangup time to the annotation reaching the sinks",
                                  ["pbx"], buckets=LATENCY_BUCKETS, registry=r)
+        # Trunk quality: one count per seizure with its outcome class, whether the class counts for NER, and its
+        # RFC 6076 response bucket (200, effective, ineffective, redirect, other), so PromQL computes ASR, NER,
+        # SER, SEER and ISA over any window (see prometheus/pbx-codes.rules.yml).
+        self.seizures = Counter("pbx_codes_trunk_seizures", "Outbound attempts on a trunk by outcome class",
+                                ["pbx", "trunk", "class", "ner", "response"], registry=r)
+        self.pdd = Histogram("pbx_codes_trunk_pdd_seconds", "Post-dial delay: dial to first ringing or progress",
+                             ["pbx", "trunk"], buckets=DELAY_BUCKETS, registry=r)
+        self.srd = Histogram("pbx_codes_trunk_srd_seconds",
+                             "Session request delay (RFC 6076): INVITE to first non-100 provisional or final response",
+                             ["pbx", "trunk"], buckets=DELAY_BUCKETS, registry=r)
+        self.duration = Histogram("pbx_codes_trunk_call_duration_seconds", "Answered seizures: answer to end",
+                                  ["pbx", "trunk"], buckets=DURATION_BUCKETS, registry=r)
 
     def _bounded(self, metric: str, labels: tuple[str, ...], code_index: int) -> tuple[str, ...]:
         """The labels as given while the metric's series count is under the bound; past it a new code is `other`."""
@@ -104,6 +128,22 @@ class Metrics:
         if obs.timestamp is not None:
             now = time.time() if now is None else now
             self.latency.labels(pbx).observe(max(0.0, now - obs.timestamp))
+        if obs.attempt is not None and obs.trunk:
+            self.observe_seizure(annotation, pbx, trunk)
+
+    def observe_seizure(self, annotation: Annotation, pbx: str, trunk: str) -> None:
+        """Count one seizure (an attempt on a trunk) in the quality counters and its delays in the histograms."""
+        leg = leg_from_annotation(annotation)
+        table = self.quality
+        cls = table.classify(leg.category)
+        answered = leg.answered
+        labels = self._bounded("seizures", (pbx, trunk, cls.name, "yes" if cls.ner else "no",
+                                            "200" if answered else table.response(leg.sip)), 1)
+        self.seizures.labels(*labels).inc()
+        pbx, trunk = labels[0], labels[1]
+        for histogram, value in ((self.pdd, leg.pdd()), (self.srd, leg.srd()), (self.duration, leg.duration())):
+            if value is not None:
+                histogram.labels(pbx, trunk).observe(value)
 
     def listener_state(self, pbx: str, connected: bool) -> None:
         """For the listeners: their connection went up or down."""
@@ -160,9 +200,9 @@ class Metrics:
             self._bus.unsubscribe(self._sub)
 
 
-async def run_metrics(bus: AnnotationBus) -> Metrics:
+async def run_metrics(bus: AnnotationBus, quality: ClassTable | None = None) -> Metrics:
     """What `serve` calls: a registry of this program's metrics, counting the bus. Close with `await close()`."""
-    metrics = Metrics()
+    metrics = Metrics(quality=quality) if quality is not None else Metrics()
     metrics.watch_bus(bus)
     metrics.start(bus)
     return metrics
