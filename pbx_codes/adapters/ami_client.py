@@ -6,9 +6,12 @@ clock and the errors. Why each piece exists:
 - Actions are answered by ``ActionID``: every action gets a fresh id and a future; a response completes it.
 - A half-open TCP connection (the PBX rebooted, a firewall forgot us) looks like a quiet server. A ``Ping`` every
   `ping_interval` seconds with no answer within `ping_timeout` drops the connection and reconnects.
-- Reconnects back off exponentially with jitter, so a fleet of listeners does not hammer a restarting Asterisk.
-  Events sent while disconnected are lost: the window is logged so a gap in the data can be explained.
-- A refused login is a configuration error, not a network one: `run` raises `AmiAuthError` instead of retrying.
+- Reconnects follow `pbx_codes.adapters.reconnect`: a short probe period while Asterisk refuses connections (back
+  within about a second of it listening again), at least `refused_backoff` after a refused login, a growing wait
+  for a server that accepts the login and then breaks. Events sent while disconnected are lost: the window is
+  logged so a gap in the data can be explained.
+- A refused login never ends `run`: the FastAGI server and everything else keep working, the state (``refused``)
+  is logged once and shown in /metrics and the console, and the login is tried again, patiently.
 """
 from __future__ import annotations
 
@@ -18,10 +21,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
+from pbx_codes import status as states
+from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.protocols import ProtocolError
 from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
+from pbx_codes.status import PartStatus, describe_error
 from pbx_codes.timeouts import within
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,10 @@ class AmiAuthError(AmiError):
 
 class AmiNotConnected(AmiError):
     """An action was sent while no connection is up (or it dropped before the answer)."""
+
+
+class AmiUnreachable(AmiError):
+    """No TCP connection to the AMI port (refused, timed out, no route)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,14 @@ class AmiSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     jitter: float = 0.2  # +/- fraction of each backoff delay
+    probe_interval: float = 0.5  # between connect attempts while Asterisk refuses connections
+    refused_backoff: float = 60.0  # at least this long after a refused login
     read_size: int = 65536
+
+    @property
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(initial=self.backoff_initial, maximum=self.backoff_max, jitter=self.jitter,
+                             probe_interval=self.probe_interval, refused_minimum=self.refused_backoff)
 
 
 def filters_for(events: Iterable[str]) -> tuple[str, ...]:
@@ -68,8 +85,10 @@ class AmiClient:
     """One AMI connection, kept up by `run` until `close`. `on_event` is called for each decoded event."""
 
     def __init__(self, settings: AmiSettings, secret: str, on_event: Callable[[Event], None], *,
-                 on_connected: Callable[[], None] | None = None, rng: random.Random | None = None) -> None:
+                 on_connected: Callable[[], None] | None = None, rng: random.Random | None = None,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.settings = settings
+        self._sleep = sleep
         self._secret = secret
         self._on_event = on_event
         self._on_connected = on_connected
@@ -84,32 +103,45 @@ class AmiClient:
         self.disconnected_at: float | None = None
         self.missed_windows: list[tuple[float, float]] = []  # (wall-clock start, end) of each gap
         self.banner: str | None = None
+        self.status = PartStatus(f"AMI {settings.host}:{settings.port}", logger=log)
+        self._healthy = False  # this session carried well-formed traffic after the login
 
     def __repr__(self) -> str:  # the secret must never show up in a log line or a traceback
         return f"AmiClient({self.settings.host}:{self.settings.port}, user={self.settings.username!r})"
 
     # -- public -------------------------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Connect and serve until `close`; reconnect with backoff on any failure except a refused login."""
-        failures = 0
+        """Connect and serve until `close`, reconnecting after any failure (a refused login included)."""
+        backoff = Backoff(self.settings.backoff, self._rng)
+        s = self.settings
         while not self._closing:
-            logged_in_before = self.connections
+            self._healthy = False
+            connections_before = self.connections
             try:
                 await self._session()
-            except AmiAuthError:
-                raise
+            except AmiAuthError as exc:
+                ending, reason = Ending.REFUSED, str(exc)
+                self.status.refusals += 1
+            except AmiUnreachable as exc:
+                ending, reason = Ending.UNREACHABLE, str(exc)
             except (OSError, asyncio.TimeoutError, ProtocolError, AmiError, EOFError) as exc:
-                log.warning("AMI %s:%s: %s", self.settings.host, self.settings.port, exc or type(exc).__name__)
+                healthy = self._healthy and not isinstance(exc, ProtocolError)
+                ending, reason = (Ending.ENDED if healthy else Ending.FAILED), describe_error(exc)
+            except Exception as exc:  # a bug must not end the listener: say so, back off, try again
+                log.exception("AMI %s:%s: session failed", s.host, s.port)
+                ending, reason = Ending.FAILED, describe_error(exc)
             finally:
                 self._drop()
             if self._closing:
                 break
-            if self.connections > logged_in_before:
-                failures = 0  # a session that logged in resets the backoff: this is a fresh outage
-            delay = self._backoff(failures)
-            failures += 1
-            log.info("AMI reconnect to %s:%s in %.2fs", self.settings.host, self.settings.port, delay)
-            await asyncio.sleep(delay)
+            delay = backoff.after(ending)
+            if ending is not Ending.ENDED:
+                self.status.failures += 1
+            lost = " (connection lost)" if self.connections > connections_before else ""
+            state = {Ending.REFUSED: states.REFUSED, Ending.FAILED: states.FAILING}.get(ending, states.UNREACHABLE)
+            self.status.set(state, f"{reason}{lost}; next try in {delay:.1f} s")
+            log.debug("AMI reconnect to %s:%s in %.2fs (%s)", s.host, s.port, delay, reason)
+            await self._sleep(delay)
 
     async def send_action(self, name: str, /, timeout: float | None = None, **headers: object) -> Response:
         """Send one action and return its response (raises `AmiNotConnected`, or TimeoutError on no answer)."""
@@ -138,26 +170,26 @@ class AmiClient:
         self._drop()
 
     # -- internals ----------------------------------------------------------------------------------------------
-    def _backoff(self, failures: int) -> float:
-        s = self.settings
-        base = min(s.backoff_max, s.backoff_initial * (2 ** min(failures, 30)))
-        return max(0.0, base * (1.0 + s.jitter * self._rng.uniform(-1.0, 1.0)))
-
     async def _session(self) -> None:
         s = self.settings
         self.attempts += 1
-        reader, writer = await within(asyncio.open_connection(s.host, s.port), s.connect_timeout)
+        try:
+            reader, writer = await within(asyncio.open_connection(s.host, s.port), s.connect_timeout)
+        except TimeoutError:
+            raise AmiUnreachable(f"no TCP connection within {s.connect_timeout:g} s") from None
+        except OSError as exc:
+            raise AmiUnreachable(describe_error(exc, "connect")) from None
         self._writer = writer
         parser = AmiParser(s.wanted_events)
         reader_task = asyncio.ensure_future(self._read(reader, parser))
         try:
             login = await self._await_or_reader(self.send_action(
-                "Login", Username=s.username, Secret=self._secret, Events=s.events), reader_task)
+                "Login", Username=s.username, Secret=self._secret, Events=s.events), reader_task, "Login")
             if not login.ok:
                 raise AmiAuthError(f"AMI login as {s.username!r} refused: {login.message or login.status}")
             for expression in s.filters:
                 answer = await self._await_or_reader(
-                    self.send_action("Filter", Operation="Add", Filter=expression), reader_task)
+                    self.send_action("Filter", Operation="Add", Filter=expression), reader_task, "Filter")
                 if not answer.ok:
                     log.warning("AMI filter %r refused: %s", expression, answer.message)
             self.connections += 1
@@ -167,7 +199,7 @@ class AmiClient:
                 log.warning("AMI events from %s to %s (%.1fs) were missed while disconnected",
                             _stamp(self.disconnected_at), _stamp(now), now - self.disconnected_at)
                 self.disconnected_at = None
-            log.info("AMI connected to %s:%s as %r", s.host, s.port, s.username)
+            self.status.set(states.UP, f"logged in as {s.username!r}")
             self.connected.set()
             if self._on_connected is not None:
                 self._on_connected()
@@ -185,13 +217,16 @@ class AmiClient:
                 self.disconnected_at = time.time()
             self.connected.clear()
 
-    async def _await_or_reader(self, action: "asyncio.Future[Response] | object", reader_task: asyncio.Task[None]
-                               ) -> Response:
+    async def _await_or_reader(self, action: "asyncio.Future[Response] | object", reader_task: asyncio.Task[None],
+                               name: str = "action") -> Response:
         """Await an action's answer, but fail at once if the reader ended (connection closed, protocol error)."""
         task = asyncio.ensure_future(action)  # type: ignore[arg-type]
         done, _ = await asyncio.wait({task, reader_task}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
-            return task.result()
+            try:
+                return task.result()
+            except TimeoutError:
+                raise AmiError(f"no answer to {name} within {self.settings.action_timeout:g} s") from None
         task.cancel()
         reader_task.result()
         raise EOFError("AMI connection closed during login")
@@ -203,6 +238,8 @@ class AmiClient:
             if not data:
                 return
             for message in parser.feed(data):
+                if isinstance(message, Event) or self.connected.is_set():
+                    self._healthy = True  # well-formed traffic after the login (events only come after it)
                 if isinstance(message, Event):
                     try:
                         self._on_event(message)
@@ -238,4 +275,5 @@ def _stamp(wall: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
 
 
-__all__ = ["AmiAuthError", "AmiClient", "AmiError", "AmiNotConnected", "AmiSettings", "filters_for"]
+__all__ = ["AmiAuthError", "AmiClient", "AmiError", "AmiNotConnected", "AmiSettings", "AmiUnreachable",
+           "filters_for"]

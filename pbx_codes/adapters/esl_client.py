@@ -2,8 +2,10 @@
 
 Thin by design: bytes go through `pbx_codes.protocols.esl.EslParser`, commands through `build_command`. What this
 layer adds is time and failure:
-- reconnect with exponential backoff and jitter; a wrong password backs off for `auth_failure_backoff` seconds at
-  least (a tight loop would only fill FreeSWITCH's log), and is reported once per attempt as an error;
+- reconnect by `pbx_codes.adapters.reconnect`: a short probe period while FreeSWITCH refuses connections (back
+  within about a second of it listening again, however long it was down); a wrong password backs off for
+  `auth_failure_backoff` seconds at least (a tight loop would only fill FreeSWITCH's log); a server that accepts
+  the password and then breaks backs off longer each time. Each change of state is logged once, with its reason;
 - a watchdog: no frame at all for `heartbeat_timeout` seconds (FreeSWITCH sends HEARTBEAT every 20 s) means the
   connection is dead even if TCP has not noticed; the client drops it and reconnects;
 - every disconnect logs the window during which events may have been missed, so an operator knows which CDRs to
@@ -23,10 +25,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from pbx_codes import status as states
+from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
 )
 from pbx_codes.adapters.secrets import read_secret
+from pbx_codes.status import PartStatus, describe_error
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.esl")
@@ -41,6 +46,10 @@ class EslAuthError(ConnectionError):
 
 class EslConnectionLost(ConnectionError):
     """The connection ended (EOF, watchdog, protocol error) while a command was waiting."""
+
+
+class EslUnreachable(ConnectionError):
+    """No TCP connection to the event socket (refused, timed out, no route)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +67,17 @@ class EslClientConfig:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     auth_failure_backoff: float = 60.0
+    probe_interval: float = 0.5  # between connect attempts while FreeSWITCH refuses connections
+    jitter: float = 0.2
     read_size: int = 65536
     # Events to decode and hand to on_event (None: all). Others are skipped unread by the parser; BACKGROUND_JOB
     # is always added, since bgapi waits for it.
     wanted_events: frozenset[str] | None = None
+
+    @property
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(initial=self.reconnect_min, maximum=self.reconnect_max, jitter=self.jitter,
+                             probe_interval=self.probe_interval, refused_minimum=self.auth_failure_backoff)
 
 
 EventHandler = Callable[[Event], "Awaitable[None] | None"]
@@ -86,44 +102,57 @@ class EslClient:
         self.connections = 0
         self.last_frame_at: float | None = None
         self.last_error: BaseException | None = None
+        self.attempts = 0
+        self.status = PartStatus(f"ESL {config.host}:{config.port}", logger=log)
+        self._tcp = False  # this attempt got a TCP connection
+        self._healthy = False  # this session carried a well-formed frame after the subscription
 
     # --- public API -------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect and serve forever, reconnecting with backoff. Cancel the task to stop."""
-        attempt = 0
+        """Connect and serve forever, reconnecting (see the module's docstring). Cancel the task to stop."""
+        backoff = Backoff(self.config.backoff, self._rng)
+        cfg = self.config
         lost_at: float | None = None
         while True:
+            self._tcp = self._healthy = False
             try:
                 await self._session(lost_at)
-                attempt = 0
                 err: BaseException = EslConnectionLost("connection closed by FreeSWITCH")
             except asyncio.CancelledError:
                 raise
-            except EslAuthError as exc:
+            except (EslAuthError, EslUnreachable, OSError, ProtocolError, EslConnectionLost, asyncio.TimeoutError,
+                    asyncio.IncompleteReadError) as exc:
                 err = exc
-            except (OSError, ProtocolError, EslConnectionLost, asyncio.TimeoutError, asyncio.IncompleteReadError) \
-                    as exc:
+            except Exception as exc:  # a bug must not end the listener: say so, back off, try again
+                log.exception("ESL %s:%s: session failed", cfg.host, cfg.port)
                 err = exc
             self.last_error = err
             was_connected = self.connected.is_set()
             self.connected.clear()
-            self._fail_pending(EslConnectionLost(str(err) or type(err).__name__))
+            self._fail_pending(EslConnectionLost(describe_error(err)))
             if was_connected or lost_at is None:
                 lost_at = self.last_frame_at or self._clock()
-            if was_connected:
-                attempt = 0  # a session that got subscribed ends the last outage: this is a fresh one
             if isinstance(err, EslAuthError):
-                attempt = 0
-                delay = max(self.config.auth_failure_backoff, self._backoff(0))
-                log.error("ESL %s:%s refused the password (%s); not retrying for %.0f s: fix the secret",
-                          self.config.host, self.config.port, err, delay)
+                self.status.refusals += 1
+                ending, state = Ending.REFUSED, states.REFUSED
+            elif not self._tcp:
+                ending, state = Ending.UNREACHABLE, states.UNREACHABLE
+            elif self._healthy and not isinstance(err, ProtocolError):
+                ending, state = Ending.ENDED, states.UNREACHABLE
             else:
-                delay = self._backoff(attempt)
-                attempt += 1
-                log.warning("ESL %s:%s disconnected (%s: %s); events since %s are not being observed; "
-                            "reconnecting in %.1f s", self.config.host, self.config.port, type(err).__name__,
-                            err, _stamp(lost_at), delay)
+                ending, state = Ending.FAILED, states.FAILING
+            delay = backoff.after(ending)
+            if ending is not Ending.ENDED:
+                self.status.failures += 1
+            if ending is Ending.REFUSED:
+                reason = (f"FreeSWITCH refused the password ({describe_error(err)}); not retrying for {delay:.0f} s: "
+                          "fix the secret")
+            else:
+                reason = (f"disconnected ({describe_error(err)}); events since {_stamp(lost_at)} "
+                          f"are not being observed; reconnecting in {delay:.1f} s")
+            self.status.set(state, reason)
+            log.debug("ESL %s:%s: next attempt in %.2f s (%s)", cfg.host, cfg.port, delay, describe_error(err))
             await self._sleep(delay)
 
     async def api(self, *parts: str) -> ApiResponse:
@@ -159,7 +188,14 @@ class EslClient:
 
     async def _session(self, lost_at: float | None) -> None:
         cfg = self.config
-        reader, writer = await within(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
+        self.attempts += 1
+        try:
+            reader, writer = await within(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
+        except TimeoutError:
+            raise EslUnreachable(f"no TCP connection within {cfg.connect_timeout:g} s") from None
+        except OSError as exc:
+            raise EslUnreachable(describe_error(exc, "connect")) from None
+        self._tcp = True
         parser = EslParser(None if cfg.wanted_events is None else cfg.wanted_events | {"BACKGROUND_JOB"})
         self._writer = writer
         try:
@@ -174,17 +210,23 @@ class EslClient:
                     frames.extend(parser.feed(data))
                 return frames.popleft()
 
-            first = await within(next_frame(), cfg.connect_timeout)
+            async def expect(what: str) -> Any:
+                try:
+                    return await within(next_frame(), cfg.connect_timeout)
+                except TimeoutError:
+                    raise EslConnectionLost(f"no {what} within {cfg.connect_timeout:g} s") from None
+
+            first = await expect("auth/request")
             if not isinstance(first, AuthRequest):
                 raise ProtocolError(f"expected auth/request, got {type(first).__name__}")
             writer.write(build_command("auth", cfg.password))
-            reply = await within(next_frame(), cfg.connect_timeout)
+            reply = await expect("reply to auth")
             if not isinstance(reply, CommandReply):
                 raise ProtocolError(f"expected a reply to auth, got {type(reply).__name__}")
             if not reply.ok:
                 raise EslAuthError(reply.reply_text or "auth refused")
             writer.write(build_command("event", cfg.event_format, *cfg.events))
-            reply = await within(next_frame(), cfg.connect_timeout)
+            reply = await expect("reply to the event subscription")
             if not isinstance(reply, CommandReply) or not reply.ok:
                 raise ProtocolError(f"event subscription refused: {getattr(reply, 'reply_text', reply)!r}")
             self.connections += 1
@@ -192,14 +234,15 @@ class EslClient:
             if lost_at is not None:
                 log.warning("ESL %s:%s reconnected; events between %s and %s were missed", cfg.host, cfg.port,
                             _stamp(lost_at), _stamp(self._clock()))
-            else:
-                log.info("ESL %s:%s connected and subscribed (%s)", cfg.host, cfg.port, " ".join(cfg.events))
+            self.status.set(states.UP, f"subscribed ({' '.join(cfg.events)})")
             while True:
                 try:
                     frame = await next_frame()
                 except asyncio.TimeoutError:
                     raise EslConnectionLost(
                         f"watchdog: nothing from FreeSWITCH for {cfg.heartbeat_timeout:.0f} s") from None
+                if not isinstance(frame, DisconnectNotice):
+                    self._healthy = True  # a well-formed frame after the subscription: this server works
                 await self._dispatch(frame)
         finally:
             self._writer = None
@@ -255,11 +298,6 @@ class EslClient:
             if not fut.done():
                 fut.set_exception(exc)
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random, so many clients do not sync up."""
-        cap = min(self.config.reconnect_max, self.config.reconnect_min * (2 ** min(attempt, 30)))
-        return cap / 2 + self._rng.uniform(0, cap / 2)
-
 
 class EslCommandError(RuntimeError):
     """FreeSWITCH answered a command with -ERR."""
@@ -272,4 +310,4 @@ def _stamp(ts: float | None) -> str:
 
 
 __all__ = ["DEFAULT_EVENTS", "EslAuthError", "EslClient", "EslClientConfig", "EslCommandError",
-           "EslConnectionLost", "read_secret"]
+           "EslConnectionLost", "EslUnreachable", "read_secret"]

@@ -32,6 +32,12 @@ def api_response(text: str) -> bytes:
     return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body
 
 
+def heartbeat() -> bytes:
+    """A HEARTBEAT event as FreeSWITCH sends it every 20 s in JSON format (the fields a listener reads)."""
+    payload = json.dumps({"Event-Name": "HEARTBEAT", "Core-UUID": "6b5d8a2e-heartbeat", "Session-Count": "0"}).encode()
+    return b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(payload) + payload
+
+
 def background_job(job_uuid: str, body: str) -> bytes:
     payload = json.dumps({"Event-Name": "BACKGROUND_JOB", "Job-UUID": job_uuid, "Job-Command": "originate",
                           "_body": body}).encode()
@@ -53,11 +59,13 @@ class FakeFreeswitch:
         self.auth_attempts: list[str] = []
         self.commands: list[str] = []
         self.subscribed = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        """Listen on 127.0.0.1: a fresh port the first time, the same one again after `close` (a restart)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -66,8 +74,15 @@ class FakeFreeswitch:
         self._server.close()
         await self._server.wait_closed()
 
+    async def stop(self) -> None:
+        """FreeSWITCH goes down: stop listening (connects are refused) and drop every connection."""
+        for writer in self.writers:
+            writer.transport.abort()
+        await self.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.append(writer)
         try:
             writer.write(b"Content-Type: auth/request\n\n")
             if self.after_subscribe == "close_before_auth":
@@ -125,5 +140,5 @@ class FakeFreeswitch:
         # "silent", "interactive", "streams" past the last one: nothing until the client sends something
 
 
-__all__ = ["FIXTURES", "FakeFreeswitch", "PASSWORD", "api_response", "background_job", "recorded_events",
+__all__ = ["FIXTURES", "FakeFreeswitch", "PASSWORD", "api_response", "background_job", "heartbeat", "recorded_events",
            "reply"]

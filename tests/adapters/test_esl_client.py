@@ -93,7 +93,7 @@ async def test_reconnect_backoff_grows_exponentially_with_jitter():
     finally:
         await server.close()
     caps = [0.5, 1, 2, 4, 8]
-    assert all(cap / 2 <= d <= cap for d, cap in zip(sleep.delays, caps))
+    assert all(cap * 0.8 <= d <= cap * 1.2 for d, cap in zip(sleep.delays, caps))
     assert server.connections == 5
 
 
@@ -126,6 +126,8 @@ async def test_garbage_frame_drops_the_connection_and_reconnects():
         await server.close()
     assert isinstance(client.last_error, ProtocolError)
     assert server.connections == 2 and seen == []
+    assert sleep.delays[1] > sleep.delays[0] * 1.2  # accepted the password, then garbage: the wait grows
+    assert client.status.state == "failing"
 
 
 @pytest.mark.asyncio
@@ -258,8 +260,10 @@ def test_read_secret_drops_a_line_break_left_in_the_environment(monkeypatch: pyt
 
 
 @pytest.mark.asyncio
-async def test_backoff_starts_over_after_a_session_that_was_subscribed():
-    server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 4)  # subscribe, then the socket goes
+async def test_backoff_starts_over_after_a_session_that_carried_events():
+    from adapters.esl_test_server import heartbeat
+
+    server = FakeFreeswitch(after_subscribe="streams", streams=[heartbeat()] * 4)  # one heartbeat, then it goes
     port = await server.start()
     sleep = Recorder(stop_after=4)
     client = EslClient(config(port), sleep=sleep, rng=random.Random(7))
@@ -268,4 +272,71 @@ async def test_backoff_starts_over_after_a_session_that_was_subscribed():
     finally:
         await server.close()
     assert client.connections == 4
-    assert all(d <= 0.5 for d in sleep.delays)  # reconnect_min's cap each time, not 0.5, 1, 2, 4
+    assert all(d <= 0.5 * 1.2 for d in sleep.delays)  # reconnect_min each time, not 0.5, 1, 2, 4
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_accepts_the_password_then_closes_at_once_gets_a_growing_backoff():
+    server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 5)  # subscribed, then the socket goes
+    port = await server.start()
+    sleep = Recorder(stop_after=5)
+    client = EslClient(config(port, jitter=0.0), sleep=sleep)
+    try:
+        await run_until(client, sleep.done)
+    finally:
+        await server.close()
+    assert client.connections == 5
+    assert sleep.delays == [0.5, 1, 2, 4, 8]
+
+
+@pytest.mark.asyncio
+async def test_while_freeswitch_refuses_connections_it_is_probed_on_a_short_period_however_long_the_outage():
+    server = FakeFreeswitch()
+    port = await server.start()
+    await server.close()
+    sleep = Recorder(stop_after=20)  # 20 refused connects: the old backoff would be at its 30 s ceiling
+    client = EslClient(config(port, reconnect_max=30, probe_interval=0.5), sleep=sleep, rng=random.Random(3))
+    await run_until(client, sleep.done)
+    assert client.attempts == 20 and server.connections == 0
+    assert max(sleep.delays) <= 0.5 * 1.2
+    assert client.status.state == "unreachable" and "connect" in client.status.reason
+
+
+@pytest.mark.asyncio
+async def test_after_an_outage_the_client_is_back_as_soon_as_freeswitch_listens_again():
+    from support.waiting import wait_until
+
+    server = FakeFreeswitch(after_subscribe="silent")
+    port = await server.start()
+    client = EslClient(config(port, reconnect_min=0.01, reconnect_max=30, probe_interval=0.01))
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_until(lambda: client.connections == 1)
+        await server.stop()
+        attempts = client.attempts
+        await wait_until(lambda: client.attempts >= attempts + 30)  # a long outage, many refused connects
+        assert client.status.state == "unreachable"
+        await server.start()
+        await wait_until(lambda: client.connections == 2)
+        assert client.status.state == "up"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture):
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the connection, never sends auth/request
+
+    mute_server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    sleep = Recorder(stop_after=1)
+    client = EslClient(config(mute_server.sockets[0].getsockname()[1], connect_timeout=0.05), sleep=sleep)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pbx_codes.esl"):
+            await run_until(client, sleep.done)
+    finally:
+        mute_server.close()
+    assert "no auth/request within 0.05 s" in client.status.reason
+    assert "no auth/request within 0.05 s" in caplog.text
