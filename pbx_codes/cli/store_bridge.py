@@ -31,4 +31,5 @@ def record_annotations(url: str, annotations: Sequence[Annotation]) -> int:
     try:
         return asyncio.run(_record(url, annotations))
     except (OSError, ValueError) as exc:
-        raise CliError(f"store {url}: {exc}") from None
+        from pbx_codes.store.dsn import redact, safe_url
+        raise CliError(f"store {safe_url(url)}: {redact(str(exc), url)}") from None

@@ -131,10 +131,15 @@ class Store:
         self.settings = settings
         self.writer = BatchWriter(backend, journal=journal, batch_size=settings.batch_size,
                                   flush_interval=settings.flush_ms / 1000, max_pending=settings.max_pending,
-                                  retry_max=settings.retry_max)
+                                  retry_max=settings.retry_max, explain=self.explain)
         self._tasks: list[asyncio.Task[Any]] = []
         self._bus: AnnotationBus | None = None
         self._sub: Subscription | None = None
+
+    def explain(self, exc: BaseException) -> str:
+        """A database error as one line for a log or a message: the one place it is redacted (no password piece,
+        however the URL spells it)."""
+        return safe_error(exc, self.settings.url)
 
     @property
     def dialect(self) -> Dialect:
@@ -241,7 +246,7 @@ class Store:
             try:
                 await self.purge()
             except Exception as exc:  # the database may be away; the next round tries again
-                log.warning("store: retention failed: %s", exc)
+                log.warning("store: retention failed: %s", self.explain(exc))
             await asyncio.sleep(self.settings.retention_interval)
 
     # -- the console's queries -------------------------------------------------------------------------------------
@@ -299,8 +304,9 @@ async def open_store(url: str, section: Mapping[str, Any] | None = None) -> Stor
     except Exception as exc:
         if not backend.is_transient(exc):  # the database answered "no" (not a database, no rights): say so once
             await backend.close()
-            raise StoreConfigError(f"store {backend.describe()}: {safe_error(exc, settings.url)}") from None
-        log.warning("store %s not reachable at start (%s); writing will be retried", backend.describe(), exc)
+            raise StoreConfigError(f"store {backend.describe()}: {store.explain(exc)}") from None
+        log.warning("store %s not reachable at start (%s); writing will be retried", backend.describe(),
+                    store.explain(exc))
     return store
 
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from pbx_codes.store.journal import Journal
 from pbx_codes.store.schema import prepare_row
@@ -26,6 +26,11 @@ class WritableBackend(Protocol):
     def is_transient(self, exc: BaseException) -> bool: ...
 
     def describe(self) -> str: ...
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -49,8 +54,10 @@ class BatchWriter:
 
     def __init__(self, backend: WritableBackend, *, journal: Journal | None, batch_size: int = 500,
                  flush_interval: float = 0.2, max_pending: int = 50_000, retry_initial: float = 0.05,
-                 retry_max: float = 5.0) -> None:
+                 retry_max: float = 5.0, explain: Callable[[BaseException], str] | None = None) -> None:
         self.backend = backend
+        # Every database error reaches the log through this: the store passes its URL's redactor.
+        self.explain = explain or _first_line
         self.journal = journal
         self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
@@ -162,7 +169,7 @@ class BatchWriter:
                         kept = f"; kept in {self.journal.rejected_path}"
                     except OSError:
                         pass
-                log.error("store: row %s rejected by the database: %s%s", rows[0].get("rid"), exc, kept)
+                log.error("store: row %s rejected by the database: %s%s", rows[0].get("rid"), self.explain(exc), kept)
                 return
             middle = len(rows) // 2
             await self._insert(rows[:middle])
@@ -192,7 +199,7 @@ class BatchWriter:
             self.stats.available = False
             self.stats.outage_since = time.time()
             log.warning("store %s unavailable (%s); keeping rows in memory (up to %d), then in %s",
-                        self.backend.describe(), exc, self.max_pending,
+                        self.backend.describe(), self.explain(exc), self.max_pending,
                         self.journal.path if self.journal else "nowhere")
 
     def _available(self) -> None:

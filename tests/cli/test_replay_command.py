@@ -63,3 +63,11 @@ def test_replay_store_records_what_it_printed(capsys, tmp_path: Path) -> None:
         table = "hangups"
         stored = conn.execute(f"select code, category from {table}").fetchall()
     assert stored == [("409", "billing")]
+
+
+def test_a_store_url_that_cannot_be_read_is_one_line_without_its_password(capsys) -> None:
+    url = "postgresql://pbx:pa#ss%zz@127.0.0.1/cdr"      # libpq refuses the escape; "#" fooled urllib's reading
+    code, _, err = run(capsys, "replay", "--pbx", "asterisk", str(FIXTURES / "asterisk" / "money409.ami.txt"),
+                       "--catalog", "lifecell", "--json", "--store", url)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "pa#ss" not in err and "#ss" not in err and "ss%zz" not in err
