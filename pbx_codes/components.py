@@ -32,7 +32,7 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
     app.closers.append(app.metrics.close)
     if cfg.alerts:
         from pbx_codes.sinks.alerts import run_alerts
-        app.alerts = await run_alerts(list(cfg.alerts), app.bus)
+        app.alerts = await run_alerts(list(cfg.alerts), app.bus, quality=quality)
         app.closers.append(app.alerts.close)
     if cfg.console is not None or console is not None or app.store is not None:
         from pbx_codes.console.server import start_console

@@ -7,6 +7,11 @@ Two kinds of rule:
     {trunk = "*", category = "billing", count_at_least = 1, window = 60}
         fires, per trunk, as soon as one `billing` hangup is in the last minute.
 
+    {trunk = "*", measure = "ner", below = 0.9, window = 900, min_calls = 20}
+        fires when a trunk's NER over the last 15 minutes is below 90 %, out of at least 20 seizures; the trunk
+        quality measures (`pbx_codes.quality`) are `asr`, `ner`, `ser`, `seer`, `isa` (shares), `pdd_p50_ms`,
+        `pdd_p95_ms`, `srd_p95_ms` and `acd_s`, each with `above` or `below`; only seizures count for them.
+
 `trunk = "*"` watches every trunk separately; `category = "*"` counts every failure (not ok, not pending). No alert
 storm: a fired alert clears only once the value is below a lower threshold (`clear_below`, default 0.8 x the firing
 one) and it has been fired for `hold` seconds, so a rate hovering at the threshold fires once. Windows advance on the
@@ -16,6 +21,7 @@ Events go to registered callbacks (the console), to the log, and to a webhook wh
 from __future__ import annotations
 
 import asyncio
+import bisect
 import inspect
 import json
 import logging
@@ -27,6 +33,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from pbx_codes.model import Annotation, Category
+from pbx_codes.quality.classes import ClassTable, load_table
+from pbx_codes.quality.legs import leg_from_annotation
+from pbx_codes.quality.measures import percentile
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 
 log = logging.getLogger("pbx_codes.alerts")
@@ -35,7 +44,13 @@ SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
 ANY = "*"
 _CATEGORIES = frozenset(c.value for c in Category)
 _KEYS = frozenset({"name", "trunk", "category", "catalog", "pbx", "above", "count_at_least", "window", "min_calls",
-                   "clear_below", "hold", "webhook"})
+                   "clear_below", "hold", "webhook", "measure", "below", "clear_above"})
+#: Trunk quality measures an alert may watch: shares (0..1) and values (milliseconds, seconds).
+RATIO_MEASURES = ("asr", "ner", "ser", "seer", "isa")
+VALUE_MEASURES = ("pdd_p50_ms", "pdd_p95_ms", "srd_p95_ms", "acd_s")
+MEASURES = RATIO_MEASURES + VALUE_MEASURES
+_MEASURE_NAMES = {"asr": "ASR", "ner": "NER", "ser": "SER", "seer": "SEER", "isa": "ISA", "pdd_p50_ms": "PDD p50",
+                  "pdd_p95_ms": "PDD p95", "srd_p95_ms": "SRD p95", "acd_s": "ACD"}
 
 
 class AlertConfigError(ValueError):
@@ -58,13 +73,25 @@ class AlertRule:
     clear_below: float | None = None
     hold: float = 60.0
     webhook: str | None = None
+    #: A trunk quality measure (see MEASURES) instead of a category; with `above` or `below`.
+    measure: str | None = None
+    below: float | None = None
+    clear_above: float | None = None
 
     @property
     def threshold(self) -> float:
+        if self.below is not None:
+            return float(self.below)
         return float(self.above if self.above is not None else self.count_at_least or 0)
 
     @property
     def clear_threshold(self) -> float:
+        if self.below is not None:  # a measure that must stay high clears once clearly above the threshold again
+            if self.clear_above is not None:
+                return self.clear_above
+            if self.measure in RATIO_MEASURES:
+                return self.below + 0.2 * (1.0 - self.below)
+            return 1.25 * self.below
         return self.clear_below if self.clear_below is not None else 0.8 * self.threshold
 
     def scope(self, annotation: Annotation) -> str | None:
@@ -99,6 +126,11 @@ def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
     for key in ("name", "trunk", "category", "catalog", "pbx", "webhook"):
         if key in raw and not isinstance(raw[key], str):
             raise AlertConfigError(f"{where}: {key} must be a string")
+    if "measure" in raw:
+        return _parse_measure_rule(raw, where)
+    if "below" in raw or "clear_above" in raw:
+        raise AlertConfigError(f"{where}: below and clear_above are for a measure (give measure = one of "
+                               f"{list(MEASURES)})")
     category = raw.get("category", ANY)
     if category != ANY and category not in _CATEGORIES:
         raise AlertConfigError(f"{where}: category {category!r} is not one of {sorted(_CATEGORIES)} or '*'")
@@ -132,6 +164,52 @@ def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
     return AlertRule(name=name, trunk=trunk, category=category, catalog=raw.get("catalog", ANY),
                      pbx=raw.get("pbx", ANY), above=above, count_at_least=count, window=window, min_calls=min_calls,
                      clear_below=clear_below, hold=hold, webhook=webhook)
+
+
+def _parse_measure_rule(raw: Mapping[str, Any], where: str) -> AlertRule:
+    """A rule over a trunk quality measure: `measure` with exactly one of `above` and `below`."""
+    measure = raw["measure"]
+    if measure not in MEASURES:
+        raise AlertConfigError(f"{where}: measure {measure!r} is not one of {list(MEASURES)}")
+    for key in ("category", "count_at_least"):
+        if key in raw:
+            raise AlertConfigError(f"{where}: {key} does not go with measure (a measure rule counts seizures)")
+    if ("above" in raw) == ("below" in raw):
+        raise AlertConfigError(f"{where}: give exactly one of above and below for measure {measure!r}")
+    key = "above" if "above" in raw else "below"
+    threshold = float(_number(where, key, raw[key]))
+    if measure in RATIO_MEASURES and not 0 <= threshold <= 1:
+        raise AlertConfigError(f"{where}: {measure} is a share, 0 <= {key} <= 1, got {threshold}")
+    if threshold < 0:
+        raise AlertConfigError(f"{where}: {key} must not be negative")
+    window = float(_number(where, "window", raw.get("window", 300)))
+    hold = float(_number(where, "hold", raw.get("hold", 60)))
+    min_calls = int(_number(where, "min_calls", raw.get("min_calls", 1), integer=True))
+    if window <= 0 or hold < 0 or min_calls < 1:
+        raise AlertConfigError(f"{where}: window must be > 0, hold >= 0 and min_calls >= 1")
+    clear_below = clear_above = None
+    if key == "above" and "clear_below" in raw:
+        clear_below = float(_number(where, "clear_below", raw["clear_below"]))
+        if clear_below > threshold:
+            raise AlertConfigError(f"{where}: clear_below must not exceed the firing threshold {threshold}")
+    elif key == "below" and "clear_above" in raw:
+        clear_above = float(_number(where, "clear_above", raw["clear_above"]))
+        if clear_above < threshold:
+            raise AlertConfigError(f"{where}: clear_above must not be under the firing threshold {threshold}")
+    elif "clear_below" in raw or "clear_above" in raw:
+        raise AlertConfigError(f"{where}: clear_below goes with above, clear_above with below")
+    for text_key in ("name", "trunk", "catalog", "pbx", "webhook"):
+        if text_key in raw and not isinstance(raw[text_key], str):
+            raise AlertConfigError(f"{where}: {text_key} must be a string")
+    webhook = raw.get("webhook")
+    if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
+        raise AlertConfigError(f"{where}: webhook must be an http:// or https:// URL")
+    trunk = raw.get("trunk", ANY)
+    name = raw.get("name") or f"{_MEASURE_NAMES[measure]} on {trunk if trunk != ANY else 'any trunk'}"
+    return AlertRule(name=name, trunk=trunk, category=ANY, catalog=raw.get("catalog", ANY), pbx=raw.get("pbx", ANY),
+                     above=threshold if key == "above" else None, below=threshold if key == "below" else None,
+                     window=window, min_calls=min_calls, clear_below=clear_below, clear_above=clear_above, hold=hold,
+                     webhook=webhook, measure=measure)
 
 
 def parse_rules(tables: Iterable[Mapping[str, Any]]) -> tuple[AlertRule, ...]:
@@ -182,6 +260,69 @@ class _Window:
             self.hits -= hit
 
 
+@dataclass(slots=True)
+class _MeasureWindow:
+    """One measure rule's sliding window over one trunk's seizures: running share totals, and the timed values kept
+    sorted so a percentile costs one index."""
+
+    events: deque[tuple[float, int, int, float | None]] = field(default_factory=deque)
+    calls: int = 0  # seizures in the window
+    hits: int = 0  # the share's numerator
+    base: int = 0  # the share's denominator (SER/SEER leave redirected seizures out)
+    values: list[float] = field(default_factory=list)
+    total: float = 0.0
+    active: bool = False
+    since: float = 0.0
+
+    def push(self, now: float, hit: int, base: int, value: float | None) -> None:
+        self.events.append((now, hit, base, value))
+        self.calls += 1
+        self.hits += hit
+        self.base += base
+        if value is not None:
+            bisect.insort(self.values, value)
+            self.total += value
+
+    def evict(self, now: float, window: float) -> None:
+        events = self.events
+        while events and events[0][0] <= now - window:
+            _, hit, base, value = events.popleft()
+            self.calls -= 1
+            self.hits -= hit
+            self.base -= base
+            if value is not None:
+                del self.values[bisect.bisect_left(self.values, value)]
+                self.total -= value
+
+    def value(self, measure: str) -> float | None:
+        if measure in RATIO_MEASURES:
+            return self.hits / self.base if self.base else None
+        if not self.values:
+            return None
+        if measure == "acd_s":
+            return self.total / len(self.values)
+        return percentile(self.values, 50 if measure == "pdd_p50_ms" else 95)
+
+
+def _contribution(table: ClassTable, measure: str, leg: Any) -> tuple[int, int, float | None]:
+    """What one seizure adds to a measure: (numerator, denominator, timed value)."""
+    if measure == "asr":
+        return int(leg.answered), 1, None
+    if measure == "ner":
+        return int(table.classify(leg.category).ner), 1, None
+    response = "200" if leg.answered else table.response(leg.sip)
+    if measure in ("ser", "seer"):
+        if response == "redirect":
+            return 0, 0, None
+        return int(response == "200" or (measure == "seer" and response == "effective")), 1, None
+    if measure == "isa":
+        return int(response == "ineffective"), 1, None
+    seconds = leg.pdd() if measure.startswith("pdd") else leg.srd() if measure.startswith("srd") else leg.duration()
+    if seconds is None:
+        return 0, 0, None
+    return 0, 0, seconds * 1000.0 if measure.endswith("_ms") else seconds
+
+
 Callback = Callable[[AlertEvent], Any]
 
 
@@ -199,10 +340,12 @@ class AlertEngine:
     """Evaluates the rules; `add_listener` registers a callback (sync or async) for every fired/cleared event."""
 
     def __init__(self, rules: Sequence[AlertRule], *, webhook: str | None = None,
-                 clock: Callable[[], float] = time.time, tick: float = 5.0, webhook_timeout: float = 5.0) -> None:
+                 clock: Callable[[], float] = time.time, tick: float = 5.0, webhook_timeout: float = 5.0,
+                 quality: ClassTable | None = None) -> None:
         if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
             raise AlertConfigError("alerts webhook must be an http:// or https:// URL")
         self.rules = tuple(rules)
+        self.quality = quality if quality is not None else load_table()
         self.webhook = webhook
         self.clock = clock
         self.tick = tick
@@ -210,7 +353,7 @@ class AlertEngine:
         self.listeners: list[Callback] = []
         self.history: deque[AlertEvent] = deque(maxlen=200)
         self.webhook_failures = 0
-        self._windows: dict[tuple[int, str], _Window] = {}
+        self._windows: dict[tuple[int, str], Any] = {}  # _Window, or _MeasureWindow for a measure rule
         self._pending: set[asyncio.Task[Any]] = set()
         self._webhook_order = asyncio.Lock()  # FIFO: a receiver never sees `cleared` before its `fired`
         self._tasks: list[asyncio.Task[Any]] = []
@@ -228,12 +371,21 @@ class AlertEngine:
         """Count one annotation in every rule that watches its trunk, and fire or clear what changed."""
         now = self.clock() if now is None else now
         events = []
+        leg = None
         for index, rule in enumerate(self.rules):
             trunk = rule.scope(annotation)
             if trunk is None:
                 continue
-            window = self._windows.setdefault((index, trunk), _Window())
-            window.push(now, rule.hit(annotation))
+            if rule.measure is not None:
+                leg = leg or leg_from_annotation(annotation)
+                if not leg.seizure:  # the caller's own leg is no attempt on the trunk
+                    continue
+                measured = self._windows.setdefault((index, trunk), _MeasureWindow())
+                measured.push(now, *_contribution(self.quality, rule.measure, leg))
+                window = measured
+            else:
+                window = self._windows.setdefault((index, trunk), _Window())
+                window.push(now, rule.hit(annotation))
             event = self._evaluate(rule, trunk, window, now)
             if event is not None:
                 events.append(event)
@@ -252,28 +404,49 @@ class AlertEngine:
                 del self._windows[key]
         return events
 
-    def _evaluate(self, rule: AlertRule, trunk: str, window: _Window, now: float) -> AlertEvent | None:
+    def _evaluate(self, rule: AlertRule, trunk: str, window: Any, now: float) -> AlertEvent | None:
         window.evict(now, rule.window)
-        share = rule.above is not None
-        value = (window.hits / window.calls if window.calls else 0.0) if share else float(window.hits)
+        if rule.measure is not None:
+            measured = window.value(rule.measure)
+            value = measured if measured is not None else 0.0
+            low = rule.below is not None
+            firing = measured is not None and (measured < rule.threshold if low else measured > rule.threshold)
+            calm = (measured is None or window.calls < rule.min_calls
+                    or (measured > rule.clear_threshold if low else measured < rule.clear_threshold))
+        else:
+            share = rule.above is not None
+            value = (window.hits / window.calls if window.calls else 0.0) if share else float(window.hits)
+            firing = value > rule.threshold if share else value >= rule.threshold
+            calm = value < rule.clear_threshold or (share and window.calls < rule.min_calls)
         if not window.active:
             enough = window.calls >= rule.min_calls
-            firing = value > rule.threshold if share else value >= rule.threshold
             if enough and firing:
                 window.active, window.since = True, now
                 return self._emit(self._event("fired", rule, trunk, window, value, now), rule)
             return None
         if now - window.since < rule.hold:
             return None
-        calm = value < rule.clear_threshold or (share and window.calls < rule.min_calls)
         if calm:
             window.active = False
             return self._emit(self._event("cleared", rule, trunk, window, value, now), rule)
         return None
 
     @staticmethod
-    def _event(state: str, rule: AlertRule, trunk: str, window: _Window, value: float, now: float) -> AlertEvent:
+    def _event(state: str, rule: AlertRule, trunk: str, window: Any, value: float, now: float) -> AlertEvent:
         category = rule.category if rule.category != ANY else "failures"
+        if rule.measure is not None:
+            def shown(v: float) -> str:
+                if rule.measure in RATIO_MEASURES:
+                    return f"{v:.0%}"
+                return f"{v:.0f} ms" if rule.measure.endswith("_ms") else f"{v:.1f} s"
+            low = rule.below is not None
+            measure = f"{_MEASURE_NAMES[rule.measure]} {shown(value)} over {window.calls} seizures"
+            limit = (f"fires {'below' if low else 'above'} {shown(rule.threshold)}, "
+                     f"clears {'above' if low else 'below'} {shown(rule.clear_threshold)}")
+            message = f"{rule.name} {state}: {measure} on {trunk or '-'} over {rule.window:g} s ({limit})"
+            return AlertEvent(state=state, name=rule.name, trunk=trunk, category=rule.measure, kind="measure",
+                              value=value, threshold=rule.threshold, calls=window.calls, hits=window.hits,
+                              window=rule.window, time=now, message=message)
         if rule.above is not None:
             measure = f"{value:.0%} of {window.calls} calls were {category}"
             limit = f"fires above {rule.threshold:.0%}, clears below {rule.clear_threshold:.0%}"
@@ -352,9 +525,9 @@ class AlertEngine:
 
 
 async def run_alerts(tables: Iterable[Mapping[str, Any]], bus: AnnotationBus, *, webhook: str | None = None,
-                     tick: float = 5.0) -> AlertEngine:
+                     tick: float = 5.0, quality: ClassTable | None = None) -> AlertEngine:
     """What `serve` calls with `config.alerts`: parse the rules and start evaluating. Close with `await close()`."""
-    engine = AlertEngine(parse_rules(tables), webhook=webhook, tick=tick)
+    engine = AlertEngine(parse_rules(tables), webhook=webhook, tick=tick, quality=quality)
     engine.start(bus)
     return engine
 
