@@ -6,14 +6,10 @@ AMI action or an AGI command it passes through `safe_value`, and the builders st
 """
 from __future__ import annotations
 
-import re
+from pbx_codes.text import AMI_VALUE, clean
 
 #: Default bound for a value written back into the PBX (CDR columns are often VARCHAR(255)).
 MAX_VALUE_BYTES = 255
-
-# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a line-based peer (or a CSV
-# writer, or a terminal) might take as a line break or a control.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 class ProtocolError(Exception):
@@ -31,24 +27,9 @@ def small_int(text: str | None, max_digits: int = 9) -> int | None:
 
 
 def safe_value(value: object, max_bytes: int = MAX_VALUE_BYTES) -> str:
-    """`value` as one line of printable text, at most `max_bytes` of UTF-8, cut on a character boundary.
-
-    Bytes are decoded as UTF-8 with replacement characters, so invalid input cannot fail here; control characters
-    (CR, LF, NUL, TAB, ...) become single spaces and the ends are trimmed.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        text = bytes(value).decode("utf-8", errors="replace")
-    else:
-        text = str(value)
-    text = _CONTROL.sub(" ", text).strip()
-    # "replace" also turns lone surrogates (from surrogateescape decoding) into "?", so the result always encodes.
-    raw = text.encode("utf-8", errors="replace")
-    if len(raw) <= max_bytes:
-        return raw.decode("utf-8")
-    # errors="ignore" drops the partial character left at the cut, so the result is still valid UTF-8.
-    return raw[:max_bytes].decode("utf-8", errors="ignore").rstrip()
+    """`value` as one line of printable text, at most `max_bytes` of UTF-8, cut on a character boundary: the
+    AMI/AGI profile of the one policy for network text (`pbx_codes.text`)."""
+    return clean(value, AMI_VALUE, max_bytes)
 
 
 __all__ = ["MAX_VALUE_BYTES", "ProtocolError", "safe_value"]

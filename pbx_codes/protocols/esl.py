@@ -38,6 +38,7 @@ from typing import Any, Iterable, Mapping, Union
 from urllib.parse import unquote, unquote_to_bytes
 
 from pbx_codes.protocols import ProtocolError as SharedProtocolError
+from pbx_codes.text import ESL_ARGUMENT, clean
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -529,13 +530,9 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
 
 
 def sanitize_arg(text: str | None, max_bytes: int = 512) -> str:
-    """Untrusted text made safe as one command argument: control characters (CR, LF, TAB, NUL...) become spaces,
-    runs of spaces collapse, and the result is cut to ``max_bytes`` of UTF-8 on a character boundary."""
-    if not text:
-        return ""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    cleaned = " ".join(cleaned.split())
-    return truncate_utf8(cleaned, max_bytes)
+    """Untrusted text made safe as one command argument: the ESL profile of `pbx_codes.text` (control and other
+    unprintable characters become spaces, runs of spaces collapse, at most ``max_bytes`` of UTF-8)."""
+    return clean(text, ESL_ARGUMENT, max_bytes)
 
 
 __all__ = [
