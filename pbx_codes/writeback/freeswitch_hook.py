@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from pbx_codes.model import Annotation, Observation
 from pbx_codes.observers.freeswitch import HOOK_VARIABLES, observation_from_variables
-from pbx_codes.protocols.esl import sanitize_arg, truncate_utf8
+from pbx_codes.text import FS_CHANNEL_VARIABLE, clean
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.freeswitch_hook")
@@ -48,9 +48,7 @@ def cdr_safe(value: Any, max_bytes: int = MAX_VALUE_BYTES) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = sanitize_arg(str(value), max_bytes=4 * max_bytes)
-    text = text.replace('"', "'").replace("\\", "/").replace("${", "$ {")
-    return truncate_utf8(text, max_bytes).rstrip()
+    return clean(value, FS_CHANNEL_VARIABLE, max_bytes)
 
 
 def hook_values(annotation: Annotation, lang: str = "en") -> dict[str, str]:
