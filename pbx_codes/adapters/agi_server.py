@@ -10,6 +10,12 @@ dialplan. Why it looks the way it does:
   no task is started before a complete request.
 - It is an `asyncio.Protocol`, not streams: one callback per read and no extra buffering, so a session of ten
   round trips stays cheap.
+- Memory is bounded whatever the peers send: a session may send at most `max_session_bytes` (a real request is
+  1-2 KB; the parser alone would keep 256 lines of 8 KB, 2 MB, for the whole timeout), and at most `max_sessions`
+  connections are open at once. When they are all taken, the connection that sent the most without finishing its
+  request (Asterisk sends its request whole, at once; a flood holds it) makes room for the new one, so a flood
+  cannot lock real calls out; only when every slot runs a handler (or has only just opened) is the new connection
+  refused. Every refusal is counted.
 """
 from __future__ import annotations
 
@@ -26,6 +32,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4573
+#: Bytes one connection may send over its whole session (request and replies); a real one sends 1-2 KB.
+DEFAULT_MAX_SESSION_BYTES = 32 * 1024
+#: Connections open at once; a real PBX has a few in flight (a session lasts milliseconds).
+DEFAULT_MAX_SESSIONS = 256
+#: Seconds a connection that has sent nothing yet is safe from being closed to make room (see `AgiServer.admit`).
+REQUEST_GRACE = 0.5
 
 
 class AgiSessionClosed(ConnectionError):
@@ -45,7 +57,16 @@ class AgiStats:
     timeouts: int = 0
     commands: int = 0  # command lines written to Asterisk
     failed_replies: int = 0  # replies other than "200 result=1" (a refused or unknown command, a failed SET/GET)
+    too_large: int = 0  # connections closed for sending more than max_session_bytes
+    evicted: int = 0  # connections still sending their request, closed to make room for a new one
+    refused_busy: int = 0  # new connections refused: every slot ran a handler or had only just opened
+    active: int = 0  # connections open now
     scripts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Connections refused or cut by a limit, by reason (for /metrics)."""
+        return {"too_large": self.too_large, "evicted": self.evicted, "busy": self.refused_busy}
 
 
 class AgiSession:
@@ -76,7 +97,8 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 
 
 class _AgiProtocol(asyncio.Protocol):
-    __slots__ = ("server", "transport", "parser", "waiters", "session", "task", "timer", "closed")
+    __slots__ = ("server", "transport", "parser", "waiters", "session", "task", "timer", "closed", "received",
+                 "opened")
 
     def __init__(self, server: "AgiServer") -> None:
         self.server = server
@@ -87,13 +109,29 @@ class _AgiProtocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.received = 0
+        self.opened = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.stats.connections += 1
-        self.timer = asyncio.get_running_loop().call_later(self.server.timeout, self._timed_out)
+        server = self.server
+        server.stats.connections += 1
+        self.opened = asyncio.get_running_loop().time()
+        if not server.admit(self):
+            self.closed = True
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.timer = asyncio.get_running_loop().call_later(server.timeout, self._timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.received += len(data)
+        if self.received > self.server.max_session_bytes:
+            self.server.stats.too_large += 1
+            log.debug("AGI connection dropped: over %d bytes", self.server.max_session_bytes)
+            self.abort()
+            return
         try:
             messages = self.parser.feed(data)
         except ProtocolError as exc:
@@ -122,6 +160,7 @@ class _AgiProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.server.release(self)
         if self.timer is not None:
             self.timer.cancel()
         while self.waiters:
@@ -183,18 +222,55 @@ class _AgiProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection now, unread bytes and all (a flood is not worth a graceful close)."""
+        self.closed = True
+        self.parser = AgiParser()  # let go of what it buffered at once
+        if self.transport is not None:
+            self.transport.abort()
+
 
 class AgiServer:
     """Routes FastAGI requests by script name to handlers; `start` binds, `close` stops."""
 
     def __init__(self, routes: Mapping[str, Handler], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                 max_session_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> None:
         self.routes = dict(routes)
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.max_sessions = _positive("max_sessions", max_sessions)
+        self.max_session_bytes = _positive("max_session_bytes", max_session_bytes)
         self.stats = AgiStats()
         self._server: asyncio.base_events.Server | None = None
+        self._open: dict[_AgiProtocol, None] = {}  # open connections, oldest first
+
+    def admit(self, protocol: _AgiProtocol) -> bool:
+        """Make room for a new connection: past `max_sessions`, close the oldest one still sending its request;
+        refuse the new one when every slot runs a handler or has only just opened."""
+        if len(self._open) >= self.max_sessions:
+            # The one that sent the most without finishing its request: a real request arrives whole, at once, so
+            # a connection still sending one is a flood or a stalled peer. A connection that has sent nothing yet
+            # is spared for `REQUEST_GRACE` seconds (Asterisk's request is on its way), then it is a stalled peer.
+            now = asyncio.get_running_loop().time()
+            victim = max((p for p in self._open if p.session is None
+                          and (p.received or now - p.opened > REQUEST_GRACE)),
+                         key=lambda p: (p.received, now - p.opened), default=None)
+            if victim is None:
+                self.stats.refused_busy += 1
+                log.debug("FastAGI: %d connections open, none to spare: connection refused", len(self._open))
+                return False
+            self.stats.evicted += 1
+            self.release(victim)
+            victim.abort()
+        self._open[protocol] = None
+        self.stats.active = len(self._open)
+        return True
+
+    def release(self, protocol: _AgiProtocol) -> None:
+        self._open.pop(protocol, None)
+        self.stats.active = len(self._open)
 
     async def start(self) -> "AgiServer":
         loop = asyncio.get_running_loop()
@@ -223,4 +299,17 @@ class AgiServer:
         await self.close()
 
 
-__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_PORT", "Handler"]
+def _positive(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"[asterisk.agi] {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def agi_limits(section: Mapping[str, object]) -> dict[str, int]:
+    """`max_sessions` and `max_session_bytes` from the ``[asterisk.agi]`` table, checked (ValueError names the key)."""
+    return {name: _positive(name, section.get(name, default)) for name, default in
+            (("max_sessions", DEFAULT_MAX_SESSIONS), ("max_session_bytes", DEFAULT_MAX_SESSION_BYTES))}
+
+
+__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
+           "DEFAULT_MAX_SESSION_BYTES", "DEFAULT_PORT", "Handler", "agi_limits"]

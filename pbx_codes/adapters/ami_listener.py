@@ -36,6 +36,8 @@ Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
     port = 4573
     timeout = 10.0
     max_bytes = 255
+    max_sessions = 256            # connections at once; past it, one still sending its request makes room
+    max_session_bytes = 32768     # bytes one connection may send (a real request is 1-2 KB)
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Mapping
 
-from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer
+from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer, agi_limits
 from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
 from pbx_codes.adapters.secrets import read_secret
 from pbx_codes.model import Observation
@@ -179,8 +181,10 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
         server = AgiServer(
             make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, publish),
             host=str(agi.get("host", DEFAULT_HOST)), port=int(agi.get("port", DEFAULT_PORT)),
-            timeout=float(agi.get("timeout", 10.0)))
+            timeout=float(agi.get("timeout", 10.0)), **agi_limits(agi))
         await server.start()
+        if on_client is not None:  # metrics read its sessions and refusals at scrape time
+            on_client("fastagi", server)
         jobs.append(server.serve_forever())
         closers.append(server.close)
     if ami.get("enabled", False):

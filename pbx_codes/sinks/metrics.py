@@ -56,6 +56,59 @@ class _BusCollector:
         return []
 
 
+@dataclass(slots=True, eq=False)
+class _HealthCollector:
+    """Each part's state at scrape time: up or not, which state, and its failure and refusal counts."""
+
+    health: Any  # pbx_codes.status.Health
+
+    def collect(self) -> Iterable[Any]:
+        from pbx_codes.status import STATES
+
+        up = GaugeMetricFamily("pbx_codes_part_up", "1 while the part works (connected, writing, delivering)",
+                               labels=["part"])
+        state = GaugeMetricFamily("pbx_codes_part_state", "1 for the state the part is in", labels=["part", "state"])
+        failures = CounterMetricFamily("pbx_codes_part_failures", "Attempts that failed (connect, login, write, post)",
+                                       labels=["part"])
+        refusals = CounterMetricFamily("pbx_codes_part_login_refusals", "Logins or passwords the peer refused",
+                                       labels=["part"])
+        for part in self.health.parts():
+            name = _label(part.part)
+            up.add_metric([name], 1 if part.up else 0)
+            for each in STATES:
+                state.add_metric([name, each], 1 if part.state == each else 0)
+            failures.add_metric([name], part.failures)
+            refusals.add_metric([name], part.refusals)
+        yield from (up, state, failures, refusals)
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+
+@dataclass(slots=True, eq=False)
+class _AgiCollector:
+    """The FastAGI server's connections: open now, and those a limit refused or cut, by reason."""
+
+    server: Any  # pbx_codes.adapters.agi_server.AgiServer
+
+    def collect(self) -> Iterable[Any]:
+        stats = self.server.stats
+        active = GaugeMetricFamily("pbx_codes_fastagi_connections_open", "FastAGI connections open now")
+        active.add_metric([], stats.active)
+        total = CounterMetricFamily("pbx_codes_fastagi_connections", "FastAGI connections accepted")
+        total.add_metric([], stats.connections)
+        refused = CounterMetricFamily("pbx_codes_fastagi_refused",
+                                      "FastAGI connections refused or cut by a limit: too_large (max_session_bytes), "
+                                      "evicted (made room under max_sessions), busy (no slot to spare)",
+                                      labels=["reason"])
+        for reason, count in stats.refusals.items():
+            refused.add_metric([reason], count)
+        yield from (active, total, refused)
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+
 @dataclass(slots=True)
 class Metrics:
     """The program's metrics and the task that counts annotations from a bus subscription."""
@@ -153,8 +206,20 @@ class Metrics:
         self.reconnects.labels(_label(pbx)).inc()
 
     def watch_listener(self, pbx: str, client: Any) -> None:
-        """Read a listener client's state at each scrape: anything with `connected` (an Event) and `connections`."""
+        """Read a listener client's state at each scrape: anything with `connected` (an Event) and `connections`;
+        a FastAGI server (``stats``) is read by `watch_agi`."""
+        if not hasattr(client, "connected") and hasattr(client, "stats"):
+            self.watch_agi(client)
+            return
         self._listeners.append((pbx, client, [0]))
+
+    def watch_health(self, health: Any) -> None:
+        """Expose every part's state (`pbx_codes.status.Health`) at scrape time."""
+        self.registry.register(_HealthCollector(health))  # type: ignore[arg-type]
+
+    def watch_agi(self, server: Any) -> None:
+        """Expose a FastAGI server's open connections and its refusals at scrape time."""
+        self.registry.register(_AgiCollector(server))  # type: ignore[arg-type]
 
     def _poll_listeners(self) -> None:
         for pbx, client, seen in self._listeners:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +14,7 @@ from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes
 
 from adapters.agi_test_client import agi_request, play_res_agi
+from support.waiting import wait_until
 
 B_LEG = "PJSIP/trunk-00000009"
 HEAD = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
@@ -216,3 +218,146 @@ async def test_silent_client_is_closed_at_the_session_timeout() -> None:
         assert server.stats.timeouts == 1
     finally:
         await server.close()
+
+
+# -- bounded memory: bytes per session, sessions at once ----------------------------------------------------------
+
+FLOOD_LINE = b"agi_arg_1: " + b"x" * (8 * 1024 - 20) + b"\n"  # just under the parser's 8 KB line limit
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """True once the server has closed (or reset) the connection."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), 10):
+            pass
+    except ConnectionError:
+        pass
+    return True
+
+
+async def one_set(session) -> None:
+    """A handler as short as a real one: one command, then the session ends."""
+    await session.set_variable("pbx_seen", "1")
+
+
+@pytest_asyncio.fixture
+async def small_agi():
+    """A server with small limits: 4 connections at once, 16 KB per session."""
+    server = AgiServer({"lookup": one_set}, host="127.0.0.1", port=0, timeout=5.0, max_sessions=4,
+                       max_session_bytes=16 * 1024)
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_that_sends_more_than_max_session_bytes_is_dropped_and_counted(small_agi: AgiServer
+                                                                                          ) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", small_agi.port)
+    writer.write(FLOOD_LINE * 3)  # 24 KB of environment lines, each one valid: only the session bound stops it
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    assert await closed_by_server(reader)
+    writer.close()
+    assert small_agi.stats.too_large == 1 and small_agi.stats.refusals["too_large"] == 1
+    received = await fake_asterisk(small_agi.port, request("lookup?code=486"), {})
+    assert len(received) == 1  # and the next real session is served
+
+
+@pytest.mark.asyncio
+async def test_past_max_sessions_the_oldest_unfinished_request_makes_room_for_a_real_session(small_agi: AgiServer
+                                                                                              ) -> None:
+    holders = []
+    for _ in range(6):  # a flood: connections that send part of a request and hold it
+        reader, writer = await asyncio.open_connection("127.0.0.1", small_agi.port)
+        writer.write(FLOOD_LINE)
+        await writer.drain()
+        holders.append((reader, writer))
+    await wait_until(lambda: small_agi.stats.connections == 6)
+    assert small_agi.stats.active == 4 and small_agi.stats.evicted == 2
+    assert await closed_by_server(holders[0][0]) and await closed_by_server(holders[1][0])  # the oldest went
+    received = await fake_asterisk(small_agi.port, request("lookup?code=486"), {})
+    assert len(received) == 1
+    assert small_agi.stats.evicted == 3 and small_agi.stats.refused_busy == 0
+    for _, writer in holders:
+        writer.close()
+
+
+@pytest.mark.asyncio
+async def test_when_every_slot_runs_a_handler_a_new_connection_is_refused_and_counted() -> None:
+    release = asyncio.Event()
+
+    async def slow(session) -> None:
+        await release.wait()
+
+    server = AgiServer({"slow": slow}, host="127.0.0.1", port=0, timeout=5.0, max_sessions=2)
+    await server.start()
+    writers = []
+    try:
+        for _ in range(2):
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request("slow"))
+            writers.append(writer)
+        await wait_until(lambda: server.stats.sessions == 2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writers.append(writer)
+        assert await closed_by_server(reader)
+        assert server.stats.refused_busy == 1 and server.stats.refusals["busy"] == 1
+        release.set()
+        await wait_until(lambda: server.stats.completed == 2)
+        received = await fake_asterisk(server.port, request("slow"), {})  # a slot is free again
+        assert received == [] and server.stats.completed == 3
+    finally:
+        release.set()
+        for writer in writers:
+            writer.close()
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_under_a_flood_of_huge_requests_every_flood_connection_is_cut_and_real_sessions_are_answered() -> None:
+    server = AgiServer({"lookup": one_set}, host="127.0.0.1", port=0, timeout=5.0, max_sessions=64,
+                       max_session_bytes=16 * 1024)
+    await server.start()
+    try:
+        await _flood_with_real_sessions(server)
+    finally:
+        await server.close()
+
+
+async def _flood_with_real_sessions(small_agi: AgiServer) -> None:
+    stop = asyncio.Event()
+
+    async def flood() -> None:
+        while not stop.is_set():  # connect, send 2 MB of environment lines (or until cut), again
+            with contextlib.suppress(ConnectionError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", small_agi.port)
+                try:
+                    for _ in range(256):
+                        writer.write(FLOOD_LINE)
+                        await writer.drain()
+                finally:
+                    writer.close()
+                await closed_by_server(reader)
+
+    flooders = [asyncio.ensure_future(flood()) for _ in range(20)]
+    try:
+        await wait_until(lambda: small_agi.stats.too_large + small_agi.stats.evicted >= 40)  # the flood is on
+        answered = [await fake_asterisk(small_agi.port, request("lookup?code=486"), {}) for _ in range(5)]
+    finally:
+        stop.set()
+        await asyncio.gather(*flooders)
+    assert all(len(r) == 1 for r in answered), (answered, small_agi.stats)
+    await wait_until(lambda: small_agi.stats.active == 0)
+    assert small_agi.stats.completed == 5
+
+
+def test_limits_come_from_the_agi_section_and_bad_values_name_the_key() -> None:
+    from pbx_codes.adapters.agi_server import agi_limits
+
+    assert agi_limits({}) == {"max_sessions": 256, "max_session_bytes": 32768}
+    assert agi_limits({"max_sessions": 8, "max_session_bytes": 4096}) == {"max_sessions": 8, "max_session_bytes": 4096}
+    with pytest.raises(ValueError, match="max_sessions"):
+        agi_limits({"max_sessions": 0})
+    with pytest.raises(ValueError, match="max_session_bytes"):
+        agi_limits({"max_session_bytes": "big"})

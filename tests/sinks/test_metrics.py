@@ -107,3 +107,47 @@ async def test_listener_connection_state_and_reconnects_are_read_at_scrape_time(
     client.connections = 3  # two reconnects since the last scrape
     assert sample("pbx_codes_listener_reconnects_total") == 2
     assert sample("pbx_codes_listener_reconnects_total") == 2  # a scrape does not count them again
+
+
+def _samples(metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {tuple(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(metrics.render().decode())
+            for s in family.samples if s.name == name}
+
+
+def test_each_parts_state_failures_and_refused_logins_are_read_at_scrape_time() -> None:
+    from pbx_codes.sinks.metrics import Metrics
+    from pbx_codes.status import Health, PartStatus
+
+    health = Health()
+    ami = PartStatus("AMI 127.0.0.1:5038")
+    health.add(ami)
+    health.add(lambda: PartStatus("store", state="up"))
+    metrics = Metrics()
+    metrics.watch_health(health)
+    ami.set("refused", "Authentication failed")
+    ami.refusals, ami.failures = 2, 2
+    up = _samples(metrics, "pbx_codes_part_up")
+    assert up == {(("part", "AMI 127.0.0.1:5038"),): 0.0, (("part", "store"),): 1.0}
+    state = _samples(metrics, "pbx_codes_part_state")
+    assert state[(("part", "AMI 127.0.0.1:5038"), ("state", "refused"))] == 1.0
+    assert state[(("part", "AMI 127.0.0.1:5038"), ("state", "up"))] == 0.0
+    assert _samples(metrics, "pbx_codes_part_login_refusals_total")[(("part", "AMI 127.0.0.1:5038"),)] == 2.0
+    ami.set("up")
+    assert _samples(metrics, "pbx_codes_part_up")[(("part", "AMI 127.0.0.1:5038"),)] == 1.0
+
+
+def test_fastagi_refusals_are_counted_by_reason() -> None:
+    from types import SimpleNamespace
+
+    from pbx_codes.adapters.agi_server import AgiStats
+    from pbx_codes.sinks.metrics import Metrics
+
+    stats = AgiStats(connections=10, too_large=3, evicted=2, refused_busy=1, active=4)
+    metrics = Metrics()
+    metrics.watch_listener("fastagi", SimpleNamespace(stats=stats))  # what run_asterisk hands over
+    refused = _samples(metrics, "pbx_codes_fastagi_refused_total")
+    assert refused == {(("reason", "too_large"),): 3.0, (("reason", "evicted"),): 2.0, (("reason", "busy"),): 1.0}
+    assert _samples(metrics, "pbx_codes_fastagi_connections_open") == {(): 4.0}
