@@ -34,6 +34,9 @@ class Config:
     path: str | None = None
 
 
+#: Sections whose part writes reason texts (pbx_reason, the console's view): they take the top-level language.
+_LANGUAGE_SECTIONS = frozenset({"asterisk", "freeswitch", "console"})
+
 _KNOWN = {"language", "default_catalog", "catalog_dirs", "bindings", "asterisk", "freeswitch", "store", "console",
           "alerts", "quality"}
 
@@ -59,6 +62,12 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
         value = raw.get(name)
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
+        if value is not None and name in _LANGUAGE_SECTIONS:
+            # The top-level language is every part's default; a section's own `language` overrides it.
+            own = value.get("language", language)
+            if own not in LANGS:
+                raise ConfigError(f"{where}: [{name}] language must be one of {list(LANGS)}, got {own!r}")
+            value = {**value, "language": own}
         sections[name] = value
     alerts = raw.get("alerts", [])
     if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):

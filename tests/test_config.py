@@ -20,7 +20,19 @@ def test_file_with_bindings_and_sections(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.language == "uk" and config.bindings == {"trunk1": "lifecell"}
     assert config.catalog_dirs == (str(tmp_path / "catalogs"),)
-    assert config.asterisk == {"ami": "127.0.0.1:5038"}
+    assert config.asterisk == {"ami": "127.0.0.1:5038", "language": "uk"}
+
+
+def test_the_top_level_language_is_every_parts_default_and_a_section_may_override_it(tmp_path: Path) -> None:
+    path = tmp_path / "pbx-codes.toml"
+    path.write_text('language = "uk"\n[freeswitch]\nhook_port = 8089\n[console]\n[asterisk]\nlanguage = "ru"\n',
+                    encoding="utf-8")
+    config = load_config(path)
+    assert (config.freeswitch["language"], config.console["language"], config.asterisk["language"]) == (
+        "uk", "uk", "ru")
+    path.write_text('[freeswitch]\nlanguage = "de"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[freeswitch\] language must be one of"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -8,7 +8,9 @@
 -- Nothing here may raise: any error is logged and the hangup goes on.
 --
 -- Arguments: [host] [port]   (default 127.0.0.1 8089)
--- Works with Lua 5.1 and 5.2 (mod_lua). HTTP through luasocket when the runtime has it, else mod_curl's `curl` API.
+-- Supported Lua: 5.1, 5.2, 5.3 and 5.4, and LuaJIT (5.1 language) -- whichever mod_lua was built with (FreeSWITCH's
+-- configure prefers LuaJIT, then 5.3). Tested under Debian's lua5.1, lua5.2, lua5.3 and lua5.4 with lua-socket.
+-- HTTP through luasocket when the runtime has it (Debian: lua-socket, built for each Lua), else mod_curl's `curl` API.
 
 local HOST = (argv and argv[1]) or "127.0.0.1"
 local PORT = tonumber((argv and argv[2]) or "8089") or 8089
@@ -23,7 +25,9 @@ local VARS = {
   "sip_invite_failure_phrase", "sip_hangup_phrase", "sip_reason", "proto_specific_hangup_cause",
   "last_bridge_proto_specific_hangup_cause", "last_bridge_hangup_cause", "originate_failed_cause",
   "sip_hangup_disposition", "sip_gateway_name", "sofia_profile_name", "pbx_codes_catalog", "pbx_codes_trunk",
-  "DIALSTATUS", "end_epoch",
+  "DIALSTATUS", "end_epoch", "originate_disposition", "sip_reply_port", "sip_network_ip", "current_application",
+  "current_application_data", "start_uepoch", "progress_uepoch", "progress_media_uepoch", "answer_uepoch",
+  "end_uepoch",
 }
 
 -- The only variables this script sets (pbx_codes.writeback.freeswitch_hook.PBX_VARIABLES).

@@ -18,7 +18,8 @@ key                           default              meaning
 ``esl``                       ``true``             run the ESL listener at all
 ``hook``                      ``true``             run the hangup-hook endpoint
 ``hook_host``/``hook_port``   ``127.0.0.1``/8089   where the hook endpoint listens (loopback only)
-``hook_lang``                 ``en``               language of ``pbx_reason``
+``language``                  top-level language   language of ``pbx_reason`` (uk, ru, en); ``hook_lang`` is
+                                                   the older name and still read
 ``hook_publish``              ``false``            also publish hook-annotated legs to the bus (set it
                                                    when ``esl`` is off, or legs are counted twice)
 ============================  ===================  =====================================================
@@ -31,6 +32,7 @@ from typing import Any, Callable, Mapping
 
 from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig
 from pbx_codes.adapters.secrets import SecretError, read_secret
+from pbx_codes.model import LANGS
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.protocols.esl import Event
 from pbx_codes.writeback.freeswitch_hook import DEFAULT_PORT, HookServer
@@ -79,10 +81,20 @@ def client_config(section: Mapping[str, Any]) -> EslClientConfig:
     )
 
 
+def section_language(section: Mapping[str, Any], default: str = "en") -> str:
+    """The language of ``pbx_reason``: the section's ``language`` (the configuration fills in the top-level one),
+    else the older ``hook_lang``, else `default`."""
+    lang = str(section.get("language") or section.get("hook_lang") or default)
+    if lang not in LANGS:
+        raise ValueError(f"freeswitch: language must be one of {list(LANGS)}, got {lang!r}")
+    return lang
+
+
 async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: Any, *,
-                         on_client: Callable[[str, Any], None] | None = None) -> None:
+                         on_client: Callable[[str, Any], None] | None = None, language: str = "en") -> None:
     """Run the ESL listener and the hook endpoint until cancelled."""
     section = dict(config_section or {})
+    lang = section_language(section, language)
     tasks: list[asyncio.Task] = []
     if section.get("esl", True):
         listener = FreeswitchListener(resolver, bus)
@@ -93,7 +105,7 @@ async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: 
     if section.get("hook", True):
         publish = bus.publish if section.get("hook_publish", False) else None
         server = HookServer(resolver.resolve, host=str(section.get("hook_host", "127.0.0.1")),
-                            port=int(section.get("hook_port", DEFAULT_PORT)), lang=str(section.get("hook_lang", "en")),
+                            port=int(section.get("hook_port", DEFAULT_PORT)), lang=lang,
                             publish=publish)
         tasks.append(asyncio.create_task(server.serve_forever(), name="freeswitch-hook"))
     if not tasks:
@@ -107,4 +119,4 @@ async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-__all__ = ["FreeswitchListener", "client_config", "run_freeswitch"]
+__all__ = ["FreeswitchListener", "client_config", "run_freeswitch", "section_language"]

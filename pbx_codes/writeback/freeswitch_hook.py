@@ -10,8 +10,9 @@ about one second.
 Protocol (stdlib asyncio, HTTP/1.1, one request per connection, bound to 127.0.0.1):
 - ``POST /annotate`` with an ``application/x-www-form-urlencoded`` body of channel variables (only the names in
   `HOOK_VARIABLES` are read);
-- answer ``200`` with ``text/plain`` lines ``pbx_name=value`` for a failed leg, ``204`` for a leg that did not fail
-  (the script then sets nothing), ``400`` for a form the script would never send;
+- answer ``200`` with ``text/plain`` lines ``pbx_name=value`` for a failed leg and for an answered one (category
+  ``ok``, who hung up), ``204`` for a leg with nothing to say (the script then sets nothing), ``400`` for a form the
+  script would never send;
 - ``GET /health`` -> ``200 ok``.
 Every value is sanitized by `cdr_safe`: no CR/LF/control characters, no double quotes or backslashes (mod_cdr_csv
 does not escape them), no ``${`` (no variable expansion), at most `MAX_VALUE_BYTES` of UTF-8 cut on a character.
@@ -24,7 +25,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl
 
 from pbx_codes.model import Annotation, Observation
-from pbx_codes.observers.freeswitch import HOOK_VARIABLES, observation_from_variables
+from pbx_codes.observers.freeswitch import HOOK_VARIABLES, CallMemory, observation_from_variables
 from pbx_codes.text import FS_CHANNEL_VARIABLE, clean
 from pbx_codes.timeouts import within
 
@@ -67,14 +68,27 @@ def hook_values(annotation: Annotation, lang: str = "en") -> dict[str, str]:
     return {name: cdr_safe(value) for name, value in values.items()}
 
 
-def observation_from_form(body: bytes) -> Observation | None:
-    """The hook's form body -> Observation, through the same function the ESL observer uses."""
+def variables_from_form(body: bytes) -> dict[str, str]:
+    """The hook's form body -> the channel variables it names (only `HOOK_VARIABLES`; ValueError if oversized)."""
     text = body.decode("utf-8", "replace")
     variables: dict[str, str] = {}
     for name, value in parse_qsl(text, keep_blank_values=False, max_num_fields=len(HOOK_VARIABLES) * 2):
         if name in HOOK_VARIABLES and name not in variables:
             variables[name] = value
-    return observation_from_variables(variables)
+    return variables
+
+
+def observation_from_form(body: bytes, memory: CallMemory | None = None) -> Observation | None:
+    """The hook's form body -> Observation, through the same function (and call memory) the ESL observer uses:
+    a B-leg's hook runs before its A-leg's, so the A-leg learns how its last attempt ended."""
+    variables = variables_from_form(body)
+    if memory is None:
+        return observation_from_variables(variables, report_answered=True)
+    memory.learn(variables)
+    obs = observation_from_variables(variables, memory=memory, report_answered=True)
+    if obs is not None:
+        memory.record(variables, obs)
+    return obs
 
 
 def render_lines(values: Mapping[str, str]) -> bytes:
@@ -95,12 +109,13 @@ class HookServer:
         self.host = host
         self.port = port
         self.lang = lang
+        self.memory = CallMemory()
         self._server: asyncio.base_events.Server | None = None
 
     def answer(self, body: bytes) -> tuple[int, bytes]:
         """(status, body) for one POST body; never raises."""
         try:
-            obs = observation_from_form(body)
+            obs = observation_from_form(body, self.memory)
         except ValueError:  # more fields than the hook ever sends: not our script
             log.warning("hook request refused: malformed or oversized form")
             return 400, b""
@@ -182,4 +197,4 @@ async def run_hook_server(resolve: Callable[[Observation], Annotation], *, host:
 
 
 __all__ = ["DEFAULT_PORT", "HookServer", "PBX_VARIABLES", "cdr_safe", "hook_values", "observation_from_form",
-           "render_lines", "run_hook_server"]
+           "render_lines", "run_hook_server", "variables_from_form"]

@@ -41,10 +41,11 @@ def test_freeswitch_capture_gives_one_object_per_failed_leg_with_the_same_keys(c
     assert (rows[0]["code"], rows[0]["phrase"], rows[0]["category"]) == ("409", "Not enough money", "billing")
 
 
-def test_answered_call_capture_has_no_failed_leg(capsys) -> None:
+def test_answered_call_capture_gives_its_leg_as_ok_with_who_hung_up(capsys) -> None:
     code, rows, err = run(capsys, "replay", "--pbx", "freeswitch",
                           str(FIXTURES / "freeswitch" / "200_ok_bye.direct.json.esl.txt"), "--json")
-    assert code == 0 and rows == [] and "no failed leg" in err
+    assert code == 0 and err == ""
+    assert [(r["code"], r["category"], r["hangup_by"]) for r in rows] == [("200", "ok", "carrier")]
 
 
 def test_unreadable_file_is_exit_two(capsys, tmp_path: Path) -> None:

@@ -90,9 +90,10 @@ def with_phrase(variables: Mapping[str, str], phrase: str) -> dict[str, str]:
 
 
 def lua_interpreters() -> list[str]:
-    """The Lua interpreters (mod_lua embeds 5.1 or 5.2) that have luasocket."""
+    """The Lua interpreters that have luasocket: mod_lua embeds LuaJIT (the 5.1 language), 5.1, 5.2, 5.3 (what
+    FreeSWITCH's configure picks after LuaJIT, and what the live FreeSWITCH ran) or 5.4."""
     found = []
-    for name in ("lua5.1", "lua5.2"):
+    for name in ("lua5.1", "lua5.2", "lua5.3", "lua5.4"):
         path = shutil.which(name)
         if path and subprocess.run([path, "-e", 'require "socket"'], capture_output=True).returncode == 0:
             found.append(path)

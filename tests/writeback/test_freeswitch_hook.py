@@ -117,10 +117,19 @@ def test_newline_inside_json_event_value_is_neutralized():
     assert_template_safe(values)
 
 
-def test_leg_that_did_not_fail_gets_no_variables():
-    body = urlencode({"uuid": "u", "sip_term_status": "200", "proto_specific_hangup_cause": "sip:200",
-                      "sip_hangup_disposition": "recv_bye", "hangup_cause": "NORMAL_CLEARING"}).encode()
+def test_leg_that_neither_failed_nor_was_answered_gets_no_variables():
+    body = urlencode({"uuid": "u", "hangup_cause": "NORMAL_CLEARING", "direction": "inbound"}).encode()
     assert HookServer(echo_resolve).answer(body) == (204, b"")
+
+
+def test_answered_leg_gets_who_hung_up_from_the_disposition_the_hook_sees():
+    body = urlencode({"uuid": "u", "sip_term_status": "200", "proto_specific_hangup_cause": "sip:200",
+                      "sip_hangup_disposition": "recv_bye", "hangup_cause": "NORMAL_CLEARING",
+                      "direction": "outbound", "sip_gateway_name": "lifecell", "answer_uepoch": "1796115963000000"
+                      }).encode()
+    status, body = HookServer(echo_resolve).answer(body)
+    assert status == 200
+    assert (parse_lines(body)["pbx_code"], parse_lines(body)["pbx_hangup_by"]) == ("200", "carrier")
 
 
 def test_unknown_form_fields_are_ignored():

@@ -16,7 +16,7 @@ import pytest
 
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation
-from pbx_codes.observers.freeswitch import observation_from_variables
+from pbx_codes.observers.freeswitch import CallMemory, observation_from_variables
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.freeswitch_hook import MAX_VALUE_BYTES, PBX_VARIABLES, HookServer, cdr_safe, hook_values
 
@@ -66,9 +66,14 @@ def assert_annotated(run: HookRun) -> dict[str, str]:
     return run.variables
 
 
-def expected(resolver: Resolver, variables: dict[str, str]) -> dict[str, str]:
-    obs = observation_from_variables(variables)
+def expected(resolver: Resolver, variables: dict[str, str], memory: CallMemory | None = None) -> dict[str, str]:
+    """What the endpoint should answer for this leg (after the call's earlier legs, when `memory` holds them)."""
+    if memory is not None:
+        memory.learn(variables)
+    obs = observation_from_variables(variables, memory=memory, report_answered=True)
     assert obs is not None
+    if memory is not None:
+        memory.record(variables, obs)
     return hook_values(resolver.resolve(obs))
 
 
@@ -83,8 +88,9 @@ async def test_every_failed_leg_gets_pbx_variables_and_a_carries_b_cause(lua: st
         b_run = await run_hook(lua, b_leg, port, tmp_path)
         a_run = await run_hook(lua, a_leg, port, tmp_path)
     b_values, a_values = assert_annotated(b_run), assert_annotated(a_run)
-    assert b_values == expected(real_resolver, b_leg)
-    assert a_values == expected(real_resolver, a_leg)
+    memory = CallMemory()  # the endpoint's: A learns how its B-leg ended
+    assert b_values == expected(real_resolver, b_leg, memory)
+    assert a_values == expected(real_resolver, a_leg, memory)
     code = b_leg["sip_invite_failure_status"]
     # A's own variables hold only copies (last_bridge_*, sip_invite_failure_*): the hook still explains B's cause.
     assert "sip_term_status" not in a_leg and a_leg["last_bridge_proto_specific_hangup_cause"] == f"sip:{code}"
@@ -115,14 +121,16 @@ async def test_carrier_words_decide_the_category(real_resolver: Resolver, tmp_pa
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("role", ["A", "B"])
-async def test_answered_call_ended_by_bye_sets_nothing(role: str, real_resolver: Resolver, tmp_path: Path):
+async def test_answered_call_ended_by_the_carriers_bye_is_ok_and_says_who_hung_up(role: str, real_resolver: Resolver,
+                                                                                  tmp_path: Path):
     legs = hangup_channels("200_ok_bye")
     endpoint = Endpoint(real_resolver)
     async with endpoint as port:
         run = await run_hook(LUA, legs[role], port, tmp_path)
-    assert run.done and not run.errors and run.sets == [] and run.logs == []
-    assert endpoint.published == []
-    assert HookServer(real_resolver.resolve).answer(b"sip_term_status=200&sip_hangup_disposition=recv_bye")[0] == 204
+    assert run.done and not run.errors and run.logs == []
+    values = run.variables
+    assert (values["pbx_code"], values["pbx_category"], values["pbx_hangup_by"]) == ("200", "ok", "carrier")
+    assert [a.observation.leg_id for a in endpoint.published] == [legs[role]["uuid"]]
 
 
 @pytest.mark.asyncio
