@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "pbx_codes.cli.bench_command",
     "pbx_codes.cli.console_commands",
     "pbx_codes.cli.enrich_command",
+    "pbx_codes.cli.report_command",
     "pbx_codes.cli.backfill_command",
 )
 

@@ -116,7 +116,7 @@ def per_trunk(legs: Iterable[Leg], table: ClassTable,
         k = key(leg)
         group = groups.get(k)
         if group is None:
-            group = groups[k] = TrunkQuality(table, pbx=leg.pbx, trunk=leg.trunk)
+            group = groups[k] = TrunkQuality(table, pbx=str(k[0]), trunk=str(k[1]))
         group.add(leg)
     out = []
     for k in sorted(groups, key=lambda x: tuple(str(p) for p in x)):

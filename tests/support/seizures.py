@@ -28,18 +28,18 @@ def mix(trunk: str = "lifecell", start: float = 1_000_000.0, pbx: str = "asteris
     PDD 1..10 s (the n-th seizure rang after n seconds, the 503s and the 404 never rang)."""
     t = start
     return [
-        seizure(trunk, "ok", "200", start=t, pdd=1.0, answer_after=3.0, talk=10.0, leg="a1", pbx=pbx),
-        seizure(trunk, "ok", "200", start=t, pdd=2.0, answer_after=4.0, talk=20.0, leg="a2", pbx=pbx),
-        seizure(trunk, "ok", "200", start=t, pdd=3.0, answer_after=5.0, talk=30.0, leg="a3", pbx=pbx),
-        seizure(trunk, "ok", "200", start=t, pdd=4.0, answer_after=6.0, talk=40.0, leg="a4", pbx=pbx),
-        seizure(trunk, "busy", "486", start=t, pdd=5.0, end_after=6.0, leg="b1", pbx=pbx),
-        seizure(trunk, "no_answer", "480", start=t, pdd=6.0, end_after=30.0, leg="n1", pbx=pbx,
+        seizure(trunk, "ok", "200", start=t, pdd=1.0, answer_after=3.0, talk=10.0, leg=f"{trunk}-a1", pbx=pbx),
+        seizure(trunk, "ok", "200", start=t, pdd=2.0, answer_after=4.0, talk=20.0, leg=f"{trunk}-a2", pbx=pbx),
+        seizure(trunk, "ok", "200", start=t, pdd=3.0, answer_after=5.0, talk=30.0, leg=f"{trunk}-a3", pbx=pbx),
+        seizure(trunk, "ok", "200", start=t, pdd=4.0, answer_after=6.0, talk=40.0, leg=f"{trunk}-a4", pbx=pbx),
+        seizure(trunk, "busy", "486", start=t, pdd=5.0, end_after=6.0, leg=f"{trunk}-b1", pbx=pbx),
+        seizure(trunk, "no_answer", "480", start=t, pdd=6.0, end_after=30.0, leg=f"{trunk}-n1", pbx=pbx,
                 outcome=Outcome.RING_TIMEOUT),
-        seizure(trunk, "billing", "409", start=t, end_after=0.5, leg="m1", pbx=pbx, phrase="Not enough money",
+        seizure(trunk, "billing", "409", start=t, end_after=0.5, leg=f"{trunk}-m1", pbx=pbx, phrase="Not enough money",
                 catalog="lifecell"),
-        seizure(trunk, "capacity", "503", start=t, end_after=0.25, leg="c1", pbx=pbx),
-        seizure(trunk, "capacity", "503", start=t, end_after=0.75, leg="c2", pbx=pbx),
-        seizure(trunk, "invalid_number", "404", start=t, end_after=0.1, leg="i1", pbx=pbx),
+        seizure(trunk, "capacity", "503", start=t, end_after=0.25, leg=f"{trunk}-c1", pbx=pbx),
+        seizure(trunk, "capacity", "503", start=t, end_after=0.75, leg=f"{trunk}-c2", pbx=pbx),
+        seizure(trunk, "invalid_number", "404", start=t, end_after=0.1, leg=f"{trunk}-i1", pbx=pbx),
     ]
 
 
