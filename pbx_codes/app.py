@@ -2,6 +2,11 @@
 
 Each part is started only when its section is in the configuration (or given on the command line), so the same
 program is an Asterisk listener, a FreeSWITCH listener, both, or only a console over an existing store.
+
+One fault never stops the other parts: a PBX that refuses the login, a database or a webhook that is down is
+retried by its part, which keeps its state in `App.health` (logged once per change, shown in /metrics and the
+console). `serve` itself ends with an error only for what start-up finds wrong (a bad section, a missing secret,
+a port in use); a part that crashes later is logged and the others keep running.
 """
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from pbx_codes import status as states
 from pbx_codes.config import Config
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.status import Health, PartStatus
 
 log = logging.getLogger("pbx_codes.serve")
 
@@ -29,6 +36,7 @@ class App:
     store: Any = None
     metrics: Any = None
     alerts: Any = None
+    health: Health = field(default_factory=Health)
     jobs: list[Awaitable[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -49,7 +57,7 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
 
     await components.start_sinks(app, store_url, console)
     cfg = app.config
-    on_client = app.metrics.watch_listener if app.metrics is not None else None
+    on_client = components.part_watcher(app)
     if cfg.asterisk is not None:
         from pbx_codes.adapters.ami_listener import run_asterisk
         app.jobs.append(run_asterisk(cfg.asterisk, app.resolver, app.bus, language=cfg.language,
@@ -58,6 +66,20 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
         from pbx_codes.adapters.esl_listener import run_freeswitch
         app.jobs.append(run_freeswitch(cfg.freeswitch, app.resolver, app.bus, on_client=on_client))
     app.jobs.append(_log_annotations(app))
+
+
+def _part_ended(app: App, task: "asyncio.Future[Any]") -> None:
+    """A part's job ended before `stop`. What start-up finds wrong (a section, a secret, a port: ValueError and
+    OSError) ends serve with one line; anything else is a crash of that part alone: logged, shown, not fatal."""
+    exc = task.exception()
+    if exc is None:
+        return  # a part with nothing to run (e.g. [asterisk] with ami and agi both off)
+    if isinstance(exc, (ValueError, OSError)):
+        raise exc
+    log.error("a part of serve crashed; the others keep running", exc_info=exc)
+    crashed = PartStatus(f"part {getattr(task, 'get_name', lambda: '?')()}", logger=log)
+    crashed.set(states.DOWN, f"crashed: {type(exc).__name__}: {exc}")
+    app.health.add(crashed)
 
 
 async def serve(config: Config, resolver: Resolver, *, store_url: str | None = None,
@@ -76,10 +98,18 @@ async def serve(config: Config, resolver: Resolver, *, store_url: str | None = N
     try:
         await build(app, store_url, console)  # inside the try: a part that fails to start closes those before it
         tasks = [asyncio.ensure_future(job) for job in app.jobs]
-        done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not waiter and task.exception() is not None:
-                raise task.exception()  # a part died: say so instead of running half a program
+        for task, job in zip(tasks, app.jobs):
+            task.set_name(getattr(job, "__qualname__", "part"))  # type: ignore[attr-defined]
+        running = set(tasks)
+        while running:
+            done, _ = await asyncio.wait([*running, waiter], return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done:
+                break
+            for task in done:
+                running.discard(task)
+                _part_ended(app, task)
+        else:
+            await waiter
     finally:
         for job in app.jobs:  # coroutines built but never started (a later part failed): close them quietly
             if not any(getattr(t, "get_coro", lambda: None)() is job for t in tasks):

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
+
+from pbx_codes import status as states
+from pbx_codes.status import PartStatus
 
 if TYPE_CHECKING:
     from pbx_codes.app import App
@@ -25,19 +28,53 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
         from pbx_codes.store import run_store
         app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
         app.closers.append(app.store.close)
+        app.health.add(store_status(app.store))
     from pbx_codes.quality.classes import load_table
     from pbx_codes.sinks.metrics import run_metrics
     quality = load_table(cfg.quality)  # a wrong [quality] table stops serve with the table and key named
     app.metrics = await run_metrics(app.bus, quality=quality)
     app.closers.append(app.metrics.close)
+    app.metrics.watch_health(app.health)
     if cfg.alerts:
         from pbx_codes.sinks.alerts import run_alerts
         app.alerts = await run_alerts(list(cfg.alerts), app.bus, quality=quality)
         app.closers.append(app.alerts.close)
+        webhook = getattr(app.alerts, "webhook_status", None)
+        if webhook is not None and app.alerts.webhooks():
+            app.health.add(webhook)
     if cfg.console is not None or console is not None or app.store is not None:
         from pbx_codes.console.server import start_console
         from pbx_codes.console.settings import parse_console_settings
 
         settings = parse_console_settings(cfg.console, language=cfg.language, listen=console)
-        runner, _ = await start_console(settings, app.bus, app.store, app.metrics, app.alerts)
+        runner, _ = await start_console(settings, app.bus, app.store, app.metrics, app.alerts, health=app.health)
         app.closers.append(runner.cleanup)
+
+
+def store_status(store: Any) -> Callable[[], PartStatus]:
+    """The store's state for /metrics and the console, read from its writer (which logs its own outages)."""
+    def read() -> PartStatus:
+        stats = store.stats
+        pending = store.writer.pending
+        if stats.available:
+            return PartStatus(f"store {store.backend.describe()}", state=states.UP, reason=f"{pending} rows pending",
+                              failures=stats.failures)
+        return PartStatus(f"store {store.backend.describe()}", state=states.DOWN, since=stats.outage_since or 0.0,
+                          reason=f"database unavailable; {pending} rows kept in memory or the journal, retried",
+                          failures=stats.failures)
+    return read
+
+
+def part_watcher(app: "App") -> Callable[[str, Any], None]:
+    """What the listeners call with each part they start: its state goes to `app.health`, its counters to /metrics."""
+    def watch(name: str, part: Any) -> None:
+        status = getattr(part, "status", None)
+        if isinstance(status, PartStatus):
+            app.health.add(status)
+        elif hasattr(part, "stats") and hasattr(part, "port"):  # the FastAGI server: up while it listens
+            listening = PartStatus(f"FastAGI {getattr(part, 'host', '')}:{part.port}")
+            listening.set(states.UP, "listening")
+            app.health.add(listening)
+        if app.metrics is not None:
+            app.metrics.watch_listener(name, part)
+    return watch

@@ -104,3 +104,88 @@ async def test_a_part_that_fails_to_start_closes_the_parts_started_before_it(
         assert closed == [True]
     finally:
         blocker.close()
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """One GET to the console on 127.0.0.1; (status, body)."""
+    reader, writer = await connect_when_listening(port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = (await asyncio.wait_for(reader.read(), 10)).decode("utf-8", errors="replace")
+    writer.close()
+    head, _, body = raw.partition("\r\n\r\n")
+    return int(head.split(" ")[1]), body
+
+
+@pytest.mark.asyncio
+async def test_a_refused_ami_login_does_not_stop_serve_and_shows_in_the_console_and_metrics(
+        catalogs, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import socket
+
+    from adapters.ami_test_server import AmiTestServer
+    from adapters.agi_test_client import agi_request, play_res_agi
+    from support.waiting import wait_until
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    monkeypatch.setenv("PBXC_TEST_APP_SECRET", "wrong-secret")
+    ami = await AmiTestServer(secret="right-secret").start()
+    agi_port, console_port = free_port(), free_port()
+    config = parse_config({"asterisk": {"ami": {"enabled": True, "port": ami.port, "secret_env": "PBXC_TEST_APP_SECRET"},
+                                        "agi": {"port": agi_port}}})
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, Resolver(catalogs), console=f"127.0.0.1:{console_port}", stop=stop))
+    try:
+        await wait_until(lambda: ami.refused_logins >= 1)
+        reader, writer = await connect_when_listening(agi_port)
+        commands = await play_res_agi(reader, writer, agi_request("lookup?code=503", channel="PJSIP/a-1",
+                                                                  uniqueid="1.1"), {})
+        assert any(b"pbx_category" in c for c in commands)  # FastAGI answers with the AMI login refused
+        status, body = await http_get(console_port, "/api/health")
+        parts = {p["part"]: p for p in json.loads(body)["parts"]}
+        assert status == 200 and parts[f"AMI 127.0.0.1:{ami.port}"]["state"] == "refused"
+        status, body = await http_get(console_port, "/metrics")
+        assert f'pbx_codes_part_state{{part="AMI 127.0.0.1:{ami.port}",state="refused"}} 1.0' in body
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await ami.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_missing_ami_secret_is_a_start_up_error_that_ends_serve(catalogs, monkeypatch: pytest.MonkeyPatch,
+                                                                         unused_tcp_port: int) -> None:
+    monkeypatch.delenv("PBXC_TEST_APP_NO_SECRET", raising=False)
+    config = parse_config({"asterisk": {"ami": {"enabled": True, "secret_env": "PBXC_TEST_APP_NO_SECRET"},
+                                        "agi": {"port": unused_tcp_port}}})
+    with pytest.raises(ValueError, match="PBXC_TEST_APP_NO_SECRET"):
+        await asyncio.wait_for(serve(config, Resolver(catalogs)), 10)
+
+
+@pytest.mark.asyncio
+async def test_a_part_that_crashes_after_start_up_is_logged_and_the_others_keep_running(
+        catalogs, unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import pbx_codes.app as app_module
+
+    async def crashing(app) -> None:
+        raise RuntimeError("a bug in one part")
+
+    monkeypatch.setattr(app_module, "_log_annotations", crashing)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(parse_config({}), Resolver(catalogs), console=f"127.0.0.1:{unused_tcp_port}",
+                                     stop=stop))
+    try:
+        status, body = await http_get(unused_tcp_port, "/api/health")
+        from support.waiting import wait_until
+        await wait_until(lambda: "a part of serve crashed" in caplog.text)
+        status, body = await http_get(unused_tcp_port, "/api/health")
+        assert status == 200 and "a bug in one part" in body
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

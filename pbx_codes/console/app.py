@@ -38,6 +38,7 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HUB = web.AppKey("hub", FeedHub)
 STORE = web.AppKey("store", object)
 METRICS = web.AppKey("metrics", object)
+HEALTH = web.AppKey("health", object)
 SETTINGS = web.AppKey("settings", ConsoleSettings)
 PAGE = web.AppKey("page", str)
 
@@ -169,6 +170,27 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": PROMETHEUS_TYPE})
 
 
+async def api_health(request: web.Request) -> web.Response:
+    """/api/health: each part's state (PBX connections, store, webhook, FastAGI), what the page's header shows."""
+    health = request.app[HEALTH]
+    return _json({"parts": health.snapshot() if health is not None else []})
+
+
+@web.middleware
+async def store_unavailable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The store's queries fail while its database is away: answer 503 at once instead of a 500 and a traceback;
+    the page, the feed, /metrics and /api/health keep working."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if not request.path.startswith("/api/"):
+            raise
+        log.debug("console %s: store unavailable: %s", request.path, type(exc).__name__)
+        return _json({"error": "store unavailable"}, status=503)
+
+
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     return _json({"status": "ok", "streams": len(hub.clients), "published": hub.bus.published})
@@ -192,15 +214,15 @@ def _subscribe_alerts(alerts: Any, hub: FeedHub) -> None:
 
 
 def create_app(bus: AnnotationBus, store: Any = None, metrics: Any = None, alerts: Any = None,
-               config: ConsoleSettings | Mapping[str, Any] | None = None) -> web.Application:
+               config: ConsoleSettings | Mapping[str, Any] | None = None, health: Any = None) -> web.Application:
     """The console application. `store` None: the last `history` hangups are kept in memory instead."""
     settings = config if isinstance(config, ConsoleSettings) else parse_console_settings(config)
     memory = None
     if store is None:
         memory = store = MemoryStore(settings.history)
     hub = FeedHub(bus, show_numbers=settings.show_numbers, memory=memory)
-    app = web.Application(middlewares=[access_middleware(settings)])
-    app[HUB], app[STORE], app[METRICS], app[SETTINGS] = hub, store, metrics, settings
+    app = web.Application(middlewares=[access_middleware(settings), store_unavailable])
+    app[HUB], app[STORE], app[METRICS], app[SETTINGS], app[HEALTH] = hub, store, metrics, settings, health
     app[PAGE] = render_page(settings)
     _subscribe_alerts(alerts, hub)
 
@@ -223,6 +245,7 @@ def create_app(bus: AnnotationBus, store: Any = None, metrics: Any = None, alert
     app.router.add_get("/api/alerts", api_alerts)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/health", api_health)
     app.router.add_get("/favicon.ico", no_icon)
     app.router.add_static("/static/", STATIC_DIR, show_index=False)
     return app

@@ -15,9 +15,9 @@ log = logging.getLogger("pbx_codes.console")
 
 
 async def start_console(settings: ConsoleSettings, bus: AnnotationBus, store: Any = None, metrics: Any = None,
-                        alerts: Any = None) -> tuple[web.AppRunner, int]:
+                        alerts: Any = None, *, health: Any = None) -> tuple[web.AppRunner, int]:
     """Start serving and return the runner (for `cleanup()`) and the port actually bound (port 0 picks one)."""
-    runner = web.AppRunner(create_app(bus, store, metrics, alerts, settings), access_log=None,
+    runner = web.AppRunner(create_app(bus, store, metrics, alerts, settings, health), access_log=None,
                            shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -32,13 +32,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.model import Annotation, Category
 from pbx_codes.quality.classes import ClassTable, load_table
 from pbx_codes.quality.legs import leg_from_annotation
 from pbx_codes.quality.measures import percentile
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
+from pbx_codes.status import DOWN, UP, PartStatus, describe_error
 
 log = logging.getLogger("pbx_codes.alerts")
+#: Retries of a webhook post: 1, 2, 4, 8 s (+/- 20 %) between the 5 attempts of one event.
+WEBHOOK_BACKOFF = BackoffPolicy(initial=1.0, maximum=30.0)
 
 SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
 ANY = "*"
@@ -341,7 +345,8 @@ class AlertEngine:
 
     def __init__(self, rules: Sequence[AlertRule], *, webhook: str | None = None,
                  clock: Callable[[], float] = time.time, tick: float = 5.0, webhook_timeout: float = 5.0,
-                 quality: ClassTable | None = None) -> None:
+                 quality: ClassTable | None = None, webhook_attempts: int = 5,
+                 webhook_backoff: BackoffPolicy = WEBHOOK_BACKOFF) -> None:
         if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
             raise AlertConfigError("alerts webhook must be an http:// or https:// URL")
         self.rules = tuple(rules)
@@ -352,7 +357,10 @@ class AlertEngine:
         self.webhook_timeout = webhook_timeout
         self.listeners: list[Callback] = []
         self.history: deque[AlertEvent] = deque(maxlen=200)
-        self.webhook_failures = 0
+        self.webhook_failures = 0  # events no attempt could deliver
+        self.webhook_attempts = max(1, webhook_attempts)
+        self.webhook_backoff = webhook_backoff
+        self.webhook_status = PartStatus("alert webhook", logger=log)  # logged once per change, in /metrics
         self._windows: dict[tuple[int, str], Any] = {}  # _Window, or _MeasureWindow for a measure rule
         self._pending: set[asyncio.Task[Any]] = set()
         self._webhook_order = asyncio.Lock()  # FIFO: a receiver never sees `cleared` before its `fired`
@@ -484,13 +492,32 @@ class AlertEngine:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def webhooks(self) -> set[str]:
+        """Every webhook URL an event may be posted to."""
+        return {u for u in (self.webhook, *(r.webhook for r in self.rules)) if u}
+
     async def _post(self, url: str, event: AlertEvent) -> None:
-        try:
-            async with self._webhook_order:
-                await asyncio.to_thread(post_json, url, event.to_dict(), self.webhook_timeout)
-        except Exception as exc:  # a webhook that is down must not stop the alerts
-            self.webhook_failures += 1
-            log.warning("alert webhook %s failed: %s", urlsplit(url)._replace(query="").geturl(), exc)
+        """Post one event, retrying with backoff; a webhook that is down never stops the alerts. The state (up, down)
+        is logged once per change; an event no attempt delivered is counted in `webhook_failures`."""
+        where = urlsplit(url)._replace(query="").geturl()  # a token in the query string stays out of the log
+        backoff = Backoff(self.webhook_backoff)
+        status = self.webhook_status
+        async with self._webhook_order:
+            for attempt in range(1, self.webhook_attempts + 1):
+                try:
+                    await asyncio.to_thread(post_json, url, event.to_dict(), self.webhook_timeout)
+                except Exception as exc:
+                    status.failures += 1
+                    status.set(DOWN, f"{where}: {describe_error(exc)}; retried with backoff")
+                    if attempt == self.webhook_attempts:
+                        self.webhook_failures += 1
+                        log.warning("alert %s %s not delivered to %s after %d attempts", event.name, event.state,
+                                    where, attempt)
+                        return
+                    await asyncio.sleep(backoff.after(Ending.FAILED))
+                else:
+                    status.set(UP, f"{where}: delivered")
+                    return
 
     async def notified(self) -> None:
         """Wait until every callback and webhook started so far has finished."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Iterator
 
 import pytest
 
+from pbx_codes.adapters.reconnect import BackoffPolicy
 from pbx_codes.model import Annotation, Observation, Side
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.alerts import AlertConfigError, AlertEngine, AlertEvent, parse_rule, parse_rules, run_alerts
@@ -22,6 +24,9 @@ CAPACITY_RULE = {"trunk": LIFECELL, "category": "capacity", "above": 0.2, "windo
 
 def call(resolver: Resolver, sip: str, trunk: str = LIFECELL) -> Annotation:
     return resolver.resolve(Observation(sip_code=sip, trunk=trunk, pbx="asterisk", hangup_by=Side.CARRIER))
+
+
+FAST_RETRY = BackoffPolicy(initial=0.01, maximum=0.05)
 
 
 def engine_for(*tables: dict[str, Any], **options: Any) -> tuple[AlertEngine, list[AlertEvent]]:
@@ -166,11 +171,45 @@ async def test_webhook_receives_the_fired_and_cleared_events_as_json(resolver: R
 
 @pytest.mark.asyncio
 async def test_an_unreachable_webhook_is_counted_and_does_not_stop_the_alerts(resolver: Resolver) -> None:
-    engine, events = engine_for({**CAPACITY_RULE, "webhook": "http://127.0.0.1:9/down"}, webhook_timeout=2)
+    engine, events = engine_for({**CAPACITY_RULE, "webhook": "http://127.0.0.1:9/down"}, webhook_timeout=2,
+                                webhook_attempts=3, webhook_backoff=FAST_RETRY)
     for i in range(5):
         engine.observe(call(resolver, "503"), now=float(i))
     await engine.notified()
     assert [e.state for e in events] == ["fired"] and engine.webhook_failures == 1
+    assert engine.webhook_status.state == "down" and engine.webhook_status.failures == 3
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_that_comes_back_gets_the_event_on_a_retry_and_each_change_is_logged_once(
+        resolver: Resolver, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from support.waiting import wait_until
+
+    with socket.socket() as probe:  # a port nothing listens on yet: the webhook is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = type("Recorder", (_Recorder,), {"received": []})
+    engine, events = engine_for({**CAPACITY_RULE, "webhook": f"http://127.0.0.1:{port}/hook"}, webhook_timeout=2,
+                                webhook_attempts=1000, webhook_backoff=FAST_RETRY)
+    with caplog.at_level(logging.INFO, logger="pbx_codes.alerts"):
+        for i in range(5):
+            engine.observe(call(resolver, "503"), now=float(i))
+        await wait_until(lambda: engine.webhook_status.failures >= 3)
+        server = HTTPServer(("127.0.0.1", port), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            await engine.notified()
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    assert [json.loads(body)["state"] for _, body in handler.received] == ["fired"]
+    assert engine.webhook_status.state == "up" and engine.webhook_failures == 0
+    changes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert webhook:")]
+    assert len(changes) == 2 and "down" in changes[0] and "up" in changes[1]
 
 
 @pytest.mark.asyncio

@@ -320,8 +320,24 @@
     source.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
   }
 
+  // Each part's state (PBX connections, store, webhook): green when up, red with the reason otherwise.
+  async function refreshParts() {
+    let data;
+    try { data = await getJSON("/api/health"); } catch (err) { return; }
+    const list = $("parts");
+    list.textContent = "";
+    for (const p of data.parts || []) {
+      const li = el("li", "part " + (p.up ? "part-up" : "part-down"), p.part + ": " + p.state);
+      li.dataset.state = p.state;
+      if (p.reason) li.title = p.reason;
+      list.appendChild(li);
+    }
+  }
+
   async function start() {
     connect();
+    refreshParts();
+    setInterval(refreshParts, 5000);
     try {
       const recent = await getJSON("/api/recent?limit=200");
       const known = new Set(state.events.map((e) => e.uniqueid + "|" + e.time));
