@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_lang_option
+from pbx_codes.text import TERMINAL, clean
 
 DEFAULT_URL = "http://127.0.0.1:8088"
 TOKEN_ENV = "PBX_CODES_CONSOLE_TOKEN"
@@ -59,8 +59,7 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
 
 def terminal_safe(value: Any) -> str:
     """The value as one printable line: control and format characters (ESC, CR, LF, bidi overrides) become `?`."""
-    text = "" if value is None else str(value)
-    return "".join("?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    return clean(value, TERMINAL)
 
 
 # ---- server-sent events ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from pbx_codes.cli.common import (EXIT_OK, CliError, add_catalog_options, add_lang_option, print_json,
                                   resolver_from)
 from pbx_codes.model import Annotation
+from pbx_codes.protocols import ProtocolError
 
 OBSERVERS = {"asterisk": "pbx_codes.observers.asterisk", "freeswitch": "pbx_codes.observers.freeswitch"}
 REPLAY_KEYS = ("pbx", "uniqueid", "linkedid", "channel", "trunk", "code", "phrase", "q850", "observed_q850",
@@ -50,7 +51,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: cannot be read: {exc.strerror or exc}") from None
     try:
         annotations = replay_file(args.pbx, data, resolver, args.catalog)
-    except ValueError as exc:  # the protocol cores' errors are ValueErrors with the reason
+    except (ProtocolError, ValueError) as exc:  # what the protocol cores and observers say of bytes they refuse
         raise CliError(f"{args.file}: not a readable {args.pbx} capture: {exc}") from None
     lang = args.lang or config.language
     for ann in annotations:
