@@ -29,6 +29,8 @@ Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
     ping_interval = 20.0
     ping_timeout = 5.0
     backoff_max = 30.0
+    probe_interval = 0.5          # between connects while Asterisk refuses them: back within ~1 s of it listening
+    refused_backoff = 60.0        # at least this long after a refused login
 
     [asterisk.agi]
     enabled = true
@@ -159,6 +161,8 @@ def ami_settings(section: Mapping[str, Any]) -> AmiSettings:
         ping_interval=float(section.get("ping_interval", 20.0)), ping_timeout=float(section.get("ping_timeout", 5.0)),
         backoff_initial=float(section.get("backoff_initial", 0.5)),
         backoff_max=float(section.get("backoff_max", 30.0)),
+        probe_interval=float(section.get("probe_interval", 0.5)),
+        refused_backoff=float(section.get("refused_backoff", 60.0)),
         action_timeout=float(section.get("action_timeout", 5.0)),
     )
 

@@ -15,6 +15,7 @@ key                           default              meaning
 ``heartbeat_timeout``         ``60``               seconds without any frame before reconnecting
 ``reconnect_min``/``_max``    ``0.5`` / ``30``     backoff bounds, seconds
 ``auth_failure_backoff``      ``60``               wait after a refused password, seconds
+``probe_interval``            ``0.5``              between connects while FreeSWITCH refuses them, seconds
 ``esl``                       ``true``             run the ESL listener at all
 ``hook``                      ``true``             run the hangup-hook endpoint
 ``hook_host``/``hook_port``   ``127.0.0.1``/8089   where the hook endpoint listens (loopback only)
@@ -77,6 +78,7 @@ def client_config(section: Mapping[str, Any]) -> EslClientConfig:
         reconnect_min=float(section.get("reconnect_min", 0.5)),
         reconnect_max=float(section.get("reconnect_max", 30)),
         auth_failure_backoff=float(section.get("auth_failure_backoff", 60)),
+        probe_interval=float(section.get("probe_interval", 0.5)),
         wanted_events=FreeswitchListener.WANTED_EVENTS,
     )
 
