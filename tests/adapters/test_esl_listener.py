@@ -20,7 +20,7 @@ import pytest
 
 from pbx_codes.adapters.esl_listener import run_freeswitch
 from pbx_codes.catalog import load_catalogs
-from pbx_codes.model import Category
+from pbx_codes.model import Category, Observation
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.resolve import Resolver
 
@@ -145,3 +145,62 @@ async def test_hook_endpoint_answers_while_esl_is_down(monkeypatch: pytest.Monke
     lines = dict(line.split("=", 1) for line in payload.decode().splitlines() if line)
     assert lines["pbx_phrase"] == "Not enough money" and lines["pbx_catalog"] == "lifecell"
     assert bus.annotations == [], "hook_publish is off by default: the hook does not feed the bus"
+
+
+@pytest.mark.asyncio
+async def test_every_live_call_shape_reaches_the_bus_as_replay_gives_it_across_drops(monkeypatch: pytest.MonkeyPatch):
+    """Each live2 capture on its own connection, every other one cut before FreeSWITCH's disconnect notice: every
+    leg of every call shape is on the bus once, as the offline replay (and the table of expected annotations)
+    says, answered legs included."""
+    from observers.freeswitch_live2 import CAPTURES, EXPECTED, by_role, roles
+
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    resolver = real_resolver()
+    streams = [recorded_events(f"live2/{c}.json.esl.txt") for c in CAPTURES]
+    streams = [without_notice(s) if i % 2 else s for i, s in enumerate(streams)]
+    expected = [a.to_dict() for c in CAPTURES for a in replay(recorded_events(f"live2/{c}.json.esl.txt"), resolver)]
+    server = FakeFreeswitch(after_subscribe="streams", streams=streams)
+    esl_port = await server.start()
+    bus = RecordingBus()
+    task = asyncio.create_task(run_freeswitch(section(esl_port, free_port(), hook=False), resolver, bus))
+    try:
+        await wait_until(lambda: server.connections > len(streams))  # settled: every stream was handled
+    finally:
+        await stop(task)
+        await server.close()
+    assert [a.to_dict() for a in bus.annotations] == expected
+    for capture in CAPTURES:
+        mine = [a for a in bus.annotations if a.observation.leg_id in roles(capture)]
+        assert by_role(capture, mine) == EXPECTED[capture], capture
+
+
+@pytest.mark.asyncio
+async def test_the_top_level_language_reaches_pbx_reason_through_the_hook(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Any):
+    from pbx_codes.config import load_config
+
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    hook_port = free_port()
+    path = tmp_path / "pbx-codes.toml"
+    path.write_text(f'language = "uk"\n[freeswitch]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+                    f'password_env = "{PASSWORD_ENV}"\nhook_port = {hook_port}\nesl = false\n', encoding="utf-8")
+    config = load_config(path)
+    resolver = real_resolver()
+    task = asyncio.create_task(run_freeswitch(config.freeswitch, resolver, RecordingBus()))
+    fields = {"uuid": "b-leg", "call_uuid": "a-leg", "direction": "outbound", "sip_gateway_name": "gw409",
+              "sip_invite_failure_status": "409", "sip_invite_failure_phrase": "Not enough money",
+              "sip_hangup_disposition": "recv_refuse", "sip_reply_port": "5090", "hangup_cause": "NORMAL_UNSPECIFIED"}
+
+    async def answered() -> tuple[int, bytes]:
+        while True:  # the endpoint starts with the task; retry until it listens
+            try:
+                return await post_hook(hook_port, urlencode(fields).encode())
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.005)
+    try:
+        status, payload = await asyncio.wait_for(answered(), GUARD)
+    finally:
+        await stop(task)
+    lines = dict(line.split("=", 1) for line in payload.decode().splitlines() if line)
+    texts = resolver.resolve(Observation(sip_code="409", phrase="Not enough money", catalog="lifecell")).texts
+    assert status == 200 and lines["pbx_reason"] == texts["uk"] != texts["en"]
