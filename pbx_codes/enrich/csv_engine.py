@@ -26,6 +26,7 @@ from pbx_codes.enrich.progress import Progress
 from pbx_codes.enrich.state import RunState, save_state, state_path
 from pbx_codes.enrich.summary import Summary
 from pbx_codes.enrich.tolerant_csv import join_line, split_line
+from pbx_codes.text import csv_cell
 
 CHECKPOINT_ROWS = 50_000
 _CACHE_LIMIT = 100_000
@@ -107,6 +108,7 @@ class _Entry:
     lf: bytes | None
     outcome: Outcome
     hits: int = 0
+    cells: tuple[str, ...] = ()      # the outcome's values as CSV cells (formula-neutralised)
 
 
 class CsvEnricher:
@@ -339,7 +341,7 @@ class CsvEnricher:
                         out(raw[:-cut_q_lf] + entry.lf)
                     else:
                         body, eol = _split_eol(raw)
-                        out(self._rewrite(layout, row, entry.outcome.values, rewriter) + (eol or b""))
+                        out(self._rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
                 if pickers is not None and row is not None and len(row) != picker_count and len(row) >= need:
                     # Rows of another field count (loguniqueid off, an enriched file): their own pattern from now.
                     picker_count = len(row)
@@ -378,18 +380,18 @@ class CsvEnricher:
         """The bytes a row with this outcome gets, prepared once: `payload` without and `lf` with the line end."""
         if outcome.kind == NO_CAUSE:
             return _Entry(None, None, outcome)
-        values = outcome.values
+        values = tuple(csv_cell(v) for v in outcome.values)   # no cell enrich writes starts a formula
         if not layout.fill:
             if self.tolerant:
                 payload = b"".join(b',"' + values[i].encode("utf-8", "surrogateescape") + b'"' for i in layout.append)
             else:
                 payload = b"," + b",".join(_quoted([values[i] for i in layout.append]))
-            return _Entry(payload, payload + _LF, outcome)
+            return _Entry(payload, payload + _LF, outcome, cells=values)
         if layout.tail_fill and layout.tail_extra < 8:
             # The template's empty pbx_* tail is replaced by the values plus the empty columns after them.
             payload = b"," + b",".join(_quoted(values)) + b',""' * layout.tail_extra
-            return _Entry(payload, payload + _LF, outcome)
-        return _Entry(_REWRITE, _REWRITE, outcome)
+            return _Entry(payload, payload + _LF, outcome, cells=values)
+        return _Entry(_REWRITE, _REWRITE, outcome, cells=values)
 
     def _rewrite(self, layout: Layout, row: list, values: Sequence[str], rewriter: _Rewriter) -> bytes:
         row = list(row)

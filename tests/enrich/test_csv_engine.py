@@ -224,3 +224,55 @@ def test_state_file_sits_beside_the_output(tmp_path, make_annotator):
     run(source, make_annotator())
     assert state_path(tmp_path / "cdr.enriched.csv").exists()
     assert sorted(os.listdir(tmp_path)) == ["cdr.csv", "cdr.enriched.csv", "cdr.enriched.csv.state.json"]
+
+
+# ---- formula injection: no cell enrich writes starts a spreadsheet formula ---------------------------------
+
+FORMULAS = ["=cmd|' /C calc'!A0", '+HYPERLINK("http://evil.example","x")', "@SUM(1+1)*cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0", "\t=1+1"]
+
+
+def _pbx_cells(line: list[str]) -> dict[str, str]:
+    return dict(zip(PBX_COLUMNS, line[-len(PBX_COLUMNS):]))
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_a_formula_phrase_is_written_as_text_in_an_appended_cell(tmp_path, make_annotator, formula):
+    source = tmp_path / "cdr.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        w.writerow(COLUMNS)
+        w.writerow(["1.1", "NO ANSWER", "trunk", f"SIP 409 {formula}"])
+    run(source, make_annotator())
+    rows = list(csv.reader(io.StringIO((tmp_path / "cdr.enriched.csv").read_text(encoding="utf-8"), newline="")))
+    phrase = _pbx_cells(rows[1])["pbx_phrase"]
+    assert phrase == "'" + formula.strip()
+    assert rows[1][:4] == ["1.1", "NO ANSWER", "trunk", f"SIP 409 {formula}"]   # the CDR's own cell: untouched
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_a_formula_phrase_is_written_as_text_when_the_template_is_rewritten_in_place(tmp_path, make_annotator,
+                                                                                     formula):
+    row = {c: "" for c in PBX_CDR_CUSTOM_COLUMNS}
+    row.update(disposition="NO ANSWER", pbx_rawcause=f"SIP 409 {formula}")
+    source = tmp_path / "pbx_codes.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow([row[c] for c in PBX_CDR_CUSTOM_COLUMNS])
+    enrich_file(source, get_preset("asterisk-cdr-custom-pbx"), make_annotator(), progress=False)
+    out = next(csv.reader(io.StringIO((tmp_path / "pbx_codes.enriched.csv").read_text(encoding="utf-8"))))
+    got = dict(zip(PBX_CDR_CUSTOM_COLUMNS, out))
+    assert got["pbx_phrase"] == "'" + formula.strip()
+    assert not any(v and v[0] in "=+-@\t\r" for k, v in got.items() if k in PBX_COLUMNS)
+
+
+@pytest.mark.parametrize("formula", [f for f in FORMULAS if '","' not in f])   # "," would end mod_cdr_csv's field
+def test_a_formula_phrase_is_written_as_text_in_a_mod_cdr_csv_file(tmp_path, make_annotator, formula):
+    columns = ("uuid", "sip_invite_failure_status", "sip_invite_failure_phrase", "sip_reason")
+    source = tmp_path / "Master.csv"
+    source.write_text(f'"u1","409","{formula}",""\n', encoding="utf-8")
+    enrich_file(source, get_preset("freeswitch-cdr-csv"), make_annotator("freeswitch", quote_free=True),
+                columns=columns, progress=False)
+    line = (tmp_path / "Master.enriched.csv").read_bytes().rstrip(b"\n")
+    fields = split_line(line, {len(columns) + len(PBX_COLUMNS)})
+    pbx = dict(zip(PBX_COLUMNS, (f.decode() for f in fields[len(columns):])))
+    assert pbx["pbx_phrase"] == "'" + formula.strip().replace('"', "'")
