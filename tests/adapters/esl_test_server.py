@@ -59,6 +59,7 @@ class FakeFreeswitch:
         self.auth_attempts: list[str] = []
         self.commands: list[str] = []
         self.subscribed = asyncio.Event()
+        self.password = PASSWORD  # change it to have the next logins refused
         self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
@@ -95,7 +96,7 @@ class FakeFreeswitch:
                 verb, _, rest = line.partition(" ")
                 if verb == "auth":
                     self.auth_attempts.append(rest)
-                    if rest != PASSWORD:
+                    if rest != self.password:
                         writer.write(reply("-ERR invalid"))
                         await writer.drain()
                         return

@@ -5,7 +5,7 @@ The deadline is a guard against a hung test, never a measurement: a test asserts
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Awaitable, Callable
 
 GUARD = 20.0  # seconds
 
@@ -40,4 +40,20 @@ class SleepRecorder:
         await asyncio.sleep(0)
 
 
-__all__ = ["GUARD", "SleepRecorder", "wait_until"]
+
+
+async def eventually(check: Callable[[], "Awaitable[object]"], limit: float = GUARD, step: float = 0.02,
+                     what: str = "") -> object:
+    """Like `wait_until` for a check that must await (an HTTP request): its first true result."""
+    async def poll() -> object:
+        while not (result := await check()):
+            await asyncio.sleep(step)
+        return result
+    try:
+        async with asyncio.timeout(limit):
+            return await poll()
+    except TimeoutError:
+        raise AssertionError(f"still not true after {limit:g} s: {what or check}") from None
+
+
+__all__ = ["GUARD", "SleepRecorder", "eventually", "wait_until"]
