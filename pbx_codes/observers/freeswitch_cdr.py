@@ -13,8 +13,11 @@ hold is mapped to the same variable names.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Mapping
 from urllib.parse import unquote
+
+from pbx_codes.observers.freeswitch import parent_of
 
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _ALWAYS_ENCODED = (" ", ":", "@")
@@ -71,12 +74,35 @@ def variables_from_json_cdr(doc: Any) -> dict[str, str] | None:
 
 
 def variables_from_cdr_csv(record: Mapping[str, str]) -> dict[str, str]:
-    """One mod_cdr_csv record (the ``pbx_codes`` template's fields by name) -> channel variables."""
-    out = {k: v for k, v in record.items() if v and not k.startswith("pbx_") or k == "pbx_codes_catalog"}
-    if record.get("pbx_catalog") and not out.get("pbx_codes_catalog") and record.get("sip_gateway_name"):
-        out["pbx_codes_catalog"] = record["pbx_catalog"]   # the catalog the leg was annotated with, live
-    out["cdr_csv"] = "1"
+    """One mod_cdr_csv record (the ``pbx_codes`` template's fields by name) -> channel variables.
+
+    The template has no A-leg copy of the bridged leg's answer (``last_bridge_*``): where FreeSWITCH's own fields
+    say nothing, the code and phrase the hook wrote (``pbx_code``, ``pbx_phrase``) stand for them, and the catalog
+    it used."""
+    out = {k: v for k, v in record.items() if v and not k.startswith("pbx_")}
+    if record.get("pbx_catalog"):
+        out["pbx_codes_catalog"] = record["pbx_catalog"]
+    code = record.get("pbx_code") or ""
+    if code.isdecimal() and len(code) == 3 and not out.get("sip_term_status"):
+        out["sip_invite_failure_status"] = code
+        if record.get("pbx_phrase"):
+            out["sip_invite_failure_phrase"] = record["pbx_phrase"]
+    stamp = {"start_stamp": "start_epoch", "answer_stamp": "answer_epoch", "end_stamp": "end_epoch"}
+    for name, epoch in stamp.items():
+        seconds = _stamp_seconds(record.get(name))
+        if seconds:
+            out[epoch] = str(seconds)
     return out
+
+
+def _stamp_seconds(value: str | None) -> int | None:
+    """mod_cdr_csv's ``2026-12-01 09:06:18`` (FreeSWITCH's local time) as epoch seconds."""
+    if not value:
+        return None
+    try:
+        return int(time.mktime(time.strptime(value.strip()[:19], "%Y-%m-%d %H:%M:%S")))
+    except ValueError:
+        return None
 
 
 def _number(value: str | None) -> int:
@@ -88,9 +114,11 @@ def leg_start(v: Mapping[str, str]) -> tuple[int, str]:
     return (_number(v.get("start_uepoch")) or _number(v.get("start_epoch")) * 1_000_000, v.get("start_stamp", ""))
 
 
-def leg_end(v: Mapping[str, str]) -> tuple[int, str]:
-    """Order in which the legs ended."""
-    return (_number(v.get("end_uepoch")) or _number(v.get("end_epoch")) * 1_000_000, v.get("end_stamp", ""))
+def leg_end(v: Mapping[str, str]) -> tuple[int, str, int]:
+    """Order in which the legs ended; at the same microsecond a B-leg before the A-leg that bridged it (FreeSWITCH
+    ends B first: A carries its outcome)."""
+    return (_number(v.get("end_uepoch")) or _number(v.get("end_epoch")) * 1_000_000, v.get("end_stamp", ""),
+            0 if parent_of(v) else 1)
 
 
 __all__ = ["decoded_variables", "is_url_encoded", "leg_end", "leg_start", "variables_from_cdr_csv",

@@ -33,7 +33,10 @@ def json_cdr_document(headers: dict, *, encode_values: bool) -> dict:
             "channel_data": {"state": "CS_REPORTING", "direction": headers.get("Call-Direction")},
             "variables": variables,
             "callflow": [{"caller_profile": {"uuid": headers.get("Unique-ID"),
-                                             "chan_name": headers.get("Channel-Name")}, "times": times}]}
+                                             "chan_name": headers.get("Channel-Name"),
+                                             "destination_number": headers.get("Caller-Destination-Number"),
+                                             "caller_id_number": headers.get("Caller-Caller-ID-Number")},
+                          "times": times}]}
 
 
 def write_json_cdrs(folder: Path, captures: list[bytes], *, encode_values: bool) -> int:
