@@ -10,6 +10,7 @@ from pbx_codes.catalog import CatalogError, validate_file
 from pbx_codes.cli.common import (EXIT_NO_MATCH, EXIT_OK, CliError, add_catalog_options, add_lang_option,
                                   catalogs_from, print_json, resolver_from)
 from pbx_codes.model import Annotation, LANGS
+from pbx_codes.text import csv_cell
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +101,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         for e in entries:
             row = {**e, **{f"text_{lang}": e["text"][lang] for lang in LANGS}}
             row["methods"] = " ".join(e.get("methods", []))
-            writer.writerow(row)
+            writer.writerow({name: csv_cell(value) for name, value in row.items()})
     return EXIT_OK
 
 

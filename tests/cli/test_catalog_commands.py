@@ -91,3 +91,31 @@ def test_console_script_entry_point_runs() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["category"] == "busy"
+
+
+def test_export_csv_writes_no_cell_a_spreadsheet_would_run_as_a_formula(capsys, tmp_path: Path) -> None:
+    (tmp_path / "evil.toml").write_text('''
+id = "evil"
+title = '=HYPERLINK("http://evil.example","x")'
+source = "test"
+original_lang = "en"
+code_space = "sip"
+class_scheme = "none"
+fallback = "sip"
+
+[[entry]]
+code = "503"
+phrase = "=cmd|' /C calc'!A0"
+category = "capacity"
+retry = "failover"
+[entry.text]
+uk = "+HYPERLINK(\\"http://evil.example\\")"
+ru = "@SUM(1+1)"
+en = "-2+3"
+''', encoding="utf-8")
+    code, out, err = run(capsys, "export", "evil", "--format", "csv", "--catalog-dir", str(tmp_path))
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["phrase"] == "'=cmd|' /C calc'!A0" and rows[0]["text_en"] == "'-2+3"
+    assert rows[0]["text_uk"].startswith("'+") and rows[0]["text_ru"] == "'@SUM(1+1)"
+    assert not any(v and v[0] in "=+-@\t\r" for row in rows for v in row.values())
