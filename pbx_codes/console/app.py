@@ -22,8 +22,10 @@ from pbx_codes.console.events import hangup_event
 from pbx_codes.console.feed import FeedHub
 from pbx_codes.console.memory_store import MemoryStore
 from pbx_codes.console.ports import ConsoleStore
+from pbx_codes.console.quality import add_quality_routes
 from pbx_codes.console.settings import ConsoleSettings, parse_console_settings
 from pbx_codes.model import LANGS, Category
+from pbx_codes.quality.classes import load_table
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.timeouts import within
 
@@ -243,6 +245,7 @@ def create_app(bus: AnnotationBus, store: Any = None, metrics: Any = None, alert
     app.router.add_get("/api/unknown", api_unknown)
     app.router.add_get("/api/unknown/export", api_unknown_export)
     app.router.add_get("/api/alerts", api_alerts)
+    add_quality_routes(app, getattr(metrics, "quality", None) or load_table())
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/health", api_health)

@@ -1,0 +1,162 @@
+"""The console's trunk quality view: a table per trunk over a chosen range, a chart per trunk over time, and the
+drill-down from a trunk to its failure causes to the calls. Read from the store (or the in-memory view) through
+`pbx_codes.quality`, so the page, `pbx-codes report` and /metrics compute the same measures the same way."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from pbx_codes.quality.classes import ClassTable
+from pbx_codes.quality.measures import TrunkQuality, per_trunk
+from pbx_codes.quality.source import legs_in_range
+
+RANGES = {"1h": 3600, "1d": 86400, "1w": 604800}
+#: Chart buckets per range: about 12-28 points.
+_BUCKETS = {3600: 300, 86400: 3600, 604800: 21600}
+MAX_CALLS = 200
+TABLE = web.AppKey("quality_table", ClassTable)
+
+
+def _when(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: ISO time or epoch seconds") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def chosen_range(request: web.Request, now: float | None = None) -> tuple[float, float]:
+    """``range=1h|1d|1w`` (default 1d) ending now, or ``from``/``to``."""
+    q = request.query
+    now = time.time() if now is None else now
+    if q.get("from") or q.get("to"):
+        since = _when(q.get("from", ""), "from") if q.get("from") else now - RANGES["1d"]
+        until = _when(q.get("to", ""), "to") if q.get("to") else now
+        if since >= until or until - since > 366 * 86400:
+            raise web.HTTPBadRequest(text="from must be before to, at most a year apart")
+        return since, until
+    span = RANGES.get(q.get("range", "1d"))
+    if span is None:
+        raise web.HTTPBadRequest(text=f"range must be one of {', '.join(RANGES)}")
+    return now - span, now + 1e-6
+
+
+def _bucket(since: float, until: float) -> int:
+    span = until - since
+    for limit, size in sorted(_BUCKETS.items()):
+        if span <= limit * 1.01:
+            return size
+    return max(3600, int(span / 24) // 3600 * 3600)
+
+
+def _scope(request: web.Request) -> dict[str, str | None]:
+    return {k: (request.query.get(k, "").strip() or None) for k in ("pbx", "trunk")}
+
+
+async def _legs(request: web.Request, **extra: Any) -> tuple[list, float, float]:
+    from pbx_codes.console.app import STORE  # the app's own key (no import cycle at module load)
+
+    since, until = chosen_range(request)
+    scope = _scope(request)
+    legs = await legs_in_range(request.app[STORE], since, until, trunk=scope["trunk"], **extra)
+    if scope["pbx"]:
+        legs = [leg for leg in legs if leg.pbx == scope["pbx"]]
+    return legs, since, until
+
+
+async def api_quality(request: web.Request) -> web.Response:
+    """/api/quality: one row per trunk (seizures, ASR, NER, SER, SEER, ISA, PDD, SRD, ACD, classes, top failures)."""
+    legs, since, until = await _legs(request)
+    return _json({"from": since, "to": until, "items": per_trunk(legs, request.app[TABLE])})
+
+
+async def api_quality_series(request: web.Request) -> web.Response:
+    """/api/quality/series?trunk=...: the trunk's measures per time bucket over the range, oldest first."""
+    legs, since, until = await _legs(request)
+    size = _bucket(since, until)
+    first = int(since // size * size)
+    groups: dict[int, TrunkQuality] = {}
+    table = request.app[TABLE]
+    for leg in legs:
+        if leg.seizure:
+            start = int(leg.ts // size * size)
+            groups.setdefault(start, TrunkQuality(table, leg.pbx, leg.trunk)).add(leg)
+    points = []
+    for start in range(first, int(until) + 1, size):
+        group = groups.get(start)
+        result = group.result() if group else TrunkQuality(table).result()
+        points.append({"t": start, **{k: result[k] for k in ("seizures", "answered", "asr", "ner", "seer", "isa",
+                                                               "pdd_p95_ms", "acd_s")}})
+    return _json({"from": since, "to": until, "bucket": size, "points": points})
+
+
+async def api_quality_causes(request: web.Request) -> web.Response:
+    """/api/quality/causes?trunk=...: the trunk's failed seizures by category, code and carrier phrase."""
+    legs, since, until = await _legs(request)
+    table = request.app[TABLE]
+    counts: dict[tuple[str, str, str], int] = {}
+    total = 0
+    for leg in legs:
+        if not leg.seizure:
+            continue
+        total += 1
+        if not leg.answered:
+            key = (leg.category, leg.code or leg.sip or "", leg.phrase or "")
+            counts[key] = counts.get(key, 0) + 1
+    items = [{"category": c, "class": table.classify(c).name, "ner": table.classify(c).ner, "code": code or None,
+              "phrase": phrase or None, "count": n, "share": n / total if total else 0.0}
+             for (c, code, phrase), n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
+    return _json({"from": since, "to": until, "seizures": total, "items": items})
+
+
+_CODE = re.compile(r"^[0-9A-Za-z/_.-]{1,16}$")
+
+
+async def api_quality_calls(request: web.Request) -> web.Response:
+    """/api/quality/calls?trunk=&category=&code=: the seizures behind one cause, newest first (at most 200)."""
+    category = request.query.get("category", "").strip() or None
+    code = request.query.get("code", "").strip() or None
+    if code is not None and not _CODE.match(code):
+        raise web.HTTPBadRequest(text="code: a code as the table shows it")
+    legs, since, until = await _legs(request, category=category)
+    chosen = [leg for leg in legs if leg.seizure and (code is None or (leg.code or leg.sip) == code)]
+    chosen.sort(key=lambda leg: -leg.ts)
+    items = [{"time": leg.ts, "pbx": leg.pbx, "trunk": leg.trunk, "linkedid": leg.call_id, "uniqueid": leg.leg_id,
+              "category": leg.category, "code": leg.code, "phrase": leg.phrase,
+              "pdd_ms": None if leg.pdd() is None else round(leg.pdd() * 1000, 3),
+              "duration_s": None if leg.duration() is None else round(leg.duration(), 3)}
+             for leg in chosen[:MAX_CALLS]]
+    return _json({"from": since, "to": until, "total": len(chosen), "items": items})
+
+
+async def quality_page(request: web.Request) -> web.Response:
+    from importlib import resources
+
+    text = resources.files("pbx_codes.console").joinpath("templates/quality.html").read_text("utf-8")
+    return web.Response(text=text, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+def _json(data: Any) -> web.Response:
+    import json
+
+    return web.json_response(data, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def add_quality_routes(app: web.Application, table: ClassTable) -> None:
+    app[TABLE] = table
+    app.router.add_get("/quality", quality_page)
+    app.router.add_get("/api/quality", api_quality)
+    app.router.add_get("/api/quality/series", api_quality_series)
+    app.router.add_get("/api/quality/causes", api_quality_causes)
+    app.router.add_get("/api/quality/calls", api_quality_calls)
+
+
+__all__ = ["RANGES", "add_quality_routes", "chosen_range"]
