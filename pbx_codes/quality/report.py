@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.legs import Leg
 from pbx_codes.quality.measures import bucketed, per_trunk, trunk_key
+from pbx_codes.text import csv_cell
 
 GROUPINGS = {"trunk": None, "pbx": None, "hour": 3600, "day": 86400}
 FORMATS = ("text", "csv", "json", "html")
@@ -89,8 +90,7 @@ def _csv_safe(value: Any) -> Any:
     """A cell a spreadsheet will not run: text starting like a formula gets a leading quote; one line only."""
     if not isinstance(value, str):
         return value
-    value = _one_line(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    return csv_cell(_one_line(value))
 
 
 def as_csv(results: Sequence[dict[str, Any]]) -> str:
