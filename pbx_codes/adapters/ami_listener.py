@@ -70,7 +70,7 @@ class AmiListener:
                  fetch_phrases: bool = True, writeback: bool = False, language: str = "en",
                  max_bytes: int = 255, report_answered: bool = True) -> None:
         self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases,
-                                         report_answered=report_answered)
+                                         report_answered=report_answered, fetches_always_answered=True)
         self.client = AmiClient(settings, secret, self.on_event)
         self.resolver = resolver
         self.bus = bus
@@ -108,29 +108,49 @@ class AmiListener:
                 self._spawn(self._write_back(a_channel, annotation))
 
     async def _fetch(self, fetch: PhraseFetch) -> None:
-        value = None
-        for delay in (*PROVISIONAL_RETRY_DELAYS, None):
-            try:
-                response = await self.client.send_action("Getvar", Channel=fetch.a_channel, Variable=fetch.variable)
-            except (AmiError, asyncio.TimeoutError, OSError) as exc:
-                log.debug("Getvar %s on %s failed: %s", fetch.variable, fetch.a_channel, exc)
-                value = None
-                break
-            if not response.ok:  # the A-leg is gone: no later answer will come
-                value = None
-                break
-            value = response.get("Value")
-            # The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's final
-            # cause, so an early Getvar can still see the last provisional (``SIP 100 Trying``): ask again shortly.
-            code, _ = parse_tech_cause(value)
-            if delay is None or (code is not None and not code.startswith("1")):
-                break
-            await asyncio.sleep(delay)
+        value = await self._read_tech_cause(fetch)
         if self.writeback:
             self._a_channel[fetch.b_channel] = fetch.a_channel
             if len(self._a_channel) > 10000:
                 self._a_channel.pop(next(iter(self._a_channel)))
         self._emit(self.observer.on_phrase(fetch.variable, value))
+
+    async def _getvar(self, channel: str, variable: str) -> str | None:
+        """One Getvar; None when it failed (the channel is gone, or the connection)."""
+        try:
+            response = await self.client.send_action("Getvar", Channel=channel, Variable=variable)
+        except (AmiError, asyncio.TimeoutError, OSError) as exc:
+            log.debug("Getvar %s on %s failed: %s", variable, channel, exc)
+            return None
+        return response.get("Value") or "" if response.ok else None
+
+    async def _read_tech_cause(self, fetch: PhraseFetch) -> str | None:
+        """``HANGUPCAUSE(<B>,tech)`` read on the A-leg: its value, "" when Asterisk holds none for the leg (no
+        response came from the carrier), None when the A-leg is gone.
+
+        ``HANGUPCAUSE_KEYS()`` is asked first: HANGUPCAUSE of a leg it does not list makes Asterisk log a WARNING.
+        The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's final cause,
+        so an early answer can still be empty or the last provisional (``SIP 100 Trying``): ask again shortly,
+        unless the leg had already hung up when the question was queued (`PhraseFetch.settled`).
+        """
+        value: str | None = None
+        for delay in (*PROVISIONAL_RETRY_DELAYS, None):
+            keys = await self._getvar(fetch.a_channel, "HANGUPCAUSE_KEYS()")
+            if keys is None:
+                return value  # the A-leg is gone: Dial had read its legs' causes, so the last answer stands
+            if fetch.b_channel in (key.strip() for key in keys.split(",")):
+                value = await self._getvar(fetch.a_channel, fetch.variable)
+                if value is None:
+                    return None
+                code, _ = parse_tech_cause(value)
+                if code is not None and not code.startswith("1"):
+                    return value
+            else:
+                value = ""
+            if delay is None or fetch.settled:
+                return value
+            await asyncio.sleep(delay)
+        return value
 
     async def _write_back(self, a_channel: str, annotation: Any) -> None:
         for name, value in annotation_fields(annotation, self.language).items():
@@ -180,10 +200,11 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
     jobs: list[Any] = []
     closers: list[Any] = []
     if agi.get("enabled", True):
-        # With the AMI listener on, it already publishes each failed leg; the AGI path only writes the CDR.
-        publish = None if ami.get("enabled", False) else bus.publish
+        # With the AMI listener on, it publishes every leg it saw; the AGI path then publishes only the attempts
+        # that created no leg (no channel, so no AMI event): a call reaches the store whichever path saw it.
         server = AgiServer(
-            make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, publish),
+            make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, bus.publish,
+                        publish_all=not ami.get("enabled", False)),
             host=str(agi.get("host", DEFAULT_HOST)), port=int(agi.get("port", DEFAULT_PORT)),
             timeout=float(agi.get("timeout", 10.0)), **agi_limits(agi))
         await server.start()

@@ -7,6 +7,7 @@ waits with its own, so a lost message never hangs a test.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import shutil
@@ -17,7 +18,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from pbx_codes.bench.asterisk import BenchError, free_port
 
@@ -104,19 +105,26 @@ def _template(name: str) -> str:
     return (SCENARIOS_DIR / name).read_text(encoding="utf-8")
 
 
-def render_uas(plan: CallPlan) -> str:
+def render_uas(plan: CallPlan, scenario: str | None = None, hold_ms: int = 500) -> str:
     """The carrier scenario for one plan (phrase inside CDATA, so XML escaping does not apply)."""
-    name = {"fail": "uas_fail.xml", "answer": "uas_answer.xml", "cancel": "uas_ring.xml"}[plan.kind]
-    return _template(name).replace("@@CODE@@", plan.code).replace("@@PHRASE@@", plan.phrase)
+    name = scenario or {"fail": "uas_fail.xml", "answer": "uas_answer.xml", "cancel": "uas_ring.xml"}[plan.kind]
+    return (_template(name).replace("@@CODE@@", plan.code).replace("@@PHRASE@@", plan.phrase)
+            .replace("@@HOLD_MS@@", str(hold_ms)))
 
 
-def render_uac(plan: CallPlan, src: str, hold_ms: int = 500) -> str:
+def render_uac(plan: CallPlan, src: str, hold_ms: int = 500, headers: dict[str, str] | None = None) -> str:
     """The caller scenario: ``src`` becomes the From user, hence the CDR's src, which identifies the call."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", src):
         raise ValueError(f"caller id {src!r}")
+    headers = headers or {}
+    if any(not re.fullmatch(r"[A-Za-z0-9-]{1,40}: [A-Za-z0-9&_.-]{1,200}", f"{k}: {v}") for k, v in headers.items()):
+        raise ValueError(f"bench headers {headers!r}")
     extra = f"X-PBX-Codes-Catalog: {plan.catalog}\n" if plan.catalog else ""
+    extra += "".join(f"{name}: {value}\n" for name, value in headers.items())
     if plan.kind == "cancel":
         text = _template("uac_cancel.xml")
+    elif plan.kind == "wait_bye":
+        text = _template("uac_wait_bye.xml")
     else:
         # Any final failure Asterisk sends upstream ends the call through the "failed" branch (sipp has no
         # wildcard for response codes, and Asterisk maps carrier codes: 409 arrives as 603, 503 as 503...).
@@ -195,35 +203,65 @@ def run_call(bench: AsteriskBench, code: str | int, phrase: str = "", catalog: s
              hold_ms: int = 500) -> str:
     """Place one call through ``bench``: start the carrier, run the caller, wait for both. Returns the caller id
     (the CDR's src) that identifies the call's records."""
+    plan = plan_call(code, phrase, catalog)
+    src = new_src()
+    return run_sipp(bench, src, [(bench.carrier_port, render_uas(plan))], render_uac(plan, src, hold_ms),
+                    plan.exten, what=str(plan))
+
+
+def new_src() -> str:
+    """A fresh caller id: the CDR's src, by which the bench finds a call's records."""
+    return "bench" + secrets.token_hex(6)
+
+
+def run_sipp(bench: AsteriskBench, src: str, carriers: list[tuple[int, str]], caller_xml: str, exten: str, *,
+             what: str = "", carriers_must_finish: bool = True, silent_port: int | None = None) -> str:
+    """Run sipp carriers (port, scenario text) and one sipp caller through ``bench``; wait for them all.
+
+    With ``carriers_must_finish=False`` a carrier the call never reached (a failover chain that stopped early) is
+    ended when the caller is done. ``silent_port``: hold that UDP port open and never answer on it.
+    """
     if not bench.running:
         raise BenchError("the Asterisk bench is not running")
-    plan = plan_call(code, phrase, catalog)
-    src = "bench" + secrets.token_hex(6)
-    with tempfile.TemporaryDirectory(prefix="pbx-codes-sipp-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pbx-codes-sipp-") as tmp, _silent(silent_port):
         work = Path(tmp)
-        uas_file = work / "carrier.xml"
-        uac_file = work / "caller.xml"
-        uas_file.write_text(render_uas(plan), encoding="utf-8", errors="surrogateescape")
-        uac_file.write_text(render_uac(plan, src, hold_ms), encoding="utf-8")
-        busy = {bench.carrier_port, bench.sip_port}
-        carrier = subprocess.Popen(
-            _sipp_args(uas_file, bench.carrier_port, busy),
-            cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        busy = {bench.carrier_port, bench.sip_port, *(port for port, _ in carriers)}
+        started: list[subprocess.Popen[bytes]] = []
         try:
-            _wait_bound(bench.carrier_port, carrier)
+            for index, (port, xml) in enumerate(carriers):
+                scenario = work / f"carrier{index}.xml"
+                scenario.write_text(xml, encoding="utf-8", errors="surrogateescape")
+                carrier = subprocess.Popen(_sipp_args(scenario, port, busy), cwd=work, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                started.append(carrier)
+                _wait_bound(port, carrier)
+            uac_file = work / "caller.xml"
+            uac_file.write_text(caller_xml, encoding="utf-8")
             caller = subprocess.Popen(
-                [*_sipp_args(uac_file, _port_avoiding(busy), busy), "-s", plan.exten, f"127.0.0.1:{bench.sip_port}"],
+                [*_sipp_args(uac_file, _port_avoiding(busy), busy), "-s", exten, f"127.0.0.1:{bench.sip_port}"],
                 cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
             caller_rc = _end(caller, CALL_TIMEOUT_S + 5)
-            carrier_rc = _end(carrier, 10)
+            carrier_rcs = [_end(c, 10 if carriers_must_finish else 0.5) for c in started]
         finally:
-            if carrier.poll() is None:
-                _end(carrier, 0.1)
-        if caller_rc != 0 or carrier_rc != 0:
+            for carrier in started:
+                if carrier.poll() is None:
+                    _end(carrier, 0.1)
+        failed = carrier_rcs if carriers_must_finish else []
+        if caller_rc != 0 or any(failed):
             logs = "\n".join(
                 f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(work.glob("*.log"))
             )
-            raise BenchError(f"sipp failed (caller {caller_rc}, carrier {carrier_rc}) for {plan}:\n{logs}")
+            raise BenchError(f"sipp failed (caller {caller_rc}, carriers {carrier_rcs}) for {what}:\n{logs}")
     return src
+
+
+@contextlib.contextmanager
+def _silent(port: int | None) -> Iterator[None]:
+    """A UDP port that takes every datagram and answers none: a carrier that never says anything."""
+    if port is None:
+        yield
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        yield

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
+from pbx_codes.observers.asterisk_outcome import PHRASE_MAX_BYTES, LegFacts, decide, parse_tech_cause
 from pbx_codes.protocols import safe_value, small_int
 from pbx_codes.protocols.ami import AmiParser, Event, Response
 
 PBX = "asterisk"
 
 #: The only events the observer reads; the AMI parser skips every other frame without decoding it.
-WANTED_EVENTS = frozenset({"DialBegin", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
+WANTED_EVENTS = frozenset({"DialBegin", "DialState", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
+#: DialState statuses that mean the dialed leg was alerted (18x): a dial timeout after them is a ring timeout.
+RINGING_DIAL_STATES = frozenset({"RINGING", "PROGRESS"})
 
 #: DialStatus values that mean the dialed leg did not connect.
 FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL",
@@ -40,8 +43,6 @@ FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION
 NORMAL_CAUSES = frozenset({0, 16})
 
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}(?:;\d)?$")
-_TECH_CAUSE = re.compile(r"^\s*[A-Za-z0-9_]+\s+(\d{3})(?:\s+(.*))?$", re.S)
-PHRASE_MAX_BYTES = 512
 
 
 def trunk_of(channel: str | None) -> str | None:
@@ -53,17 +54,6 @@ def trunk_of(channel: str | None) -> str | None:
         return None
     name = _CHANNEL_SUFFIX.sub("", rest)
     return name or None
-
-
-def parse_tech_cause(value: str | None) -> tuple[str | None, str | None]:
-    """``SIP 409 Not enough money`` -> (``409``, ``Not enough money``); anything else -> (None, None)."""
-    if not value:
-        return None, None
-    match = _TECH_CAUSE.match(value)
-    if match is None:
-        return None, None
-    phrase = safe_value(match.group(2), PHRASE_MAX_BYTES) if match.group(2) else None
-    return match.group(1), phrase or None
 
 
 def _timestamp(event: Event) -> float | None:
@@ -90,6 +80,8 @@ class PhraseFetch:
     a_channel: str
     b_channel: str
     variable: str
+    #: Asked after the leg's Hangup: Dial has read the leg's last cause, so asking again cannot change the answer.
+    settled: bool = False
 
 
 @dataclass(slots=True)
@@ -112,6 +104,11 @@ class _Leg:
     fetch: str | None = None  # the pending Getvar variable
     fetch_done: bool = False
     tech_value: str | None = None
+    rang: bool = False
+    attempt: int | None = None
+    started_at: float | None = None
+    progress_at: float | None = None
+    answered_at: float | None = None
 
 
 class AsteriskObserver:
@@ -124,20 +121,25 @@ class AsteriskObserver:
     """
 
     def __init__(self, *, catalog: str | None = None, fetch_phrases: bool = True, max_legs: int = 10000,
-                 report_answered: bool = False) -> None:
+                 report_answered: bool = False, fetches_always_answered: bool = False) -> None:
         self.catalog = catalog
         # The live listener reports answered legs too (as SIP 200), so failure rates and alert shares have their
         # denominator; `replay` reports failed legs only.
         self.report_answered = report_answered
         self.fetch_phrases = fetch_phrases
+        # The live listener answers every fetch (with None when the A-leg is gone), and its answer may come after
+        # the A-leg's Hangup; a capture holds only the answers it recorded, so replay stops waiting at that Hangup.
+        self.fetches_always_answered = fetches_always_answered
         self.max_legs = max_legs
         self._legs: OrderedDict[str, _Leg] = OrderedDict()
         self._by_a: dict[str, set[str]] = {}
         self._fetches: list[PhraseFetch] = []
         self._waiting: dict[str, str] = {}  # Getvar variable -> B uniqueid
+        self._attempts: OrderedDict[str, int] = OrderedDict()  # A uniqueid -> Dials begun (failover attempts)
         self.evicted = 0
         self.handlers = {
             "DialBegin": self._dial_begin,
+            "DialState": self._dial_state,
             "DialEnd": self._dial_end,
             "HangupRequest": self._hangup_request,
             "SoftHangupRequest": self._soft_hangup_request,
@@ -196,19 +198,33 @@ class AsteriskObserver:
         a_uid = event.get("Uniqueid") or None
         leg = _Leg(uid, channel, event.get("DestLinkedid") or event.get("Linkedid"), a_uid,
                    event.get("Channel") or None, _number(event.get("DialString")))
+        leg.started_at = _timestamp(event)
         self._legs[uid] = leg
         if a_uid:
             self._by_a.setdefault(a_uid, set()).add(uid)
+            leg.attempt = self._attempts.pop(a_uid, 0) + 1
+            self._attempts[a_uid] = leg.attempt
+            if len(self._attempts) > self.max_legs:
+                self._attempts.popitem(last=False)
         if len(self._legs) > self.max_legs:
             old_uid, old = self._legs.popitem(last=False)
             self._forget(old)
             self.evicted += 1
         return []
 
+    def _dial_state(self, event: Event) -> list[Observation]:
+        leg = self._legs.get(event.get("DestUniqueid") or "")
+        if leg is not None and (event.get("DialStatus") or "").strip().upper() in RINGING_DIAL_STATES:
+            leg.rang = True
+            leg.progress_at = leg.progress_at or _timestamp(event)
+        return []
+
     def _dial_end(self, event: Event) -> list[Observation]:
         leg = self._legs.get(event.get("DestUniqueid") or "")
         if leg is not None:
             leg.dial_status = (event.get("DialStatus") or "").strip().upper() or None
+            if leg.dial_status == "ANSWER":
+                leg.answered_at = _timestamp(event)
         return []
 
     def _hangup_request(self, event: Event) -> list[Observation]:
@@ -256,12 +272,13 @@ class AsteriskObserver:
                 self._ask_phrase(leg)
             out.extend(self._maybe_emit(leg))
         # The A-leg is gone: a Getvar on it can no longer succeed, so stop waiting for its B-legs' phrases.
+        self._attempts.pop(uid, None)
         for b_uid in list(self._by_a.pop(uid, ())):
             b_leg = self._legs.get(b_uid)
             if b_leg is None:
                 continue
             b_leg.a_channel = None
-            if b_leg.fetch is not None and not b_leg.fetch_done:
+            if b_leg.fetch is not None and not b_leg.fetch_done and not self.fetches_always_answered:
                 self._waiting.pop(b_leg.fetch, None)
                 b_leg.fetch_done = True
                 out.extend(self._maybe_emit(b_leg))
@@ -274,7 +291,7 @@ class AsteriskObserver:
         variable = f"HANGUPCAUSE({leg.channel},tech)"
         leg.fetch = variable
         self._waiting[variable] = leg.uniqueid
-        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, variable))
+        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, variable, settled=leg.hung_up))
 
     @staticmethod
     def _failed(leg: _Leg) -> bool:
@@ -303,22 +320,20 @@ class AsteriskObserver:
                 del self._by_a[leg.a_uniqueid]
 
     def _observation(self, leg: _Leg, answered: bool = False) -> Observation:
-        cancelled = not answered and (leg.dial_status == "CANCEL" or leg.hangup_by is Side.CALLER)
-        code: str | None
-        phrase = None
-        if answered:
-            code = "200"
-        elif cancelled:
-            code = "487"
-        else:
-            code = str(leg.tech_cause) if leg.tech_cause is not None and leg.tech_cause >= 300 else None
-            tech_code, tech_phrase = parse_tech_cause(leg.tech_value)
-            if tech_code is not None and int(tech_code) >= 300 and (code is None or code == tech_code):
-                code, phrase = tech_code, tech_phrase
+        status = leg.dial_status
+        if not answered and leg.hangup_by is Side.CALLER:
+            status = "CANCEL"  # the caller hung up before DialEnd said so
+        # The phrase is known ("" = Asterisk holds none for the leg) only when the Getvar was answered.
+        tech = leg.tech_value if leg.fetch_done and leg.tech_value is not None else None
+        verdict = decide(LegFacts(status, tech, has_leg=True, rang=leg.rang, cause=leg.cause,
+                                  tech_cause=leg.tech_cause, hangup_by=leg.hangup_by))
         return Observation(
-            sip_code=code, phrase=phrase, q850=leg.cause, catalog=self.catalog, trunk=trunk_of(leg.channel),
-            hangup_by=leg.hangup_by or Side.UNKNOWN, pbx=PBX, call_id=leg.linkedid, leg_id=leg.uniqueid,
-            channel=leg.channel, number=leg.number, dial_status=leg.dial_status, timestamp=leg.timestamp,
+            sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=self.catalog,
+            trunk=trunk_of(leg.channel), hangup_by=verdict.hangup_by, pbx=PBX, call_id=leg.linkedid,
+            leg_id=leg.uniqueid, channel=leg.channel, number=leg.number, dial_status=leg.dial_status,
+            timestamp=leg.timestamp, outcome=verdict.outcome, certain=verdict.certain, attempt=leg.attempt,
+            started_at=leg.started_at, progress_at=leg.progress_at, answered_at=leg.answered_at,
+            ended_at=leg.timestamp,
         )
 
 

@@ -5,6 +5,8 @@ table is where that knowledge changes the answer, once for both PBXs:
 
 - an unreachable trunk (no INVITE got an answer, a qualify marked it down, the gateway is down) is a network or
   availability failure worth another route now (``failover``), whatever code the PBX made up for it;
+- a response the PBX made itself or a timer (no final answer came from the carrier) is the same: the trunk did
+  not answer, so try another route;
 - a limit of the PBX's own is capacity, and another route (or a later attempt) can work;
 - a ring that the dial timer ended is ``no_answer``, never ``ok``;
 - a caller's cancel is ``cancelled`` and the caller's doing.
@@ -22,6 +24,7 @@ from pbx_codes.model import Category, Outcome, Resolution, Retry, Side
 #: outcome -> (category, retry, fault); None keeps the catalog's value.
 OUTCOME_RULES: Mapping[Outcome, tuple[Category | None, Retry | None, Side | None]] = MappingProxyType({
     Outcome.UNREACHABLE: (Category.NETWORK, Retry.FAILOVER, Side.CARRIER),
+    Outcome.LOCAL_RESPONSE: (Category.NETWORK, Retry.FAILOVER, Side.CARRIER),
     Outcome.PBX_LIMIT: (Category.CAPACITY, Retry.FAILOVER, Side.LOCAL),
     Outcome.RING_TIMEOUT: (Category.NO_ANSWER, Retry.LATER, Side.CALLEE),
     Outcome.CALLER_CANCEL: (Category.CANCELLED, Retry.NO, Side.CALLER),
@@ -39,7 +42,7 @@ def refine(resolution: Resolution, outcome: Outcome | None) -> Resolution:
     if rule is None:
         return resolution
     category, retry, fault = rule
-    if outcome is Outcome.UNREACHABLE and resolution.category in _UNREACHABLE_KEEPS:
+    if outcome in (Outcome.UNREACHABLE, Outcome.LOCAL_RESPONSE) and resolution.category in _UNREACHABLE_KEEPS:
         category = None
     changes: dict[str, object] = {}
     if category is not None and category is not resolution.category:

@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pbx_codes.adapters.agi_server import AgiSession, Handler
 from pbx_codes.model import Observation, Side
 from pbx_codes.observers.asterisk import PBX, parse_tech_cause, trunk_of
 from pbx_codes.observers.asterisk_causes import asterisk_cause_q850
+from pbx_codes.observers.asterisk_outcome import LegFacts, decide
 from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value, small_int
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,14 @@ _CATALOG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_KEYS = 8
 
 CDR_FIELDS = ("pbx_catalog", "pbx_code", "pbx_phrase", "pbx_category", "pbx_retry", "pbx_reason", "pbx_q850",
-              "pbx_exact")
+              "pbx_exact", "pbx_hangup_by", "pbx_outcome", "pbx_q850_observed", "pbx_attempt")
+#: The final record's list of every attempt of the call, in order (see `attempt_entry`).
+ATTEMPTS_FIELD = "pbx_attempts"
+#: Channel variables the handlers keep on the calling channel between the attempts of one call.
+ATTEMPTS_VAR = "PBX_CODES_ATTEMPTS"
+LOOKED_UP_VAR = "PBX_CODES_LOOKED_UP"
+#: At most this many attempts are listed (a dialplan looping on failover cannot grow the variable without bound).
+MAX_ATTEMPTS = 16
 
 
 class SupportsResolve(Protocol):
@@ -98,9 +107,20 @@ def annotation_fields(annotation: Any, language: str) -> dict[str, str]:
         "pbx_reason": annotation.text(language),
         "pbx_q850": text(annotation.q850),
         "pbx_exact": "1" if annotation.exact else "0",
+        "pbx_hangup_by": text(annotation.hangup_by),
+        "pbx_outcome": text(annotation.observation.outcome),
+        "pbx_q850_observed": text(annotation.observation.q850),
+        "pbx_attempt": text(annotation.observation.attempt),
     }
 
 
+def attempt_entry(annotation: Any) -> str:
+    """One attempt in ``pbx_attempts``: ``n:trunk:code:category:retry:outcome``. Only Asterisk-made and catalog
+    values, each checked against `_CATALOG_ID`, so no ``;`` or ``:`` can come from the network."""
+    obs = annotation.observation
+    parts = (obs.attempt, obs.trunk, annotation.code, annotation.category, annotation.retry, obs.outcome)
+    texts = ("" if p is None else str(getattr(p, "value", p)) for p in parts)
+    return ":".join(t if _CATALOG_ID.match(t) else "" for t in texts)
 
 
 def _hangup_by(source: str | None, bleg: str | None, own_channel: str | None) -> Side:
@@ -130,25 +150,29 @@ class AnnotateArgs:
     catalogs: tuple[str, ...]
     trunk: str | None
     positional_bleg: bool
+    #: The dialplan passed the leg positionally, even as "": an empty one means Dial created no leg.
+    leg_told: bool = False
 
 
 def annotate_args(session: AgiSession) -> AnnotateArgs:
     """The request's arguments under the shipped contract; invalid names are dropped, never evaluated."""
     request = session.request
     positional = [arg for arg in request.args if "=" not in arg]
+    told = len(positional) >= 2
     positional += [""] * (4 - len(positional))
     named_bleg = request.param("bleg")
     bleg = named_bleg if named_bleg is not None else (positional[0] or None)
     if bleg is not None and not _CHANNEL_NAME.match(bleg):
         log.info("AGI annotate: ignoring an invalid bleg argument")
         bleg = None
+        told = False
     catalogs = tuple(c for c in (request.param("catalog"), positional[2]) if c and _CATALOG_ID.match(c))
     trunk = request.param("trunk") or positional[3] or None
     if trunk is not None and not _CATALOG_ID.match(trunk):
         trunk = None
     status = positional[1].strip().upper()
     return AnnotateArgs(bleg, status if status.isalpha() else None, catalogs, trunk,
-                        named_bleg is None and bleg is not None)
+                        named_bleg is None and bleg is not None, told or named_bleg is not None)
 
 
 def _known(resolver: Any, catalog: str) -> bool:
@@ -156,80 +180,137 @@ def _known(resolver: Any, catalog: str) -> bool:
     return catalogs is None or catalog in catalogs
 
 
+def _attempts(text: str) -> list[str]:
+    return [entry for entry in text.split(";") if entry][:MAX_ATTEMPTS]
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """What the calling channel holds about the call's earlier attempts (failover)."""
+
+    attempts: list[str]
+    looked_up: str  # the leg the last ``lookup`` annotated ("-" for an attempt without a leg)
+
+
 async def read_observation(session: AgiSession, default_catalog: str | None = None,
                            resolver: Any = None) -> Observation | None:
-    """What the hung-up A-leg knows about its dialed leg, read with as few round trips as possible."""
+    """What the hung-up A-leg knows about its dialed leg (see `read_call`)."""
+    obs, _ = await read_call(session, default_catalog, resolver)
+    return obs
+
+
+async def read_call(session: AgiSession, default_catalog: str | None = None,
+                    resolver: Any = None) -> tuple[Observation, CallState]:
+    """The dialed leg's observation and the call's attempts so far, in as few round trips as possible.
+
+    The first GET reads the channel's own values; ``HANGUPCAUSE(<leg>,...)`` is evaluated only for a leg that
+    ``HANGUPCAUSE_KEYS()`` lists (Asterisk logs a WARNING for any other), in one more GET.
+    """
     request = session.request
     args = annotate_args(session)
-    wanted = args.bleg
-    # One round trip for the common case: the dialed leg's tech cause goes last (it is network text and may hold
-    # the separator), evaluated for the given bleg or for the only key. Several keys need one GET each below.
-    tech_expr = f"${{HANGUPCAUSE({wanted},tech)}}" if wanted else "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"
-    cause_expr = f"${{HANGUPCAUSE({wanted},ast)}}" if args.positional_bleg else "${HANGUPCAUSE}"
     combined = await session.get_full_variable(SEPARATOR.join((
         "${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-        cause_expr, tech_expr)))
-    parts = (combined or "").split(SEPARATOR, 5)
-    parts += [""] * (6 - len(parts))
-    keys_text, dial_status, source, catalog_var, cause = (p.strip() for p in parts[:5])
-    first_tech = parts[5]
+        "${HANGUPCAUSE}", f"${{{ATTEMPTS_VAR}}}", f"${{{LOOKED_UP_VAR}}}",
+        "" if args.leg_told else "${CDR(dstchannel)}")))
+    parts = [p.strip() for p in (combined or "").split(SEPARATOR, 7)]
+    parts += [""] * (8 - len(parts))
+    keys_text, dial_status, source, catalog_var, own_cause, attempts_text, looked_up, dst = parts
     keys = [k.strip() for k in keys_text.split(",") if _CHANNEL_NAME.match(k.strip())][:MAX_KEYS]
-    candidates = [wanted] if wanted else [k for k in keys if not k.startswith("Local/")] or keys
-    bleg = candidates[0] if candidates else None
-    code = phrase = None
+    state = CallState(_attempts(attempts_text), looked_up)
     dial_status = dial_status.upper() or args.dial_status or None
-    if wanted or len(keys) == 1:
-        code, phrase = parse_tech_cause(first_tech)
+    if args.leg_told:
+        bleg = args.bleg
+        legs = [bleg] if bleg and bleg in keys else []
     else:
-        for candidate in candidates:
-            value = await session.get_full_variable(f"${{HANGUPCAUSE({candidate},tech)}}")
-            tech_code, tech_phrase = parse_tech_cause(value)
-            if tech_code is not None and int(tech_code) >= 300:
-                bleg, code, phrase = candidate, tech_code, tech_phrase
-                break
-    if code is not None and int(code) < 300 and not (code == "200" and dial_status == "ANSWER"):
-        code = phrase = None  # a provisional (the leg was cancelled while ringing) is not the outcome
-    if code is None and dial_status == "CANCEL":
-        code = "487"  # the caller cancelled: the dialed leg's last tech cause is only a provisional
-    elif code is None and dial_status == "ANSWER":
-        code = "200"
-    if dial_status == "CANCEL":
-        hangup_by = Side.CALLER
-    elif code is not None and int(code) >= 300:
-        hangup_by = Side.CARRIER  # the carrier's final answer ended the leg, whoever closed the calling channel
-    else:
-        hangup_by = _hangup_by(source, bleg, request.channel)
+        legs = [k for k in keys if not k.startswith("Local/")] or keys
+        bleg = legs[0] if legs else (dst if _CHANNEL_NAME.match(dst) else None)
+    tech, cause = "", None
+    for index, leg in enumerate(legs):
+        # The cause first: the tech cause is network text and may hold the separator.
+        value = await session.get_full_variable(f"${{HANGUPCAUSE({leg},ast)}}{SEPARATOR}${{HANGUPCAUSE({leg},tech)}}")
+        ast_text, _, leg_tech = (value or "").partition(SEPARATOR)
+        code, _ = parse_tech_cause(leg_tech)
+        if index == 0 or (code is not None and int(code) >= 300):
+            bleg, tech, cause = leg, leg_tech, _cause(ast_text.strip())
+        if code is not None and int(code) >= 300:
+            break  # several legs (parallel Dial): the one with a final answer is the outcome
+    verdict = decide(LegFacts(dial_status, tech, has_leg=bool(bleg), cause=cause if bleg else _cause(own_cause),
+                              hangup_by=_hangup_by(source, bleg, request.channel)))
     named = [*args.catalogs, *([catalog_var] if catalog_var and _CATALOG_ID.match(catalog_var) else []),
              *([default_catalog] if default_catalog else [])]
     catalog = next((c for c in named if _known(resolver, c)), None)
     return Observation(
-        sip_code=code, phrase=phrase, q850=_cause(cause), catalog=catalog, trunk=args.trunk or trunk_of(bleg),
-        hangup_by=hangup_by, pbx=PBX, call_id=request.env.get("agi_linkedid") or request.uniqueid, leg_id=None,
-        channel=bleg, number=request.env.get("agi_dnid") or None, dial_status=dial_status,
-    )
+        sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=catalog,
+        trunk=args.trunk or trunk_of(bleg), hangup_by=verdict.hangup_by, pbx=PBX,
+        call_id=request.env.get("agi_linkedid") or request.uniqueid, leg_id=None, channel=bleg,
+        number=request.env.get("agi_dnid") or None, dial_status=dial_status, outcome=verdict.outcome,
+        certain=verdict.certain, attempt=len(state.attempts) + (0 if _same_leg(state.looked_up, bleg) else 1),
+        timestamp=time.time(),
+    ), state
+
+
+def _same_leg(looked_up: str, bleg: str | None) -> bool:
+    return bool(looked_up) and looked_up == (bleg or "-")
+
+
+async def _write(session: AgiSession, fields: dict[str, str], max_bytes: int, wrap: str) -> None:
+    for name, value in fields.items():
+        await session.set_variable(wrap.format(name), safe_value(value, max_bytes))
+
+
+def _publishes(publish_all: bool, obs: Observation) -> bool:
+    """With the AMI listener on, it publishes every leg it saw; only an attempt without a leg (no channel, no AMI
+    event) is this path's to publish."""
+    return publish_all or obs.channel is None
 
 
 def make_annotate(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings(),
-                  default_catalog: str | None = None, on_annotation: Any = None) -> Handler:
-    """The ``annotate`` handler bound to a resolver. `on_annotation(annotation)` (e.g. `bus.publish`) is optional."""
+                  default_catalog: str | None = None, on_annotation: Any = None,
+                  publish_all: bool = True) -> Handler:
+    """The ``annotate`` handler bound to a resolver. `on_annotation(annotation)` (e.g. `bus.publish`) is optional;
+    with ``publish_all=False`` only attempts that AMI cannot see are handed to it."""
     async def annotate(session: AgiSession) -> None:
-        obs = await read_observation(session, default_catalog, resolver)
-        if obs is None:
-            return
+        obs, state = await read_call(session, default_catalog, resolver)
         annotation = resolver.resolve(obs)
-        if on_annotation is not None:
+        again = _same_leg(state.looked_up, obs.channel)  # the failover's lookup already annotated this attempt
+        if on_annotation is not None and not again and _publishes(publish_all, obs):
             on_annotation(annotation)
         language = session.request.param("lang") or settings.language
-        for name, value in annotation_fields(annotation, language).items():
-            await session.set_variable(f"CDR({name})", safe_value(value, settings.max_bytes))
+        attempts = state.attempts if again else [*state.attempts, attempt_entry(annotation)]
+        fields = annotation_fields(annotation, language)
+        fields[ATTEMPTS_FIELD] = ";".join(attempts[:MAX_ATTEMPTS])
+        await _write(session, fields, settings.max_bytes, "CDR({})")
 
     return annotate
 
 
-def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings()) -> Handler:
-    """The ``lookup`` handler: resolve the code/phrase given in the URL and set channel variables for the dialplan."""
+def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings(),
+                default_catalog: str | None = None, on_annotation: Any = None, publish_all: bool = True) -> Handler:
+    """The ``lookup`` handler: resolve the code/phrase given in the URL and set channel variables for the dialplan.
+
+    Without a ``code=`` parameter it annotates the attempt that just ended on the calling channel (the failover
+    example, after each Dial): the same reading as ``annotate``, set as channel variables and remembered on the
+    channel, so the hangup handler lists every attempt in order (``pbx_attempts``) in the call's last record.
+    """
+    async def attempt(session: AgiSession) -> None:
+        obs, state = await read_call(session, default_catalog, resolver)
+        obs = replace(obs, attempt=len(state.attempts) + 1)  # a lookup always follows a Dial of its own
+        annotation = resolver.resolve(obs)
+        if on_annotation is not None and _publishes(publish_all, obs):
+            on_annotation(annotation)
+        language = session.request.param("lang") or settings.language
+        fields = annotation_fields(annotation, language)
+        # Channel variables only: Asterisk closed this Dial's CDR record when the Dial failed, so a CDR write now
+        # would land in the next attempt's record. The hangup handler lists every attempt in the last record.
+        await _write(session, fields, settings.max_bytes, "{}")
+        await session.set_variable(ATTEMPTS_VAR, ";".join([*state.attempts, attempt_entry(annotation)][:MAX_ATTEMPTS]))
+        await session.set_variable(LOOKED_UP_VAR, obs.channel or "-")
+
     async def lookup(session: AgiSession) -> None:
         request = session.request
+        if request.param("code") is None:
+            await attempt(session)
+            return
         code = safe_value(request.param("code"), 16) or None
         phrase = safe_value(request.param("phrase"), 512) or None
         catalog = request.param("catalog")
@@ -246,13 +327,14 @@ def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = Writeba
 
 
 def make_routes(resolver: SupportsResolve, settings: WritebackSettings = WritebackSettings(),
-                default_catalog: str | None = None, on_annotation: Any = None) -> dict[str, Handler]:
+                default_catalog: str | None = None, on_annotation: Any = None,
+                publish_all: bool = True) -> dict[str, Handler]:
     """The FastAGI routes this project serves."""
     return {
-        "annotate": make_annotate(resolver, settings, default_catalog, on_annotation),
-        "lookup": make_lookup(resolver, settings),
+        "annotate": make_annotate(resolver, settings, default_catalog, on_annotation, publish_all),
+        "lookup": make_lookup(resolver, settings, default_catalog, on_annotation, publish_all),
     }
 
 
-__all__ = ["AnnotateArgs", "CDR_FIELDS", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+__all__ = ["ATTEMPTS_FIELD", "AnnotateArgs", "CDR_FIELDS", "CallState", "attempt_entry", "read_call", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
            "read_observation"]

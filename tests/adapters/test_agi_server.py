@@ -17,10 +17,19 @@ from adapters.agi_test_client import agi_request, play_res_agi
 from support.waiting import wait_until
 
 B_LEG = "PJSIP/trunk-00000009"
+#: The channel's own values, in one GET; the dialed leg's causes come in a second one, only for a listed leg.
 HEAD = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
-                       "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}"))
-COMBINED = HEAD + SEPARATOR + "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"
-WITH_BLEG = HEAD + SEPARATOR + f"${{HANGUPCAUSE({B_LEG},tech)}}"
+                       "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}"))
+COMBINED = HEAD + SEPARATOR + "${CDR(dstchannel)}"
+WITH_BLEG = HEAD + SEPARATOR  # the dialplan named the leg: no need for the CDR's
+
+
+def leg(channel: str) -> str:
+    return f"${{HANGUPCAUSE({channel},ast)}}{SEPARATOR}${{HANGUPCAUSE({channel},tech)}}"
+
+
+def own(keys: str, status: str, source: str, catalog: str, cause: str, dst: str = "") -> bytes:
+    return SEPARATOR.join((keys, status, source, catalog, cause, "", "", dst)).encode()
 HOSTILE = ('Not "enough" money\\; $(rm -rf) ${SHELL(id)} ' + "грошей немає " * 150)
 CRLF_TEXT = "line one\r\nSET VARIABLE CDR(owned) 1\nEXEC System reboot\x00"
 
@@ -47,6 +56,10 @@ class FakeAnnotation:
     @property
     def q850(self):
         return self.observation.q850
+
+    @property
+    def hangup_by(self):
+        return self.observation.hangup_by
 
     def text(self, lang: str) -> str:
         return self.texts.get(lang, "")
@@ -98,12 +111,12 @@ def set_commands(received: list[bytes]) -> dict[str, str]:
 @pytest.mark.asyncio
 async def test_annotate_reads_the_b_leg_and_writes_every_cdr_field(agi: AgiServer) -> None:
     variables = {
-        COMBINED: f"{B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}lifecell{SEPARATOR}41{SEPARATOR}"
-                  "SIP 409 Not enough money".encode(),
+        COMBINED: own(B_LEG, "CHANUNAVAIL", B_LEG, "lifecell", "21", B_LEG),
+        leg(B_LEG): f"41{SEPARATOR}SIP 409 Not enough money".encode(),
     }
     received = await fake_asterisk(agi.port, request("annotate?lang=uk"), variables)
     written = set_commands(received)
-    assert list(written) == [f"CDR({name})" for name in CDR_FIELDS]
+    assert list(written) == [f"CDR({name})" for name in (*CDR_FIELDS, "pbx_attempts")]
     assert written["CDR(pbx_code)"] == "409"
     assert written["CDR(pbx_phrase)"] == "Not enough money"
     assert written["CDR(pbx_reason)"] == "Недостатньо коштів"
@@ -120,13 +133,13 @@ async def test_hostile_phrase_never_adds_a_command_line(agi: AgiServer) -> None:
     agi.test_resolver.reason = CRLF_TEXT
     phrase = HOSTILE.encode() + b"\xff\xfe\xc3(" + b"x" * 2048
     variables = {
-        COMBINED: f"{B_LEG}{SEPARATOR}NOANSWER{SEPARATOR}{SEPARATOR}{SEPARATOR}41{SEPARATOR}".encode()
-        + b"SIP 409 " + phrase + SEPARATOR.encode() + b"fake",
+        COMBINED: own(B_LEG, "NOANSWER", "", "", "41"),
+        leg(B_LEG): f"41{SEPARATOR}".encode() + b"SIP 409 " + phrase + SEPARATOR.encode() + b"fake",
     }
     received = await fake_asterisk(agi.port, request("annotate?lang=uk"), variables)
-    assert len(received) == 1 + len(CDR_FIELDS)  # one read, one SET per field, nothing else
+    assert len(received) == 2 + len(CDR_FIELDS) + 1  # two reads, one SET per field and the attempts, nothing else
     written = set_commands(received)
-    assert set(written) == {f"CDR({name})" for name in CDR_FIELDS}
+    assert set(written) == {f"CDR({name})" for name in (*CDR_FIELDS, "pbx_attempts")}
     for value in written.values():
         assert len(value.encode("utf-8")) <= 255
         assert "\r" not in value and "\n" not in value and "\x00" not in value
@@ -136,10 +149,7 @@ async def test_hostile_phrase_never_adds_a_command_line(agi: AgiServer) -> None:
 
 @pytest.mark.asyncio
 async def test_annotate_without_keys_uses_the_bleg_argument_and_cancel_gives_487(agi: AgiServer) -> None:
-    variables = {
-        WITH_BLEG: f"{SEPARATOR}CANCEL{SEPARATOR}PJSIP/caller-00000008{SEPARATOR}{SEPARATOR}127{SEPARATOR}"
-                   "SIP 180 Ringing".encode(),
-    }
+    variables = {WITH_BLEG: own("", "CANCEL", "PJSIP/caller-00000008", "", "127")}
     await fake_asterisk(agi.port, request("annotate", f"bleg={B_LEG}"), variables)
     (obs,) = agi.test_resolver.seen
     assert obs.sip_code == "487" and obs.phrase is None and obs.hangup_by.value == "caller"
@@ -149,12 +159,12 @@ async def test_annotate_without_keys_uses_the_bleg_argument_and_cancel_gives_487
 async def test_annotate_with_several_keys_asks_each_leg_and_takes_the_final_answer(agi: AgiServer) -> None:
     first, second = "PJSIP/other-0000000a", B_LEG
     variables = {
-        COMBINED: f"{first},{second}{SEPARATOR}BUSY{SEPARATOR}{SEPARATOR}{SEPARATOR}17{SEPARATOR}".encode(),
-        f"${{HANGUPCAUSE({first},tech)}}": b"SIP 183 Session Progress",
-        f"${{HANGUPCAUSE({second},tech)}}": b"SIP 486 Busy Here",
+        COMBINED: own(f"{first},{second}", "BUSY", "", "", "17"),
+        leg(first): f"16{SEPARATOR}SIP 183 Session Progress".encode(),
+        leg(second): f"17{SEPARATOR}SIP 486 Busy Here".encode(),
     }
     received = await fake_asterisk(agi.port, request("annotate"), variables)
-    assert len(received) == 3 + len(CDR_FIELDS)
+    assert len(received) == 3 + len(CDR_FIELDS) + 1
     (obs,) = agi.test_resolver.seen
     assert (obs.sip_code, obs.phrase, obs.channel, obs.q850) == ("486", "Busy Here", B_LEG, 17)
 

@@ -39,7 +39,8 @@ A_LEG, B_LEG, B_UID = "PJSIP/caller-00000006", "PJSIP/trunk-00000007", "17954229
 CALL_2 = renumber(CALL_1, {b"1795422912.12": b"1795422999.20", b"1795422912.13": b"1795422999.21",
                            b"caller-00000006": b"caller-00000010", b"trunk-00000007": b"trunk-00000011"})
 A_LEG_2, B_LEG_2, B_UID_2 = "PJSIP/caller-00000010", "PJSIP/trunk-00000011", "1795422999.21"
-VARIABLES = {f"HANGUPCAUSE({B_LEG},tech)": TECH_VALUE, f"HANGUPCAUSE({B_LEG_2},tech)": TECH_VALUE}
+VARIABLES = {"HANGUPCAUSE_KEYS()": f"{B_LEG},{B_LEG_2}", f"HANGUPCAUSE({B_LEG},tech)": TECH_VALUE,
+             f"HANGUPCAUSE({B_LEG_2},tech)": TECH_VALUE}
 
 
 class RecordingBus:
@@ -155,11 +156,13 @@ async def asterisk_agi_call(port: int, request: bytes, variables: dict[str, str]
 
 
 def combined_get(bleg: str) -> dict[str, str]:
-    """What ``annotate`` asks in its one round trip, answered as Asterisk would for the limit503 call."""
-    expression = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
-                                 "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}",
-                                 "${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)}"))
-    return {expression: SEPARATOR.join((bleg, "CONGESTION", bleg, "", "34", TECH_VALUE))}
+    """What ``annotate`` asks (the channel's own values, then the listed leg's causes), answered as Asterisk would
+    for the limit503 call."""
+    own = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
+                          "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", "${CDR(dstchannel)}"))
+    leg = f"${{HANGUPCAUSE({bleg},ast)}}{SEPARATOR}${{HANGUPCAUSE({bleg},tech)}}"
+    return {own: SEPARATOR.join((bleg, "CONGESTION", bleg, "", "34", "", "", bleg)),
+            leg: SEPARATOR.join(("Circuit/channel congestion", TECH_VALUE))}
 
 
 # -- tests ---------------------------------------------------------------------------------------------------------
@@ -172,7 +175,8 @@ async def test_failed_leg_is_published_once_with_the_fetched_phrase_and_the_life
     await settled(session)
     (annotation,) = harness.bus.annotations
     assert_limit503(annotation, B_LEG, B_UID)
-    assert getvars(harness.server) == [(A_LEG, f"HANGUPCAUSE({B_LEG},tech)")]
+    # HANGUPCAUSE of a leg Asterisk holds nothing for logs a WARNING: the keys are asked first.
+    assert getvars(harness.server) == [(A_LEG, "HANGUPCAUSE_KEYS()"), (A_LEG, f"HANGUPCAUSE({B_LEG},tech)")]
     login = session.actions[0]
     assert login["Action"] == "Login" and login["Secret"] == SECRET and harness.server.logins == 1
     assert_secret_never_logged(caplog)
@@ -181,8 +185,8 @@ async def test_failed_leg_is_published_once_with_the_fetched_phrase_and_the_life
 @pytest.mark.asyncio
 async def test_server_side_filters_are_the_observer_events(harness: Harness) -> None:
     session = await harness.session(1)
-    assert session.filters == ["Event: DialBegin", "Event: DialEnd", "Event: Hangup", "Event: HangupRequest",
-                               "Event: SoftHangupRequest"]
+    assert session.filters == ["Event: DialBegin", "Event: DialEnd", "Event: DialState", "Event: Hangup",
+                               "Event: HangupRequest", "Event: SoftHangupRequest"]
 
 
 @pytest.mark.asyncio
@@ -193,8 +197,8 @@ async def test_refused_getvar_still_gives_one_annotation_with_the_code_verdict(h
     await session.play(unknown_a_leg)
     await settled(session)
     (annotation,) = harness.bus.annotations
-    assert getvars(harness.server) == [(A_LEG, f"HANGUPCAUSE({B_LEG},tech)")]
-    assert annotation.code == "503" and annotation.phrase is None
+    assert getvars(harness.server) == [(A_LEG, "HANGUPCAUSE_KEYS()")]
+    assert annotation.code == "503" and annotation.phrase is None and not annotation.exact
     assert annotation.category is Category.CAPACITY and annotation.retry is Retry.FAILOVER
 
 
@@ -213,7 +217,7 @@ async def test_listener_reconnects_after_the_server_dies_logs_the_gap_and_annota
     await settled(second)
     assert len(harness.bus.annotations) == 2
     assert_limit503(harness.bus.annotations[1], B_LEG_2, B_UID_2)
-    assert getvars(harness.server)[1:] == [(A_LEG_2, f"HANGUPCAUSE({B_LEG_2},tech)")]
+    assert getvars(harness.server)[2:] == [(A_LEG_2, "HANGUPCAUSE_KEYS()"), (A_LEG_2, f"HANGUPCAUSE({B_LEG_2},tech)")]
 
     client_log = [r for r in caplog.records if r.name == "pbx_codes.adapters.ami_client"]
     assert any(r.levelno == logging.WARNING and "were missed while disconnected" in r.getMessage()
@@ -239,14 +243,14 @@ async def test_fastagi_keeps_annotating_while_ami_is_down_and_ami_comes_back(
     request = agi_request("annotate", channel=A_LEG, uniqueid="1795422912.12", linkedid="1795422912.12", dnid="503")
     commands = await asterisk_agi_call(harness.agi_port, request, combined_get(B_LEG))
     written = {words[2]: words[3] for words in commands if words[:2] == ["SET", "VARIABLE"]}
-    assert list(written) == [f"CDR({name})" for name in CDR_FIELDS]
+    assert list(written) == [f"CDR({name})" for name in (*CDR_FIELDS, "pbx_attempts")]
     assert written["CDR(pbx_catalog)"] == "lifecell"
     assert written["CDR(pbx_code)"] == "503"
     assert written["CDR(pbx_phrase)"] == PHRASE
     assert written["CDR(pbx_category)"] == "capacity"
     assert written["CDR(pbx_retry)"] == "failover"
     assert written["CDR(pbx_q850)"] == "34"
-    # With the AMI listener configured, it is the one that publishes: the AGI path only writes the CDR.
+    # With the AMI listener configured, it publishes every leg it sees: the AGI path only writes the CDR.
     assert harness.bus.annotations == []
 
     await harness.server.start()
