@@ -7,6 +7,7 @@ import json
 import sys
 
 from pbx_codes.catalog import CatalogError, validate_file
+from pbx_codes.catalog.sql_export import SqlExportError, sql_script, view_of
 from pbx_codes.cli.common import (EXIT_NO_MATCH, EXIT_OK, CliError, add_catalog_options, add_lang_option,
                                   catalogs_from, print_json, resolver_from)
 from pbx_codes.model import Annotation, LANGS
@@ -29,9 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_catalog_options(p)
     p.set_defaults(func=cmd_catalogs)
 
-    p = sub.add_parser("export", help="print a catalog as JSON or CSV")
-    p.add_argument("catalog")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p = sub.add_parser("export", help="print a catalog as JSON or CSV, or catalogs as a PostgreSQL script")
+    p.add_argument("catalog", nargs="*", help="catalog id (json, csv: exactly one; sql: any, none for every catalog)")
+    p.add_argument("--format", choices=("json", "csv", "sql"), default="json")
+    p.add_argument("--schema", default="public",
+                   help="sql: PostgreSQL schema of the tables and of pbx_codes_resolve() (default public)")
     add_catalog_options(p)
     p.set_defaults(func=cmd_export)
 
@@ -83,10 +86,14 @@ def cmd_catalogs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "sql":
+        return _export_sql(args)
+    if len(args.catalog) != 1:
+        raise CliError(f"export --format {args.format} takes exactly one catalog id")
     catalogs = catalogs_from(args)
-    catalog = catalogs.get(args.catalog)
+    catalog = catalogs.get(args.catalog[0])
     if catalog is None:
-        raise CliError(f"unknown catalog {args.catalog!r}; known: {', '.join(catalogs.ids())}")
+        raise CliError(f"unknown catalog {args.catalog[0]!r}; known: {', '.join(catalogs.ids())}")
     entries = [e.to_dict() for e in catalog.entries]
     if args.format == "json":
         head = {"id": catalog.id, "title": catalog.title, "source": catalog.source,
@@ -102,6 +109,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             row = {**e, **{f"text_{lang}": e["text"][lang] for lang in LANGS}}
             row["methods"] = " ".join(e.get("methods", []))
             writer.writerow({name: csv_cell(value) for name, value in row.items()})
+    return EXIT_OK
+
+
+def _export_sql(args: argparse.Namespace) -> int:
+    resolver, _ = resolver_from(args)
+    try:
+        script = sql_script(view_of(resolver), args.catalog, schema=args.schema)
+    except SqlExportError as exc:
+        raise CliError(str(exc)) from None
+    sys.stdout.write(script)
     return EXIT_OK
 
 
