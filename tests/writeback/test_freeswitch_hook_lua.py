@@ -258,3 +258,53 @@ async def test_a_phrase_of_100_kb_is_cut_and_the_leg_is_still_annotated(lua: str
     values = assert_annotated(run)
     assert values["pbx_code"] == "409" and values["pbx_category"] == "billing"
     assert len(endpoint.published[0].observation.phrase.encode("utf-8")) <= 512
+
+
+def hook_time_variables(capture: str) -> list[dict[str, str]]:
+    """What each leg's hook saw on the live FreeSWITCH (the API event mod_lua fired for it), in hook order."""
+    from pbx_codes.observers.freeswitch import iter_events, variables_from_event
+    from observers.freeswitch_live2 import capture_bytes
+
+    return [variables_from_event(e.headers) for e in iter_events(capture_bytes(capture))
+            if e.headers.get("API-Command") == "lua" and not e.headers.get("Event-Name")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lua", LUAS)
+@pytest.mark.parametrize("capture", ["gateway_down.bridge_marked_down", "throttled.bridge", "gateway_down.bridge",
+                                     "failover_503_then_486.bridge", "answered_carrier_bye.bridge",
+                                     "caller_cancel.bridge"])
+async def test_the_script_writes_every_live_legs_annotation_into_its_cdr(lua: str, capture: str,
+                                                                         tmp_path: Path) -> None:
+    """The shipped script under each Lua, fed what the live hook saw, sets on every leg (a bridge that never
+    reached a carrier and an answered call included) the values the listener's annotation gives."""
+    from observers.freeswitch_live2 import capture_bytes, resolver as live_resolver
+    from pbx_codes.observers.freeswitch import replay
+
+    resolver = live_resolver()
+    expected = {a.observation.leg_id: hook_values(a) for a in replay(capture_bytes(capture), resolver)}
+    endpoint = Endpoint(resolver)
+    got = {}
+    async with endpoint as port:
+        for variables in hook_time_variables(capture):
+            got[variables["uuid"]] = assert_annotated(await run_hook(lua, variables, port, tmp_path))
+    assert got == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lua", LUAS)
+async def test_the_mod_curl_fallback_writes_the_same_annotations(lua: str, tmp_path: Path) -> None:
+    from observers.freeswitch_live2 import capture_bytes, resolver as live_resolver
+    from pbx_codes.observers.freeswitch import replay
+
+    resolver = live_resolver()
+    capture = "failover_503_then_486.bridge"
+    expected = {a.observation.leg_id: hook_values(a) for a in replay(capture_bytes(capture), resolver)}
+    endpoint = Endpoint(resolver)
+    got = {}
+    async with endpoint as port:
+        for variables in hook_time_variables(capture):
+            run = await run_hook(lua, variables, port, tmp_path, mode="curl")
+            assert [command for command, _ in run.api] == ["curl"]
+            got[variables["uuid"]] = assert_annotated(run)
+    assert got == expected
