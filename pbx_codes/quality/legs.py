@@ -38,33 +38,48 @@ class Leg:
 
     @property
     def answered(self) -> bool:
-        return self.category == "ok" or self.outcome == Outcome.ANSWERED.value
+        return is_answered(self.category, self.outcome)
 
     def pdd(self) -> float | None:
-        """Post-dial delay (s): dial -> first ringing or progress; an answer without 18x is the first sign."""
-        if self.started_at is None:
-            return None
-        first = self.progress_at if self.progress_at is not None else (self.answered_at if self.answered else None)
-        return _delay(self.started_at, first)
+        return pdd(self.started_at, self.progress_at, self.answered_at, self.answered)
 
     def srd(self) -> float | None:
-        """RFC 6076 session request delay (s): INVITE -> first non-100 provisional response, or the final response
-        (the answer, or a failure the carrier sent); none when no response came (cancel, local or no answer)."""
-        if self.started_at is None:
-            return None
-        if self.progress_at is not None:
-            return _delay(self.started_at, self.progress_at)
-        if self.answered:
-            return _delay(self.started_at, self.answered_at)
-        if self.outcome in NO_RESPONSE_OUTCOMES or self.category in ("cancelled", "pending"):
-            return None
-        return _delay(self.started_at, self.ended_at)
+        return srd(self.started_at, self.progress_at, self.answered_at, self.ended_at, self.answered, self.outcome,
+                   self.category)
 
     def duration(self) -> float | None:
-        """Answered legs: answer -> end (s)."""
-        if not self.answered:
-            return None
-        return _delay(self.answered_at, self.ended_at)
+        return duration(self.answered_at, self.ended_at, self.answered)
+
+
+def is_answered(category: str, outcome: str | None) -> bool:
+    return category == "ok" or outcome == "answered"
+
+
+def pdd(started: float | None, progress: float | None, answer: float | None, answered: bool) -> float | None:
+    """Post-dial delay (s): dial -> first ringing or progress; an answer without 18x is the first sign."""
+    if started is None:
+        return None
+    return _delay(started, progress if progress is not None else (answer if answered else None))
+
+
+def srd(started: float | None, progress: float | None, answer: float | None, end: float | None, answered: bool,
+        outcome: str | None, category: str) -> float | None:
+    """RFC 6076 session request delay (s): INVITE -> first non-100 provisional response, or the final response
+    (the answer, or a failure the carrier sent); none when no response came (cancel, local, unreachable)."""
+    if started is None:
+        return None
+    if progress is not None:
+        return _delay(started, progress)
+    if answered:
+        return _delay(started, answer)
+    if outcome in NO_RESPONSE_OUTCOMES or category in ("cancelled", "pending"):
+        return None
+    return _delay(started, end)
+
+
+def duration(answer: float | None, end: float | None, answered: bool) -> float | None:
+    """Answered legs: answer -> end (s)."""
+    return _delay(answer, end) if answered else None
 
 
 def _delay(start: float | None, end: float | None) -> float | None:
@@ -110,4 +125,5 @@ def leg_from_row(row: Mapping[str, Any]) -> Leg:
     )
 
 
-__all__ = ["Leg", "NO_RESPONSE_OUTCOMES", "leg_from_annotation", "leg_from_row"]
+__all__ = ["Leg", "NO_RESPONSE_OUTCOMES", "duration", "is_answered", "leg_from_annotation", "leg_from_row", "pdd",
+           "srd"]

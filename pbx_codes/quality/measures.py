@@ -23,11 +23,11 @@ from pbx_codes.quality.legs import Leg
 TOP_FAILURES = 5
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float, *, presorted: bool = False) -> float | None:
     """The q-th percentile (0..100) of `values`, linear between closest ranks; None for no values."""
     if not values:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     rank = (len(ordered) - 1) * q / 100.0
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)

@@ -305,7 +305,7 @@ class _MeasureWindow:
             return None
         if measure == "acd_s":
             return self.total / len(self.values)
-        return percentile(self.values, 50 if measure == "pdd_p50_ms" else 95)
+        return percentile(self.values, 50 if measure == "pdd_p50_ms" else 95, presorted=True)
 
 
 def _contribution(table: ClassTable, measure: str, leg: Any) -> tuple[int, int, float | None]:

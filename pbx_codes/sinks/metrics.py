@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from pbx_codes.model import Annotation
 from pbx_codes.quality.classes import ClassTable, load_table
-from pbx_codes.quality.legs import leg_from_annotation
+from pbx_codes.quality import legs as quality_legs
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -127,6 +127,8 @@ class Metrics:
     srd: Histogram = field(init=False)
     duration: Histogram = field(init=False)
     _series: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+    _seized: dict[tuple[str, ...], Any] = field(default_factory=dict)  # labels -> (counter child, pbx, trunk)
+    _delays: dict[tuple[str, str], tuple[Any, Any, Any]] = field(default_factory=dict)  # (pbx, trunk) -> histograms
     _task: asyncio.Task[None] | None = None
     _listeners: list[tuple[str, Any, list[int]]] = field(default_factory=list)
     _bus: AnnotationBus | None = None
@@ -186,17 +188,34 @@ class Metrics:
 
     def observe_seizure(self, annotation: Annotation, pbx: str, trunk: str) -> None:
         """Count one seizure (an attempt on a trunk) in the quality counters and its delays in the histograms."""
-        leg = leg_from_annotation(annotation)
+        # Runs once per seizure on the event loop: children are cached, the leg's fields read directly.
+        obs, res = annotation.observation, annotation.resolution
         table = self.quality
-        cls = table.classify(leg.category)
-        answered = leg.answered
-        labels = self._bounded("seizures", (pbx, trunk, cls.name, "yes" if cls.ner else "no",
-                                            "200" if answered else table.response(leg.sip)), 1)
-        self.seizures.labels(*labels).inc()
-        pbx, trunk = labels[0], labels[1]
-        for histogram, value in ((self.pdd, leg.pdd()), (self.srd, leg.srd()), (self.duration, leg.duration())):
+        category = res.category.value
+        outcome = obs.outcome.value if obs.outcome is not None else None
+        answered = quality_legs.is_answered(category, outcome)
+        cls = table.classify(category)
+        key = (pbx, trunk, cls.name, "yes" if cls.ner else "no",
+               "200" if answered else table.response(res.sip or obs.sip_code))
+        found = self._seized.get(key)
+        if found is None:
+            labels = self._bounded("seizures", key, 1)  # past the bound a new trunk is `other`, here and below
+            found = self._seized[key] = (self.seizures.labels(*labels), labels[0], labels[1])
+        child, pbx, trunk = found
+        child.inc()
+        started, progress, answer, end = obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at
+        if started is None and answer is None:
+            return
+        delays = self._delays.get((pbx, trunk))
+        if delays is None:
+            delays = self._delays[(pbx, trunk)] = (self.pdd.labels(pbx, trunk), self.srd.labels(pbx, trunk),
+                                                   self.duration.labels(pbx, trunk))
+        for histogram, value in ((delays[0], quality_legs.pdd(started, progress, answer, answered)),
+                                 (delays[1], quality_legs.srd(started, progress, answer, end, answered, outcome,
+                                                              category)),
+                                 (delays[2], quality_legs.duration(answer, end, answered))):
             if value is not None:
-                histogram.labels(pbx, trunk).observe(value)
+                histogram.observe(value)
 
     def listener_state(self, pbx: str, connected: bool) -> None:
         """For the listeners: their connection went up or down."""
