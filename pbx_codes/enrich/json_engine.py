@@ -4,6 +4,11 @@ mod_json_cdr documents (one per file, or one per line when collected), into a ne
 A FreeSWITCH document keeps every channel variable under ``variables``; that is where the cause is read and where
 the pbx_* values go, next to the variables the live hangup hook would have set. An Asterisk object is flat.
 A document that already has ``pbx_category`` is written back unchanged (its original line, byte for byte).
+
+mod_json_cdr's default ``encode-values=true`` URL-encodes every variable (``Not%20enough%20money``): such a document
+is read decoded and its pbx_* values are written encoded the same way, so it stays in one form; a document written
+with ``encode-values=false`` is read as written (a literal ``%41`` stays ``%41``). The form is decided per document
+(`pbx_codes.observers.freeswitch_cdr.is_url_encoded`).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pbx_codes.enrich.files import EnrichError, begin_run
 from pbx_codes.enrich.interpret import NO_CAUSE, KeyPlan, RowAnnotator
@@ -18,6 +24,7 @@ from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
 from pbx_codes.enrich.progress import Progress
 from pbx_codes.enrich.state import Fingerprint, save_state, state_path
 from pbx_codes.enrich.summary import Summary
+from pbx_codes.observers.freeswitch_cdr import decoded_variables, is_url_encoded
 
 CHECKPOINT_ROWS = 20_000
 
@@ -57,15 +64,18 @@ class JsonEnricher:
         if box is None:
             summary.skipped_malformed += 1
             return False
-        if box.get(DONE_COLUMN):
+        encoded = bool(self.preset.json_container) and is_url_encoded(box)
+        view = decoded_variables(box) if encoded else box
+        if view.get(DONE_COLUMN):
             summary.skipped_annotated += 1
             return False
-        key = self.key_of([_scalar(box.get(n)) for n in self.names])
+        key = self.key_of([_scalar(view.get(n)) for n in self.names])
         outcome = self.annotator.outcome(self.plan, key)
         if outcome.kind == NO_CAUSE:
             summary.skipped_no_cause += 1
             return False
-        box.update(zip(PBX_COLUMNS, outcome.values))
+        values = [quote(v, safe="") for v in outcome.values] if encoded else outcome.values
+        box.update(zip(PBX_COLUMNS, values))
         summary.count(outcome.category, outcome.kind)
         return True
 
