@@ -586,7 +586,7 @@ PBX_CODES_AGI = agi://{agi}
 
 ; The bench's caller chooses, in headers: the catalog (X-PBX-Codes-Catalog; without it the trunk's set_var is
 ; used), the trunk (X-PBX-Codes-Trunk), the dial timeout (X-PBX-Codes-Dial-Timeout) and a failover chain of trunks
-; (X-PBX-Codes-Routes: trunk&backup&...), which goes through the shipped failover example.
+; (X-PBX-Codes-Routes: trunk&backup&..., or "default" for the example's own), through the shipped failover example.
 [bench-from-caller]
 exten => _[+0-9].,1,Set(PBX_CODES_CATALOG=${{PJSIP_HEADER(read,X-PBX-Codes-Catalog)}})
  same => n,Set(PBX_CODES_TRUNK=${{FILTER(a-z0-9,${{PJSIP_HEADER(read,X-PBX-Codes-Trunk)}})}})
@@ -598,7 +598,9 @@ exten => _[+0-9].,1,Set(PBX_CODES_CATALOG=${{PJSIP_HEADER(read,X-PBX-Codes-Catal
  same => n(routes),Set(PBX_CODES_ROUTES=${{FILTER(a-z0-9&,${{PJSIP_HEADER(read,X-PBX-Codes-Routes)}})}})
  same => n,GotoIf($["${{PBX_CODES_ROUTES}}" != ""]?failover)
  same => n,Goto(pbx-codes-outbound,${{EXTEN}},1)
- same => n(failover),Goto(pbx-codes-failover-example,${{EXTEN}},1)
+ ; "default": the example exactly as shipped (its own routes, trunk then backup).
+ same => n(failover),ExecIf($["${{PBX_CODES_ROUTES}}" = "default"]?Set(PBX_CODES_ROUTES=))
+ same => n,Goto(pbx-codes-failover-example,${{EXTEN}},1)
 
 [bench-from-trunk]
 exten => _X.,1,Hangup(21)

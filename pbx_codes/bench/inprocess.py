@@ -19,7 +19,7 @@ from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
-from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes
+from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes, publishes
 from pbx_codes.timeouts import within
 
 if TYPE_CHECKING:
@@ -162,7 +162,8 @@ class PbxCodesInProcess(LoopHosted):
 
     def __init__(self, bench: AsteriskBench, *, language: str = "uk", catalog_dirs: Iterable[str] = (),
                  bindings: dict[str, str] | None = None, ami: bool = False,
-                 ami_secret_env: str = "PBX_CODES_AMI_SECRET", agi_timeout: float = 10.0) -> None:
+                 ami_secret_env: str = "PBX_CODES_AMI_SECRET", agi_timeout: float = 10.0,
+                 store_url: str | None = None) -> None:
         super().__init__()
         self.bench = bench
         self.language = language
@@ -174,14 +175,29 @@ class PbxCodesInProcess(LoopHosted):
         self.agi_timeout = agi_timeout
         self.agi: AgiServer | None = None
         self.listener: AmiListener | None = None
+        self.store_url = store_url
+        self.store: Any = None
         self._tasks: list[asyncio.Future[Any]] = []
 
     # -- lifecycle (`start`, `stop`, with-statement: `LoopHosted`) ---------------------------------------------------
     async def _start(self) -> None:
         host, port = self.bench.agi_address.rsplit(":", 1)
         records = self.records
-        routes = make_routes(self.resolver, WritebackSettings(self.language), None,
-                             records.agi_annotations.append)
+        publish_all = not self.ami_enabled
+
+        def on_agi(annotation: Annotation) -> None:
+            # Every FastAGI annotation is recorded; the bus gets what `serve` would publish from this path.
+            records.agi_annotations.append(annotation)
+            if publishes(publish_all, annotation.observation):
+                self.bus.publish(annotation)
+
+        routes = make_routes(self.resolver, WritebackSettings(self.language), None, on_agi)
+        sub = self.bus.subscribe("bench")
+        self._tasks.append(asyncio.ensure_future(self._drain(sub.queue)))
+        if self.store_url is not None:
+            from pbx_codes.store import run_store
+
+            self.store = await run_store(None, self.bus, url=self.store_url)
         self.agi = AgiServer({name: _timed(name, h, records) for name, h in routes.items()}, host=host,
                              port=int(port), timeout=self.agi_timeout)
         await self.agi.start()
@@ -191,8 +207,6 @@ class PbxCodesInProcess(LoopHosted):
             self.listener = bench_ami_listener(self.bench, read_secret(self.ami_secret_env, None), self.resolver,
                                                self.bus, language=self.language, ping_interval=5.0,
                                                ping_timeout=2.0, backoff_max=1.0)
-            sub = self.bus.subscribe("bench")
-            self._tasks.append(asyncio.ensure_future(self._drain(sub.queue)))
             self._tasks.append(asyncio.ensure_future(self.listener.run()))
             await within(self.listener.client.connected.wait(), 10)
 
@@ -208,6 +222,8 @@ class PbxCodesInProcess(LoopHosted):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.agi is not None:
             await self.agi.close()
+        if self.store is not None:
+            await self.store.close()
 
     # -- what tests and benchmarks look at ----------------------------------------------------------------------
     @property
@@ -232,6 +248,17 @@ class PbxCodesInProcess(LoopHosted):
             raise RuntimeError("the AMI listener is not running")
         listener = self.listener
         self._loop.call(lambda: abort_ami_socket(listener))
+
+    def store_rows(self, linkedid: str) -> list[dict[str, Any]]:
+        """The store's rows of one call (its legs and attempts), once everything published so far is written."""
+        if self._loop is None or self.store is None:
+            raise RuntimeError("no store is running")
+        store = self.store
+
+        async def rows() -> list[dict[str, Any]]:
+            await store.flush(5.0)
+            return await store.call(linkedid)
+        return self._loop.run(rows())
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
         """Poll `predicate` until it holds or `timeout` passes; returns its last value (no timing assertions)."""

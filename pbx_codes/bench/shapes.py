@@ -101,7 +101,8 @@ def place_failover(bench: AsteriskBench, chain: list[tuple[str, str]], catalog: 
     carriers = [(bench.route_port(route), render_uas(plan)) for route, plan in zip(routes, plans)]
     src = new_src()
     caller = CallPlan("fail", "200", "OK", EXTEN, catalog)
-    headers = {"X-PBX-Codes-Routes": "&".join(routes)}
+    # Two carriers: the shipped example exactly as written (its own routes, trunk then backup).
+    headers = {"X-PBX-Codes-Routes": "default" if len(chain) == 2 else "&".join(routes)}
     return run_sipp(bench, src, carriers, render_uac(caller, src, hold_ms, headers), EXTEN, what=f"failover {chain}",
                     carriers_must_finish=False)
 

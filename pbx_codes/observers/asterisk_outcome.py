@@ -37,6 +37,7 @@ Q850_NO_ROUTE = 3
 Q850_NO_USER_RESPONDING = 18
 Q850_NO_ANSWER = 19
 Q850_NORMAL = 16
+Q850_CANCELLED = 127
 #: The code a SIP stack makes up when no final response came in time.
 LOCAL_TIMEOUT_CODE = "408"
 
@@ -89,7 +90,8 @@ def decide(facts: LegFacts) -> LegVerdict:
     if status == "ANSWER":
         return LegVerdict("200", None, Q850_NORMAL, Outcome.ANSWERED, True, facts.hangup_by or Side.UNKNOWN)
     if status == "CANCEL":
-        return LegVerdict("487", None, facts.cause, Outcome.CALLER_CANCEL, True, Side.CALLER)
+        # Asterisk 22 ends a cancelled leg with cause 127 (AMI); the dialplan only holds the last provisional's.
+        return LegVerdict("487", None, Q850_CANCELLED, Outcome.CALLER_CANCEL, True, Side.CALLER)
     if not facts.has_leg:
         if status in ("CHANUNAVAIL", "CONGESTION"):  # Dial could not create the leg: no INVITE was sent
             return LegVerdict(None, None, Q850_NO_ROUTE, Outcome.UNREACHABLE, True, Side.LOCAL)

@@ -150,7 +150,7 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
         "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
         "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
         "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
-        "method": t(obs.method), "matched": t(res.matched), "exact": int(bool(res.exact)),
+        "method": t(obs.method), "matched": t(res.matched), "exact": int(bool(annotation.exact)),
         "match_kind": t(res.match_kind), "category": res.category.value, "retry": res.retry.value,
         "fault": res.fault.value if res.fault else None, "hangup_by": annotation.hangup_by.value, "sip": t(res.sip),
         "q850": res.q850, "observed_q850": obs.q850, "dial_status": t(obs.dial_status),

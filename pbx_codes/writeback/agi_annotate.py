@@ -258,7 +258,7 @@ async def _write(session: AgiSession, fields: dict[str, str], max_bytes: int, wr
         await session.set_variable(wrap.format(name), safe_value(value, max_bytes))
 
 
-def _publishes(publish_all: bool, obs: Observation) -> bool:
+def publishes(publish_all: bool, obs: Observation) -> bool:
     """With the AMI listener on, it publishes every leg it saw; only an attempt without a leg (no channel, no AMI
     event) is this path's to publish."""
     return publish_all or obs.channel is None
@@ -273,7 +273,7 @@ def make_annotate(resolver: SupportsResolve, settings: WritebackSettings = Write
         obs, state = await read_call(session, default_catalog, resolver)
         annotation = resolver.resolve(obs)
         again = _same_leg(state.looked_up, obs.channel)  # the failover's lookup already annotated this attempt
-        if on_annotation is not None and not again and _publishes(publish_all, obs):
+        if on_annotation is not None and not again and publishes(publish_all, obs):
             on_annotation(annotation)
         language = session.request.param("lang") or settings.language
         attempts = state.attempts if again else [*state.attempts, attempt_entry(annotation)]
@@ -296,7 +296,7 @@ def make_lookup(resolver: SupportsResolve, settings: WritebackSettings = Writeba
         obs, state = await read_call(session, default_catalog, resolver)
         obs = replace(obs, attempt=len(state.attempts) + 1)  # a lookup always follows a Dial of its own
         annotation = resolver.resolve(obs)
-        if on_annotation is not None and _publishes(publish_all, obs):
+        if on_annotation is not None and publishes(publish_all, obs):
             on_annotation(annotation)
         language = session.request.param("lang") or settings.language
         fields = annotation_fields(annotation, language)
@@ -336,5 +336,5 @@ def make_routes(resolver: SupportsResolve, settings: WritebackSettings = Writeba
     }
 
 
-__all__ = ["ATTEMPTS_FIELD", "AnnotateArgs", "CDR_FIELDS", "CallState", "attempt_entry", "read_call", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
+__all__ = ["publishes", "ATTEMPTS_FIELD", "AnnotateArgs", "CDR_FIELDS", "CallState", "attempt_entry", "read_call", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
            "read_observation"]

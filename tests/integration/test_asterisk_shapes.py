@@ -1,0 +1,155 @@
+"""Every call shape on the real Asterisk 22: the CDR (FastAGI path) and the store (AMI path) give one answer.
+
+Each test places one real call of a shape (see `pbx_codes.bench.shapes`) through the bench, with the pbx-codes
+FastAGI server, AMI listener and a SQLite store running in this process as ``serve`` wires them, and checks:
+the annotated CDR record says what the shape is; the store's row (published by the AMI listener, or by the
+FastAGI path for a call AMI never saw) says the same; and Asterisk logged no WARNING while pbx-codes handled it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pbx_codes.bench import shapes
+from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.bench.inprocess import PbxCodesInProcess
+
+from integration.asterisk_calls import CATALOG_DIR
+
+SECRET_ENV = "PBX_CODES_IT_SHAPES_AMI_SECRET"
+
+#: What the annotated CDR record says for each shape: dial status, code, category, retry, outcome, exact,
+#: who hung up, the Q.850 cause observed (or naming the shape). The README's table shows the same.
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "unreachable": ("CHANUNAVAIL", "408", "network", "failover", "local_response", "0", "local", "18"),
+    "silent": ("NOANSWER", "408", "network", "failover", "local_response", "0", "local", "18"),
+    "qualify-down": ("CHANUNAVAIL", "", "network", "failover", "unreachable", "0", "local", "3"),
+    "ring-timeout": ("NOANSWER", "", "no_answer", "later", "ring_timeout", "0", "local", "19"),
+    "caller-cancel": ("CANCEL", "487", "cancelled", "no", "caller_cancel", "1", "caller", "127"),
+    "answered-carrier-bye": ("ANSWER", "200", "ok", "no", "answered", "1", "carrier", "16"),
+    "answered-caller-bye": ("ANSWER", "200", "ok", "no", "answered", "1", "caller", "16"),
+}
+CDR_COLUMNS = ("pbx_dialstatus", "pbx_code", "pbx_category", "pbx_retry", "pbx_outcome", "pbx_exact",
+               "pbx_hangup_by", "pbx_q850_observed")
+
+
+@pytest.fixture(scope="module")
+def pbx(asterisk_bench: AsteriskBench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxCodesInProcess]:
+    store = tmp_path_factory.mktemp("shapes-store") / "annotations.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(SECRET_ENV, asterisk_bench.ami_secret)
+        with PbxCodesInProcess(asterisk_bench, language="en", catalog_dirs=[str(CATALOG_DIR)],
+                               bindings={"trunk": asterisk_bench.trunk_catalog}, ami=True,
+                               ami_secret_env=SECRET_ENV, store_url=f"sqlite:///{store}") as running:
+            yield running
+
+
+@dataclass
+class Placed:
+    rows: list[dict[str, Any]]
+    store: list[dict[str, Any]]
+    warnings: list[str]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.rows[-1]
+
+
+def _log_size(bench: AsteriskBench) -> int:
+    return bench.log_path.stat().st_size if bench.log_path.exists() else 0
+
+
+def _warnings_since(bench: AsteriskBench, offset: int) -> list[str]:
+    with bench.log_path.open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", "replace")
+    return [line for line in text.splitlines() if " WARNING[" in line]
+
+
+def place(bench: AsteriskBench, pbx: PbxCodesInProcess, attempts: int, call: Any) -> Placed:
+    """Place one call, wait until its CDR records exist and every attempt reached the store; then read the log."""
+    offset = _log_size(bench)
+    rows = bench.wait_cdr_rows(call(bench))
+    assert rows, "Asterisk wrote no CDR record"
+    linkedid = rows[0]["linkedid"]
+    stored: list[dict[str, Any]] = []
+
+    def settled() -> bool:
+        stored[:] = pbx.store_rows(linkedid)
+        return len(stored) >= attempts
+    pbx.wait_until(settled, timeout=10, step=0.05)
+    return Placed(rows, stored, _warnings_since(bench, offset))
+
+
+def _store_view(row: dict[str, Any]) -> tuple[str, ...]:
+    """A store row in the CDR's words, to compare the two paths."""
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+    return (text(row["dial_status"]), text(row["code"]), row["category"], row["retry"], text(row["outcome"]),
+            "1" if row["exact"] else "0", row["hangup_by"], text(row["observed_q850"]))
+
+
+@pytest.mark.parametrize("shape", list(EXPECTED))
+def test_each_call_shape_gets_its_answer_in_the_cdr_and_the_same_in_the_store_with_no_warning(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess, shape: str) -> None:
+    call = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_shape(bench, shape))
+    (row,) = call.rows
+    assert tuple(row[name] for name in CDR_COLUMNS) == EXPECTED[shape]
+    assert (row["pbx_attempt"], row["pbx_trunk"]) == ("1", shapes.SHAPES[shape].trunk)
+    (stored,) = call.store
+    expected_view = EXPECTED[shape]
+    if shape in ("unreachable",):
+        # AMI's DialEnd says NOANSWER where the dialplan's DIALSTATUS says CHANUNAVAIL: the one difference.
+        expected_view = ("NOANSWER", *expected_view[1:])
+    assert _store_view(stored) == expected_view
+    assert stored["attempt"] == 1 and stored["trunk"] == shapes.SHAPES[shape].trunk
+    assert call.warnings == []
+
+
+def test_an_unanswered_call_is_never_ok_in_either_path(asterisk_bench: AsteriskBench,
+                                                       pbx: PbxCodesInProcess) -> None:
+    call = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_shape(bench, "ring-timeout"))
+    assert call.last["pbx_category"] != "ok" and call.store[0]["category"] != "ok"
+    assert call.last["pbx_rawcause"] == "SIP 180 Ringing"  # what used to be read as a normal end of call
+
+
+def test_a_call_that_created_no_leg_reaches_the_store_through_the_fastagi_path(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess) -> None:
+    call = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_shape(bench, "qualify-down"))
+    assert call.last["dstchannel"] == ""  # no B channel: the AMI listener saw no DialBegin
+    (stored,) = call.store
+    assert stored["channel"] is None and stored["uniqueid"] is None and stored["outcome"] == "unreachable"
+
+
+def test_shipped_failover_example_fails_over_on_503_and_lists_both_attempts(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess) -> None:
+    chain = [("503", "Service Unavailable"), ("486", "Busy Here")]
+    call = place(asterisk_bench, pbx, 2, lambda bench: shapes.place_failover(bench, chain))
+    last = call.last
+    assert [r["dstchannel"].rsplit("-", 1)[0] for r in call.rows if r["dstchannel"]] == [
+        "PJSIP/trunk", "PJSIP/backup"]  # carrier 2 was dialled: the example failed over
+    assert (last["pbx_trunk"], last["pbx_code"], last["pbx_phrase"], last["pbx_attempt"]) == (
+        "backup", "486", "Busy Here", "2")
+    assert last["pbx_attempts"] == ("1:trunk:503:capacity:failover:carrier_final;"
+                                    "2:backup:486:busy:later:carrier_final")
+    assert [(r["attempt"], r["trunk"], r["code"], r["retry"]) for r in call.store] == [
+        (1, "trunk", "503", "failover"), (2, "backup", "486", "later")]
+    assert len({r["linkedid"] for r in call.store}) == 1
+    assert call.warnings == []
+
+
+def test_failover_chain_of_three_carriers_ends_answered_with_every_attempt_in_order(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess) -> None:
+    chain = [("503", "Simultaneous calls limit reached"), ("408", "Request Timeout"), ("200", "OK")]
+    call = place(asterisk_bench, pbx, 3, lambda bench: shapes.place_failover(bench, chain))
+    last = call.last
+    assert (last["disposition"], last["pbx_code"], last["pbx_category"], last["pbx_attempt"]) == (
+        "ANSWERED", "200", "ok", "3")
+    assert last["pbx_attempts"] == ("1:trunk:503:capacity:failover:carrier_final;"
+                                    "2:backup:408:network:failover:carrier_final;3:backup2:200:ok:no:answered")
+    assert [(r["attempt"], r["code"], r["outcome"]) for r in call.store] == [
+        (1, "503", "carrier_final"), (2, "408", "carrier_final"), (3, "200", "answered")]
+    assert call.warnings == []
