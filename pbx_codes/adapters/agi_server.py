@@ -12,10 +12,11 @@ dialplan. Why it looks the way it does:
   round trips stays cheap.
 - Memory is bounded whatever the peers send: a session may send at most `max_session_bytes` (a real request is
   1-2 KB; the parser alone would keep 256 lines of 8 KB, 2 MB, for the whole timeout), and at most `max_sessions`
-  connections are open at once. When they are all taken, the connection that sent the most without finishing its
-  request (Asterisk sends its request whole, at once; a flood holds it) makes room for the new one, so a flood
-  cannot lock real calls out; only when every slot runs a handler (or has only just opened) is the new connection
-  refused. Every refusal is counted.
+  connections hold what they sent at once. A connection takes its slot with its first bytes: Asterisk sends its
+  request whole, at once, so when the slots are full the connection that sent the most without finishing a
+  request (a flood, a stalled peer) makes room, and a flood cannot lock real calls out. A connection that sends
+  nothing holds no bytes; it is closed after `request_timeout`, and at most `max_connections` are open at all (file
+  descriptors are finite). Every refusal is counted.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ DEFAULT_PORT = 4573
 DEFAULT_MAX_SESSION_BYTES = 32 * 1024
 #: Connections open at once; a real PBX has a few in flight (a session lasts milliseconds).
 DEFAULT_MAX_SESSIONS = 256
-#: Seconds a connection that has sent nothing yet is safe from being closed to make room (see `AgiServer.admit`).
-REQUEST_GRACE = 0.5
+#: Seconds a connection may take to send its whole request (Asterisk sends it at once, right after connecting).
+DEFAULT_REQUEST_TIMEOUT = 2.0
+#: Connections open at all, sending or not, as a multiple of max_sessions.
+CONNECTIONS_PER_SLOT = 4
 
 
 class AgiSessionClosed(ConnectionError):
@@ -59,14 +62,17 @@ class AgiStats:
     failed_replies: int = 0  # replies other than "200 result=1" (a refused or unknown command, a failed SET/GET)
     too_large: int = 0  # connections closed for sending more than max_session_bytes
     evicted: int = 0  # connections still sending their request, closed to make room for a new one
-    refused_busy: int = 0  # new connections refused: every slot ran a handler or had only just opened
-    active: int = 0  # connections open now
+    refused_busy: int = 0  # connections refused: every slot ran a handler, or max_connections were open
+    request_timeouts: int = 0  # connections closed for not sending a whole request within request_timeout
+    active: int = 0  # connections holding a slot (they sent something) now
+    open: int = 0  # connections open now
     scripts: dict[str, int] = field(default_factory=dict)
 
     @property
     def refusals(self) -> dict[str, int]:
         """Connections refused or cut by a limit, by reason (for /metrics)."""
-        return {"too_large": self.too_large, "evicted": self.evicted, "busy": self.refused_busy}
+        return {"too_large": self.too_large, "evicted": self.evicted, "busy": self.refused_busy,
+                "request_timeout": self.request_timeouts}
 
 
 class AgiSession:
@@ -98,7 +104,7 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 
 class _AgiProtocol(asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "waiters", "session", "task", "timer", "closed", "received",
-                 "opened")
+                 "opened", "slotted", "request_timer")
 
     def __init__(self, server: "AgiServer") -> None:
         self.server = server
@@ -111,25 +117,35 @@ class _AgiProtocol(asyncio.Protocol):
         self.closed = False
         self.received = 0
         self.opened = 0.0
+        self.slotted = False
+        self.request_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         server = self.server
         server.stats.connections += 1
-        self.opened = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self.opened = loop.time()
         if not server.admit(self):
             self.closed = True
             transport.abort()  # type: ignore[attr-defined]
             return
-        self.timer = asyncio.get_running_loop().call_later(server.timeout, self._timed_out)
+        self.timer = loop.call_later(server.timeout, self._timed_out)
+        self.request_timer = loop.call_later(server.request_timeout, self._request_overdue)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        server = self.server
+        if not self.slotted:
+            if not server.take_slot(self):
+                self.abort()
+                return
+            self.slotted = True
         self.received += len(data)
-        if self.received > self.server.max_session_bytes:
-            self.server.stats.too_large += 1
-            log.debug("AGI connection dropped: over %d bytes", self.server.max_session_bytes)
+        if self.received > server.max_session_bytes:
+            server.stats.too_large += 1
+            log.debug("AGI connection dropped: over %d bytes", server.max_session_bytes)
             self.abort()
             return
         try:
@@ -163,6 +179,8 @@ class _AgiProtocol(asyncio.Protocol):
         self.server.release(self)
         if self.timer is not None:
             self.timer.cancel()
+        if self.request_timer is not None:
+            self.request_timer.cancel()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -208,6 +226,12 @@ class _AgiProtocol(asyncio.Protocol):
         finally:
             self._close()
 
+    def _request_overdue(self) -> None:
+        if self.session is None and not self.closed:
+            self.server.stats.request_timeouts += 1
+            log.debug("AGI connection dropped: no whole request within %.1fs", self.server.request_timeout)
+            self.abort()
+
     def _timed_out(self) -> None:
         self.server.stats.timeouts += 1
         log.debug("AGI session timed out after %.1fs", self.server.timeout)
@@ -235,42 +259,53 @@ class AgiServer:
 
     def __init__(self, routes: Mapping[str, Handler], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float = 10.0, max_sessions: int = DEFAULT_MAX_SESSIONS,
-                 max_session_bytes: int = DEFAULT_MAX_SESSION_BYTES) -> None:
+                 max_session_bytes: int = DEFAULT_MAX_SESSION_BYTES,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
         self.routes = dict(routes)
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.request_timeout = min(timeout, request_timeout)
         self.max_sessions = _positive("max_sessions", max_sessions)
+        self.max_connections = self.max_sessions * CONNECTIONS_PER_SLOT
         self.max_session_bytes = _positive("max_session_bytes", max_session_bytes)
         self.stats = AgiStats()
         self._server: asyncio.base_events.Server | None = None
-        self._open: dict[_AgiProtocol, None] = {}  # open connections, oldest first
+        self._open: dict[_AgiProtocol, None] = {}  # every open connection
+        self._slots: dict[_AgiProtocol, None] = {}  # connections that sent something, oldest first
 
     def admit(self, protocol: _AgiProtocol) -> bool:
-        """Make room for a new connection: past `max_sessions`, close the oldest one still sending its request;
-        refuse the new one when every slot runs a handler or has only just opened."""
-        if len(self._open) >= self.max_sessions:
-            # The one that sent the most without finishing its request: a real request arrives whole, at once, so
-            # a connection still sending one is a flood or a stalled peer. A connection that has sent nothing yet
-            # is spared for `REQUEST_GRACE` seconds (Asterisk's request is on its way), then it is a stalled peer.
+        """A new connection: refused only past `max_connections` (it holds no bytes until it sends some)."""
+        if len(self._open) >= self.max_connections:
+            self.stats.refused_busy += 1
+            return False
+        self._open[protocol] = None
+        self.stats.open = len(self._open)
+        return True
+
+    def take_slot(self, protocol: _AgiProtocol) -> bool:
+        """A connection's first bytes: past `max_sessions`, the slot holder that sent the most without finishing its
+        request (a flood, a stalled peer) makes room; refused only when every slot runs a handler."""
+        if len(self._slots) >= self.max_sessions:
             now = asyncio.get_running_loop().time()
-            victim = max((p for p in self._open if p.session is None
-                          and (p.received or now - p.opened > REQUEST_GRACE)),
-                         key=lambda p: (p.received, now - p.opened), default=None)
+            victim = max((p for p in self._slots if p.session is None), key=lambda p: (p.received, now - p.opened),
+                         default=None)
             if victim is None:
                 self.stats.refused_busy += 1
-                log.debug("FastAGI: %d connections open, none to spare: connection refused", len(self._open))
+                log.debug("FastAGI: %d sessions running, connection refused", len(self._slots))
                 return False
             self.stats.evicted += 1
             self.release(victim)
             victim.abort()
-        self._open[protocol] = None
-        self.stats.active = len(self._open)
+        self._slots[protocol] = None
+        self.stats.active = len(self._slots)
         return True
 
     def release(self, protocol: _AgiProtocol) -> None:
         self._open.pop(protocol, None)
-        self.stats.active = len(self._open)
+        self._slots.pop(protocol, None)
+        self.stats.active = len(self._slots)
+        self.stats.open = len(self._open)
 
     async def start(self) -> "AgiServer":
         loop = asyncio.get_running_loop()
@@ -306,10 +341,12 @@ def _positive(name: str, value: object) -> int:
 
 
 def agi_limits(section: Mapping[str, object]) -> dict[str, int]:
-    """`max_sessions` and `max_session_bytes` from the ``[asterisk.agi]`` table, checked (ValueError names the key)."""
+    """`max_sessions` and `max_session_bytes` from the ``[asterisk.agi]`` table, checked (ValueError names the key).
+    At most 4 x max_sessions connections are open at all; a request must arrive whole within 2 s."""
     return {name: _positive(name, section.get(name, default)) for name, default in
             (("max_sessions", DEFAULT_MAX_SESSIONS), ("max_session_bytes", DEFAULT_MAX_SESSION_BYTES))}
 
 
 __all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
+           "DEFAULT_REQUEST_TIMEOUT",
            "DEFAULT_MAX_SESSION_BYTES", "DEFAULT_PORT", "Handler", "agi_limits"]

@@ -94,12 +94,13 @@ class _AgiCollector:
     def collect(self) -> Iterable[Any]:
         stats = self.server.stats
         active = GaugeMetricFamily("pbx_codes_fastagi_connections_open", "FastAGI connections open now")
-        active.add_metric([], stats.active)
+        active.add_metric([], getattr(stats, "open", stats.active))
         total = CounterMetricFamily("pbx_codes_fastagi_connections", "FastAGI connections accepted")
         total.add_metric([], stats.connections)
         refused = CounterMetricFamily("pbx_codes_fastagi_refused",
                                       "FastAGI connections refused or cut by a limit: too_large (max_session_bytes), "
-                                      "evicted (made room under max_sessions), busy (no slot to spare)",
+                                      "evicted (made room under max_sessions), busy (no slot or connection to "
+                                      "spare), request_timeout (no whole request in time)",
                                       labels=["reason"])
         for reason, count in stats.refusals.items():
             refused.add_metric([reason], count)

@@ -275,7 +275,7 @@ async def test_a_connection_that_sends_more_than_max_session_bytes_is_dropped_an
 
 
 @pytest.mark.asyncio
-async def test_past_max_sessions_the_oldest_unfinished_request_makes_room_for_a_real_session(small_agi: AgiServer
+async def test_past_max_sessions_an_unfinished_request_makes_room_for_a_real_session(small_agi: AgiServer
                                                                                               ) -> None:
     holders = []
     for _ in range(6):  # a flood: connections that send part of a request and hold it
@@ -283,9 +283,8 @@ async def test_past_max_sessions_the_oldest_unfinished_request_makes_room_for_a_
         writer.write(FLOOD_LINE)
         await writer.drain()
         holders.append((reader, writer))
-    await wait_until(lambda: small_agi.stats.connections == 6)
-    assert small_agi.stats.active == 4 and small_agi.stats.evicted == 2
-    assert await closed_by_server(holders[0][0]) and await closed_by_server(holders[1][0])  # the oldest went
+    await wait_until(lambda: small_agi.stats.evicted == 2)  # two of the six made room for the last two
+    assert small_agi.stats.active == 4
     received = await fake_asterisk(small_agi.port, request("lookup?code=486"), {})
     assert len(received) == 1
     assert small_agi.stats.evicted == 3 and small_agi.stats.refused_busy == 0
@@ -311,6 +310,7 @@ async def test_when_every_slot_runs_a_handler_a_new_connection_is_refused_and_co
         await wait_until(lambda: server.stats.sessions == 2)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writers.append(writer)
+        writer.write(request("slow"))
         assert await closed_by_server(reader)
         assert server.stats.refused_busy == 1 and server.stats.refusals["busy"] == 1
         release.set()
@@ -360,6 +360,38 @@ async def _flood_with_real_sessions(small_agi: AgiServer) -> None:
     assert all(len(r) == 1 for r in answered), (answered, small_agi.stats)
     await wait_until(lambda: small_agi.stats.active == 0)
     assert small_agi.stats.completed == 5
+
+
+@pytest.mark.asyncio
+async def test_a_connection_that_sends_nothing_holds_no_slot_and_is_closed_after_the_request_timeout() -> None:
+    server = AgiServer({"lookup": one_set}, host="127.0.0.1", port=0, timeout=5.0, max_sessions=1,
+                       request_timeout=0.05)
+    await server.start()
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        await wait_until(lambda: server.stats.open == 3)
+        assert server.stats.active == 0  # nothing sent, no slot taken: the one slot is free for a real session
+        assert await fake_asterisk(server.port, request("lookup"), {}) == [b"SET VARIABLE pbx_seen 1\n"]
+        for reader, writer in idle:
+            assert await closed_by_server(reader)
+            writer.close()
+        assert server.stats.request_timeouts == 3 and server.stats.refusals["request_timeout"] == 3
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_at_most_four_connections_per_slot_are_open_at_all() -> None:
+    server = AgiServer({"lookup": one_set}, host="127.0.0.1", port=0, timeout=5.0, max_sessions=1)
+    await server.start()
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
+        assert await closed_by_server(idle[4][0])
+        assert server.stats.refused_busy == 1 and server.stats.open == 4
+        for _, writer in idle:
+            writer.close()
+    finally:
+        await server.close()
 
 
 def test_limits_come_from_the_agi_section_and_bad_values_name_the_key() -> None:

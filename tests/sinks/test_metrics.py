@@ -145,9 +145,10 @@ def test_fastagi_refusals_are_counted_by_reason() -> None:
     from pbx_codes.adapters.agi_server import AgiStats
     from pbx_codes.sinks.metrics import Metrics
 
-    stats = AgiStats(connections=10, too_large=3, evicted=2, refused_busy=1, active=4)
+    stats = AgiStats(connections=10, too_large=3, evicted=2, refused_busy=1, active=3, open=4)
     metrics = Metrics()
     metrics.watch_listener("fastagi", SimpleNamespace(stats=stats))  # what run_asterisk hands over
     refused = _samples(metrics, "pbx_codes_fastagi_refused_total")
-    assert refused == {(("reason", "too_large"),): 3.0, (("reason", "evicted"),): 2.0, (("reason", "busy"),): 1.0}
+    assert refused == {(("reason", "too_large"),): 3.0, (("reason", "evicted"),): 2.0, (("reason", "busy"),): 1.0,
+                       (("reason", "request_timeout"),): 0.0}
     assert _samples(metrics, "pbx_codes_fastagi_connections_open") == {(): 4.0}
