@@ -6,7 +6,7 @@ set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
 mkdir -p "${dir}"
 chmod 0700 "${dir}"
-for name in ami_secret esl_password console_token; do
+for name in ami_secret esl_password console_token store_password; do
     file="${dir}/${name}"
     if [[ -s "${file}" ]]; then
         echo "keeping ${file}"

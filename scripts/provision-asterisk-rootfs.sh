@@ -6,6 +6,10 @@
 #   scripts/provision-asterisk-rootfs.sh --configure-only [DEST]
 #                                                         only the "configure Asterisk" step: for a Dockerfile that
 #                                                         already installed the asterisk package, use DEST=/
+#   scripts/provision-asterisk-rootfs.sh --rootfs-only DEST
+#                                                         only the debootstrap step (cached): the base root
+#                                                         filesystem of the Docker images (scripts/docker-base.sh),
+#                                                         whose Asterisk image configures itself
 #
 # Default DEST: ${PBX_CODES_ROOTFS:-$HOME/.cache/pbx-codes/asterisk-sid}
 #
@@ -151,8 +155,12 @@ configure_asterisk() {
 
 main() {
     local configure_only=0
+    local rootfs_only=0
     if [[ "${1:-}" == --configure-only ]]; then
         configure_only=1
+        shift
+    elif [[ "${1:-}" == --rootfs-only ]]; then
+        rootfs_only=1
         shift
     fi
     local dest="${1:-${PBX_CODES_ROOTFS:-$HOME/.cache/pbx-codes/asterisk-sid}}"
@@ -166,7 +174,7 @@ main() {
 
     local want
     want="$(config_hash)"
-    if [[ -f "${dest}/.provisioned" && "$(cat "${dest}/.provisioned")" == "${want}" ]]; then
+    if ((!rootfs_only)) && [[ -f "${dest}/.provisioned" && "$(cat "${dest}/.provisioned")" == "${want}" ]]; then
         log "up to date: ${dest}"
         return
     fi
@@ -178,6 +186,10 @@ main() {
         mkdir -p "$(dirname "${dest}")"
         run_debootstrap "${dest}"
         slim_rootfs "${dest}"
+    fi
+    if ((rootfs_only)); then
+        log "root filesystem ready: ${dest} ($((SECONDS - started)) s)"
+        return
     fi
     configure_asterisk "${dest}"
     printf '%s\n' "${want}" >"${dest}/.provisioned"

@@ -17,9 +17,13 @@ secret="${secret%$'\r'}"
     || die "the AMI secret must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = - (run docker/make-secrets.sh)"
 
 mkdir -p "${OUT_DIR}"
-umask 077
-printf 'secret = %s\n' "${secret}" >"${OUT_DIR}/ami-secret.conf"
+(umask 077 && printf 'secret = %s\n' "${secret}" >"${OUT_DIR}/ami-secret.conf")
 chown "${RUN_USER}:" "${OUT_DIR}/ami-secret.conf"
 unset secret
+
+# The CDR files are read from the asterisk-cdr volume by other containers of the bench (the caller, the plugin's
+# backfill), which run as their own users.
+umask 022
+chmod 0644 /var/log/asterisk/cdr-custom/*.csv /var/log/asterisk/cdr-custom/*.json 2>/dev/null || true
 
 exec /usr/sbin/asterisk -f -U "${RUN_USER}" -G "${RUN_USER}" -vvv "$@"

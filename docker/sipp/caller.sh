@@ -6,6 +6,7 @@
 # CDR_FILE: the PBX's JSON-lines CDR file, if this container can read it (the Asterisk bench mounts it read-only);
 #           unset or unreadable: the calls are placed and the console shows the result.
 # CDR_WAIT: seconds to wait for the rows after the last call (default 20).
+# CALLER_ID: the caller id of the calls (the CDR's src; default bench).
 set -uo pipefail
 
 CARRIERS_FILE="${CARRIERS_FILE:-/etc/pbx-codes-bench/carriers.txt}"
@@ -14,6 +15,7 @@ PBX_HOST="${PBX_HOST:-asterisk}"
 PBX_PORT="${PBX_PORT:-5060}"
 CDR_FILE="${CDR_FILE:-}"
 CDR_WAIT="${CDR_WAIT:-20}"
+CALLER_ID="${CALLER_ID:-bench}"
 
 log() { printf '[caller] %s\n' "$*" >&2; }
 
@@ -24,7 +26,7 @@ placed=0
 failed=0
 while IFS='|' read -r port catalog code phrase; do
     log "calling ${port}: the ${catalog} carrier there answers ${code} ${phrase}"
-    if sipp "${PBX_HOST}:${PBX_PORT}" -sf "${SCENARIO}" -s "${port}" -m 1 -nostdin -timeout 30s \
+    if sipp "${PBX_HOST}:${PBX_PORT}" -sf "${SCENARIO}" -s "${port}" -key caller "${CALLER_ID}" -m 1 -nostdin -timeout 30s \
         -recv_timeout 20000 -trace_err -error_file /tmp/caller.errors >/dev/null; then
         placed=$((placed + 1))
     else
