@@ -11,7 +11,9 @@ table is where that knowledge changes the answer, once for both PBXs:
 - a ring that the dial timer ended is ``no_answer``, never ``ok``;
 - a caller's cancel is ``cancelled`` and the caller's doing.
 
-A rule leaves a field as the catalog says when it has nothing better (``None``).
+A rule leaves a field as the catalog says when it has nothing better (``None``). A leg with no code any catalog
+knows (a gateway FreeSWITCH marked down, a call its own throttle refused: no SIP response at all) gets the outcome's
+own reason text instead of "unknown".
 """
 from __future__ import annotations
 
@@ -28,6 +30,36 @@ OUTCOME_RULES: Mapping[Outcome, tuple[Category | None, Retry | None, Side | None
     Outcome.PBX_LIMIT: (Category.CAPACITY, Retry.FAILOVER, Side.LOCAL),
     Outcome.RING_TIMEOUT: (Category.NO_ANSWER, Retry.LATER, Side.CALLEE),
     Outcome.CALLER_CANCEL: (Category.CANCELLED, Retry.NO, Side.CALLER),
+})
+
+#: The reason of a leg no catalog explains, told by its outcome alone.
+OUTCOME_TEXTS: Mapping[Outcome, Mapping[str, str]] = MappingProxyType({
+    Outcome.UNREACHABLE: MappingProxyType({
+        "uk": "Оператора не вдалося досягти: жодна спроба виклику до нього не дійшла (шлюз недоступний або немає "
+              "маршруту); інший маршрут може спрацювати.",
+        "ru": "Оператор недоступен: ни одна попытка вызова до него не дошла (шлюз недоступен или нет маршрута); "
+              "другой маршрут может сработать.",
+        "en": "The carrier could not be reached: no call attempt got through to it (gateway down or no route); "
+              "another route may work."}),
+    Outcome.PBX_LIMIT: MappingProxyType({
+        "uk": "Власне обмеження АТС (викликів за секунду чи каналів) відхилило виклик, перш ніж він дійшов до "
+              "оператора.",
+        "ru": "Собственное ограничение АТС (вызовов в секунду или каналов) отклонило вызов до того, как он дошёл до "
+              "оператора.",
+        "en": "A limit of the PBX itself (calls per second or channels) refused the call before it reached a "
+              "carrier."}),
+    Outcome.LOCAL_RESPONSE: MappingProxyType({
+        "uk": "Від оператора не надійшло відповіді: АТС сама завершила спробу (таймер або помилка передачі).",
+        "ru": "От оператора не пришло ответа: АТС сама завершила попытку (таймер или ошибка передачи).",
+        "en": "No answer came from the carrier: the PBX ended the attempt itself (a timer or a transport error)."}),
+    Outcome.RING_TIMEOUT: MappingProxyType({
+        "uk": "Абонента було викликано, але він не відповів до закінчення часу набору.",
+        "ru": "Абоненту поступил вызов, но он не ответил до истечения времени набора.",
+        "en": "The callee was alerted but did not answer before the dial timer ran out."}),
+    Outcome.CALLER_CANCEL: MappingProxyType({
+        "uk": "Абонент, що телефонував, поклав слухавку до відповіді.",
+        "ru": "Звонящий положил трубку до ответа.",
+        "en": "The caller hung up before the call was answered."}),
 })
 
 #: Categories an unreachable trunk keeps as the catalog says (they already name a network or availability failure).
@@ -51,7 +83,9 @@ def refine(resolution: Resolution, outcome: Outcome | None) -> Resolution:
         changes["retry"] = retry
     if fault is not None and fault is not resolution.fault:
         changes["fault"] = fault
+    if resolution.match_kind == "none" and outcome in OUTCOME_TEXTS:
+        changes["texts"] = OUTCOME_TEXTS[outcome]
     return replace(resolution, **changes) if changes else resolution  # type: ignore[arg-type]
 
 
-__all__ = ["OUTCOME_RULES", "refine"]
+__all__ = ["OUTCOME_RULES", "OUTCOME_TEXTS", "refine"]

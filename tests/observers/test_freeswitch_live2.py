@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_codes.model import Outcome
+from pbx_codes.model import Observation, Outcome
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.writeback.freeswitch_hook import HookServer
 
@@ -36,6 +36,13 @@ def test_a_bridge_to_a_gateway_marked_down_is_annotated_on_a_as_freeswitchs_own_
     obs = a.observation
     assert (obs.pbx_cause, obs.q850, obs.trunk, obs.dial_status) == ("GATEWAY_DOWN", None, "lab_pingdown",
                                                                      "GATEWAY_DOWN")
+
+
+@pytest.mark.parametrize("capture", ["gateway_down.bridge_marked_down", "throttled.bridge"])
+def test_a_leg_without_any_sip_answer_still_gets_a_reason_in_every_language(capture: str) -> None:
+    (a,) = replay(capture_bytes(capture), RESOLVER)
+    unknown = RESOLVER.resolve(Observation(sip_code="799")).texts
+    assert set(a.texts) == {"uk", "ru", "en"} and all(a.texts[lang] != unknown[lang] for lang in a.texts)
 
 
 def test_throttling_is_not_claimed_with_certainty_since_a_duplicate_uuid_gives_the_same_cause() -> None:
