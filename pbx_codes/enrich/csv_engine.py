@@ -32,6 +32,8 @@ CHECKPOINT_ROWS = 50_000
 _CACHE_LIMIT = 100_000
 _PICKER_LIMIT = 8          # field counts with a compiled pattern at once (Master.csv has 16, 17 or 18, +8 enriched)
 _LF, _CRLF = b"\n", b"\r\n"
+#: The most lines one quoted field may run over; a record still open after them is an unterminated quote.
+MAX_RECORD_LINES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Layout:
     done_index: int | None                # where pbx_category is in a row of this layout
     tail_fill: bool                       # the pbx_* columns are together, in order, near the end
     tail_extra: int                       # how many columns follow them (FreeSWITCH's pbx_hangup_by)
+    widths: frozenset[int]                # field counts of a row of this layout (annotated, or done per its column)
+    done_widths: frozenset[int]           # field counts of a row that carries the appended pbx_* block already
 
     @classmethod
     def build(cls, names: Sequence[str], preset: Preset, annotator: RowAnnotator) -> "Layout":
@@ -63,7 +67,13 @@ class Layout:
         first = names.index(PBX_COLUMNS[0]) if not append else -1
         tail_fill = first >= 0 and names[first:first + len(PBX_COLUMNS)] == PBX_COLUMNS
         tail_extra = len(names) - first - len(PBX_COLUMNS) if tail_fill else 0
-        return cls(names, plan, fill, append, need, done_index, tail_fill, tail_extra)
+        # A row is of the layout only with the layout's field count (cdr_csv may leave trailing columns out), or
+        # that count plus the appended pbx_* block. Any other row is malformed: its fields would be read, and the
+        # values appended, under the wrong names.
+        base = range(need, len(names) + 1) if preset.short_rows and not fill else (len(names),)
+        widths = frozenset(base)
+        done_widths = frozenset(w + len(append) for w in base) if append else frozenset()
+        return cls(names, plan, fill, append, need, done_index, tail_fill, tail_extra, widths, done_widths)
 
     @property
     def out_names(self) -> tuple[str, ...]:
@@ -203,6 +213,7 @@ class CsvEnricher:
             return None
         done_from_end, minimum = _appended_done_at(layout)
         built: dict[int, FieldPicker | None] = {}
+        counts = layout.widths | layout.done_widths
 
         def picker(count: int) -> FieldPicker | None:
             found = built.get(count, built)
@@ -210,7 +221,7 @@ class CsvEnricher:
                 if len(built) >= _PICKER_LIMIT:
                     built.clear()
                 found = built[count] = (FieldPicker.build(count, layout.plan, done_from_end, minimum, _CATEGORIES,
-                                                          _RETRIES) if count >= layout.need else None)
+                                                          _RETRIES) if count in counts else None)
             return found
         return picker
 
@@ -219,8 +230,8 @@ class CsvEnricher:
         annotator, plan = self.annotator, layout.plan
         key_of = plan.row_key()
         is_done = self._done_check(layout)
-        need = layout.need
-        exact_len = len(layout.names) if layout.fill else 0
+        widths, done_widths = layout.widths, layout.done_widths
+        done_in_place = layout.done_index is not None      # a row of the layout's own width may be annotated
         appending = not layout.fill
         entries: dict[tuple, _Entry] = {}
         rewriter = _Rewriter()
@@ -228,14 +239,15 @@ class CsvEnricher:
         tail_q_lf = tail_q + _LF
         cut_q_lf = len(tail_q_lf)
         tolerant = self.tolerant
-        lengths = {len(layout.names), len(layout.out_names)} if tolerant else None
-        slow, pending = self._slow_reader(fin, lengths)
+        lengths = widths | done_widths if tolerant else None
+        slow, pending, joined = self._slow_reader(fin, lengths)
         # The field picker of the field count last seen (Master.csv rows of one file share one count).
         pickers = self._pickers(layout)
         picker_count = len(layout.names)
         picker = pickers(picker_count) if pickers is not None else None
         if picker is not None:
-            p_match, p_groups, p_skip, p_done = picker.match, picker.groups, picker.skip, picker.is_done
+            p_match, p_groups, p_skip = picker.match, picker.groups, picker.skip
+            p_done = picker.is_done if picker_count in done_widths else None
         picked: dict[tuple, _Entry] = {}      # a picker's cache key -> the entry of the row's full key
         parts: list[bytes] = []
         out = parts.append
@@ -243,7 +255,11 @@ class CsvEnricher:
         start_offset = offset
         rows = state.rows
         base_rows = rows
-        malformed = done_rows = 0
+        done_rows = 0
+        # Input lines before the first row, and lines that continued a quoted field: a row's line number is
+        # first_line + rows + joined[0] (a record over several lines counts once in rows).
+        first_line = 1 if self.header else 0
+        joined[0] = state.extra_lines
         progress = Progress(self.source.stat().st_size, enabled=self.progress_enabled)
         next_checkpoint = rows + self.checkpoint_rows
         stop_at = rows + self.stop_after if self.stop_after is not None else -1
@@ -275,106 +291,134 @@ class CsvEnricher:
             parts.clear()
             fout.flush()
 
-        for raw in fin:
-            offset += len(raw)
-            # An appending layout: only the needed fields, when the line is one whole record of the usual count.
-            m = p_match(raw) if picker is not None and not pending else None
-            if m is not None:
-                rows += 1
-                values = m.group(*p_groups)
-                if p_done(values):
-                    done_rows += 1
-                    out(raw)
-                else:
-                    entry = picked.get(values[p_skip:] if p_skip else values)
-                    if entry is None:
-                        if len(picked) >= _CACHE_LIMIT:
-                            picked.clear()
-                        key = picker.key_of(m)
-                        entry = entries.get(key)
-                        if entry is None:
-                            entry = lookup(key)
-                        picked[values[p_skip:] if p_skip else values] = entry
-                    entry.hits += 1
-                    if entry.lf is None:
-                        out(raw)
-                    elif raw[-1:] == _LF and raw[-2:-1] != b"\r":
-                        out(raw[:-1] + entry.lf)
+        def malformed(raw: bytes, end: int) -> int:
+            """Copy a malformed record (ending at input offset `end`) unchanged and note its line. A record that
+            ran over several lines (an unterminated quote, or one that paired with a quote further down) is not
+            one record: only its first line is malformed, and reading goes on right after it. Returns the offset
+            reading goes on from."""
+            if not tolerant:
+                cut = raw.find(_LF)
+                if 0 <= cut < len(raw) - 1:
+                    joined[0] -= raw.count(_LF, 0, len(raw) - 1)
+                    end = end - len(raw) + cut + 1
+                    raw = raw[:cut + 1]
+                    fin.seek(end)
+            summary.malformed_at(first_line + rows + joined[0])
+            out(raw)
+            return end
+
+        while True:
+            for raw in fin:
+                offset += len(raw)
+                # An appending layout: only the needed fields, when the line is one whole record of the usual count.
+                m = p_match(raw) if picker is not None and not pending else None
+                if m is not None:
+                    rows += 1
+                    values = m.group(*p_groups)
+                    if p_done is not None:          # a count only an annotated row has: done, or malformed
+                        if p_done(values):
+                            done_rows += 1
+                            out(raw)
+                        else:
+                            offset = malformed(raw, offset)
                     else:
-                        body, eol = _split_eol(raw)
-                        out(body + entry.payload + eol)
-            else:
-                # The common shape: every field quoted, no quote inside a value, one line per record.
-                if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
-                    row = raw[1:-2].split(sep)
-                    if tolerant:
-                        if len(row) not in lengths:
-                            row = None
-                    elif raw.count(quote) != 2 * len(row):
-                        raw, row = slow(raw, True)
-                else:
-                    raw, row = slow(raw)
-                if raw is None:              # a record that goes on in the next line
-                    continue
-                rows += 1
-                if row is None or len(row) < need or (exact_len and len(row) != exact_len):
-                    malformed += 1
-                    out(raw)
-                elif is_done(row):
-                    done_rows += 1
-                    out(raw)
-                else:
-                    key = key_of(row)
-                    entry = entries.get(key)
-                    if entry is None:
-                        entry = lookup(key)
-                    entry.hits += 1
-                    if entry.lf is None:                                   # nothing to add
-                        out(raw)
-                    elif appending:
-                        if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                        entry = picked.get(values[p_skip:] if p_skip else values)
+                        if entry is None:
+                            if len(picked) >= _CACHE_LIMIT:
+                                picked.clear()
+                            key = picker.key_of(m)
+                            entry = entries.get(key)
+                            if entry is None:
+                                entry = lookup(key)
+                            picked[values[p_skip:] if p_skip else values] = entry
+                        entry.hits += 1
+                        if entry.lf is None:
+                            out(raw)
+                        elif raw[-1:] == _LF and raw[-2:-1] != b"\r":
                             out(raw[:-1] + entry.lf)
                         else:
                             body, eol = _split_eol(raw)
                             out(body + entry.payload + eol)
-                    elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail: replace it
-                        out(raw[:-cut_q_lf] + entry.lf)
+                else:
+                    # The common shape: every field quoted, no quote inside a value, one line per record.
+                    if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
+                        row = raw[1:-2].split(sep)
+                        if tolerant:
+                            if len(row) not in lengths:
+                                row = None
+                        elif raw.count(quote) != 2 * len(row):
+                            raw, row = slow(raw, True)
                     else:
-                        body, eol = _split_eol(raw)
-                        out(self._rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
-                if pickers is not None and row is not None and len(row) != picker_count and len(row) >= need:
-                    # Rows of another field count (loguniqueid off, an enriched file): their own pattern from now.
-                    picker_count = len(row)
-                    picker = pickers(picker_count)
-                    p_match, p_groups, p_skip, p_done = picker.match, picker.groups, picker.skip, picker.is_done
-            if rows >= next_checkpoint or len(parts) >= 2048:
-                fout.write(b"".join(parts))
-                parts.clear()
-                if rows >= next_checkpoint:
-                    fout.flush()
-                    state = state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows)
-                    save_state(spath, state)
-                    next_checkpoint = rows + self.checkpoint_rows
-                progress.update(offset, rows - base_rows, base=start_offset)
-            if rows == stop_at:
-                flush()
-                fold()
-                summary.rows_read, summary.skipped_malformed, summary.skipped_annotated = \
-                    rows - base_rows, malformed, done_rows
-                summary.note = f"stopped after row {rows:,} (resume from the last checkpoint)"
-                progress.close()
-                return
-        raw, row = slow(None)
-        if raw is not None:            # an unterminated record at the end of the file: copied as it is
+                        raw, row = slow(raw)
+                    if raw is None:              # a record that goes on in the next line
+                        continue
+                    rows += 1
+                    n = len(row) if row is not None else -1
+                    if n in widths:
+                        if done_in_place and is_done(row):
+                            done_rows += 1
+                            out(raw)
+                        else:
+                            key = key_of(row)
+                            entry = entries.get(key)
+                            if entry is None:
+                                entry = lookup(key)
+                            entry.hits += 1
+                            if entry.lf is None:                                   # nothing to add
+                                out(raw)
+                            elif appending:
+                                if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                                    out(raw[:-1] + entry.lf)
+                                else:
+                                    body, eol = _split_eol(raw)
+                                    out(body + entry.payload + eol)
+                            elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail
+                                out(raw[:-cut_q_lf] + entry.lf)
+                            else:
+                                body, eol = _split_eol(raw)
+                                out(self._rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
+                    elif n in done_widths and is_done(row):
+                        done_rows += 1
+                        out(raw)
+                    else:
+                        offset = malformed(raw, offset)
+                        row = None
+                    if pickers is not None and row is not None and n != picker_count:
+                        # Rows of another field count (loguniqueid off, an enriched file): their own pattern now.
+                        picker_count = n
+                        picker = pickers(picker_count)
+                        p_match, p_groups, p_skip = picker.match, picker.groups, picker.skip
+                        p_done = picker.is_done if picker_count in done_widths else None
+                if rows >= next_checkpoint or len(parts) >= 2048:
+                    fout.write(b"".join(parts))
+                    parts.clear()
+                    if rows >= next_checkpoint and not pending:
+                        fout.flush()
+                        state = state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows,
+                                               extra_lines=joined[0])
+                        save_state(spath, state)
+                        next_checkpoint = rows + self.checkpoint_rows
+                    progress.update(offset, rows - base_rows, base=start_offset)
+                if rows == stop_at:
+                    flush()
+                    fold()
+                    summary.rows_read, summary.skipped_annotated = rows - base_rows, done_rows
+                    summary.note = f"stopped after row {rows:,} (resume from the last checkpoint)"
+                    progress.close()
+                    return
+            raw, row = slow(None)
+            if raw is None:
+                break
+            # An unterminated record at the end of the file: its first line is malformed, the rest is read again.
             rows += 1
-            malformed += 1
-            out(raw)
+            offset = malformed(raw, offset)
         flush()
         fold()
         progress.close()
-        summary.rows_read, summary.skipped_malformed, summary.skipped_annotated = rows - base_rows, malformed, done_rows
+        summary.rows_read, summary.skipped_annotated = rows - base_rows, done_rows
         save_state(spath, state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows, complete=True,
-                                         fingerprint=type(state.fingerprint).of(self.source)))
+                                         fingerprint=type(state.fingerprint).of(self.source),
+                                         extra_lines=joined[0]))
 
     def _entry(self, layout: Layout, outcome: Outcome) -> "_Entry":
         """The bytes a row with this outcome gets, prepared once: `payload` without and `lf` with the line end."""
@@ -411,34 +455,43 @@ class CsvEnricher:
         """The reader for every line the loop's fast path does not take: ``slow(raw)`` -> (record bytes, fields
         or None when unreadable), or (None, None) while a quoted field goes on in the next line; ``slow(None)`` at
         the end of the file hands back an unterminated record. Also returns the list of lines of a record still
-        going on: while it is not empty, every line belongs to that record and must come here."""
+        going on (while it is not empty, every line belongs to that record and must come here), and a one-item
+        list counting the lines that continued a record (for line numbers). A quoted field may go on over at most
+        `MAX_RECORD_LINES` lines; a record still open then is handed back as unreadable."""
         tolerant, reader_only = self.tolerant, self.reader_only
         stash = _Stash()
         reader = csv.reader(stash)
         pending: list[bytes] = []
+        joined = [0]
+        quotes = [0]
+
+        def take() -> bytes:
+            record = b"".join(pending)
+            joined[0] += len(pending) - 1
+            pending.clear()
+            return record
 
         def slow(raw: bytes | None, split_tried: bool = False):
             if raw is None:
-                if pending:
-                    rest = b"".join(pending)
-                    pending.clear()
-                    return rest, None
-                return None, None
+                return (take(), None) if pending else (None, None)
             body, _ = _split_eol(raw)
             if tolerant:                 # mod_cdr_csv: one record per line, always
                 return raw, (split_line(body, lengths) if body.strip() else None)
             if pending:
                 pending.append(raw)
-                if sum(p.count(b'"') for p in pending) & 1:
-                    return None, None
-                raw = b"".join(pending)
-                pending.clear()
+                quotes[0] += raw.count(b'"')
+                if quotes[0] & 1:
+                    if len(pending) < MAX_RECORD_LINES:
+                        return None, None
+                    return take(), None
+                raw = take()
             else:
                 if not split_tried and not reader_only and body[:1] == b'"' and body[-1:] == b'"':
                     fields = body[1:-1].split(b'","')
                     if body.count(b'"') == 2 * len(fields):
                         return raw, fields
-                if raw.count(b'"') & 1:      # a quoted field goes on in the next line
+                quotes[0] = raw.count(b'"')
+                if quotes[0] & 1:            # a quoted field goes on in the next line
                     pending.append(raw)
                     return None, None
             stash.push(raw.decode("utf-8", "surrogateescape"))
@@ -449,7 +502,7 @@ class CsvEnricher:
             stash.clear()
             return raw, row
 
-        return slow, pending
+        return slow, pending, joined
 
 
 class _Stash:

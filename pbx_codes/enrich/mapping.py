@@ -75,6 +75,8 @@ class Preset:
     json_container: str | None = None        # FreeSWITCH json_cdr keeps channel variables under "variables"
     table: str = "cdr"
     description: str = ""
+    short_rows: bool = False      # rows may lack trailing columns (cdr_csv without loguniqueid/loguserfield), down
+    #                               to the last column a key field is read from
 
     def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> "Preset":
         return replace(self, mapping=self.mapping.with_overrides(overrides)) if overrides else self
@@ -127,7 +129,7 @@ _FREESWITCH_MAP = ColumnMap({
 })
 
 PRESETS: Mapping[str, Preset] = {p.name: p for p in (
-    Preset("asterisk-master-csv", "asterisk", "csv", _ASTERISK_MAP, columns=MASTER_CSV_COLUMNS,
+    Preset("asterisk-master-csv", "asterisk", "csv", _ASTERISK_MAP, columns=MASTER_CSV_COLUMNS, short_rows=True,
            description="cdr_csv Master.csv: disposition only, so annotations are coarse (pbx_exact=0)"),
     Preset("asterisk-cdr-custom-pbx", "asterisk", "csv", _ASTERISK_MAP, columns=PBX_CDR_CUSTOM_COLUMNS,
            description="the project's cdr_custom template, with pbx_rawcause = 'SIP 409 Not enough money'"),

@@ -45,11 +45,13 @@ class RunState:
     rows: int = 0
     complete: bool = False
     version: int = VERSION
+    extra_lines: int = 0          # lines before input_offset that continued a quoted field (for line numbers)
 
     def advanced(self, *, input_offset: int, output_offset: int, rows: int, complete: bool = False,
-                 fingerprint: Fingerprint | None = None) -> "RunState":
+                 fingerprint: Fingerprint | None = None, extra_lines: int | None = None) -> "RunState":
         return replace(self, input_offset=input_offset, output_offset=output_offset, rows=rows, complete=complete,
-                       fingerprint=fingerprint or self.fingerprint)
+                       fingerprint=fingerprint or self.fingerprint,
+                       extra_lines=self.extra_lines if extra_lines is None else extra_lines)
 
     def resumable_for(self, path: Path, preset: str) -> bool:
         """Same input (the same first bytes), not shorter than what was read, same layout."""

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 
+#: How many malformed rows a summary lists by line (all are counted).
+MAX_LISTED = 100
+
+
 @dataclass(slots=True)
 class Summary:
     """Counters of one run (mutable on purpose: the row loop bumps them; nothing else shares the object)."""
@@ -17,7 +21,8 @@ class Summary:
     annotated: int = 0
     skipped_annotated: int = 0      # had pbx_category already: left exactly as it was
     skipped_no_cause: int = 0       # no code, no cause, no usable disposition: nothing to say
-    skipped_malformed: int = 0      # not a row of this layout (copied through unchanged)
+    skipped_malformed: int = 0      # not a row of this layout (copied through unchanged, never annotated)
+    malformed_lines: list[int] = field(default_factory=list)   # where they start (the first MAX_LISTED of them)
     resumed_from_row: int = 0
     by_category: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -27,6 +32,12 @@ class Summary:
     @property
     def skipped(self) -> int:
         return self.skipped_annotated + self.skipped_no_cause + self.skipped_malformed
+
+    def malformed_at(self, line: int) -> None:
+        """One malformed row, starting at input line `line` (1-based, the header included)."""
+        self.skipped_malformed += 1
+        if len(self.malformed_lines) < MAX_LISTED:
+            self.malformed_lines.append(line)
 
     def count(self, category: str, kind: str, n: int = 1) -> None:
         self.annotated += n
@@ -39,6 +50,7 @@ class Summary:
             "skipped": self.skipped,
             "skipped_detail": {"already_annotated": self.skipped_annotated, "no_cause": self.skipped_no_cause,
                                "malformed": self.skipped_malformed},
+            "malformed_lines": list(self.malformed_lines),
             "resumed_from_row": self.resumed_from_row,
             "by_category": dict(sorted(self.by_category.items(), key=lambda kv: (-kv[1], kv[0]))),
             "by_kind": dict(sorted(self.by_kind.items())),
@@ -56,6 +68,13 @@ class Summary:
         out.write(f"  rows read {self.rows_read:,}, annotated {self.annotated:,}, skipped {self.skipped:,} "
                   f"(already annotated {self.skipped_annotated:,}, no cause {self.skipped_no_cause:,}, "
                   f"malformed {self.skipped_malformed:,}) in {self.elapsed:.2f}s{rate}\n")
+        if self.skipped_malformed:
+            shown = ", ".join(str(n) for n in self.malformed_lines)
+            more = f" and {self.skipped_malformed - len(self.malformed_lines):,} more" \
+                if self.skipped_malformed > len(self.malformed_lines) else ""
+            where = f" at line{'s' if len(self.malformed_lines) > 1 else ''} {shown}{more}" if shown else ""
+            out.write(f"  malformed rows (wrong number of fields or an unterminated quote){where}: copied "
+                      "unchanged, not annotated\n")
         if self.resumed_from_row:
             out.write(f"  resumed after row {self.resumed_from_row:,}\n")
         if self.by_category:

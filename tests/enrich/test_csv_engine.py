@@ -4,8 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pbx_codes.enrich import EnrichError, enrich_file, get_preset
 from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS
@@ -276,3 +280,151 @@ def test_a_formula_phrase_is_written_as_text_in_a_mod_cdr_csv_file(tmp_path, mak
     fields = split_line(line, {len(columns) + len(PBX_COLUMNS)})
     pbx = dict(zip(PBX_COLUMNS, (f.decode() for f in fields[len(columns):])))
     assert pbx["pbx_phrase"] == "'" + formula.strip().replace('"', "'")
+
+
+# ---- rows of the wrong width and unterminated quotes: reported by line, copied unchanged, never done ------
+
+def _header_file(path, lines: list[str]) -> bytes:
+    data = ('"uniqueid","disposition","pbx_trunk","pbx_rawcause"\n' + "".join(lines)).encode("utf-8")
+    path.write_bytes(data)
+    return data
+
+
+GOOD = ['"1.1","BUSY","trunk","SIP 486 Busy Here"\n', '"1.2","NO ANSWER","trunk","SIP 409 Not enough money"\n',
+        '"1.3","CONGESTION","trunk","SIP 503 Service Unavailable"\n', '"1.4","BUSY","trunk","SIP 486 Busy Here"\n']
+
+
+@pytest.mark.parametrize("bad", [
+    '"9.1","BUSY","trunk","SIP 486 Busy Here","extra"\n',                      # one column too many
+    '"9.1","BUSY","trunk","SIP 486 Busy Here","","","","","","","","",""\n',   # more extra than pbx_* columns
+    '"9.1","BUSY","trunk"\n',                                                  # one column short
+])
+def test_a_row_of_the_wrong_width_is_reported_by_line_copied_unchanged_and_never_done(tmp_path, make_annotator, bad):
+    source = tmp_path / "cdr.csv"
+    _header_file(source, [GOOD[0], bad, GOOD[1]])
+    summary = run(source, make_annotator())
+    out = (tmp_path / "cdr.enriched.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert out[2] == bad                                        # byte for byte, nothing appended
+    assert summary.skipped_malformed == 1 and summary.malformed_lines == [3] and summary.annotated == 2
+    text = io.StringIO()
+    summary.write_text(text)
+    assert "line 3" in text.getvalue()
+    # Enriching the output again (as a later run over a copy would): the row is still malformed, not "done".
+    again = enrich_file(tmp_path / "cdr.enriched.csv", get_preset("asterisk-csv-header"), make_annotator(),
+                        output=tmp_path / "again.csv", progress=False)
+    assert again.skipped_malformed == 1 and again.skipped_annotated == 2 and again.malformed_lines == [3]
+
+
+def test_an_unterminated_quote_swallows_no_following_row(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    broken = '"9.1","BUSY","trunk","SIP 486 Busy Here\n'                       # the closing quote is missing
+    _header_file(source, [GOOD[0], broken, *GOOD[1:]])
+    summary = run(source, make_annotator())
+    out = (tmp_path / "cdr.enriched.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(out) == 6 and out[2] == broken
+    assert summary.rows_read == 5 and summary.annotated == 4 and summary.skipped_malformed == 1
+    assert summary.malformed_lines == [3]
+    assert [r[0] for r in csv.reader(io.StringIO("".join(out[3:])))] == ["1.2", "1.3", "1.4"]
+
+
+def test_an_unterminated_quote_on_the_last_line_is_reported_with_its_line(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    data = _header_file(source, [*GOOD, '"9.9","BUSY","trunk","SIP 486 Busy'])
+    summary = run(source, make_annotator())
+    assert (tmp_path / "cdr.enriched.csv").read_bytes().endswith(b'"9.9","BUSY","trunk","SIP 486 Busy')
+    assert summary.rows_read == 5 and summary.annotated == 4 and summary.malformed_lines == [6]
+    assert data.count(b"\n") == 5
+
+
+def test_two_unterminated_quotes_do_not_pair_up_over_the_rows_between(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    _header_file(source, [GOOD[0], '"9.1","BUSY","trunk","SIP 486 ""Busy\n', GOOD[1], GOOD[2],
+                          '"9.2","BUSY","trunk","SIP 486 Busy\n', GOOD[3]])
+    summary = run(source, make_annotator())
+    assert summary.rows_read == 6 and summary.annotated == 4 and summary.malformed_lines == [3, 6]
+
+
+def test_a_quoted_line_break_is_still_one_record_and_counts_its_lines(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    _header_file(source, [GOOD[0], '"9.1","BUSY","trunk","SIP 486 Busy\nHere"\n', "short\n", GOOD[1]])
+    summary = run(source, make_annotator())
+    assert summary.rows_read == 4 and summary.annotated == 3 and summary.malformed_lines == [5]
+
+
+def test_master_rows_of_a_width_cdr_csv_never_writes_are_malformed(tmp_path, make_annotator):
+    from enrich.test_quick_readers import master_line
+    good = master_line(disposition=b'"BUSY"')
+    wide = master_line(tail=b',"1795400000.1","","x","y"')                    # 20 fields
+    looks_done = master_line(tail=b',"1795400000.4","","q850","","","busy","later","The callee is busy.","17"')
+    source = tmp_path / "Master.csv"
+    source.write_bytes(good + wide + looks_done + good)
+    summary = enrich_file(source, get_preset("asterisk-master-csv"), make_annotator(), progress=False)
+    out = (tmp_path / "Master.enriched.csv").read_bytes().splitlines(keepends=True)
+    assert out[1] == wide and out[2] == looks_done                             # 25 fields but not a done row
+    assert summary.malformed_lines == [2, 3] and summary.annotated == 2
+
+
+def test_a_mod_cdr_csv_row_with_extra_columns_is_not_taken_for_an_annotated_one(tmp_path, make_annotator):
+    columns = ("uuid", "sip_invite_failure_status", "sip_invite_failure_phrase", "sip_reason")
+    source = tmp_path / "Master.csv"
+    extra = '"u2","486","Busy","' + '","'.join(["x"] * len(PBX_COLUMNS)) + '"\n'
+    source.write_text('"u1","409","Not enough money",""\n' + extra, encoding="utf-8")
+    summary = enrich_file(source, get_preset("freeswitch-cdr-csv"), make_annotator("freeswitch", quote_free=True),
+                          columns=columns, progress=False)
+    assert (tmp_path / "Master.enriched.csv").read_text(encoding="utf-8").splitlines(keepends=True)[1] == extra
+    assert summary.malformed_lines == [2] and summary.skipped_annotated == 0
+
+
+def test_a_row_as_wide_as_an_annotated_one_but_not_annotated_is_malformed(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    wide = '"9.1","BUSY","trunk","SIP 486 Busy Here","","","","","","","",""\n'   # 4 + 8 fields, no category
+    _header_file(source, [GOOD[0], wide])
+    summary = run(source, make_annotator())
+    assert (tmp_path / "cdr.enriched.csv").read_text(encoding="utf-8").splitlines(keepends=True)[2] == wide
+    assert summary.malformed_lines == [3] and summary.skipped_annotated == 0 and summary.annotated == 1
+
+
+BAD_LINES = ['"9.1"\n', '"9.1","BUSY","trunk"\n', '"9.1","BUSY","trunk","SIP 486 Busy Here","x"\n',
+             '"9.1","BUSY","trunk","SIP 486 Busy Here",' + ",".join(['""'] * 9) + "\n",
+             '"9.1","BUSY","trunk","SIP 486 Busy\n', '"9.1","BUSY","trunk","SIP 486 ""Busy\n', "\n"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layout=st.lists(st.sampled_from(["good", "multi"]) | st.integers(0, len(BAD_LINES) - 1), max_size=14),
+       checkpoint=st.sampled_from([1, 3, 50_000]))
+def test_malformed_rows_anywhere_lose_no_good_row_and_are_listed_by_line(make_annotator, layout, checkpoint):
+    lines, good_ids, bad_at, line_no = [], [], [], 2
+    for i, kind in enumerate(layout):
+        if kind == "good":
+            lines.append(f'"{i}.1","BUSY","trunk","SIP 486 Busy Here"\n')
+            good_ids.append(f"{i}.1")
+            line_no += 1
+        elif kind == "multi":
+            lines.append(f'"{i}.1","BUSY","trunk","SIP 486 Busy\nHere"\n')
+            good_ids.append(f"{i}.1")
+            line_no += 2
+        else:
+            lines.append(BAD_LINES[kind])
+            bad_at.append(line_no)
+            line_no += 1
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "cdr.csv"
+        _header_file(source, lines)
+        summary = run(source, make_annotator(), checkpoint_rows=checkpoint)
+        text = (Path(folder) / "cdr.enriched.csv").read_text(encoding="utf-8")
+    assert summary.malformed_lines == bad_at
+    assert summary.annotated == len(good_ids) and summary.rows_read == len(layout)
+    for bad in {BAD_LINES[k] for k in layout if isinstance(k, int)}:
+        assert text.count(bad) >= sum(1 for k in layout if isinstance(k, int) and BAD_LINES[k] == bad)
+    for record in (line for line, kind in zip(lines, layout) if not isinstance(kind, int)):
+        assert record[:-1] + ',"sip","486"' in text           # the pbx_* block right after the record
+
+
+def test_a_resumed_run_reports_malformed_rows_by_their_line_in_the_file(tmp_path, make_annotator):
+    source = tmp_path / "cdr.csv"
+    _header_file(source, [GOOD[0], '"5.1","BUSY","trunk","SIP 486 Busy\nHere"\n', GOOD[1], '"9.1","BUSY"\n',
+                          GOOD[2]])
+    first = run(source, make_annotator(), checkpoint_rows=1, stop_after=3)
+    assert first.malformed_lines == []
+    rest = run(source, make_annotator())
+    assert rest.resumed_from_row == 3 and rest.malformed_lines == [6]

@@ -85,7 +85,8 @@ def test_tricky_master_rows_come_out_the_same_from_the_picker_and_from_csv_reade
                                                              make_annotator)
     assert quick == reader
     assert quick_counts == reader_counts
-    assert quick_counts["annotated"] >= 20 and quick_counts["skipped_detail"]["already_annotated"] == 2
+    # One row carries the appended block; the row that only looks annotated has Master.csv's own width: annotated.
+    assert quick_counts["annotated"] >= 20 and quick_counts["skipped_detail"]["already_annotated"] == 1
 
 
 @pytest.mark.parametrize("line", TRICKY_MASTER, ids=range(len(TRICKY_MASTER)))
