@@ -84,10 +84,11 @@ def test_an_error_message_carrying_control_characters_stays_one_line(tmp_path: P
     assert_one_clean_line(code, err)
 
 
-def test_a_store_password_quoted_by_any_command_is_redacted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["replay", "backfill"])
+def test_a_store_password_quoted_by_any_command_is_redacted(tmp_path: Path, command: str) -> None:
     capture = FIXTURES / "asterisk" / "money409.ami.txt"
     url = "postgresql://pbx:s3cr#t@[::1/cdr"
-    code, _, err = run(["replay", "--pbx", "asterisk", str(capture), "--store", url])
+    code, _, err = run([command, "--pbx", "asterisk", str(capture), "--store", url])
     assert code == 2 and "s3cr" not in err
     assert_one_clean_line(code, err)
 
