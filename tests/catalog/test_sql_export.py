@@ -397,10 +397,10 @@ def test_a_broken_script_changes_nothing(postgres_url, resolver) -> None:
 
 
 def test_schema_option_puts_everything_in_that_schema(postgres_url, resolver, capsys) -> None:
-    assert main(["export", "--format", "sql", "--schema", 'cdr "warehouse"']) == 0
+    assert main(["export", "--format", "sql", "--schema", 'cdr "ware$pbx$house"']) == 0
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(capsys.readouterr().out)
-        query = 'SELECT category FROM "cdr ""warehouse""".pbx_codes_resolve(\'mango\', \'2219\')'
+        query = 'SELECT category FROM "cdr ""ware$pbx$house""".pbx_codes_resolve(\'mango\', \'2219\')'
         row = conn.execute(query).fetchone()
         assert row == (resolver.lookup("2219", catalog="mango").category.value,)
         assert conn.execute("SELECT to_regclass('public.pbx_codes_entry')").fetchone() == (None,)
