@@ -58,7 +58,7 @@ def reset(conn) -> None:
     conn.execute("VACUUM cdr")
 
 
-def timed(conn, label: str, sql: str, setting: str | None = None) -> float:
+def timed(conn, sql: str, setting: str | None = None) -> float:
     reset(conn)
     with conn.transaction():
         if setting:
@@ -139,7 +139,7 @@ def main() -> None:
                     ("SQL per row, jit off", PER_ROW, "SET LOCAL jit = off"),
                     ("SQL per row, server default (jit on)", PER_ROW, None),
                     ("SQL per distinct key, jit off", PER_KEY, "SET LOCAL jit = off")):
-                results[label] = timed(conn, label, sql, setting)
+                results[label] = timed(conn, sql, setting)
                 check(conn, resolver, rows, label)
         base = results["baseline: read, Resolver.lookup, COPY back, UPDATE FROM"]
         for label, seconds in results.items():

@@ -7,7 +7,8 @@ cause after every catalog; `unknown` last) and takes the first. What Python deci
 chains, class targets, whether a code's plain entries agree) is computed here and shipped as data; what depends on
 the observed text (phrase folding, digit classes, numbers) runs in SQL with Python's own Unicode tables.
 
-Every catalog string reaches the script as a quoted literal (never in a comment or a function body): the script is
+Every catalog string reaches the script as a quoted literal of a data statement, never in a comment; the function
+bodies hold only the two configured catalog ids, as literals under a dollar tag they do not contain. The script is
 safe to pipe into `psql` whatever a user catalog holds.
 """
 from __future__ import annotations
@@ -121,13 +122,14 @@ def _entry_rows(catalog: Catalog) -> list[str]:
     rows = []
     for seq, e in enumerate(catalog.entries):
         plain = plain_by_code.get(e.code, [])
+        where = f"{catalog.path}: entry #{seq + 1} (code {e.code!r})"
         values = [
             catalog.id, seq, e.code, e.phrase, e.match, e.match_key, e.message, e.methods, e.category.value,
             e.retry.value, e.fault.value if e.fault else None, e.sip, e.q850, e.q850_asterisk, e.q850_freeswitch,
             e.name, e.deprecated, e.note, e.original_lang, *(e.texts[lang] for lang in LANGS),
             _agree(plain), _agree(p for p in plain if not p.methods),
         ]
-        rows.append("(" + ", ".join(literal(v) for v in values) + ")")
+        rows.append(_row(where, values))
     return rows
 
 
@@ -154,7 +156,7 @@ def _class_rows(catalog: Catalog) -> list[str]:
             low_text, _, high_text = pattern.partition("-")
             low, high = int(low_text), int(high_text)
         values = [catalog.id, pattern, rank, low, high, seq_of[id(entries[-1])]]
-        rows.append("(" + ", ".join(literal(v) for v in values) + ")")
+        rows.append(_row(f"{catalog.path}: classes.{pattern}", values))
     return rows
 
 
@@ -162,7 +164,14 @@ def _catalog_row(view: ResolverView, catalog: Catalog) -> str:
     chain = [c.id for c in fallback_chain(view.catalogs, catalog)]
     values = [catalog.id, catalog.title, catalog.source, catalog.original_lang, catalog.code_space,
               catalog.class_scheme, catalog.fallback, chain]
-    return "(" + ", ".join(literal(v) for v in values) + ")"
+    return _row(catalog.path, values)
+
+
+def _row(where: str, values: list[object]) -> str:
+    try:
+        return "(" + ", ".join(literal(v) for v in values) + ")"
+    except SqlExportError as exc:
+        raise SqlExportError(f"{where}: {exc}") from None
 
 
 # --- the script ------------------------------------------------------------------------------------------------------

@@ -365,7 +365,7 @@ def test_export_refuses_a_catalog_with_nul_text_in_one_line(tmp_path, capsys) ->
         encoding="utf-8")
     assert main(["export", "--format", "sql", "--catalog-dir", str(user_dir)]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "NUL" in err and len(err.strip().splitlines()) == 1
+    assert out == "" and "NUL" in err and "nul.toml: entry #1 (code '1')" in err and len(err.strip().splitlines()) == 1
 
 
 def test_one_catalog_exports_with_its_fallbacks_and_keeps_the_others(postgres_url, capsys) -> None:
