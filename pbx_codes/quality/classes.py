@@ -24,6 +24,8 @@ from pbx_codes.model import Category
 DATA = Path(__file__).with_name("data") / "classes.toml"
 FALLBACK_CLASS = "other"
 RESPONSE_SETS = ("ser", "seer", "isa")
+#: Outcomes whose INVITE our side cancelled (Outcome values): the carrier's response was 487.
+CANCELLED_OUTCOMES = frozenset({"ring_timeout", "caller_cancel"})
 _CATEGORIES = frozenset(c.value for c in Category)
 
 
@@ -64,10 +66,11 @@ class ClassTable:
             return found
         return self.by_category.get("unknown") or OutcomeClass(FALLBACK_CLASS, (), False)
 
-    def response(self, sip: str | None) -> str:
+    def response(self, sip: str | None, outcome: str | None = None) -> str:
         """The RFC 6076 bucket of a final response: ``200``, ``effective`` (SEER's other codes), ``ineffective``
-        (ISA's), ``redirect`` (3xx, out of SER's and SEER's denominators) or ``other``."""
-        if not sip:
+        (ISA's), ``redirect`` (3xx, out of SER's and SEER's denominators) or ``other``. A leg our side ended (its
+        dial timer, or the caller's cancel) got the 487 its CANCEL produced, whatever the cause's SIP equivalent."""
+        if not sip or outcome in CANCELLED_OUTCOMES:
             return "other"
         if sip in self.rfc6076["ser"]:
             return "200"

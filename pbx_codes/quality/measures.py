@@ -72,7 +72,7 @@ class TrunkQuality:
         self.ner_hits += cls.ner
         answered = leg.answered
         self.answered += answered
-        self.responses["200" if answered else self.table.response(leg.sip)] += 1
+        self.responses["200" if answered else self.table.response(leg.sip, leg.outcome)] += 1
         if not answered:
             self.failures[(leg.category, leg.code or leg.sip or "", leg.phrase or "")] += 1
         for bucket, value in ((self.pdd, leg.pdd()), (self.srd, leg.srd()), (self.durations, leg.duration())):

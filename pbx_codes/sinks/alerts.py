@@ -314,7 +314,7 @@ def _contribution(table: ClassTable, measure: str, leg: Any) -> tuple[int, int, 
         return int(leg.answered), 1, None
     if measure == "ner":
         return int(table.classify(leg.category).ner), 1, None
-    response = "200" if leg.answered else table.response(leg.sip)
+    response = "200" if leg.answered else table.response(leg.sip, leg.outcome)
     if measure in ("ser", "seer"):
         if response == "redirect":
             return 0, 0, None

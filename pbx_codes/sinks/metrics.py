@@ -197,7 +197,7 @@ class Metrics:
         answered = quality_legs.is_answered(category, outcome)
         cls = table.classify(category)
         key = (pbx, trunk, cls.name, "yes" if cls.ner else "no",
-               "200" if answered else table.response(res.sip or obs.sip_code))
+               "200" if answered else table.response(res.sip or obs.sip_code, outcome))
         found = self._seized.get(key)
         if found is None:
             labels = self._bounded("seizures", key, 1)  # past the bound a new trunk is `other`, here and below
