@@ -273,6 +273,17 @@ def test_each_step_beats_the_next_in_sql_as_in_python(postgres_url, tmp_path) ->
         assert_same_answers(conn, resolver, keys)
 
 
+def test_configured_default_catalog_answers_for_a_missing_or_unknown_catalog(postgres_url) -> None:
+    resolver = Resolver(load_catalogs(), default_catalog="lifecell")
+    keys: list[Key] = [(catalog, code, phrase, None, None) for catalog in (None, "", "nope", "sip")
+                       for code in ("409", "503", "699", "200/486") for phrase in (None, "Not enough money")]
+    assert expected(resolver, (None, "409", None, None, None))[0] == "lifecell"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql_script(view_of(resolver)))
+        conn.execute("SET jit = off")
+        assert_same_answers(conn, resolver, keys)
+
+
 # --- the script itself: injection-safe, all-or-nothing, catalogs by id -------------------------------------------------
 
 HOSTILE = [
