@@ -204,3 +204,28 @@ async def test_token_console_opens_in_the_browser_with_the_token_link(page: Any,
         await expect(_rows(page)).to_have_count(1)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_the_header_shows_each_parts_state_and_follows_its_changes(page: Any) -> None:
+    from pbx_codes.status import Health, PartStatus
+
+    health = Health()
+    ami = PartStatus("AMI 127.0.0.1:5038")
+    ami.set("refused", "AMI login as 'pbx-codes' refused: <b>Authentication failed</b>")
+    health.add(ami)
+    health.add(lambda: PartStatus("store sqlite", state="up"))
+    runner, port = await start_console(ConsoleSettings(port=0), AnnotationBus(), health=health)
+    try:
+        await _open(page, f"http://127.0.0.1:{port}")
+        refused = page.locator("#parts li", has_text="AMI 127.0.0.1:5038")
+        await expect(refused).to_have_text("AMI 127.0.0.1:5038: refused")
+        await expect(refused).to_have_class("part part-down")
+        assert "<b>Authentication failed</b>" in await refused.get_attribute("title")  # text, never markup
+        await expect(page.locator("#parts li", has_text="store sqlite")).to_have_class("part part-up")
+        await _shot(page, "parts-refused")
+        ami.set("up", "logged in")
+        await expect(refused).to_have_text("AMI 127.0.0.1:5038: up", timeout=15_000)  # the next 5 s refresh
+        assert page.errors == []
+    finally:
+        await runner.cleanup()
