@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from pbx_codes.model import Observation, Outcome, Side
 from pbx_codes.observers import freeswitch_cdr
@@ -89,17 +89,21 @@ def _looks_json(path: Path) -> bool:
         return f.read(64).lstrip()[:1] in (b"{", b"[")
 
 
-def _csv_records(path: Path, columns: tuple[str, ...], stats: BackfillStats) -> Iterator[dict[str, str]]:
+def _csv_records(path: Path, columns: tuple[str, ...] | Mapping[int, tuple[str, ...]],
+                 stats: BackfillStats) -> Iterator[dict[str, str]]:
+    """Records of a headerless CSV whose layout is `columns`, or one of several told apart by their field count."""
+    layouts = columns if isinstance(columns, Mapping) else {len(columns): columns}
     with path.open("rb") as f:
         for raw in f:
             body = raw.rstrip(b"\r\n")
             if not body.strip():
                 continue
-            fields = split_line(body, {len(columns)})
+            fields = split_line(body, set(layouts))
             if fields is None:
                 stats.malformed += 1
                 continue
-            yield {name: value.decode("utf-8", "replace") for name, value in zip(columns, fields)}
+            names = layouts[len(fields)]
+            yield {name: value.decode("utf-8", "replace") for name, value in zip(names, fields)}
 
 
 # -- FreeSWITCH -----------------------------------------------------------------------------------------------------
@@ -154,16 +158,36 @@ def _asterisk_time(value: str | None) -> float | None:
 #: Asterisk's CDR dispositions / DIALSTATUS -> the outcome the live observer gives the same leg.
 _ASTERISK_DIAL_OUTCOME = {"ANSWER": Outcome.ANSWERED, "ANSWERED": Outcome.ANSWERED, "CANCEL": Outcome.CALLER_CANCEL,
                           "NOANSWER": Outcome.RING_TIMEOUT, "NO ANSWER": Outcome.RING_TIMEOUT}
+#: The project's cdr_custom layouts, by field count: the first release's, and the one with the outcome fields the
+#: FastAGI annotation writes (pbx_hangup_by ... pbx_attempts).
+ASTERISK_CDR_LAYOUTS: Mapping[int, tuple[str, ...]] = {
+    len(PBX_CDR_CUSTOM_COLUMNS): PBX_CDR_CUSTOM_COLUMNS,
+    len(PBX_CDR_CUSTOM_COLUMNS) + 5: (*PBX_CDR_CUSTOM_COLUMNS, "pbx_hangup_by", "pbx_outcome", "pbx_q850_observed",
+                                      "pbx_attempt", "pbx_attempts"),
+}
+_OUTCOMES = {o.value: o for o in Outcome}
+_SIDES = {s.value: s for s in Side}
+
+
+def _small(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdecimal() and len(text) <= 4 else None
 
 
 def asterisk_observation(record: dict[str, str], catalog: str | None = None) -> Observation | None:
-    """One cdr_custom record of a Dial -> the dialed leg's Observation (None: no dialed leg in the record)."""
+    """One cdr_custom record of a Dial -> the dialed leg's Observation (None: no dialed leg in the record).
+
+    Where the FastAGI annotation ran, its verdict is in the record (pbx_outcome, pbx_hangup_by, pbx_attempt,
+    pbx_q850_observed) and is taken as the live path decided it; otherwise it is worked out from the dial status and
+    ``pbx_rawcause``, which the dialplan writes even when pbx-codes is down. An attempt that created no channel (its
+    trunk marked down) is a leg only when the annotation numbered it."""
     dialed = (record.get("dstchannel") or "").strip()
     linkedid = (record.get("linkedid") or record.get("uniqueid") or "").strip()
-    if not dialed or not linkedid:
+    attempt = _small(record.get("pbx_attempt"))
+    if not linkedid or not (dialed or attempt):
         return None
     status = (record.get("pbx_dialstatus") or record.get("disposition") or "").strip().upper()
-    outcome = _ASTERISK_DIAL_OUTCOME.get(status)
+    outcome = _OUTCOMES.get((record.get("pbx_outcome") or "").strip()) or _ASTERISK_DIAL_OUTCOME.get(status)
     code, phrase = parse_tech_cause(record.get("pbx_rawcause"))
     if outcome is Outcome.ANSWERED:
         code, phrase = "200", None
@@ -172,11 +196,16 @@ def asterisk_observation(record: dict[str, str], catalog: str | None = None) -> 
     elif code is not None and int(code) < 300:
         code, phrase = None, None
     answered = _asterisk_time(record.get("answer"))
+    hangup_by = _SIDES.get((record.get("pbx_hangup_by") or "").strip()) or (
+        Side.CALLER if outcome is Outcome.CALLER_CANCEL else None)
+    q850 = _small(record.get("pbx_q850_observed"))
+    exact = (record.get("pbx_exact") or "").strip()
     return Observation(
         sip_code=code, phrase=phrase, catalog=(record.get("pbx_catalog") or catalog or None),
-        trunk=(record.get("pbx_trunk") or asterisk_trunk_of(dialed)), pbx="asterisk", call_id=linkedid,
-        channel=dialed, number=(record.get("dst") or None), dial_status=status or None,
-        hangup_by=Side.CALLER if outcome is Outcome.CALLER_CANCEL else None, outcome=outcome,
+        trunk=(record.get("pbx_trunk") or asterisk_trunk_of(dialed or None)), pbx="asterisk", call_id=linkedid,
+        channel=dialed or None, number=(record.get("dst") or None), dial_status=status or None,
+        q850=q850 if q850 is not None and q850 <= 127 else None, certain=exact != "0" or code is None,
+        attempt=attempt, hangup_by=hangup_by, outcome=outcome,
         method="INVITE" if code and code >= "300" else None, timestamp=_asterisk_time(record.get("end")),
         started_at=_asterisk_time(record.get("start")), answered_at=answered,
         ended_at=_asterisk_time(record.get("end")),
@@ -188,7 +217,7 @@ def asterisk_observations(files: Iterable[Path], stats: BackfillStats) -> list[O
     for path in files:
         stats.files += 1
         records: Iterable[dict] = (_json_documents(path, stats) if _looks_json(path)
-                                   else _csv_records(path, PBX_CDR_CUSTOM_COLUMNS, stats))
+                                   else _csv_records(path, ASTERISK_CDR_LAYOUTS, stats))
         for record in records:
             stats.records += 1
             obs = asterisk_observation({k: "" if v is None else str(v) for k, v in record.items()})

@@ -54,7 +54,8 @@ _LATER_COLUMNS = COLUMNS[COLUMNS.index("outcome"):]
 #: FreeSWITCH: the leg's UUID (unique everywhere; channel names repeat, e.g. both legs of a failover).
 #: Asterisk: the call's linkedid and the dialed channel's name (``PJSIP/trunk-00000001``): the live observer reports
 #: the dialed leg, whose uniqueid its CDR row does not hold (the row's uniqueid is the caller's), but the row's
-#: linkedid and dstchannel are exactly the live observation's call id and channel.
+#: linkedid and dstchannel are exactly the live observation's call id and channel. An attempt that created no
+#: channel (a trunk its qualify marked down) is named by the call and its attempt number instead.
 IDENTITY_FIELDS: Mapping[str, tuple[str, ...]] = {"asterisk": ("call_id", "channel"), "freeswitch": ("leg_id",)}
 _DEFAULT_IDENTITY = ("leg_id",)
 
@@ -123,14 +124,16 @@ def clean_text(value: Any) -> str | None:
 
 
 def row_identity(pbx: str | None, *, leg_id: str | None = None, call_id: str | None = None,
-                 channel: str | None = None) -> str | None:
+                 channel: str | None = None, attempt: int | None = None) -> str | None:
     """The `rid` of one PBX leg (32 hex digits), or None when the fields that name a leg are missing."""
     fields = {"leg_id": leg_id, "call_id": call_id, "channel": channel}
     names = IDENTITY_FIELDS.get(pbx or "", _DEFAULT_IDENTITY)
-    values = [fields[name] for name in names]
+    values: list[Any] = [fields[name] for name in names]
     if not all(values):
         if names != _DEFAULT_IDENTITY and leg_id:
             values = [leg_id]
+        elif names != _DEFAULT_IDENTITY and call_id and not channel and attempt:
+            values = [call_id, "attempt", attempt]
         else:
             return None
     key = "\x1f".join([pbx or "", *map(str, values)])
@@ -145,8 +148,8 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
     texts = res.texts
     t = clean_text
     return {
-        "rid": row_identity(obs.pbx, leg_id=obs.leg_id, call_id=obs.call_id, channel=obs.channel)
-        or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
+        "rid": row_identity(obs.pbx, leg_id=obs.leg_id, call_id=obs.call_id, channel=obs.channel,
+                            attempt=obs.attempt) or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
         "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
         "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
         "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
@@ -177,7 +180,7 @@ def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, 
         if name == "rid":
             value = str(value) if value else (
                 row_identity(data.get("pbx"), leg_id=data.get("uniqueid"), call_id=data.get("linkedid"),
-                             channel=data.get("channel")) or uuid.uuid4().hex)
+                             channel=data.get("channel"), attempt=data.get("attempt")) or uuid.uuid4().hex)
         elif name == "ts":
             value = float(value if value is not None else data.get("timestamp") or now)
         elif name == "stored_at":

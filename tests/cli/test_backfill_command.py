@@ -80,3 +80,36 @@ def test_a_missing_path_is_one_clear_line_and_exit_2(tmp_path: Path, capsys) -> 
     code = main(["backfill", "--pbx", "freeswitch", "--store", f"sqlite://{tmp_path}/s.db", str(tmp_path / "nope")])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"pbx-codes: {tmp_path / 'nope'}: no such file or folder"
+
+
+# The layout with the FastAGI annotation's outcome fields (asterisk/cdr_custom.conf today): a qualify-down attempt
+# (no channel, numbered 1) and the backup trunk's busy (attempt 2), as the annotation wrote them.
+CDR_CUSTOM_WITH_OUTCOME = (
+    '"2026-11-23 09:00:00","","2026-11-23 09:00:00","0","0","FAILED","1795426000.0","1795426000.0",'
+    '"PJSIP/caller-00000010","","380441234567","0501234567","pbx-codes-outbound-dial","Dial",'
+    '"PJSIP/0501234567@dead","","","0","dead","CHANUNAVAIL","","sip","","","network","failover","","","0",'
+    '"local","unreachable","","1",""\n'
+    '"2026-11-23 09:00:00","","2026-11-23 09:00:01","1","0","BUSY","1795426000.0","1795426000.0",'
+    '"PJSIP/caller-00000010","PJSIP/backup-00000011","380441234567","0501234567","pbx-codes-outbound-dial","Dial",'
+    '"PJSIP/0501234567@backup","","","1","backup","BUSY","SIP 486 Busy Here","sip","486","Busy Here","busy",'
+    '"later","","17","1","carrier","carrier_final","17","2","unreachable,busy"\n'
+)
+
+
+def test_asterisk_rows_with_the_annotations_outcome_fields_keep_its_verdict_and_attempts(tmp_path: Path) -> None:
+    from pbx_codes.store.schema import row_identity
+
+    (tmp_path / "pbx_codes.csv").write_text(CDR_CUSTOM_WITH_OUTCOME, encoding="utf-8")
+    db = tmp_path / "store.db"
+    for _ in range(2):
+        assert main(["backfill", "--pbx", "asterisk", "--store", f"sqlite://{db}", str(tmp_path)]) == 0
+    with sqlite3.connect(db) as conn:
+        got = conn.execute("SELECT rid, attempt, channel, code, category, retry, hangup_by, outcome, observed_q850 "
+                           "FROM hangups ORDER BY attempt").fetchall()
+    assert [g[1:] for g in got] == [
+        (1, None, None, "network", "failover", "local", "unreachable", None),
+        (2, "PJSIP/backup-00000011", "486", "busy", "later", "carrier", "carrier_final", 17)]
+    # the same names the live FastAGI path gives these legs (linkedid + channel; linkedid + attempt without one)
+    assert [g[0] for g in got] == [row_identity("asterisk", call_id="1795426000.0", attempt=1),
+                                   row_identity("asterisk", call_id="1795426000.0",
+                                                channel="PJSIP/backup-00000011")]
