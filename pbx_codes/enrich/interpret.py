@@ -70,7 +70,7 @@ def parse_q850(value: str | None) -> int | None:
     text = value.strip()
     if text.isdigit():  # also true for '²', which int() refuses; and a long run of digits is no cause either
         number = int(text) if text.isdecimal() and len(text) <= 6 else 1000
-        return number if number < 1000 else None
+        return number if number <= 127 else None  # above 127: a PBX's own cause (FreeSWITCH UNWANTED = 819)
     match = _REASON_CAUSE.search(text)
     if match:
         return int(match.group(1))
