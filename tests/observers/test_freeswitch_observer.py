@@ -222,3 +222,14 @@ def test_an_event_with_an_overlong_timestamp_still_gives_its_observation():
         "variable_sip_term_status": "486", "Event-Date-Timestamp": "9" * 400})
     (obs,) = FreeswitchObserver().feed(event)
     assert obs.sip_code == "486" and obs.timestamp is None
+
+
+@pytest.mark.parametrize("variables", [
+    {"sip_term_status": "607", "sip_term_cause": "819", "hangup_cause": "UNWANTED", "hangup_cause_q850": "16"},
+    {"sip_term_status": "607", "sip_term_cause": "819"},
+], ids=["by-name", "by-number-only"])
+def test_a_freeswitch_cause_above_127_is_never_a_q850_cause_and_keeps_its_name(variables: dict) -> None:
+    """607 Unwanted: FreeSWITCH's own cause UNWANTED is 819 (and hangup_cause_q850 its stand-in 16)."""
+    obs = observation_from_variables({"uuid": "u", "direction": "outbound", "sip_reply_port": "5060", **variables})
+    assert obs is not None and obs.sip_code == "607"
+    assert (obs.q850, obs.pbx_cause) == (None, "UNWANTED")
