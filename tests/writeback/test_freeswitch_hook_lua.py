@@ -1,5 +1,5 @@
-"""The shipped hangup hook (freeswitch/scripts/pbx_codes_hook.lua) run by a real Lua 5.1/5.2 interpreter against
-the real hook endpoint and resolver, on the channel variables of recorded FreeSWITCH calls.
+"""The shipped hangup hook (freeswitch/scripts/pbx_codes_hook.lua) run by real Lua 5.1, 5.2, 5.3 and 5.4
+interpreters against the real hook endpoint and resolver, on the channel variables of recorded FreeSWITCH calls.
 
 FreeSWITCH has no Debian package, so `tests/writeback/lua/harness.lua` stands in for the parts of mod_lua the script
 uses (session:getVariable/setVariable, freeswitch.consoleLog, freeswitch.API():execute("curl"), argv), with
@@ -26,7 +26,7 @@ from writeback.fs_hook_support import (
 
 LUAS = lua_interpreters()
 pytestmark = [
-    pytest.mark.skipif(not LUAS, reason="no Lua interpreter with luasocket: apt-get install lua5.1 lua-socket"),
+    pytest.mark.skipif(not LUAS, reason="no Lua interpreter with luasocket: apt-get install lua5.3 lua-socket"),
 ]
 LUA = LUAS[0] if LUAS else ""
 FAILED = ["409_not_enough_money", "503_simul_limit", "480_reason_q850_17"]
