@@ -1,10 +1,10 @@
 """Test-side: each FreeSWITCH leg's timings and attempt number read straight from the recorded event headers.
 
-The FreeSWITCH observer does not fill ``started_at``/``progress_at``/``answered_at``/``ended_at``/``attempt`` yet;
-until it does, this reads them the way FreeSWITCH documents its channel timestamps (``start_uepoch``,
-``progress_uepoch``, ``progress_media_uepoch``, ``answer_uepoch``, ``end_uepoch``, in microseconds, on
-CHANNEL_HANGUP_COMPLETE), and numbers the outbound legs of each call in the order they were created. An observation
-that already carries timings keeps them.
+The hand computation must not depend on the code under test: this reads the timings the way FreeSWITCH documents
+its channel timestamps (``start_uepoch``, ``progress_uepoch``, ``progress_media_uepoch``, ``answer_uepoch``,
+``end_uepoch``, in microseconds, on CHANNEL_HANGUP_COMPLETE) and numbers the outbound legs of each call in the order
+they were created. The observer fills the same fields itself; `with_facts` only fills what it left empty, and a test
+checks that the two agree.
 """
 from __future__ import annotations
 

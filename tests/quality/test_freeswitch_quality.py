@@ -1,8 +1,8 @@
 """The measures over the recorded FreeSWITCH captures equal the values worked out by hand from their headers.
 
 Timings (microseconds, from each leg's CHANNEL_HANGUP_COMPLETE: start/progress/progress_media/answer/end_uepoch)
-are read test-side (`fs_timings`) until the observer fills them; FreeSWITCH's clock in these recordings ticks in
-20 ms steps, so several delays are exactly 0.
+are also read test-side (`fs_timings`), and the observer's own must agree; FreeSWITCH's clock in these recordings
+ticks in 20 ms steps, so several delays are exactly 0.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.legs import leg_from_annotation
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.resolve import Resolver
-from quality.fs_timings import annotated_legs
+from pbx_codes.observers.freeswitch import FreeswitchObserver, iter_events
+from quality.fs_timings import annotated_legs, leg_facts
 from support.paths import FIXTURES
 
 FS = FIXTURES / "freeswitch"
@@ -84,3 +85,19 @@ def test_first_set_direct_calls_give_hand_computed_measures_per_trunk(fs_resolve
 def test_bridged_calls_count_one_seizure_per_outbound_leg_never_the_callers_leg(fs_resolver):
     r = results(("answered_carrier_bye.bridge",), FS / "live2", fs_resolver)
     assert r["lifecell"]["seizures"] == 1
+
+
+@pytest.mark.parametrize("name", [f"live2/{n}" for n in LIVE2] + list(FIRST_SET))
+def test_the_observer_reports_the_timings_and_attempts_the_headers_hold(name):
+    data = (FS / f"{name}.plain.esl.txt").read_bytes()
+    facts = leg_facts(data)
+    observer = FreeswitchObserver(report_answered=True)
+    seen = 0
+    for event in iter_events(data, FreeswitchObserver.WANTED_EVENTS):
+        for obs in observer.feed(event):
+            expected = facts[obs.leg_id]
+            assert (obs.attempt, obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at) == (
+                expected.get("attempt"), expected["started_at"], expected["progress_at"], expected["answered_at"],
+                expected["ended_at"]), obs.leg_id
+            seen += 1
+    assert seen
