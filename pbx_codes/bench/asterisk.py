@@ -354,6 +354,8 @@ class AsteriskBench:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             con.row_factory = sqlite3.Row
+            # A carrier can send bytes that are not UTF-8; Asterisk stores them as they came.
+            con.text_factory = lambda raw: raw.decode("utf-8", "replace")
             return [dict(row) for row in con.execute("SELECT * FROM cdr ORDER BY rowid")]
         finally:
             con.close()

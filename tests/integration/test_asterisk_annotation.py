@@ -29,8 +29,9 @@ from pbx_codes.writeback.agi_annotate import CDR_FIELDS
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 
 SECRET_ENV = "PBX_CODES_IT_AMI_SECRET"
-#: One GET FULL VARIABLE for the dialed leg, then one SET VARIABLE per CDR field: the whole session.
-COMMANDS_PER_CALL = 1 + len(CDR_FIELDS)
+#: One GET FULL VARIABLE for the channel, one for the dialed leg's causes, then one SET VARIABLE per CDR field and
+#: the attempts list: the whole session.
+COMMANDS_PER_CALL = 2 + len(CDR_FIELDS) + 1
 SEEDS = seed_entries()
 
 
@@ -54,7 +55,15 @@ def _expected(catalog_id: str, entry: Entry) -> dict[str, str]:
         "pbx_reason": safe_value(entry.texts["uk"]),  # the CDR value is bounded to 255 bytes
         "pbx_q850": "" if entry.q850 is None else str(entry.q850),
         "pbx_exact": "1",
+        "pbx_hangup_by": "carrier",
+        "pbx_outcome": "carrier_final",
+        "pbx_attempt": "1",
     }
+
+
+def _annotated(row: dict[str, str]) -> dict[str, str]:
+    """The written fields but the observed Q.850 cause (Asterisk's own mapping of each code, checked apart)."""
+    return {name: row[name] for name in CDR_FIELDS if name != "pbx_q850_observed"}
 
 
 @pytest.mark.parametrize("catalog_id, entry", SEEDS,
@@ -63,7 +72,9 @@ def test_seed_code_answered_with_its_exact_phrase_yields_one_annotated_cdr_recor
         asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess, catalog_id: str, entry: Entry) -> None:
     call = place(asterisk_bench, pbx, entry.code, entry.phrase or "", catalog=catalog_id)
     row = call.row
-    assert {name: row[name] for name in CDR_FIELDS} == _expected(catalog_id, entry)
+    assert _annotated(row) == _expected(catalog_id, entry)
+    assert row["pbx_q850_observed"].isdigit()  # the cause Asterisk gave the trunk leg, beside the catalog's
+    assert row["pbx_attempts"] == f"1:trunk:{entry.code}:{entry.category.value}:{entry.retry.value}:carrier_final"
     assert row["pbx_rawcause"] == f"SIP {entry.code} {entry.phrase}"
     assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, COMMANDS_PER_CALL, 0)
     published = ami_annotations_for(pbx, row["dstchannel"])
