@@ -32,3 +32,14 @@ async def test_the_range_and_trunk_filters_select_legs(store):
     assert {leg.trunk for leg in await legs_in_range(store, 0.0, 1_500_000.0)} == {"a"}
     assert len(await legs_in_range(store, 0.0, 3_000_000.0, trunk="b")) == 10
     assert await legs_in_range(store, 3_000_000.0, 4_000_000.0) == []
+
+
+async def test_the_consoles_in_memory_view_gives_the_same_legs():
+    from pbx_codes.console.memory_store import MemoryStore
+
+    memory = MemoryStore(100)
+    for ann in mix("lifecell", start=1_000_000.0):
+        memory.add(ann)
+    legs = await legs_in_range(memory, 999_000.0, 1_002_000.0)
+    (result,) = per_trunk(legs, load_table())
+    assert {k: result[k] for k in MIX_EXPECTED} == pytest.approx(MIX_EXPECTED)
