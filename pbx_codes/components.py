@@ -4,12 +4,15 @@ Sinks start before the listeners so that the first annotation already has somewh
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from pbx_codes import status as states
-from pbx_codes.status import PartStatus
+from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
+from pbx_codes.status import PartStatus, describe_error
 
 if TYPE_CHECKING:
     from pbx_codes.app import App
@@ -28,7 +31,9 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
         from pbx_codes.store import run_store
         app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
         app.closers.append(app.store.close)
-        app.health.add(store_status(app.store))
+        reach = StoreReach()
+        app.health.add(store_status(app.store, reach))
+        app.jobs.append(reach_store(app.store, reach))
     from pbx_codes.quality.classes import load_table
     from pbx_codes.sinks.metrics import run_metrics
     quality = load_table(cfg.quality)  # a wrong [quality] table stops serve with the table and key named
@@ -51,17 +56,44 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
         app.closers.append(runner.cleanup)
 
 
-def store_status(store: Any) -> Callable[[], PartStatus]:
+@dataclass(slots=True)
+class StoreReach:
+    """Whether the store's database has answered since start: the writer only finds out when it has rows to write."""
+
+    reached: bool = False
+    reason: str = "not reached yet"
+
+
+async def reach_store(store: Any, reach: StoreReach, policy: BackoffPolicy = BackoffPolicy(maximum=5.0)) -> None:
+    """Reach (and migrate) the database once, retrying with backoff, so its state is right before any row comes."""
+    backoff = Backoff(policy)
+    while True:
+        try:
+            await store.backend.ensure()
+        except Exception as exc:
+            reason = f"not reached since start: {describe_error(exc)}; retried"
+            if reason != reach.reason and not store.backend.is_transient(exc):
+                log.error("store %s: %s", store.backend.describe(), reason)
+            reach.reason = reason
+            await asyncio.sleep(backoff.after(Ending.FAILED))
+            continue
+        reach.reached = True
+        return
+
+
+def store_status(store: Any, reach: StoreReach | None = None) -> Callable[[], PartStatus]:
     """The store's state for /metrics and the console, read from its writer (which logs its own outages)."""
     def read() -> PartStatus:
         stats = store.stats
         pending = store.writer.pending
-        if stats.available:
-            return PartStatus(f"store {store.backend.describe()}", state=states.UP, reason=f"{pending} rows pending",
+        name = f"store {store.backend.describe()}"
+        if not stats.available:
+            return PartStatus(name, state=states.DOWN, since=stats.outage_since or 0.0,
+                              reason=f"database unavailable; {pending} rows kept in memory or the journal, retried",
                               failures=stats.failures)
-        return PartStatus(f"store {store.backend.describe()}", state=states.DOWN, since=stats.outage_since or 0.0,
-                          reason=f"database unavailable; {pending} rows kept in memory or the journal, retried",
-                          failures=stats.failures)
+        if reach is not None and not reach.reached and not stats.written:
+            return PartStatus(name, state=states.DOWN, reason=reach.reason, failures=stats.failures)
+        return PartStatus(name, state=states.UP, reason=f"{pending} rows pending", failures=stats.failures)
     return read
 
 

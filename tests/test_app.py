@@ -189,3 +189,31 @@ async def test_a_part_that_crashes_after_start_up_is_logged_and_the_others_keep_
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_a_database_down_at_start_is_shown_down_until_it_answers_even_with_no_rows_to_write(
+        catalogs, postgres_server, postgres_url: str, tmp_path, unused_tcp_port: int) -> None:
+    import json
+
+    from support.waiting import eventually
+
+    async def store_state() -> str:
+        status, body = await http_get(unused_tcp_port, "/api/health")
+        return next(p["state"] for p in json.loads(body)["parts"] if p["part"].startswith("store"))
+
+    await asyncio.to_thread(postgres_server.stop)
+    config = parse_config({"store": {"url": postgres_url, "journal": str(tmp_path / "journal.jsonl")}})
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, Resolver(catalogs), console=f"127.0.0.1:{unused_tcp_port}", stop=stop))
+    try:
+        assert await store_state() == "down"
+        await asyncio.to_thread(postgres_server.start)
+
+        async def up() -> bool:
+            return await store_state() == "up"
+        await eventually(up, what="the store is reached")
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
