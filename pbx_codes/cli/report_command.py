@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pbx_codes.cli.common import CliError, add_catalog_options, config_from, resolver_from
+from pbx_codes.cli.common import CliError, add_catalog_options, resolver_from
 from pbx_codes.quality.classes import QualityConfigError, load_table
 from pbx_codes.quality.report import FORMATS, GROUPINGS, build, render
 
