@@ -52,7 +52,8 @@ class PartStatus:
         self.since = time.time() if now is None else now
         self.changes += 1
         if state == UP:
-            self.logger.info("%s: up%s (was %s)", self.part, f" ({reason})" if reason else "", before)
+            again = "" if before == STARTING else f" again (was {before})"
+            self.logger.info("%s: up%s%s", self.part, f" ({reason})" if reason else "", again)
         else:
             level = logging.ERROR if state == REFUSED else logging.WARNING
             self.logger.log(level, "%s: %s: %s", self.part, state, reason or "no reason given")
