@@ -199,6 +199,9 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
     max_bytes = int(agi.get("max_bytes", 255))
     jobs: list[Any] = []
     closers: list[Any] = []
+    # A missing secret is a start-up error: found before anything listens, so nothing is left half started.
+    secret = read_secret(ami.get("secret_env", "PBX_CODES_AMI_SECRET"), ami.get("secret_file")) \
+        if ami.get("enabled", False) else ""
     if agi.get("enabled", True):
         # With the AMI listener on, it publishes every leg it saw; the AGI path then publishes only the attempts
         # that created no leg (no channel, so no AMI event): a call reaches the store whichever path saw it.
@@ -213,7 +216,6 @@ async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, 
         jobs.append(server.serve_forever())
         closers.append(server.close)
     if ami.get("enabled", False):
-        secret = read_secret(ami.get("secret_env", "PBX_CODES_AMI_SECRET"), ami.get("secret_file"))
         listener = AmiListener(ami_settings(ami), secret, resolver, bus, catalog=catalog,
                                fetch_phrases=bool(ami.get("fetch_phrases", True)),
                                writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes,
