@@ -40,6 +40,9 @@ from pbx_codes.writeback.freeswitch_hook import DEFAULT_PORT, HookServer
 
 log = logging.getLogger("pbx_codes.freeswitch")
 
+#: The event on which the observer decides a leg (the first one that says who hung up): always subscribed.
+DECIDING_EVENT = "CHANNEL_HANGUP_COMPLETE"
+
 
 class FreeswitchListener:
     """Turns each event into annotations on the bus; owns the observer's memory (dedup, trunk of the call)."""
@@ -67,7 +70,9 @@ def client_config(section: Mapping[str, Any]) -> EslClientConfig:
     except SecretError as exc:
         raise ValueError(f"freeswitch: no ESL password ({exc}; set the environment variable named by "
                          "password_env, default PBX_CODES_ESL_PASSWORD, or password_file)") from None
-    events = section.get("events", DEFAULT_EVENTS)
+    events = tuple(section.get("events", DEFAULT_EVENTS))
+    if "ALL" not in events and DECIDING_EVENT not in events:
+        events += (DECIDING_EVENT,)  # a leg is decided there: without it no leg would ever be annotated
     return EslClientConfig(
         host=str(section.get("host", "127.0.0.1")),
         port=int(section.get("port", 8021)),

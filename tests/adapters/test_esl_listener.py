@@ -204,3 +204,12 @@ async def test_the_top_level_language_reaches_pbx_reason_through_the_hook(monkey
     lines = dict(line.split("=", 1) for line in payload.decode().splitlines() if line)
     texts = resolver.resolve(Observation(sip_code="409", phrase="Not enough money", catalog="lifecell")).texts
     assert status == 200 and lines["pbx_reason"] == texts["uk"] != texts["en"]
+
+
+def test_the_event_a_leg_is_decided_on_is_always_subscribed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbx_codes.adapters.esl_listener import client_config
+
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    narrow = client_config({"password_env": PASSWORD_ENV, "events": ["CHANNEL_HANGUP"]})
+    wide = client_config({"password_env": PASSWORD_ENV, "events": ["ALL"]})
+    assert narrow.events == ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE") and wide.events == ("ALL",)
