@@ -500,14 +500,15 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
 
 class FreeswitchObserver:
     """ESL events -> Observations: one per leg, decided once, on CHANNEL_HANGUP_COMPLETE (the first event that
-    carries ``sip_hangup_disposition``, i.e. who hung up); CHANNEL_HANGUP's variables are kept until then, and a
-    CHANNEL_DESTROY decides a leg whose HANGUP_COMPLETE was missed.
+    carries ``sip_hangup_disposition``, i.e. who hung up); CHANNEL_HANGUP's variables are kept until then. A leg
+    whose HANGUP_COMPLETE was missed (the connection dropped in between) is left to the CDR backfill, which stores it
+    under the same identity.
 
     Its `CallMemory` numbers each call's attempts, and lets the A-leg (which only knows its ingress profile) be
     explained with its last carrier's gateway, catalog and outcome.
     """
 
-    DECIDING_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+    DECIDING_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE"})
     HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
     # Events that only teach which gateway a call's outbound leg used (the A-leg inherits it) and attempt order.
     TRUNK_EVENTS = frozenset({"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_OUTGOING", "CHANNEL_PROGRESS"})
