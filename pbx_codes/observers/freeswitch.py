@@ -355,6 +355,19 @@ def _deciding_cause(v: Mapping[str, str]) -> str | None:
     return own or failed
 
 
+#: FreeSWITCH's verdicts on a bridge that created no outbound leg at all.
+NO_LEG_CAUSES = frozenset({"GATEWAY_DOWN", "DESTINATION_OUT_OF_ORDER", "SWITCH_CONGESTION", "INVALID_GATEWAY",
+                           "INVALID_PROFILE", "INVALID_URL", "CHAN_NOT_IMPLEMENTED"})
+
+
+def _last_attempt_made_no_leg(v: Mapping[str, str]) -> bool:
+    """On an A-leg: the last bridge ended with one of `NO_LEG_CAUSES` while the copies of an earlier attempt
+    (``last_bridge_*``) say something else."""
+    failed = (v.get("originate_failed_cause") or "").upper()
+    return failed in NO_LEG_CAUSES and bool(v.get("last_bridge_proto_specific_hangup_cause")) and \
+        failed != (v.get("last_bridge_hangup_cause") or "").upper()
+
+
 def _response_source(v: Mapping[str, str]) -> str | None:
     """Where an outbound leg's final response came from: ``network``, ``local`` (FreeSWITCH made it: no reply
     address, ``sip_reply_port=0``), or None when the variables that tell are missing."""
@@ -420,7 +433,14 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
     bridged = bool(v.get("last_bridge_proto_specific_hangup_cause") or v.get("last_bridge_hangup_cause")
                    or v.get("sip_invite_failure_status") or inherited)
     trunk, catalog = trunk_of(v), v.get("pbx_codes_catalog") or None
-    if not outbound and memory is not None and uuid:
+    no_leg_last = not outbound and _last_attempt_made_no_leg(v)
+    if no_leg_last:
+        # An earlier attempt reached a carrier (its copies are still on A), the last one never did: A carries
+        # the last one, FreeSWITCH's own verdict on it.
+        code = phrase = method = None
+        cause, inherited, bridged = v["originate_failed_cause"], None, False
+        trunk = _gateway_of_bridge(v) or trunk
+    if not outbound and memory is not None and uuid and not no_leg_last:
         gateway = memory.gateway_for(uuid)
         if inherited is not None:      # the A-leg carries the failure of its last attempt, with that carrier's catalog
             trunk, catalog = inherited.trunk or trunk, inherited.catalog
