@@ -231,6 +231,7 @@ class CsvEnricher:
         key_of = plan.row_key()
         is_done = self._done_check(layout)
         widths, done_widths = layout.widths, layout.done_widths
+        width = len(layout.names)                           # the usual count, compared first
         done_in_place = layout.done_index is not None      # a row of the layout's own width may be annotated
         appending = not layout.fill
         entries: dict[tuple, _Entry] = {}
@@ -291,22 +292,6 @@ class CsvEnricher:
             parts.clear()
             fout.flush()
 
-        def malformed(raw: bytes, end: int) -> int:
-            """Copy a malformed record (ending at input offset `end`) unchanged and note its line. A record that
-            ran over several lines (an unterminated quote, or one that paired with a quote further down) is not
-            one record: only its first line is malformed, and reading goes on right after it. Returns the offset
-            reading goes on from."""
-            if not tolerant:
-                cut = raw.find(_LF)
-                if 0 <= cut < len(raw) - 1:
-                    joined[0] -= raw.count(_LF, 0, len(raw) - 1)
-                    end = end - len(raw) + cut + 1
-                    raw = raw[:cut + 1]
-                    fin.seek(end)
-            summary.malformed_at(first_line + rows + joined[0])
-            out(raw)
-            return end
-
         while True:
             for raw in fin:
                 offset += len(raw)
@@ -320,7 +305,9 @@ class CsvEnricher:
                             done_rows += 1
                             out(raw)
                         else:
-                            offset = malformed(raw, offset)
+                            raw, offset = _first_record(raw, offset, fin, joined, tolerant)
+                            summary.malformed_at(first_line + rows + joined[0])
+                            out(raw)
                     else:
                         entry = picked.get(values[p_skip:] if p_skip else values)
                         if entry is None:
@@ -353,8 +340,7 @@ class CsvEnricher:
                     if raw is None:              # a record that goes on in the next line
                         continue
                     rows += 1
-                    n = len(row) if row is not None else -1
-                    if n in widths:
+                    if row is not None and (len(row) == width or len(row) in widths):
                         if done_in_place and is_done(row):
                             done_rows += 1
                             out(raw)
@@ -377,15 +363,17 @@ class CsvEnricher:
                             else:
                                 body, eol = _split_eol(raw)
                                 out(self._rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
-                    elif n in done_widths and is_done(row):
+                    elif row is not None and len(row) in done_widths and is_done(row):
                         done_rows += 1
                         out(raw)
                     else:
-                        offset = malformed(raw, offset)
+                        raw, offset = _first_record(raw, offset, fin, joined, tolerant)
+                        summary.malformed_at(first_line + rows + joined[0])
+                        out(raw)
                         row = None
-                    if pickers is not None and row is not None and n != picker_count:
+                    if pickers is not None and row is not None and len(row) != picker_count:
                         # Rows of another field count (loguniqueid off, an enriched file): their own pattern now.
-                        picker_count = n
+                        picker_count = len(row)
                         picker = pickers(picker_count)
                         p_match, p_groups, p_skip = picker.match, picker.groups, picker.skip
                         p_done = picker.is_done if picker_count in done_widths else None
@@ -411,7 +399,9 @@ class CsvEnricher:
                 break
             # An unterminated record at the end of the file: its first line is malformed, the rest is read again.
             rows += 1
-            offset = malformed(raw, offset)
+            raw, offset = _first_record(raw, offset, fin, joined, tolerant)
+            summary.malformed_at(first_line + rows + joined[0])
+            out(raw)
         flush()
         fold()
         progress.close()
@@ -531,6 +521,21 @@ class _Stash:
 
 _CATEGORIES = CATEGORY_VALUES | {c.encode() for c in CATEGORY_VALUES}   # fields are str or bytes
 _RETRIES = RETRY_VALUES | {r.encode() for r in RETRY_VALUES}
+
+
+def _first_record(raw: bytes, end: int, fin, joined: list[int], tolerant: bool) -> tuple[bytes, int]:
+    """A malformed record that ran over several lines (an unterminated quote, or one that paired with a quote
+    further down) is not one record: only its first line is malformed, and reading goes on right after it (`fin` is
+    moved back there). Returns the bytes to copy and the input offset reading goes on from; `end` is where the
+    record ended, `joined` the count of continuation lines, corrected."""
+    if not tolerant:
+        cut = raw.find(_LF)
+        if 0 <= cut < len(raw) - 1:
+            joined[0] -= raw.count(_LF, 0, len(raw) - 1)
+            end = end - len(raw) + cut + 1
+            fin.seek(end)
+            return raw[:cut + 1], end
+    return raw, end
 
 
 def _appended_done_at(layout: Layout) -> tuple[tuple[int, int], int]:
