@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -39,7 +39,6 @@ class BackfillStats:
     legs: int = 0
     malformed: int = 0
     skipped: int = 0
-    problems: list[str] = field(default_factory=list)
 
 
 def cdr_files(paths: Iterable[str | Path]) -> list[Path]:
