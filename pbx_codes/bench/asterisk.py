@@ -23,7 +23,9 @@ from typing import IO, Any
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 PROVISION_SCRIPT = REPO_DIR / "scripts" / "provision-asterisk-rootfs.sh"
-SHIPPED_CONFIG_DIR = REPO_DIR / "asterisk"
+#: The project's asterisk/ directory, shipped inside the package (``shipped`` is a link to it in a checkout and a
+#: copy in a wheel), so an installed ``pbx-codes bench call`` runs what a user installs.
+SHIPPED_CONFIG_DIR = Path(__file__).resolve().parent / "shipped"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 #: Files copied verbatim from the project's asterisk/ directory: the bench runs what a user installs.
@@ -102,6 +104,9 @@ class AsteriskBench:
         """Build or reuse the cached root filesystem; returns the seconds it took."""
         if os.geteuid() != 0:
             raise BenchError("the Asterisk bench needs root (debootstrap and chroot)")
+        if not PROVISION_SCRIPT.is_file():
+            raise BenchError(f"building a root filesystem needs a checkout of pbx-codes ({PROVISION_SCRIPT.name}); "
+                             "an installed package uses one built already (PBX_CODES_ROOTFS)")
         started = time.monotonic()
         result = subprocess.run(
             ["bash", str(PROVISION_SCRIPT), str(self.rootfs)],
