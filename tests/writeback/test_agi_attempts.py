@@ -1,0 +1,100 @@
+"""Failover through FastAGI: ``lookup`` annotates each attempt on the channel, ``annotate`` lists them all in the CDR;
+with the AMI listener on, only an attempt that created no leg is published from this path."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pbx_codes.adapters.agi_server import AgiServer
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.protocols.agi import unquote_args
+from pbx_codes.resolve import Resolver
+from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes
+
+from adapters.agi_test_client import agi_request, play_res_agi
+
+A_LEG, B1, B2 = "PJSIP/caller-00000001", "PJSIP/trunk-00000002", "PJSIP/backup-00000003"
+OWN = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
+                      "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", ""))
+
+
+def leg(channel: str) -> str:
+    return f"${{HANGUPCAUSE({channel},ast)}}{SEPARATOR}${{HANGUPCAUSE({channel},tech)}}"
+
+
+def own(keys: str, status: str, attempts: str = "", looked_up: str = "") -> bytes:
+    return SEPARATOR.join((keys, status, "", "", "", attempts, looked_up, "")).encode()
+
+
+async def session(port: int, script: str, bleg: str, status: str, trunk: str,
+                  variables: dict[str, bytes]) -> dict[str, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = agi_request(script, bleg, status, "sip", trunk, channel=A_LEG, uniqueid="1.1", linkedid="1.1")
+    received = await play_res_agi(reader, writer, request, variables)
+    words = [unquote_args(line.decode().rstrip("\n")) for line in received]
+    return {w[2]: w[3] for w in words if w[:2] == ["SET", "VARIABLE"]}
+
+
+@pytest.fixture()
+def published() -> list[Any]:
+    return []
+
+
+async def _server(published: list[Any], publish_all: bool) -> AgiServer:
+    server = AgiServer(make_routes(Resolver(load_catalogs()), on_annotation=published.append,
+                                   publish_all=publish_all), host="127.0.0.1", port=0, timeout=5.0)
+    await server.start()
+    return server
+
+
+@pytest.mark.asyncio
+async def test_each_attempt_is_looked_up_on_the_channel_and_the_last_record_lists_them_in_order(
+        published: list[Any]) -> None:
+    server = await _server(published, publish_all=True)
+    try:
+        first = await session(server.port, "lookup", B1, "CONGESTION", "trunk", {
+            OWN: own(B1, "CONGESTION"), leg(B1): f"34{SEPARATOR}SIP 503 Service Unavailable".encode()})
+        assert first["pbx_retry"] == "failover" and first["pbx_attempt"] == "1"
+        assert not any(name.startswith("CDR(") for name in first)  # that Dial's record is closed already
+        assert (first["PBX_CODES_ATTEMPTS"], first["PBX_CODES_LOOKED_UP"]) == (
+            "1:trunk:503:capacity:failover:carrier_final", B1)
+        last = await session(server.port, "annotate", B2, "BUSY", "backup", {
+            OWN: own(f"{B1},{B2}", "BUSY", first["PBX_CODES_ATTEMPTS"], B1),
+            leg(B2): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
+        assert (last["CDR(pbx_code)"], last["CDR(pbx_attempt)"]) == ("486", "2")
+        assert last["CDR(pbx_attempts)"] == ("1:trunk:503:capacity:failover:carrier_final;"
+                                             "2:backup:486:busy:later:carrier_final")
+        assert [(a.code, a.observation.attempt) for a in published] == [("503", 1), ("486", 2)]
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_the_hangup_handler_does_not_count_or_publish_again_an_attempt_lookup_annotated(
+        published: list[Any]) -> None:
+    server = await _server(published, publish_all=True)
+    try:
+        attempts = "1:trunk:503:capacity:failover:carrier_final;2:backup:486:busy:later:carrier_final"
+        last = await session(server.port, "annotate", B2, "BUSY", "backup", {
+            OWN: own(f"{B1},{B2}", "BUSY", attempts, B2), leg(B2): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
+        assert (last["CDR(pbx_attempt)"], last["CDR(pbx_attempts)"]) == ("2", attempts)
+        assert published == []
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_with_ami_on_only_an_attempt_without_a_leg_is_published_from_fastagi(published: list[Any]) -> None:
+    server = await _server(published, publish_all=False)
+    try:
+        await session(server.port, "annotate", B1, "BUSY", "trunk", {
+            OWN: own(B1, "BUSY"), leg(B1): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
+        assert published == []  # the AMI listener saw this leg
+        written = await session(server.port, "annotate", "", "CHANUNAVAIL", "trunk", {OWN: own("", "CHANUNAVAIL")})
+        assert (written["CDR(pbx_outcome)"], written["CDR(pbx_category)"], written["CDR(pbx_retry)"]) == (
+            "unreachable", "network", "failover")
+        assert [(a.observation.channel, a.observation.outcome.value) for a in published] == [(None, "unreachable")]
+    finally:
+        await server.close()
