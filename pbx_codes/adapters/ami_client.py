@@ -68,12 +68,14 @@ class AmiSettings:
     jitter: float = 0.2  # +/- fraction of each backoff delay
     probe_interval: float = 0.5  # between connect attempts while Asterisk refuses connections
     refused_backoff: float = 60.0  # at least this long after a refused login
+    stable_after: float = 5.0  # a session up this long worked, even if it carried nothing
     read_size: int = 65536
 
     @property
     def backoff(self) -> BackoffPolicy:
         return BackoffPolicy(initial=self.backoff_initial, maximum=self.backoff_max, jitter=self.jitter,
-                             probe_interval=self.probe_interval, refused_minimum=self.refused_backoff)
+                             probe_interval=self.probe_interval, refused_minimum=self.refused_backoff,
+                             stable_after=self.stable_after)
 
 
 def filters_for(events: Iterable[str]) -> tuple[str, ...]:
@@ -105,6 +107,7 @@ class AmiClient:
         self.banner: str | None = None
         self.status = PartStatus(f"AMI {settings.host}:{settings.port}", logger=log)
         self._healthy = False  # this session carried well-formed traffic after the login
+        self._up_since: float | None = None  # monotonic time of this session's login
 
     def __repr__(self) -> str:  # the secret must never show up in a log line or a traceback
         return f"AmiClient({self.settings.host}:{self.settings.port}, user={self.settings.username!r})"
@@ -115,7 +118,7 @@ class AmiClient:
         backoff = Backoff(self.settings.backoff, self._rng)
         s = self.settings
         while not self._closing:
-            self._healthy = False
+            self._healthy, self._up_since = False, None
             connections_before = self.connections
             try:
                 await self._session()
@@ -125,7 +128,8 @@ class AmiClient:
             except AmiUnreachable as exc:
                 ending, reason = Ending.UNREACHABLE, str(exc)
             except (OSError, asyncio.TimeoutError, ProtocolError, AmiError, EOFError) as exc:
-                healthy = self._healthy and not isinstance(exc, ProtocolError)
+                stable = self._up_since is not None and time.monotonic() - self._up_since >= backoff.policy.stable_after
+                healthy = (self._healthy or stable) and not isinstance(exc, ProtocolError)
                 ending, reason = (Ending.ENDED if healthy else Ending.FAILED), describe_error(exc)
             except Exception as exc:  # a bug must not end the listener: say so, back off, try again
                 log.exception("AMI %s:%s: session failed", s.host, s.port)
@@ -200,6 +204,7 @@ class AmiClient:
                             _stamp(self.disconnected_at), _stamp(now), now - self.disconnected_at)
                 self.disconnected_at = None
             self.status.set(states.UP, f"logged in as {s.username!r}")
+            self._up_since = time.monotonic()
             self.connected.set()
             if self._on_connected is not None:
                 self._on_connected()

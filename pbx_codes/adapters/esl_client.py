@@ -68,6 +68,7 @@ class EslClientConfig:
     reconnect_max: float = 30.0
     auth_failure_backoff: float = 60.0
     probe_interval: float = 0.5  # between connect attempts while FreeSWITCH refuses connections
+    stable_after: float = 5.0  # a session subscribed this long worked, even if it carried nothing
     jitter: float = 0.2
     read_size: int = 65536
     # Events to decode and hand to on_event (None: all). Others are skipped unread by the parser; BACKGROUND_JOB
@@ -77,7 +78,8 @@ class EslClientConfig:
     @property
     def backoff(self) -> BackoffPolicy:
         return BackoffPolicy(initial=self.reconnect_min, maximum=self.reconnect_max, jitter=self.jitter,
-                             probe_interval=self.probe_interval, refused_minimum=self.auth_failure_backoff)
+                             probe_interval=self.probe_interval, refused_minimum=self.auth_failure_backoff,
+                             stable_after=self.stable_after)
 
 
 EventHandler = Callable[[Event], "Awaitable[None] | None"]
@@ -106,6 +108,7 @@ class EslClient:
         self.status = PartStatus(f"ESL {config.host}:{config.port}", logger=log)
         self._tcp = False  # this attempt got a TCP connection
         self._healthy = False  # this session carried a well-formed frame after the subscription
+        self._up_since: float | None = None  # monotonic time of this session's subscription
 
     # --- public API -------------------------------------------------------------------------------------------
 
@@ -116,6 +119,7 @@ class EslClient:
         lost_at: float | None = None
         while True:
             self._tcp = self._healthy = False
+            self._up_since = None
             try:
                 await self._session(lost_at)
                 err: BaseException = EslConnectionLost("connection closed by FreeSWITCH")
@@ -138,7 +142,7 @@ class EslClient:
                 ending, state = Ending.REFUSED, states.REFUSED
             elif not self._tcp:
                 ending, state = Ending.UNREACHABLE, states.UNREACHABLE
-            elif self._healthy and not isinstance(err, ProtocolError):
+            elif (self._healthy or self._stable(backoff.policy.stable_after)) and not isinstance(err, ProtocolError):
                 ending, state = Ending.ENDED, states.UNREACHABLE
             else:
                 ending, state = Ending.FAILED, states.FAILING
@@ -235,6 +239,7 @@ class EslClient:
                 log.warning("ESL %s:%s reconnected; events between %s and %s were missed", cfg.host, cfg.port,
                             _stamp(lost_at), _stamp(self._clock()))
             self.status.set(states.UP, f"subscribed ({' '.join(cfg.events)})")
+            self._up_since = time.monotonic()
             while True:
                 try:
                     frame = await next_frame()
@@ -288,6 +293,10 @@ class EslClient:
             writer.write(data)
             await writer.drain()
         return await within(fut, self.config.command_timeout)
+
+    def _stable(self, seconds: float) -> bool:
+        """The session that just ended had stayed subscribed `seconds` at least."""
+        return self._up_since is not None and time.monotonic() - self._up_since >= seconds
 
     def _fail_pending(self, exc: BaseException) -> None:
         while self._replies:

@@ -10,8 +10,10 @@ What ended the last attempt decides the wait before the next one:
   minute): the secret is wrong and a tight loop would only fill the PBX's log, or get us banned.
 - **failed** (the PBX accepted the login, then sent garbage or closed at once): the wait grows exponentially up
   to `maximum`, so a broken or hostile server is not hammered.
-- **ended** (a session that carried well-formed traffic after the login, then ended without a protocol error: the
-  PBX restarted, the network dropped): the failure count starts over, and the first retry comes after `initial`.
+- **ended** (a session that worked, then ended without a protocol error: the PBX restarted, the network dropped):
+  the failure count starts over, and the first retry comes after `initial`. A session worked when it carried
+  well-formed traffic after the login, or stayed up `stable_after` seconds (a quiet PBX sends nothing for a while;
+  a broken one breaks at once).
 
 Every wait has +/- `jitter` so a fleet of listeners does not reconnect in step.
 """
@@ -38,9 +40,10 @@ class BackoffPolicy:
     jitter: float = 0.2  # +/- fraction of every wait
     probe_interval: float = 0.5
     refused_minimum: float = 60.0
+    stable_after: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("initial", "maximum", "probe_interval", "refused_minimum"):
+        for name in ("initial", "maximum", "probe_interval", "refused_minimum", "stable_after"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"backoff {name} must be a number >= 0, got {value!r}")

@@ -165,6 +165,19 @@ async def test_a_server_that_accepts_the_login_then_breaks_gets_a_growing_backof
 
 
 @pytest.mark.asyncio
+async def test_a_quiet_session_that_stayed_up_long_enough_starts_the_backoff_over() -> None:
+    server = await GarbageAfterLogin(b"").start()  # logs in, then closes without a frame
+    sleep = SleepRecorder(stop_after=3)
+    client = AmiClient(settings(server.port, backoff_initial=1.0, jitter=0.0, stable_after=0.0), "s3cret",
+                       lambda e: None, sleep=sleep)
+    try:
+        await run_until_parked(client, sleep)
+    finally:
+        await server.close()
+    assert sleep.delays == [1.0, 1.0, 1.0]  # with stable_after = 0 every login counts as a session that worked
+
+
+@pytest.mark.asyncio
 async def test_a_session_that_carried_events_starts_the_backoff_over() -> None:
     server = await FakeAsterisk(drop_after_events=True).start()  # plays the recorded call, then drops
     sleep = SleepRecorder(stop_after=4)

@@ -290,6 +290,19 @@ async def test_a_server_that_accepts_the_password_then_closes_at_once_gets_a_gro
 
 
 @pytest.mark.asyncio
+async def test_a_quiet_session_that_stayed_subscribed_long_enough_starts_the_backoff_over():
+    server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 3)
+    port = await server.start()
+    sleep = Recorder(stop_after=3)
+    client = EslClient(config(port, jitter=0.0, stable_after=0.0), sleep=sleep)
+    try:
+        await run_until(client, sleep.done)
+    finally:
+        await server.close()
+    assert sleep.delays == [0.5, 0.5, 0.5]  # with stable_after = 0 every subscription counts as a session that worked
+
+
+@pytest.mark.asyncio
 async def test_while_freeswitch_refuses_connections_it_is_probed_on_a_short_period_however_long_the_outage():
     server = FakeFreeswitch()
     port = await server.start()
