@@ -36,7 +36,7 @@ COMMAND_MODULES = (
 
 #: The failures a user can cause, with what is said about them (ValueError covers the configuration, catalog,
 #: mapping and store-URL errors and bad text; OSError files that cannot be read or written).
-USER_ERRORS: tuple[type[BaseException], ...] = (CliError, ProtocolError, ValueError, OSError, LookupError)
+USER_ERRORS: tuple[type[BaseException], ...] = (CliError, ProtocolError, ValueError, OSError)
 MAX_MESSAGE_CHARS = 2000
 
 
