@@ -85,7 +85,7 @@ def _part_ended(app: App, task: "asyncio.Future[Any]") -> None:
 async def serve(config: Config, resolver: Resolver, *, store_url: str | None = None,
                 console: str | None = None, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set or SIGINT/SIGTERM arrives; close everything that was started."""
-    app = App(config, resolver)
+    app = App(config, resolver, bus=AnnotationBus(instance=config.instance))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []

@@ -4,6 +4,7 @@ Secrets never live here: the file names an environment variable or a secret file
 """
 from __future__ import annotations
 
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ class Config:
     """Top-level settings plus each part's own section, passed as-is to that part."""
 
     language: str = "en"
+    #: This agent's name in a fleet sharing one store: stored with each annotation, shown by the console, /metrics,
+    #: `report` and `tail`. Default: the host name.
+    instance: str = field(default_factory=lambda: default_instance())
     default_catalog: str = "sip"
     catalog_dirs: tuple[str, ...] = ()
     bindings: Mapping[str, str] = field(default_factory=dict)
@@ -37,7 +41,7 @@ class Config:
 #: Sections whose part writes reason texts (pbx_reason, the console's view): they take the top-level language.
 _LANGUAGE_SECTIONS = frozenset({"asterisk", "freeswitch", "console"})
 
-_KNOWN = {"language", "default_catalog", "catalog_dirs", "bindings", "asterisk", "freeswitch", "store", "console",
+_KNOWN = {"instance", "language", "default_catalog", "catalog_dirs", "bindings", "asterisk", "freeswitch", "store", "console",
           "alerts", "quality"}
 
 
@@ -50,6 +54,12 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
     language = raw.get("language", "en")
     if language not in LANGS:
         raise ConfigError(f"{where}: language must be one of {list(LANGS)}, got {language!r}")
+    instance = raw.get("instance", None)
+    if instance is None:
+        instance = default_instance()
+    if not isinstance(instance, str) or not instance.strip() or len(instance) > 64 \
+            or any(not ch.isprintable() for ch in instance):
+        raise ConfigError(f"{where}: instance must be a name of 1-64 printable characters, got {instance!r}")
     bindings = raw.get("bindings", {})
     if not isinstance(bindings, dict) or not all(isinstance(v, str) for v in bindings.values()):
         raise ConfigError(f"{where}: [bindings] must map trunk names to catalog ids")
@@ -73,10 +83,15 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None) -> Config:
     if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
         raise ConfigError(f"{where}: [[alerts]] must be tables")
     return Config(
-        language=language, default_catalog=str(raw.get("default_catalog", "sip")),
+        language=language, instance=instance.strip(), default_catalog=str(raw.get("default_catalog", "sip")),
         catalog_dirs=tuple(str(base / d) for d in dirs), bindings=dict(bindings), alerts=tuple(alerts),
         path=path, **sections,
     )
+
+
+def default_instance() -> str:
+    """The host name: what a single PBX's agent is called when the file names no instance."""
+    return socket.gethostname() or "localhost"
 
 
 def load_config(path: str | Path | None) -> Config:

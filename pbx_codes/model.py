@@ -104,6 +104,8 @@ class Observation:
     progress_at: float | None = None
     answered_at: float | None = None
     ended_at: float | None = None
+    #: The agent (`instance` in pbx-codes.toml) that saw the leg; the bus of a named agent fills it in.
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class Annotation:
         obs, res = self.observation, self.resolution
         return {
             "pbx": obs.pbx or None,
+            "instance": obs.instance,
             "uniqueid": obs.leg_id,
             "linkedid": obs.call_id,
             "channel": obs.channel,

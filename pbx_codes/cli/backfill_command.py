@@ -55,6 +55,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         observations, stats = read_observations(args.pbx, args.paths)
     except BackfillError as exc:
         raise CliError(str(exc)) from None
+    observations = [replace(o, instance=o.instance or config.instance) for o in observations]  # this agent's legs
     annotations = [resolver.resolve(replace(o, catalog=args.catalog) if args.catalog else o) for o in observations]
     section = {k: v for k, v in dict(config.store or {}).items() if k != "url"}
     try:

@@ -12,7 +12,7 @@ from pbx_codes.model import Annotation
 from pbx_codes.protocols import ProtocolError
 
 OBSERVERS = {"asterisk": "pbx_codes.observers.asterisk", "freeswitch": "pbx_codes.observers.freeswitch"}
-REPLAY_KEYS = ("pbx", "uniqueid", "linkedid", "channel", "trunk", "code", "phrase", "q850", "observed_q850",
+REPLAY_KEYS = ("pbx", "instance", "uniqueid", "linkedid", "channel", "trunk", "code", "phrase", "q850", "observed_q850",
                "catalog", "matched", "exact", "match_kind", "category", "retry", "fault", "hangup_by", "dial_status",
                "texts")
 
@@ -35,8 +35,9 @@ def replay_file(pbx: str, data: bytes, resolver, catalog: str | None) -> list[An
     return observer.replay(data, resolver, catalog=catalog)
 
 
-def replay_dict(ann: Annotation) -> dict:
+def replay_dict(ann: Annotation, instance: str | None = None) -> dict:
     d = ann.to_dict()
+    d["instance"] = d["instance"] or instance
     d["pbx"] = d["pbx"] or ann.observation.pbx
     return {k: d[k] for k in REPLAY_KEYS}
 
@@ -56,7 +57,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     lang = args.lang or config.language
     for ann in annotations:
         if args.json:
-            print_json(replay_dict(ann))
+            print_json(replay_dict(ann, config.instance))
         else:
             obs = ann.observation
             phrase = f" {ann.phrase}" if ann.phrase else ""
@@ -65,7 +66,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                   f"{ann.text(lang)}")
     if args.store:
         from pbx_codes.cli.store_bridge import record_annotations
-        record_annotations(args.store, annotations)
+        record_annotations(args.store, annotations, config.instance)
     if not annotations:
         sys.stderr.write("pbx-codes: no failed leg in this capture\n")
     return EXIT_OK

@@ -9,10 +9,10 @@ from pbx_codes.model import Annotation
 from pbx_codes.sinks.bus import AnnotationBus
 
 
-async def _record(url: str, annotations: Sequence[Annotation]) -> int:
+async def _record(url: str, annotations: Sequence[Annotation], instance: str | None = None) -> int:
     from pbx_codes.store import run_store
 
-    bus = AnnotationBus()
+    bus = AnnotationBus(instance=instance)
     store = await run_store({}, bus, url=url)
     try:
         for i, ann in enumerate(annotations, 1):
@@ -26,10 +26,10 @@ async def _record(url: str, annotations: Sequence[Annotation]) -> int:
     return len(annotations)
 
 
-def record_annotations(url: str, annotations: Sequence[Annotation]) -> int:
-    """Write `annotations` into the store at `url`; returns how many were handed over."""
+def record_annotations(url: str, annotations: Sequence[Annotation], instance: str | None = None) -> int:
+    """Write `annotations` into the store at `url` as the agent `instance` saw them; returns how many."""
     try:
-        return asyncio.run(_record(url, annotations))
+        return asyncio.run(_record(url, annotations, instance))
     except (OSError, ValueError) as exc:
         from pbx_codes.store.dsn import redact, safe_url
         raise CliError(f"store {safe_url(url)}: {redact(str(exc), url)}") from None

@@ -61,7 +61,7 @@ def _filters(request: web.Request) -> dict[str, Any]:
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be an integer") from None
     filters: dict[str, Any] = {"limit": limit}
-    for key in ("pbx", "trunk", "category", "code", "search"):
+    for key in ("instance", "pbx", "trunk", "category", "code", "search"):
         value = q.get(key, "").strip()
         if value:
             filters[key] = value
@@ -97,10 +97,11 @@ async def page(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `hangup` and `alert`, JSON data, a comment line as keep-alive."""
     hub = request.app[HUB]
+    only = request.query.get("instance", "").strip() or None
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    client = hub.connect()
+    client = hub.connect(instance=only)
     try:
         await response.write(b": connected\n\n")
         while True:
@@ -140,15 +141,21 @@ async def api_call(request: web.Request) -> web.Response:
     return _json({"linkedid": linkedid, "legs": [hangup_event(r, show) for r in rows]})
 
 
+def _instance(request: web.Request) -> dict[str, str]:
+    """`?instance=NAME`: one agent of the fleet; absent, every agent."""
+    name = request.query.get("instance", "").strip()
+    return {"instance": name} if name else {}
+
+
 async def api_stats(request: web.Request) -> web.Response:
-    store, now = _store(request), time.time()
-    counts = await _result(store.window_counts(WINDOWS, now=now))
-    series = await _result(store.failure_rate_series(60, 15, now=now))
+    store, now, only = _store(request), time.time(), _instance(request)
+    counts = await _result(store.window_counts(WINDOWS, now=now, **only))
+    series = await _result(store.failure_rate_series(60, 15, now=now, **only))
     return _json(stats_payload(counts, series))
 
 
 async def api_unknown(request: web.Request) -> web.Response:
-    items = await _result(_store(request).unknown_codes())
+    items = await _result(_store(request).unknown_codes(**_instance(request)))
     return _json({"items": [dict(i) for i in items]})
 
 

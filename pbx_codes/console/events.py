@@ -37,6 +37,7 @@ def hangup_event(row: Mapping[str, Any], show_numbers: bool = False) -> dict[str
     texts = row.get("texts") or {}
     return {
         "pbx": row.get("pbx"),
+        "instance": row.get("instance"),
         "trunk": row.get("trunk"),
         "number": row.get("number") if show_numbers else mask_number(row.get("number")),
         "code": row.get("code"),

@@ -29,8 +29,12 @@ class FeedClient:
 
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
     dropped: int = 0
+    #: Only this agent's hangups (alerts all pass); None: the whole fleet.
+    instance: str | None = None
 
     def offer(self, item: Event | None) -> None:
+        if self.instance and item is not None and item[0] == "hangup" and item[1].get("instance") != self.instance:
+            return
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
@@ -75,8 +79,8 @@ class FeedHub:
         for client in self.clients:
             client.offer(event)
 
-    def connect(self) -> FeedClient:
-        client = FeedClient()
+    def connect(self, instance: str | None = None) -> FeedClient:
+        client = FeedClient(instance=instance)
         self.clients.add(client)
         return client
 

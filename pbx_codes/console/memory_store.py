@@ -43,11 +43,11 @@ class MemoryStore:
         self.rows.append(row)
 
     def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
-               category: str | None = None, code: str | None = None, search: str | None = None
-               ) -> list[dict[str, Any]]:
+               category: str | None = None, code: str | None = None, search: str | None = None,
+               instance: str | None = None) -> list[dict[str, Any]]:
         out = []
         for row in reversed(self.rows):
-            if (pbx and row.get("pbx") != pbx) or (trunk and row.get("trunk") != trunk) \
+            if (instance and row.get("instance") != instance) or (pbx and row.get("pbx") != pbx) or (trunk and row.get("trunk") != trunk) \
                     or (category and row.get("category") != category) or (code and row.get("code") != code):
                 continue
             if search and not any(search in str(row.get(k) or "") for k in ("linkedid", "uniqueid", "number")):
@@ -60,12 +60,15 @@ class MemoryStore:
     def call(self, linkedid: str) -> list[dict[str, Any]]:
         return sorted((r for r in self.rows if r.get("linkedid") == linkedid), key=_when)
 
-    def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None) -> dict[str, Any]:
+    def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None,
+                      instance: str | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         by_trunk: dict[str, list[int]] = {}
         by_category: dict[str, list[int]] = {}
         total = [0] * len(windows)
         for row in self.rows:
+            if instance and row.get("instance") != instance:
+                continue
             age = now - _when(row)
             for i, window in enumerate(windows):
                 if 0 <= age < window:
@@ -74,12 +77,14 @@ class MemoryStore:
                     by_category.setdefault(row.get("category") or "unknown", [0] * len(windows))[i] += 1
         return {"windows": list(windows), "total": total, "by_trunk": by_trunk, "by_category": by_category}
 
-    def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None
-                            ) -> list[dict[str, Any]]:
+    def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None,
+                            instance: str | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
         start = (int(now) // bucket - buckets + 1) * bucket
         total, failed = Counter[int](), Counter[int]()
         for row in self.rows:
+            if instance and row.get("instance") != instance:
+                continue
             index = (int(_when(row)) - start) // bucket
             if 0 <= index < buckets:
                 total[index] += 1
@@ -87,10 +92,10 @@ class MemoryStore:
         return [{"t": start + i * bucket, "total": total[i], "failed": failed[i],
                  "rate": failed[i] / total[i] if total[i] else 0.0} for i in range(buckets)]
 
-    def unknown_codes(self) -> list[dict[str, Any]]:
+    def unknown_codes(self, instance: str | None = None) -> list[dict[str, Any]]:
         seen: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in self.rows:
-            if not is_unknown(row):
+            if not is_unknown(row) or (instance and row.get("instance") != instance):
                 continue
             key = (row.get("trunk"), row.get("catalog"), row.get("code"), row.get("phrase"))
             item = seen.setdefault(key, {"trunk": key[0], "catalog": key[1], "code": key[2], "phrase": key[3],

@@ -6,7 +6,7 @@ drops its oldest item and counts the drop, so a stalled console costs memory up 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pbx_codes.model import Annotation
 
@@ -26,6 +26,9 @@ class AnnotationBus:
 
     subscriptions: list[Subscription] = field(default_factory=list)
     published: int = 0
+    #: The agent's name (`instance`): stamped on each annotation that does not name one, so every sink (store,
+    #: console, metrics, alerts) sees which agent of a fleet saw the leg.
+    instance: str | None = None
 
     def subscribe(self, name: str, maxsize: int = 10000) -> Subscription:
         """A new bounded queue that receives every annotation published from now on."""
@@ -40,6 +43,8 @@ class AnnotationBus:
     def publish(self, annotation: Annotation) -> None:
         """Hand an annotation to every subscriber without waiting."""
         self.published += 1
+        if self.instance and annotation.observation.instance is None:
+            annotation = replace(annotation, observation=replace(annotation.observation, instance=self.instance))
         for sub in self.subscriptions:
             queue = sub.queue
             if queue.full():

@@ -10,11 +10,19 @@ import time
 from typing import Any, Sequence
 
 from pbx_codes.store.dsn import safe_error, safe_url
-from pbx_codes.store.schema import (INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, pending_migrations,
-                                    row_values)
+from pbx_codes.store.schema import (DAY, INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, partition_name,
+                                    pending_migrations, reason_texts, stored_values)
 
-_INSERT = f"INSERT INTO hangups ({INSERT_COLUMNS}) VALUES ({', '.join('%s' for _ in COLUMNS)}) " \
-          "ON CONFLICT (rid) DO NOTHING"
+#: The channel on which every agent announces the rows it committed: "<first id> <last id> <first day>", a few
+#: bytes whatever the batch (NOTIFY payloads are bounded); a console reads the rows themselves by id.
+CHANNEL = "pbx_codes_hangups"
+_ROW = "(" + ", ".join("%s" for _ in range(len(COLUMNS) + 1)) + ")"
+_INSERT_HEAD = f"INSERT INTO hangups ({INSERT_COLUMNS}, day) VALUES "
+_INSERT_TAIL = " ON CONFLICT (rid, day) DO NOTHING RETURNING id, day"
+_INSERT_TEXTS = "INSERT INTO reason_texts (texts_id, catalog, matched, original_lang, uk, ru, en, first_seen) " \
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (texts_id) DO NOTHING"
+_CHUNK = 1000  # rows per INSERT statement: PostgreSQL takes at most 65,535 parameters
+_PARTITION_LOCK = 0x7062785F64617973
 _MIGRATION_LOCK = 0x7062785F636F6465  # any constant: serializes migrators of several programs sharing the database
 
 
@@ -44,6 +52,8 @@ class PostgresBackend:
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._migrated = False
+        self._days: set[int] = set()  # days whose partition this process has seen exist
+        self._texts_known: set[str] = set()
 
     def describe(self) -> str:
         """The URL without its password (in the user part or the query), for logs."""
@@ -105,21 +115,80 @@ class PostgresBackend:
         async with self._write_lock:
             await self._writer_conn()
 
+    async def _ensure_days(self, conn: Any, days: set[int]) -> None:
+        """Create the partitions of these days if missing (once a day per process: the set remembers them)."""
+        wanted = sorted(days - self._days)
+        if not wanted:
+            return
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))  # agents create it once
+            for day in wanted:
+                await conn.execute(f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF hangups "
+                                   f"FOR VALUES FROM ({int(day)}) TO ({int(day) + 1})")
+        self._days.update(wanted)
+
     async def insert(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Write rows in one transaction; rows whose `rid` is already stored are skipped."""
+        """Write rows in one transaction and announce them on `CHANNEL` at commit; rows whose `rid` is already
+        stored (for that day) are skipped. Returns the rows added."""
         async with self._write_lock:
             conn = await self._writer_conn()
             try:
-                async with conn.transaction():
-                    async with conn.cursor() as cur:
-                        await cur.executemany(_INSERT, [row_values(r) for r in rows])
-                        return max(cur.rowcount, 0)
+                try:
+                    return await self._insert(conn, rows)
+                except self._psycopg.errors.CheckViolation:  # a partition dropped behind our back: make it again
+                    self._days.clear()
+                    return await self._insert(conn, rows)
             except BaseException as exc:
                 if isinstance(exc, self._psycopg.errors.UndefinedTable):
                     self._migrated = False  # the database came back without our tables (restored, recreated)
+                    self._days.clear()
+                    self._texts_known.clear()
                 if not self._usable(conn) or not self._migrated:
                     await self._discard("_writer")
                 raise
+
+    async def _insert(self, conn: Any, rows: Sequence[dict[str, Any]]) -> int:
+        values = [(*stored_values(r), int(r["ts"] // DAY)) for r in rows]
+        await self._ensure_days(conn, {v[-1] for v in values})
+        texts = [t for t in reason_texts(rows) if t[0] not in self._texts_known]
+        added: list[tuple[int, int]] = []
+        async with conn.transaction():
+            async with conn.cursor() as cur:
+                if texts:
+                    now = time.time()
+                    await cur.executemany(_INSERT_TEXTS, [(*t, now) for t in texts])
+                for start in range(0, len(values), _CHUNK):
+                    chunk = values[start:start + _CHUNK]
+                    sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
+                    await cur.execute(sql, [v for row in chunk for v in row])
+                    added.extend(await cur.fetchall())
+                if added:
+                    ids = [a[0] for a in added]
+                    await cur.execute("SELECT pg_notify(%s, %s)",
+                                      (CHANNEL, f"{min(ids)} {max(ids)} {min(a[1] for a in added)}"))
+        self._texts_known.update(t[0] for t in texts)
+        return len(added)
+
+    async def retire(self, cutoff: float) -> int:
+        """Retention: drop the partitions of the days that ended before `cutoff` (instant: no row is read),
+        and their unknown-code counts. Returns how many days went."""
+        first_kept = int(cutoff // DAY)
+        async with self._write_lock:
+            conn = await self._writer_conn()
+            cur = await conn.execute(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'hangups'::regclass")
+            old = []
+            for name, bound in await cur.fetchall():
+                upper = bound.rsplit("(", 1)[-1].rstrip(")' ") if bound else ""
+                if upper.lstrip("-").isdigit() and int(upper) <= first_kept:
+                    old.append(name)
+            async with conn.transaction():
+                for name in old:
+                    await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+                await conn.execute("DELETE FROM unknown_seen WHERE day < %s", (first_kept,))
+            self._days.difference_update({d for d in self._days if d < first_kept})
+            return len(old)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._read_lock:
@@ -154,4 +223,4 @@ class PostgresBackend:
         await self._discard("_reader")
 
 
-__all__ = ["PostgresBackend"]
+__all__ = ["CHANNEL", "PostgresBackend"]

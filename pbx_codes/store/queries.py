@@ -23,11 +23,20 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+RECENT_LOOKBACK = 7 * 86400
+"""How far back a filtered `recent` looks: a filter that matches nothing reads a bounded range, not every row."""
+
+
 def recent(*, limit: int, pbx: str | None = None, trunk: str | None = None, category: str | None = None,
-           code: str | None = None, search: str | None = None) -> Query:
+           code: str | None = None, search: str | None = None, instance: str | None = None,
+           now: float | None = None) -> Query:
     """Newest first, filtered; `search` is a substring of the call id, the leg id or the number."""
     where, params = [], []
-    for column, value in (("pbx", pbx), ("trunk", trunk), ("category", category), ("code", code)):
+    if (pbx or trunk or category or code or search or instance) and now is not None:
+        where.append("ts > ?")
+        params.append(now - RECENT_LOOKBACK)
+    for column, value in (("instance", instance), ("pbx", pbx), ("trunk", trunk), ("category", category),
+                          ("code", code)):
         if value:
             where.append(f"{column} = ?")
             params.append(value)
@@ -47,12 +56,17 @@ def rows(records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict_from_record(r) for r in records]
 
 
-def window_counts(windows: Sequence[int], now: float) -> Query:
-    """Per (trunk, category): how many hangups fell in each window ending now."""
+def _instance(instance: str | None) -> tuple[str, list[Any]]:
+    return (" AND instance = ?", [instance]) if instance else ("", [])
+
+
+def window_counts(windows: Sequence[int], now: float, instance: str | None = None) -> Query:
+    """Per (trunk, category): how many hangups fell in each window ending now (of one agent, or the fleet)."""
     sums = ", ".join("SUM(CASE WHEN ts > ? THEN 1 ELSE 0 END)" for _ in windows)
     params: list[Any] = [now - w for w in windows]
-    return (f"SELECT trunk, category, {sums} FROM hangups WHERE ts > ? AND ts <= ? GROUP BY trunk, category",
-            [*params, now - max(windows), now])
+    extra, extra_params = _instance(instance)
+    return (f"SELECT trunk, category, {sums} FROM hangups WHERE ts > ? AND ts <= ?{extra} GROUP BY trunk, category",
+            [*params, now - max(windows), now, *extra_params])
 
 
 def shape_window_counts(windows: Sequence[int], records: Sequence[Sequence[Any]]) -> dict[str, Any]:
@@ -75,13 +89,15 @@ def series_start(bucket: int, buckets: int, now: float) -> int:
     return (int(now) // bucket - buckets + 1) * bucket
 
 
-def failure_rate_series(dialect: Dialect, bucket: int, buckets: int, now: float) -> Query:
+def failure_rate_series(dialect: Dialect, bucket: int, buckets: int, now: float, instance: str | None = None
+                        ) -> Query:
     start = series_start(bucket, buckets, now)
     index = dialect.floor_int("(ts - ?) / ?")
     fails = ", ".join("?" for _ in SUCCESS_CATEGORIES)
+    extra, extra_params = _instance(instance)
     return (f"SELECT {index} AS b, COUNT(*), SUM(CASE WHEN category IN ({fails}) THEN 0 ELSE 1 END) "
-            f"FROM hangups WHERE ts >= ? AND ts < ? GROUP BY b",
-            [start, bucket, *SUCCESS_CATEGORIES, start, start + bucket * buckets])
+            f"FROM hangups WHERE ts >= ? AND ts < ?{extra} GROUP BY b",
+            [start, bucket, *SUCCESS_CATEGORIES, start, start + bucket * buckets, *extra_params])
 
 
 def shape_series(bucket: int, buckets: int, now: float, records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -95,31 +111,39 @@ def shape_series(bucket: int, buckets: int, now: float, records: Sequence[Sequen
     return out
 
 
-def unknown_codes(trunk: str | None = None, since: float | None = None) -> Query:
-    """Codes read by class or by nothing, grouped with what they fell back to (for the starter catalog)."""
-    kinds = ", ".join("?" for _ in UNKNOWN_KINDS)
-    where, params = [f"(match_kind IN ({kinds}) OR category = ?)"], [*UNKNOWN_KINDS, "unknown"]
-    if trunk:
-        where.append("trunk = ?")
-        params.append(trunk)
-    if since is not None:
-        where.append("ts >= ?")
-        params.append(since)
-    group = "trunk, catalog, code, phrase, match_kind, matched, category, retry, text_uk, text_ru, text_en"
-    return (f"SELECT {group}, COUNT(*), MAX(ts) FROM hangups WHERE {' AND '.join(where)} GROUP BY {group}", params)
+UNKNOWN_DAYS = 30
+"""The unknown-codes view covers this many days by default: it reads the per-day counts, never the rows."""
 
 
-def shape_unknown(records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """One item per (trunk, catalog, code, phrase), most seen first."""
+def unknown_codes(trunk: str | None = None, since: float | None = None, instance: str | None = None,
+                  now: float | None = None) -> Query:
+    """Codes read by class or by nothing, grouped with what they fell back to (for the starter catalog), from the
+    per-day counts the store keeps as it writes (`unknown_seen`): bounded by the distinct codes, not the rows."""
+    if since is None:
+        since = (now if now is not None else 0.0) - UNKNOWN_DAYS * 86400
+    where, params = ["day >= ?", "last_seen >= ?"], [int(since // 86400), since]
+    for column, value in (("trunk", trunk), ("instance", instance)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    group = "trunk, catalog, code, phrase, match_kind, matched, category, retry, texts_id"
+    return (f"SELECT {group}, SUM(n), MAX(last_seen) FROM unknown_seen WHERE {' AND '.join(where)} GROUP BY {group}",
+            params)
+
+
+def shape_unknown(records: Sequence[Sequence[Any]], texts: Any = None) -> list[dict[str, Any]]:
+    """One item per (trunk, catalog, code, phrase), most seen first; `texts(texts_id)` gives an answer's texts."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for (trunk, catalog, code, phrase, kind, matched, category, retry, uk, ru, en, count, last) in records:
+    for (trunk, catalog, code, phrase, kind, matched, category, retry, texts_id, count, last) in records:
+        trunk, catalog, code, phrase, kind, matched, category, retry = (
+            v if v != "" else None for v in (trunk, catalog, code, phrase, kind, matched, category, retry))
         key = (trunk, catalog, code, phrase)
         item = merged.get(key)
         if item is None or int(count) > item["_best"]:
-            texts = {k: v for k, v in (("uk", uk), ("ru", ru), ("en", en)) if v}
             previous = merged.get(key)
             item = {"trunk": trunk, "catalog": catalog, "code": code, "phrase": phrase, "match_kind": kind,
-                    "matched": matched, "category": category, "retry": retry, "texts": texts,
+                    "matched": matched, "category": category, "retry": retry,
+                    "texts": dict(texts(texts_id) if texts and texts_id else {}),
                     "count": previous["count"] if previous else 0,
                     "last_seen": previous["last_seen"] if previous else 0.0, "_best": int(count)}
             merged[key] = item
@@ -134,6 +158,31 @@ def shape_unknown(records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
 
 def older_than(cutoff: float) -> Query:
     return "DELETE FROM hangups WHERE ts < ?", [cutoff]
+
+
+def unknown_older_than(cutoff: float) -> Query:
+    return "DELETE FROM unknown_seen WHERE day < ?", [int(cutoff // 86400)]
+
+
+def texts(ids: Sequence[str]) -> Query:
+    return (f"SELECT texts_id, uk, ru, en FROM reason_texts WHERE texts_id IN ({', '.join('?' for _ in ids)})",
+            list(ids))
+
+
+def by_id_range(first: int, last: int, day: int) -> Query:
+    """The rows one agent's commit announced (PostgreSQL's `day` prunes the partitions to read)."""
+    return (f"SELECT id, {SELECT_COLUMNS} FROM hangups WHERE id BETWEEN ? AND ? AND day >= ? ORDER BY id",
+            [first, last, day])
+
+
+def ids_after(after: int, day: int) -> Query:
+    """Ids above `after` (the polling fallback's look-back), cheap: the id index alone."""
+    return "SELECT id FROM hangups WHERE id > ? AND day >= ?", [after, day]
+
+
+def by_ids(ids: Sequence[int], day: int) -> Query:
+    return (f"SELECT id, {SELECT_COLUMNS} FROM hangups WHERE id IN ({', '.join('?' for _ in ids)}) AND day >= ? "
+            "ORDER BY id", [*ids, day])
 
 
 def count(where: str = "", params: Sequence[Any] = ()) -> Query:

@@ -44,11 +44,15 @@ COLUMNS: tuple[str, ...] = (
     "sip", "q850", "observed_q850", "dial_status", "original_lang", "text_uk", "text_ru", "text_en",
     # migration 3: how the leg ended, its place among the call's attempts, and its timings (trunk quality)
     "outcome", "attempt", "pbx_cause", "started_at", "progress_at", "answered_at", "ended_at",
+    # migration 4: the agent that saw the leg, and the answer's texts by reference (`reason_texts`), not copied
+    "instance", "texts_id",
 )
 _INT_COLUMNS = frozenset({"exact", "q850", "observed_q850", "attempt"})
 _REAL_COLUMNS = frozenset({"ts", "stored_at"})
 _OPTIONAL_REAL_COLUMNS = frozenset({"started_at", "progress_at", "answered_at", "ended_at"})
-_LATER_COLUMNS = COLUMNS[COLUMNS.index("outcome"):]
+_LATER_COLUMNS = COLUMNS[COLUMNS.index("outcome"):COLUMNS.index("instance")]
+TEXT_COLUMNS = ("text_uk", "text_ru", "text_en")
+DAY = 86400
 
 #: What names one leg, per PBX, in fields both the live event stream and the PBX's own CDR carry.
 #: FreeSWITCH: the leg's UUID (unique everywhere; channel names repeat, e.g. both legs of a failover).
@@ -68,7 +72,12 @@ class Migration:
     description: str
     statements: tuple[str, ...]
 
+    #: PostgreSQL's own statements for this step, when they differ (taken as written, not as templates).
+    postgres: tuple[str, ...] | None = None
+
     def render(self, dialect: Dialect) -> list[str]:
+        if dialect.name == "postgresql" and self.postgres is not None:
+            return list(self.postgres)
         return [s.format(id=dialect.id_column, real=dialect.real) for s in self.statements]
 
 
@@ -102,7 +111,122 @@ MIGRATIONS: tuple[Migration, ...] = (
         + ("{real}" if name in _OPTIONAL_REAL_COLUMNS else "INTEGER" if name in _INT_COLUMNS else "TEXT")
         for name in _LATER_COLUMNS)),
 )
+
+#: Rows whose code no catalog knew exactly, counted per day as they are written (by a trigger, so a row stored
+#: twice is counted once): the unknown-codes view reads this small table instead of scanning every row.
+_UNKNOWN_KEY = ("day", "instance", "trunk", "catalog", "code", "phrase", "match_kind", "matched", "category",
+                "retry", "texts_id")
+_UNKNOWN_WHEN = "NEW.match_kind IN ('class', 'none') OR NEW.category = 'unknown'"
+
+
+def _unknown_table(real: str) -> str:
+    keys = ", ".join(f"{k} TEXT NOT NULL DEFAULT ''" if k != "day" else "day INTEGER NOT NULL" for k in _UNKNOWN_KEY)
+    return (f"CREATE TABLE IF NOT EXISTS unknown_seen ({keys}, n INTEGER NOT NULL, last_seen {real} NOT NULL, "
+            f"PRIMARY KEY ({', '.join(_UNKNOWN_KEY)}))")
+
+
+def _unknown_upsert(day_expr: str, greatest: str) -> str:
+    values = ", ".join([day_expr, *(f"COALESCE(NEW.{k}, '')" for k in _UNKNOWN_KEY[1:])])
+    return (f"INSERT INTO unknown_seen ({', '.join(_UNKNOWN_KEY)}, n, last_seen) VALUES ({values}, 1, NEW.ts) "
+            f"ON CONFLICT ({', '.join(_UNKNOWN_KEY)}) DO UPDATE SET n = unknown_seen.n + 1, "
+            f"last_seen = {greatest}(unknown_seen.last_seen, excluded.last_seen)")
+
+
+_REASON_TEXTS = ("CREATE TABLE IF NOT EXISTS reason_texts (texts_id TEXT PRIMARY KEY, catalog TEXT, matched TEXT, "
+                 "original_lang TEXT, uk TEXT, ru TEXT, en TEXT, first_seen {real} NOT NULL)")
+_PG_DATA_COLUMNS = ", ".join(c for c in COLUMNS)
+_PG_PARTITIONED = (
+    "CREATE TABLE hangups (id BIGINT NOT NULL DEFAULT nextval('hangups_id_seq'), "
+    + ", ".join(d.replace("rid TEXT NOT NULL UNIQUE", "rid TEXT NOT NULL").replace("{real}", "DOUBLE PRECISION")
+                for d in _column_defs().split(", "))
+    + ", " + ", ".join(f"{c} " + ("DOUBLE PRECISION" if c in _OPTIONAL_REAL_COLUMNS else "INTEGER"
+                                  if c in _INT_COLUMNS else "TEXT") for c in COLUMNS[COLUMNS.index("outcome"):])
+    + ", day INTEGER NOT NULL, CONSTRAINT hangups_rid_day UNIQUE (rid, day)) PARTITION BY RANGE (day)")
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(4, "instance, texts by reference, unknown codes counted as written; PostgreSQL: daily partitions", (
+        "ALTER TABLE hangups ADD COLUMN instance TEXT",
+        "ALTER TABLE hangups ADD COLUMN texts_id TEXT",
+        _REASON_TEXTS,
+        _unknown_table("{real}"),
+        "CREATE INDEX IF NOT EXISTS hangups_instance_ts ON hangups (instance, ts)",
+        "CREATE INDEX IF NOT EXISTS hangups_category_ts ON hangups (category, ts)",
+        "DROP INDEX IF EXISTS hangups_match_kind",
+        "DROP INDEX IF EXISTS hangups_uniqueid",
+        "INSERT INTO unknown_seen SELECT CAST(ts / 86400 AS INTEGER), COALESCE(instance, ''), COALESCE(trunk, ''), "
+        "COALESCE(catalog, ''), COALESCE(code, ''), COALESCE(phrase, ''), COALESCE(match_kind, ''), "
+        "COALESCE(matched, ''), COALESCE(category, ''), COALESCE(retry, ''), COALESCE(texts_id, ''), COUNT(*), MAX(ts) "
+        "FROM hangups WHERE match_kind IN ('class', 'none') OR category = 'unknown' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, "
+        "9, 10, 11",
+        f"CREATE TRIGGER IF NOT EXISTS hangups_unknown AFTER INSERT ON hangups WHEN {_UNKNOWN_WHEN} BEGIN "
+        f"{_unknown_upsert('CAST(NEW.ts / 86400 AS INTEGER)', 'MAX')}; END",
+    ), postgres=(
+        # One table per UTC day (`day` = floor(ts / 86400)): retention drops whole days, queries over a window read
+        # only its days. The rows of the unpartitioned table move over once.
+        "ALTER SEQUENCE hangups_id_seq OWNED BY NONE",
+        "ALTER TABLE hangups RENAME TO hangups_v3",
+        "ALTER INDEX hangups_pkey RENAME TO hangups_v3_pkey",
+        "ALTER INDEX hangups_rid_key RENAME TO hangups_v3_rid_key",
+        *(f"DROP INDEX IF EXISTS {name}" for name in ("hangups_ts", "hangups_linkedid", "hangups_trunk_ts",
+                                                       "hangups_uniqueid", "hangups_match_kind")),
+        "ALTER TABLE hangups_v3 ADD COLUMN instance TEXT",
+        "ALTER TABLE hangups_v3 ADD COLUMN texts_id TEXT",
+        _PG_PARTITIONED,
+        "ALTER SEQUENCE hangups_id_seq OWNED BY hangups.id",
+        "CREATE INDEX hangups_id ON hangups (id)",
+        "CREATE INDEX hangups_ts ON hangups (ts)",
+        "CREATE INDEX hangups_linkedid ON hangups (linkedid)",
+        "CREATE INDEX hangups_trunk_ts ON hangups (trunk, ts)",
+        "CREATE INDEX hangups_instance_ts ON hangups (instance, ts)",
+        "CREATE INDEX hangups_category_ts ON hangups (category, ts)",
+        _REASON_TEXTS.format(real="DOUBLE PRECISION"),
+        _unknown_table("DOUBLE PRECISION"),
+        "CREATE OR REPLACE FUNCTION pbx_codes_count_unknown() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+        + _unknown_upsert("NEW.day", "GREATEST") + "; RETURN NULL; END $fn$",
+        "CREATE OR REPLACE TRIGGER hangups_unknown AFTER INSERT ON hangups FOR EACH ROW WHEN ("
+        + _UNKNOWN_WHEN + ") EXECUTE FUNCTION pbx_codes_count_unknown()",
+        "DO $do$ DECLARE d INTEGER; BEGIN FOR d IN SELECT DISTINCT CAST(FLOOR(ts / 86400) AS INTEGER) FROM hangups_v3 "
+        "LOOP EXECUTE format('CREATE TABLE %I PARTITION OF hangups FOR VALUES FROM (%s) TO (%s)', "
+        "'hangups_' || to_char(to_timestamp(d * 86400.0) AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + 1); END LOOP; END $do$",
+        f"INSERT INTO hangups (id, {_PG_DATA_COLUMNS}, day) SELECT id, {_PG_DATA_COLUMNS}, "
+        "CAST(FLOOR(ts / 86400) AS INTEGER) FROM hangups_v3",
+        "DROP TABLE hangups_v3",
+    )),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def partition_name(day: int) -> str:
+    """`hangups_20261201`: the PostgreSQL table holding one UTC day's rows."""
+    return "hangups_" + time.strftime("%Y%m%d", time.gmtime(day * DAY))
+
+
+def texts_key(catalog: str | None, matched: str | None, lang: str | None, uk: str | None, ru: str | None,
+              en: str | None) -> str | None:
+    """The id of one answer's texts (`reason_texts`): the same texts from the same catalog entry share one id, and
+    a catalog whose texts change gets a new one (old rows keep the words they were shown with)."""
+    if not (uk or ru or en):
+        return None
+    key = "\x1f".join(v or "" for v in (catalog, matched, lang, uk, ru, en))
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def stored_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The row as it goes into `hangups`: with a `texts_id`, the texts stay in `reason_texts` only."""
+    if not row.get("texts_id"):
+        return tuple(row[name] for name in COLUMNS)
+    return tuple(None if name in TEXT_COLUMNS else row[name] for name in COLUMNS)
+
+
+def reason_texts(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The distinct `reason_texts` records of these rows (texts_id, catalog, matched, original_lang, uk, ru, en)."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        tid = row.get("texts_id")
+        if tid and tid not in found:
+            found[tid] = (tid, row.get("catalog"), row.get("matched"), row.get("original_lang"),
+                          row.get("text_uk"), row.get("text_ru"), row.get("text_en"))
+    return list(found.values())
 
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, " \
                        "applied_at {real} NOT NULL)"
@@ -161,8 +285,25 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
         "text_en": t(texts.get("en")),
         "outcome": obs.outcome.value if obs.outcome else None, "attempt": obs.attempt, "pbx_cause": t(obs.pbx_cause),
         "started_at": obs.started_at, "progress_at": obs.progress_at, "answered_at": obs.answered_at,
-        "ended_at": obs.ended_at,
+        "ended_at": obs.ended_at, "instance": t(obs.instance),
+        "texts_id": _texts_id(res),
     }
+
+
+_TEXT_IDS: dict[int, tuple[Any, str | None]] = {}
+
+
+def _texts_id(res: Any) -> str | None:
+    """`texts_key` of a resolution, remembered per resolution object (resolutions are cached and shared)."""
+    found = _TEXT_IDS.get(id(res))
+    if found is not None and found[0] is res:
+        return found[1]
+    t = res.texts
+    tid = texts_key(res.catalog, res.matched, res.original_lang, t.get("uk"), t.get("ru"), t.get("en"))
+    if len(_TEXT_IDS) > 4096:
+        _TEXT_IDS.clear()
+    _TEXT_IDS[id(res)] = (res, tid)
+    return tid
 
 
 def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -177,7 +318,11 @@ def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, 
                 value = data.get(name)
         else:
             value = data.get(name)
-        if name == "rid":
+        if name == "texts_id":
+            value = clean_text(value) or texts_key(data.get("catalog"), data.get("matched"),
+                                                   data.get("original_lang"), row.get("text_uk"),
+                                                   row.get("text_ru"), row.get("text_en"))
+        elif name == "rid":
             value = str(value) if value else (
                 row_identity(data.get("pbx"), leg_id=data.get("uniqueid"), call_id=data.get("linkedid"),
                              channel=data.get("channel"), attempt=data.get("attempt")) or uuid.uuid4().hex)
@@ -214,7 +359,8 @@ def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
 INSERT_COLUMNS = ", ".join(COLUMNS)
 SELECT_COLUMNS = INSERT_COLUMNS
 
-__all__ = ["COLUMNS", "IDENTITY_FIELDS", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
+__all__ = ["COLUMNS", "DAY", "IDENTITY_FIELDS", "TEXT_COLUMNS", "partition_name", "reason_texts", "stored_values",
+           "texts_key", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
            "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_identity", "row_values"]
 
 

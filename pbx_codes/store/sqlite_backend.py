@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from pbx_codes.store.schema import (INSERT_COLUMNS, SCHEMA_VERSION_TABLE, SQLITE, COLUMNS, pending_migrations,
-                                    row_values)
+                                    reason_texts, stored_values)
 
 T = TypeVar("T")
 _INSERT = f"INSERT INTO hangups ({INSERT_COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS)}) " \
           "ON CONFLICT (rid) DO NOTHING"
+_INSERT_TEXTS = "INSERT INTO reason_texts (texts_id, catalog, matched, original_lang, uk, ru, en, first_seen) " \
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (texts_id) DO NOTHING"
 
 
 class SqliteBackend:
@@ -29,6 +31,7 @@ class SqliteBackend:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbx-codes-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._texts_known: set[str] = set()  # texts ids this process has stored (the table only grows)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -68,15 +71,19 @@ class SqliteBackend:
 
     def _insert(self, rows: Sequence[dict[str, Any]]) -> int:
         conn = self._connection()
-        before = conn.total_changes
+        texts = [t for t in reason_texts(rows) if t[0] not in self._texts_known]
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT, [row_values(r) for r in rows])
+            if texts:
+                now = time.time()
+                conn.executemany(_INSERT_TEXTS, [(*t, now) for t in texts])
+            added = conn.executemany(_INSERT, [stored_values(r) for r in rows]).rowcount  # trigger rows not counted
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return conn.total_changes - before
+        self._texts_known.update(t[0] for t in texts)
+        return max(added, 0)
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> int:
         """Write rows in one transaction; rows whose `rid` is already stored are skipped. Returns rows added."""

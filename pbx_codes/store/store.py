@@ -135,6 +135,7 @@ class Store:
         self._tasks: list[asyncio.Task[Any]] = []
         self._bus: AnnotationBus | None = None
         self._sub: Subscription | None = None
+        self._texts: dict[str, dict[str, str]] = {}
 
     def explain(self, exc: BaseException) -> str:
         """A database error as one line for a log or a message: the one place it is redacted (no password piece,
@@ -235,8 +236,16 @@ class Store:
         if not self.settings.retention_days:
             return 0
         now = time.time() if now is None else now
-        sql, params = queries.older_than(now - float(self.settings.retention_days) * 86400)
+        cutoff = now - float(self.settings.retention_days) * 86400
+        retire = getattr(self.backend, "retire", None)
+        if retire is not None:  # PostgreSQL: whole days' partitions dropped, no row read
+            days = await retire(cutoff)
+            if days:
+                log.info("store: retention dropped %d day(s) older than %s days", days, self.settings.retention_days)
+            return days
+        sql, params = queries.older_than(cutoff)
         deleted = await self.backend.execute(sql, params)
+        await self.backend.execute(*queries.unknown_older_than(cutoff))
         if deleted:
             log.info("store: retention removed %d rows older than %s days", deleted, self.settings.retention_days)
         return deleted
@@ -255,32 +264,54 @@ class Store:
         sql, params = query
         return await self.backend.fetch(sql, params)
 
+    async def texts_of(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The texts of these answers (`reason_texts`), read once per process and kept: the table only grows."""
+        missing = sorted({i for i in ids if i and i not in self._texts})
+        for start in range(0, len(missing), 500):
+            for tid, uk, ru, en in await self._fetch(queries.texts(missing[start:start + 500])):
+                if len(self._texts) > 100_000:
+                    self._texts.clear()
+                self._texts[tid] = {k: v for k, v in (("uk", uk), ("ru", ru), ("en", en)) if v}
+        return {i: self._texts.get(i, {}) for i in ids if i}
+
+    async def with_texts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows whose texts live in `reason_texts` get them back, in the shape `Annotation.to_dict()` has."""
+        found = await self.texts_of([r["texts_id"] for r in rows if r.get("texts_id") and not r.get("texts")])
+        for row in rows:
+            if not row.get("texts") and row.get("texts_id"):
+                row["texts"] = dict(found.get(row["texts_id"], {}))
+        return rows
+
     async def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
-                     category: str | None = None, code: str | None = None, search: str | None = None
-                     ) -> list[dict[str, Any]]:
+                     category: str | None = None, code: str | None = None, search: str | None = None,
+                     instance: str | None = None) -> list[dict[str, Any]]:
         """Newest first; `search` matches part of a call id, a leg id or a number."""
-        return queries.rows(await self._fetch(queries.recent(limit=limit, pbx=pbx, trunk=trunk, category=category,
-                                                             code=code, search=search)))
+        return await self.with_texts(queries.rows(await self._fetch(queries.recent(
+            limit=limit, pbx=pbx, trunk=trunk, category=category, code=code, search=search, instance=instance,
+            now=time.time()))))
 
     async def call(self, linkedid: str) -> list[dict[str, Any]]:
         """Every stored leg of one call, oldest first."""
-        return queries.rows(await self._fetch(queries.call(linkedid)))
+        return await self.with_texts(queries.rows(await self._fetch(queries.call(linkedid))))
 
-    async def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None
-                            ) -> dict[str, Any]:
+    async def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None,
+                            instance: str | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
-        records = await self._fetch(queries.window_counts(windows, now))
+        records = await self._fetch(queries.window_counts(windows, now, instance))
         return queries.shape_window_counts(windows, records)
 
-    async def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None
-                                  ) -> list[dict[str, Any]]:
+    async def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None,
+                                  instance: str | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
-        records = await self._fetch(queries.failure_rate_series(self.dialect, bucket, buckets, now))
+        records = await self._fetch(queries.failure_rate_series(self.dialect, bucket, buckets, now, instance))
         return queries.shape_series(bucket, buckets, now, records)
 
-    async def unknown_codes(self, trunk: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+    async def unknown_codes(self, trunk: str | None = None, since: float | None = None,
+                            instance: str | None = None) -> list[dict[str, Any]]:
         """Codes read by class or by nothing: trunk, catalog, code, phrase, count, last_seen and the fallback."""
-        return queries.shape_unknown(await self._fetch(queries.unknown_codes(trunk, since)))
+        records = await self._fetch(queries.unknown_codes(trunk, since, instance, now=time.time()))
+        found = await self.texts_of([r[8] for r in records if r[8]])
+        return queries.shape_unknown(records, found.get)
 
     async def export_unknown(self, trunk: str | None = None, *, code_space: str = "sip",
                              catalog_id: str | None = None) -> str:
