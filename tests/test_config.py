@@ -62,6 +62,7 @@ def test_shipped_example_config_is_accepted_by_every_part(monkeypatch: pytest.Mo
     assert ami_settings(config.asterisk["ami"]).port == 5038
     assert parse_console_settings(config.console).port == 8088
     assert parse_store_settings(config.store).url.startswith("sqlite:///")
-    assert [parse_rule(a, i).category for i, a in enumerate(config.alerts)] == ["capacity", "billing"]
+    assert [(r.category, r.measure) for r in (parse_rule(a, i) for i, a in enumerate(config.alerts))] == [
+        ("capacity", None), ("billing", None), ("*", "ner")]
     monkeypatch.setenv("PBX_CODES_ESL_PASSWORD", "x")
     assert client_config(config.freeswitch).port == 8021
