@@ -40,12 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="colour lines by category (auto: only on a terminal)")
     p.add_argument("--count", type=int, metavar="N", help="stop after N hangups")
     p.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    p.add_argument("--instance", metavar="NAME", help="only this agent's hangups (a fleet's central console)")
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("stats", help="print a running console's hangup counts over 1/5/15 minutes")
     _add_connection_options(p)
     p.add_argument("--json", action="store_true", help="print the console's JSON as it is")
+    p.add_argument("--instance", metavar="NAME", help="only this agent's counts (a fleet's central console)")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("console", help="run the console alone over a store a fleet of agents shares (live feed of "
+                                       "every agent)")
+    p.add_argument("--store", metavar="URL", help="the shared store: postgresql://… (or sqlite:///…, polled); "
+                                                  "default: [store] url")
+    p.add_argument("--listen", metavar="HOST:PORT", help="console address (default [console] listen or "
+                                                         "127.0.0.1:8088)")
+    p.add_argument("--config", metavar="FILE", help="pbx-codes.toml ([console], [store], [quality], [[alerts]])")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the feed checks for rows no notification announced (default 2)")
+    p.set_defaults(func=cmd_console)
 
 
 def _add_connection_options(p: argparse.ArgumentParser) -> None:
@@ -118,7 +131,8 @@ def format_hangup(event: Mapping[str, Any], lang: str = "en", colour: bool = Fal
     stamp = time.strftime("%H:%M:%S", time.localtime(when)) if isinstance(when, (int, float)) else "--:--:--"
     texts = event.get("texts") or {}
     category = terminal_safe(event.get("category") or "unknown")
-    parts = [stamp, terminal_safe(event.get("pbx") or "-"), terminal_safe(event.get("trunk") or "-"),
+    parts = [stamp, *([terminal_safe(event["instance"])] if event.get("instance") else []),
+             terminal_safe(event.get("pbx") or "-"), terminal_safe(event.get("trunk") or "-"),
              terminal_safe(event.get("number") or "-"), terminal_safe(event.get("code") or event.get("sip") or "-")]
     if event.get("phrase"):
         parts.append(f'"{terminal_safe(event["phrase"])}"')
@@ -209,6 +223,37 @@ def _open(args: argparse.Namespace, path: str, accept: str, timeout: float | Non
         raise CliError(f"console at {base} cannot be reached: {reason}") from None
 
 
+def _scoped(path: str, args: argparse.Namespace) -> str:
+    name = getattr(args, "instance", None)
+    return f"{path}?{urllib.parse.urlencode({'instance': name})}" if name else path
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """The central console: no listener, the store's rows as the live feed."""
+    import asyncio
+    import logging
+
+    from pbx_codes.cli.common import config_from
+    from pbx_codes.console.central import run_central
+
+    config = config_from(args)
+    url = args.store or (config.store or {}).get("url")
+    if not url:
+        raise CliError("console: give --store URL (or [store] url in the configuration)")
+    if args.poll <= 0:
+        raise CliError("--poll must be a positive number of seconds")
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger("pbx_codes").setLevel(logging.INFO)
+    try:
+        asyncio.run(run_central(config, url, listen=args.listen, poll_interval=args.poll))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError) as exc:
+        from pbx_codes.store.dsn import redact
+        raise CliError(redact(str(exc), url)) from None
+    return EXIT_OK
+
+
 def _use_colour(choice: str, out: TextIO) -> bool:
     if choice != "auto":
         return choice == "always"
@@ -222,7 +267,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise CliError("--count must be at least 1")
     seen = 0
     # the connect timeout also bounds the wait between bytes; keep-alives come every 15 s, so allow more
-    with _open(args, "/events", "text/event-stream", timeout=max(args.timeout, 60.0)) as response:
+    with _open(args, _scoped("/events", args), "text/event-stream", timeout=max(args.timeout, 60.0)) as response:
         lines = (raw.decode("utf-8", "replace") for raw in response)
         for name, data in read_events(lines):
             if args.json:
@@ -241,7 +286,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_stats(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    with _open(args, "/api/stats", "application/json", timeout=args.timeout) as response:
+    with _open(args, _scoped("/api/stats", args), "application/json", timeout=args.timeout) as response:
         try:
             stats = json.loads(response.read().decode("utf-8"))
         except ValueError:

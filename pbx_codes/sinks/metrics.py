@@ -137,10 +137,12 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # `pbx_instance`: the agent of a fleet that saw the leg (`instance` in pbx-codes.toml); not `instance`,
+        # which Prometheus gives every scraped target itself.
         self.hangups = Counter("pbx_codes_hangups", "Annotated hangups by reason",
-                               ["pbx", "trunk", "catalog", "category", "code"], registry=r)
+                               ["pbx_instance", "pbx", "trunk", "catalog", "category", "code"], registry=r)
         self.unknown_codes = Counter("pbx_codes_unknown_codes", "Hangups whose code no catalog knew exactly",
-                                     ["pbx", "trunk", "catalog", "code"], registry=r)
+                                     ["pbx_instance", "pbx", "trunk", "catalog", "code"], registry=r)
         self.connected = Gauge("pbx_codes_listener_connected", "1 while the listener's PBX connection is up",
                                ["pbx"], registry=r)
         self.reconnects = Counter("pbx_codes_listener_reconnects", "Times a listener connected again after a loss",
@@ -177,10 +179,11 @@ class Metrics:
         """Count one annotation (the consumer task calls this for every annotation on the bus)."""
         obs = annotation.observation
         pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(annotation.catalog)
-        code = _label(annotation.code)
-        self.hangups.labels(*self._bounded("hangups", (pbx, trunk, catalog, annotation.category.value, code), 4)).inc()
+        code, instance = _label(annotation.code), _label(obs.instance)
+        self.hangups.labels(*self._bounded("hangups", (instance, pbx, trunk, catalog, annotation.category.value,
+                                                       code), 5)).inc()
         if annotation.match_kind in ("class", "none"):
-            self.unknown_codes.labels(*self._bounded("unknown", (pbx, trunk, catalog, code), 3)).inc()
+            self.unknown_codes.labels(*self._bounded("unknown", (instance, pbx, trunk, catalog, code), 4)).inc()
         if obs.timestamp is not None:
             now = time.time() if now is None else now
             self.latency.labels(pbx).observe(max(0.0, now - obs.timestamp))

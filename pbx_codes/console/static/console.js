@@ -13,7 +13,7 @@
     lang: document.body.dataset.lang || "en",
     events: [],        // newest first
     alerts: [],        // newest first
-    seen: { pbx: new Set(), trunk: new Set() },
+    seen: { instance: new Set(), pbx: new Set(), trunk: new Set() },
     selected: null,    // linkedid shown in the detail panel
   };
 
@@ -38,6 +38,11 @@
     const cat = CATEGORIES.has(category) ? category : "unknown";
     return el("span", "badge cat-" + cat, category || "unknown");
   }
+  // Counts, failure rate and unknown codes of the chosen agent of a fleet, or of every agent.
+  function scope() {
+    const name = String(new FormData(form).get("instance") || "").trim();
+    return name ? "?instance=" + encodeURIComponent(name) : "";
+  }
   async function getJSON(path) {
     const response = await fetch(path, { credentials: "same-origin", headers: { "Accept": "application/json" } });
     if (!response.ok) throw new Error(path + ": " + response.status);
@@ -49,13 +54,14 @@
   function filters() {
     const data = new FormData(form);
     const f = {};
-    for (const key of ["pbx", "trunk", "category", "code", "search"]) f[key] = String(data.get(key) || "").trim();
+    for (const key of ["instance", "pbx", "trunk", "category", "code", "search"]) f[key] = String(data.get(key) || "").trim();
     return f;
   }
   // Answered calls come in too (they are the failure rate's denominator); the feed shows them only when asked.
   const SUCCESS = new Set(["ok", "pending"]);
   function matches(ev, f) {
     if (!f.category && SUCCESS.has(ev.category)) return false;
+    if (f.instance && ev.instance !== f.instance) return false;
     if (f.pbx && ev.pbx !== f.pbx) return false;
     if (f.trunk && ev.trunk !== f.trunk) return false;
     if (f.category && ev.category !== f.category) return false;
@@ -87,6 +93,7 @@
     tr.dataset.linkedid = ev.linkedid || "";
     if (state.selected && ev.linkedid === state.selected) tr.classList.add("selected");
     tr.appendChild(el("td", "time", fmtTime(ev.time)));
+    tr.appendChild(el("td", "instance", ev.instance || ""));
     tr.appendChild(el("td", "pbx", ev.pbx || ""));
     tr.appendChild(el("td", "trunk", ev.trunk || ""));
     tr.appendChild(el("td", "number", ev.number || ""));
@@ -115,6 +122,7 @@
   function addEvent(ev, live) {
     state.events.unshift(ev);
     if (state.events.length > MAX_ROWS) state.events.length = MAX_ROWS;
+    remember("instance", ev.instance);
     remember("pbx", ev.pbx);
     remember("trunk", ev.trunk);
     if (!live) return;
@@ -129,7 +137,7 @@
   }
 
   // ---- call detail ----------------------------------------------------------------------------------------
-  const LEG_FIELDS = [["Leg", "uniqueid"], ["Channel", "channel"], ["PBX", "pbx"], ["Trunk", "trunk"],
+  const LEG_FIELDS = [["Leg", "uniqueid"], ["Channel", "channel"], ["Instance", "instance"], ["PBX", "pbx"], ["Trunk", "trunk"],
     ["Number", "number"], ["Code", "code"], ["Phrase", "phrase"], ["SIP", "sip"], ["Q.850", "q850"],
     ["Catalog", "catalog"], ["Retry", "retry"], ["Fault", "fault"], ["Hung up by", "hangup_by"]];
   async function showCall(linkedid) {
@@ -257,7 +265,7 @@
   }
   async function refreshStats() {
     try {
-      const stats = await getJSON("/api/stats");
+      const stats = await getJSON("/api/stats" + scope());
       countsTable("stats-trunk", stats.by_trunk || {}, "trunk");
       countsTable("stats-category", stats.by_category || {}, "category");
       drawChart(stats.failure_rate || []);
@@ -280,7 +288,7 @@
   // ---- unknown codes --------------------------------------------------------------------------------------
   async function refreshUnknown() {
     let data;
-    try { data = await getJSON("/api/unknown"); } catch (err) { return; }
+    try { data = await getJSON("/api/unknown" + scope()); } catch (err) { return; }
     const body = $("unknown").tBodies[0];
     clear(body);
     for (const u of data.items || []) {
@@ -308,6 +316,7 @@
   });
   form.addEventListener("input", renderFeed);
   form.addEventListener("change", renderFeed);
+  form.elements.instance.addEventListener("change", () => { scheduleStats(); });
   form.addEventListener("submit", (e) => e.preventDefault());
   form.addEventListener("reset", () => setTimeout(renderFeed, 0));
 
