@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 #: C0 controls, DEL, C1 controls, the Unicode line/paragraph separators and the bidirectional controls.
 _LINE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _FORMAT_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _FORMULA_START = frozenset("=+-@\t\r")
@@ -37,7 +36,7 @@ class Profile:
     """What one destination needs of untrusted text."""
 
     name: str
-    unsafe: str = "line"           # line: controls, separators, bidi | nonprintable: not str.isprintable() or bidi
+    unsafe: str = "line"           # line: controls, separators, bidi | nonprintable: not str.isprintable() (bidi is not)
     #                                format: categories Cc, Cf, Zl, Zp, Cs (controls, format, separators, surrogates)
     replacement: str = " "         # what an unsafe character becomes; "escape": its escape sequence
     collapse: bool = False         # runs of whitespace become one space
@@ -73,16 +72,16 @@ def _escape(ch: str) -> str:
     if ch in _ESCAPES:
         return _ESCAPES[ch]
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _neutralise(text: str, profile: Profile) -> str:
     if profile.unsafe == "line":
         return _LINE_UNSAFE.sub(profile.replacement, text)
-    if text.isprintable() and not any(ch in _BIDI for ch in text):
+    if text.isprintable():           # no control, format (bidi included) or separator character: the usual case
         return text
     if profile.unsafe == "nonprintable":
-        unsafe = [not ch.isprintable() or ch in _BIDI for ch in text]
+        unsafe = [not ch.isprintable() for ch in text]
     else:
         unsafe = [unicodedata.category(ch) in _FORMAT_CATEGORIES for ch in text]
     if profile.replacement == "escape":
