@@ -264,6 +264,25 @@ async def test_fastagi_keeps_annotating_while_ami_is_down_and_ami_comes_back(
 
 
 @pytest.mark.asyncio
+async def test_an_attempt_that_created_no_leg_reaches_the_bus_through_fastagi_while_ami_is_on(
+        harness: Harness) -> None:
+    await harness.session(1)
+    # Qualify marked the trunk down: Dial created no channel, so AMI has no event of it; the dialplan says so by
+    # passing an empty leg.
+    own = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
+                          "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", ""))
+    request = agi_request("annotate", "", "CHANUNAVAIL", "lifecell", "trunk", channel=A_LEG,
+                          uniqueid="1795422912.12", linkedid="1795422912.12")
+    commands = await asterisk_agi_call(harness.agi_port, request,
+                                       {own: SEPARATOR.join(("", "CHANUNAVAIL", A_LEG, "", "34", "", "", ""))})
+    written = {words[2]: words[3] for words in commands if words[:2] == ["SET", "VARIABLE"]}
+    assert (written["CDR(pbx_outcome)"], written["CDR(pbx_category)"], written["CDR(pbx_retry)"]) == (
+        "unreachable", "network", "failover")
+    (annotation,) = harness.bus.annotations
+    assert (annotation.observation.channel, annotation.observation.call_id) == (None, "1795422912.12")
+
+
+@pytest.mark.asyncio
 async def test_a_refused_login_keeps_fastagi_answering_and_never_reveals_the_secret(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
