@@ -36,8 +36,8 @@ class Profile:
     """What one destination needs of untrusted text."""
 
     name: str
-    unsafe: str = "line"           # line: controls, separators, bidi | nonprintable: not str.isprintable() (bidi is not)
-    #                                format: categories Cc, Cf, Zl, Zp, Cs (controls, format, separators, surrogates)
+    unsafe: str = "line"           # line: controls, separators, bidi | nonprintable: not str.isprintable()
+    #                                (bidi is not) | format: categories Cc, Cf, Zl, Zp, Cs
     replacement: str = " "         # what an unsafe character becomes; "escape": its escape sequence
     collapse: bool = False         # runs of whitespace become one space
     strip: bool = True             # no space at either end

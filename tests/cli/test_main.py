@@ -118,7 +118,8 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     files["deep_toml"].write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
     files["huge_int"].write_text("id = " + "7" * 5000 + "\n")
     files["not_utf8"].write_bytes(b'id = "\xff\xfe"\n')
-    files["bad_csv"].write_text('"uniqueid","disposition","pbx_rawcause"\n"1","BUSY","SIP 486 Busy\n"2","A","B","C"\n=x\n')
+    files["bad_csv"].write_text('"uniqueid","disposition","pbx_rawcause"\n"1","BUSY","SIP 486 Busy\n'
+                                '"2","A","B","C"\n=x\n')
     files["fake_db"].write_bytes(b"SQLite format 2\x00" + os.urandom(2000))
     files["json"].write_text('{"variables": [1, 2, {"a": ')
     paths = {k: str(v) for k, v in files.items()}

@@ -35,7 +35,8 @@ def test_a_message_libpq_gives_for_an_unreadable_url_keeps_the_password_out(url:
 @pytest.mark.parametrize("url, shown", [
     ("postgresql://u:pa#ss@db.example/cdr", "postgresql://u:***@db.example/cdr"),
     ("postgresql://u:pa?ss@db.example/cdr", "postgresql://u:***@db.example/cdr"),
-    ("postgresql://u:pa?s#s@db.example:5432/cdr?sslmode=disable", "postgresql://u:***@db.example:5432/cdr?sslmode=disable"),
+    ("postgresql://u:pa?s#s@db.example:5432/cdr?sslmode=disable",
+     "postgresql://u:***@db.example:5432/cdr?sslmode=disable"),
     ("postgresql://u:p@ss@db.example/cdr", "postgresql://u:***@db.example/cdr"),
     ("postgresql://u:pa/ss@db.example/cdr", "postgresql://u:***@db.example/cdr"),
     ("postgresql://h/db?password=a#b&sslmode=disable", "postgresql://h/db?password=***&sslmode=disable"),
