@@ -9,12 +9,18 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
 - ``DialEnd`` on the A-leg carries ``DialStatus`` (BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, CANCEL, ANSWER ...).
 - The carrier's reason phrase is in no event: only ``HANGUPCAUSE(<B-leg>,tech)`` (``SIP 409 Not enough money``),
   readable by AMI ``Getvar`` on the A-leg while the A-leg lives. The observer cannot do I/O, so it queues a
-  `PhraseFetch` (`take_fetches`) and waits for `on_phrase`; the A-leg's own ``Hangup`` ends the wait.
+  `PhraseFetch` (`take_fetches`) and waits for `on_phrase` (in a replay, the A-leg's own ``Hangup`` ends the wait;
+  the live listener always answers, "" meaning Asterisk holds no status line for the leg).
+- ``DialState`` (RINGING, PROGRESS) says the leg was alerted: a dial timeout after it is a ring timeout.
+- How the leg ended (code, Q.850 cause, `Outcome`, certainty, who hung up) is decided by
+  `pbx_codes.observers.asterisk_outcome.decide`, the table the FastAGI path uses too.
 - When the caller cancels, the B-leg never gets a ``HangupRequest``; its ``Hangup`` says TechCause 500 (Asterisk's
   own) and ``HANGUPCAUSE(..,tech)`` holds the last provisional (``SIP 180 Ringing``). The leg is reported as SIP
   487 (what the CANCEL produces), hung up by the caller, and the provisional is never taken as the phrase.
 - On the A-leg, ``TechCause`` is what Asterisk sent to the caller, not the carrier's answer: A-legs are not reported.
-- An answered leg that ends normally (DialStatus ANSWER, cause 16) is not a failure and is not reported.
+- An answered leg that ends normally (DialStatus ANSWER, cause 16) is not a failure: it is reported only with
+  ``report_answered`` (the live listener), as ``200``/answered with who hung up.
+- Each dialed leg of one calling channel is an attempt, numbered in order (failover).
 - ``Local/`` channels are Asterisk's own plumbing (Originate, queues): the real dialed leg behind them is reported.
 """
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
-from pbx_codes.observers.asterisk_outcome import PHRASE_MAX_BYTES, LegFacts, decide, parse_tech_cause
+from pbx_codes.observers.asterisk_outcome import LegFacts, decide, parse_tech_cause
 from pbx_codes.protocols import safe_value, small_int
 from pbx_codes.protocols.ami import AmiParser, Event, Response
 
