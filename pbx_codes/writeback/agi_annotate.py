@@ -10,28 +10,29 @@ The contract with the shipped dialplan (``asterisk/extensions_pbx_codes.conf``) 
 
 ``name=value`` arguments and URL parameters (``bleg=``, ``catalog=``, ``trunk=``, ``lang=``) win over the
 positional ones, so a hand-written dialplan can name only what it knows; a bare ``AGI(.../annotate)`` works too
-(the dialed leg is then the one ``${HANGUPCAUSE_KEYS()}`` names). What is read from the channel, in one
-``GET FULL VARIABLE`` round trip when there is one dialed leg (one more per leg when there are several):
+(the dialed leg is then the one ``${HANGUPCAUSE_KEYS()}`` names, else the CDR's ``dstchannel``). An empty leg
+argument means Dial created no leg (qualify said Unavailable): the attempt is ``unreachable``. What is read:
 
-- ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``): the carrier's code and its own phrase, read here
-  rather than from the dialplan's ``PBX_CODES_RAWCAUSE`` copy so that a dialplan without it works the same;
-- the dialed leg's Q.850 cause: ``${HANGUPCAUSE(<bleg>,ast)}`` when the leg is named positionally (Asterisk
-  answers with the cause's description, ``Temporary failure``, mapped back to 41 by `asterisk_cause_q850`), else the
-  calling channel's own ``${HANGUPCAUSE}``, which for a failed Dial is Asterisk's translation of DIALSTATUS;
-- ``${DIALSTATUS}``, ``${CHANNEL(hangupsource)}`` and ``${PBX_CODES_CATALOG}``.
+- one ``GET FULL VARIABLE`` for the calling channel's own values: ``${HANGUPCAUSE_KEYS()}``, ``${DIALSTATUS}``,
+  ``${CHANNEL(hangupsource)}``, ``${PBX_CODES_CATALOG}``, ``${HANGUPCAUSE}`` and the attempts so far;
+- one more, only for a leg the keys list (for any other Asterisk logs a WARNING): ``${HANGUPCAUSE(<bleg>,ast)}``,
+  the leg's Q.850 cause (as its description, ``Temporary failure``, mapped back to 41 by `asterisk_cause_q850`),
+  and ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``), the carrier's code and its own phrase, read
+  here rather than from the dialplan's ``PBX_CODES_RAWCAUSE`` copy so that a dialplan without it works the same.
 
-The catalog is the first one the resolver knows among: the ``catalog=`` parameter, the positional catalog (the
-dialplan's choice: the calling channel's ``PBX_CODES_CATALOG``, else the trunk endpoint's, else the trunk name),
-``${PBX_CODES_CATALOG}`` and the configured default; when none is known the resolver's trunk bindings decide.
+`pbx_codes.observers.asterisk_outcome.decide`, the table the AMI listener uses too, turns them into the code and
+how the attempt ended. The catalog is the first one the resolver knows among: the ``catalog=`` parameter, the
+positional catalog (the dialplan's choice: the calling channel's ``PBX_CODES_CATALOG``, else the trunk endpoint's,
+else the trunk name), ``${PBX_CODES_CATALOG}`` and the configured default; when none is known the resolver's trunk
+bindings decide.
 
-It then sets ``CDR(pbx_catalog)``, ``CDR(pbx_code)``, ``CDR(pbx_phrase)``, ``CDR(pbx_category)``,
-``CDR(pbx_retry)``, ``CDR(pbx_reason)``, ``CDR(pbx_q850)``, ``CDR(pbx_exact)``. A cancelled call is written as
-487 (the leg's last tech cause is only a provisional), an answered one as 200 (category ``ok``). Every value is one
-line of at most `max_bytes` UTF-8 bytes (`safe_value`) and quoted by `build_command`, so a carrier's phrase cannot
-add a command. Commands go one at a time: Asterisk does not read pipelined AGI commands reliably.
+It then sets ``CDR(x)`` for every name of `CDR_FIELDS` and ``CDR(pbx_attempts)``. Every value is one line of at
+most `max_bytes` UTF-8 bytes (`safe_value`) and quoted by `build_command`, so a carrier's phrase cannot add a
+command. Commands go one at a time: Asterisk does not read pipelined AGI commands reliably.
 
 ``lookup`` (``AGI(agi://127.0.0.1/lookup?code=503&phrase=...&catalog=lifecell)``) sets channel variables
-``pbx_category``, ``pbx_retry``, ``pbx_reason``, ... so a dialplan can branch on ``${pbx_retry}`` = failover.
+``pbx_category``, ``pbx_retry``, ``pbx_reason``, ... so a dialplan can branch on ``${pbx_retry}`` = failover;
+without ``code=`` it reads the attempt that just ended, as ``annotate`` does (the failover example).
 """
 from __future__ import annotations
 
