@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.model import Annotation, Category
 from pbx_codes.quality.classes import ClassTable, load_table
-from pbx_codes.quality.legs import leg_from_annotation
+from pbx_codes.quality import legs as quality_legs
 from pbx_codes.quality.measures import percentile
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.status import DOWN, UP, PartStatus, describe_error
@@ -308,20 +308,48 @@ class _MeasureWindow:
         return percentile(self.values, 50 if measure == "pdd_p50_ms" else 95, presorted=True)
 
 
-def _contribution(table: ClassTable, measure: str, leg: Any) -> tuple[int, int, float | None]:
+@dataclass(frozen=True, slots=True)
+class _Seizure:
+    """What the measure rules need of one seizure, worked out once per annotation."""
+
+    answered: bool
+    ner: bool
+    response: str
+    pdd: float | None
+    srd: float | None
+    duration: float | None
+
+
+def _seizure(table: ClassTable, annotation: Annotation) -> _Seizure | None:
+    """The seizure an annotation is, or None for a leg that is no attempt on a trunk (the caller's own leg)."""
+    obs, res = annotation.observation, annotation.resolution
+    if obs.attempt is None or not obs.trunk:
+        return None
+    category = res.category.value
+    outcome = obs.outcome.value if obs.outcome is not None else None
+    answered = quality_legs.is_answered(category, outcome)
+    started, progress, answer, end = obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at
+    return _Seizure(answered, table.classify(category).ner,
+                    "200" if answered else table.response(res.sip or obs.sip_code, outcome),
+                    quality_legs.pdd(started, progress, answer, answered),
+                    quality_legs.srd(started, progress, answer, end, answered, outcome, category),
+                    quality_legs.duration(answer, end, answered))
+
+
+def _contribution(measure: str, leg: _Seizure) -> tuple[int, int, float | None]:
     """What one seizure adds to a measure: (numerator, denominator, timed value)."""
     if measure == "asr":
         return int(leg.answered), 1, None
     if measure == "ner":
-        return int(table.classify(leg.category).ner), 1, None
-    response = "200" if leg.answered else table.response(leg.sip, leg.outcome)
+        return int(leg.ner), 1, None
+    response = leg.response
     if measure in ("ser", "seer"):
         if response == "redirect":
             return 0, 0, None
         return int(response == "200" or (measure == "seer" and response == "effective")), 1, None
     if measure == "isa":
         return int(response == "ineffective"), 1, None
-    seconds = leg.pdd() if measure.startswith("pdd") else leg.srd() if measure.startswith("srd") else leg.duration()
+    seconds = leg.pdd if measure.startswith("pdd") else leg.srd if measure.startswith("srd") else leg.duration
     if seconds is None:
         return 0, 0, None
     return 0, 0, seconds * 1000.0 if measure.endswith("_ms") else seconds
@@ -385,11 +413,12 @@ class AlertEngine:
             if trunk is None:
                 continue
             if rule.measure is not None:
-                leg = leg or leg_from_annotation(annotation)
-                if not leg.seizure:  # the caller's own leg is no attempt on the trunk
+                if leg is None:
+                    leg = _seizure(self.quality, annotation) or False
+                if not leg:  # the caller's own leg is no attempt on the trunk
                     continue
                 measured = self._windows.setdefault((index, trunk), _MeasureWindow())
-                measured.push(now, *_contribution(self.quality, rule.measure, leg))
+                measured.push(now, *_contribution(rule.measure, leg))
                 window = measured
             else:
                 window = self._windows.setdefault((index, trunk), _Window())
