@@ -57,6 +57,7 @@ class FeedStats:
     notified: int = 0
     published: int = 0
     recovered: int = 0  # rows the poll found that no notification brought
+    reads: int = 0  # announced ranges read
     listening: bool = False
 
 
@@ -159,6 +160,7 @@ class StoreFeed:
                     f"SELECT id, {_select()} FROM hangups WHERE id BETWEEN ? AND ?{self._day_clause()} ORDER BY id",
                     [max(first, self._floor + 1), last, *day_params])
                 await self._publish(records)
+                self.stats.reads += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the poll brings these rows once the store answers again
