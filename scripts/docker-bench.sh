@@ -212,13 +212,45 @@ cmd_call() {
         || log "the call did not end as the caller's scenario expected; looking for its CDR anyway"
     deadline=$((SECONDS + CDR_TIMEOUT))
     while :; do
-        record="$(docker exec "${caller}" sh -c 'cat /cdr/pbx_codes.json 2>/dev/null' \
-            | jq -c --arg src "${src}" 'select(.src == $src)' 2>/dev/null | tail -n 1 || true)"
+        record="$(docker exec "${caller}" sh -c 'cat /cdr/pbx_codes.json; echo "--- csv"; cat /cdr/pbx_codes.csv' \
+            2>/dev/null | cdr_record "${src}" || true)"
         [[ -n "${record}" ]] && break
         ((SECONDS < deadline)) || die "Asterisk wrote no CDR for the call from ${src} within ${CDR_TIMEOUT} s"
         sleep 0.2
     done
-    printf '%s\n' "${record}" | jq .
+    printf '%s\n' "${record}"
+}
+
+# The record of the call from SRC, as JSON: the line cdr_custom wrote to pbx_codes.json; when that line is not
+# valid JSON (Asterisk cuts a JSON record at 1 KB and does not escape "\"), the same record from pbx_codes.csv,
+# named by the fields of asterisk/cdr_custom.conf. Reads the JSON file, a "--- csv" line, the CSV file.
+cdr_record() {
+    local program
+    program="$(cat <<'PY'
+import csv, json, re, sys
+src, conf = sys.argv[1], open(sys.argv[2], encoding="utf-8").read()
+text = sys.stdin.read()
+json_part, _, csv_part = text.partition("--- csv\n")
+for line in json_part.splitlines():
+    if src in line:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        if row.get("src") == src:
+            print(json.dumps(row, ensure_ascii=False, indent=2))
+            sys.exit(0)
+fields = re.search(r"^\[pbx_codes\.csv\].*?^fields\s*=\s*(.*)$", conf, re.M | re.S).group(1)
+names = [f.strip().split("(")[0] for f in fields.split(",")]
+for values in csv.reader(csv_part.splitlines()):
+    row = dict(zip(names, values))
+    if row.get("src") == src:
+        print(json.dumps(row, ensure_ascii=False, indent=2))
+        sys.exit(0)
+sys.exit(1)
+PY
+)"
+    python3 -c "${program}" "$1" "${REPO_DIR}/asterisk/cdr_custom.conf"
 }
 
 main() {
