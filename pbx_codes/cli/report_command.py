@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="since", metavar="WHEN", help="start: ISO time (UTC if no zone) or epoch seconds")
     p.add_argument("--to", dest="until", metavar="WHEN", help="end (exclusive), like --from")
     p.add_argument("--trunk", help="only this trunk")
+    p.add_argument("--instance", metavar="NAME", help="only this agent's legs (a fleet's shared store)")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--json", action="store_true", help="one JSON object per trunk (same as --format json)")
     p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
@@ -65,7 +66,7 @@ def time_range(args: argparse.Namespace, default_last: str | None, now: float) -
     return since, until
 
 
-def _store_legs(url: str, since: float, until: float, trunk: str | None) -> list:
+def _store_legs(url: str, since: float, until: float, trunk: str | None, instance: str | None = None) -> list:
     from pbx_codes.quality.source import legs_in_range
     from pbx_codes.store import open_store
     from pbx_codes.store.store import StoreConfigError
@@ -82,7 +83,7 @@ def _store_legs(url: str, since: float, until: float, trunk: str | None) -> list
         except StoreConfigError as exc:
             raise CliError(str(exc)) from None
         try:
-            return await legs_in_range(store, max(since, 0.0), min(until, 1e12), trunk=trunk)
+            return await legs_in_range(store, max(since, 0.0), min(until, 1e12), trunk=trunk, instance=instance)
         except Exception as exc:  # an unreachable database is one line, never a traceback
             raise CliError(f"store {store.backend.describe()}: {exc}") from None
         finally:
@@ -110,7 +111,8 @@ def _cdr_legs(args: argparse.Namespace, resolver, since: float, until: float) ->
         raise CliError(f"cannot read the CDR files: {exc.strerror or exc}") from None
     if stats.malformed:
         sys.stderr.write(f"pbx-codes report: {stats.malformed} malformed row(s) skipped, {stats.rows} read\n")
-    return [leg for leg in legs if since <= leg.ts < until and (not args.trunk or leg.trunk == args.trunk)]
+    return [leg for leg in legs if since <= leg.ts < until and (not args.trunk or leg.trunk == args.trunk)
+            and (not args.instance or leg.instance == args.instance)]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -128,7 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         url = args.store or (config.store or {}).get("url")
         if not url:
             raise CliError("no store: give --store URL (or [store] url in the configuration), or --cdr FILE...")
-        legs = _store_legs(url, since, until, args.trunk)
+        legs = _store_legs(url, since, until, args.trunk, args.instance)
         origin = "the annotation store"
     results = build(legs, table, by=args.by)
     fmt = "json" if args.json else args.format

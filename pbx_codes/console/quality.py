@@ -58,7 +58,7 @@ def _bucket(since: float, until: float) -> int:
 
 
 def _scope(request: web.Request) -> dict[str, str | None]:
-    return {k: (request.query.get(k, "").strip() or None) for k in ("pbx", "trunk")}
+    return {k: (request.query.get(k, "").strip() or None) for k in ("pbx", "trunk", "instance")}
 
 
 async def _legs(request: web.Request, **extra: Any) -> tuple[list, float, float]:
@@ -66,7 +66,8 @@ async def _legs(request: web.Request, **extra: Any) -> tuple[list, float, float]
 
     since, until = chosen_range(request)
     scope = _scope(request)
-    legs = await legs_in_range(request.app[STORE], since, until, trunk=scope["trunk"], **extra)
+    legs = await legs_in_range(request.app[STORE], since, until, trunk=scope["trunk"], instance=scope["instance"],
+                               **extra)
     if scope["pbx"]:
         legs = [leg for leg in legs if leg.pbx == scope["pbx"]]
     return legs, since, until

@@ -35,6 +35,8 @@ class Leg:
     ended_at: float | None = None
     call_id: str | None = None
     leg_id: str | None = None
+    #: The agent of a fleet that saw the leg (`instance` in pbx-codes.toml).
+    instance: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -107,7 +109,7 @@ def leg_from_annotation(annotation: Annotation) -> Leg:
         catalog=res.catalog, outcome=obs.outcome.value if obs.outcome else None,
         seizure=bool(obs.trunk) and obs.attempt is not None, started_at=obs.started_at,
         progress_at=obs.progress_at, answered_at=obs.answered_at, ended_at=obs.ended_at, call_id=obs.call_id,
-        leg_id=obs.leg_id,
+        leg_id=obs.leg_id, instance=obs.instance,
     )
 
 
@@ -122,6 +124,7 @@ def leg_from_row(row: Mapping[str, Any]) -> Leg:
         seizure=bool(row.get("trunk")) and attempt is not None, started_at=_float(row.get("started_at")),
         progress_at=_float(row.get("progress_at")), answered_at=_float(row.get("answered_at")),
         ended_at=_float(row.get("ended_at")), call_id=row.get("linkedid"), leg_id=row.get("uniqueid"),
+        instance=row.get("instance"),
     )
 
 

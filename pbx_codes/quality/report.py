@@ -14,7 +14,7 @@ from pbx_codes.quality.legs import Leg
 from pbx_codes.quality.measures import bucketed, per_trunk, trunk_key
 from pbx_codes.text import csv_cell
 
-GROUPINGS = {"trunk": None, "pbx": None, "hour": 3600, "day": 86400}
+GROUPINGS = {"trunk": None, "pbx": None, "instance": None, "hour": 3600, "day": 86400}
 FORMATS = ("text", "csv", "json", "html")
 #: The columns of the text, CSV and HTML tables (JSON carries every field).
 COLUMNS = ("pbx", "trunk", "seizures", "answered", "asr", "ner", "ser", "seer", "isa", "pdd_p50_ms", "pdd_p95_ms",
@@ -28,6 +28,10 @@ def build(legs: Iterable[Leg], table: ClassTable, by: str = "trunk") -> list[dic
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     if by == "pbx":
         results = per_trunk(legs, table, key=lambda leg: (leg.pbx, "*"))
+    elif by == "instance":  # per agent of a fleet and trunk
+        results = per_trunk(legs, table, key=lambda leg: (leg.pbx, leg.trunk, leg.instance or "-"))
+        for result in results:
+            result["instance"] = result.pop("bucket")
     elif GROUPINGS[by]:
         results = per_trunk(legs, table, key=bucketed(GROUPINGS[by]))
     else:
@@ -56,7 +60,8 @@ def cell(name: str, value: Any) -> str:
 
 
 def _columns(results: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    return (("period",) if results and "period" in results[0] else ()) + COLUMNS
+    return (("period",) if results and "period" in results[0] else ()) + \
+        (("instance",) if results and "instance" in results[0] else ()) + COLUMNS
 
 
 def top_failure(result: dict[str, Any]) -> str:

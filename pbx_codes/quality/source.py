@@ -8,14 +8,14 @@ from typing import Any
 from pbx_codes.quality.legs import Leg, leg_from_row
 
 _COLUMNS = ("pbx", "trunk", "ts", "category", "sip", "code", "phrase", "catalog", "outcome", "attempt", "started_at",
-            "progress_at", "answered_at", "ended_at", "linkedid", "uniqueid")
+            "progress_at", "answered_at", "ended_at", "linkedid", "uniqueid", "instance")
 
 
 def legs_query(since: float, until: float, *, trunk: str | None = None, pbx: str | None = None,
-               category: str | None = None) -> tuple[str, list[Any]]:
+               category: str | None = None, instance: str | None = None) -> tuple[str, list[Any]]:
     """SQL (``?`` placeholders) for the legs that ended in [since, until), oldest first."""
     where, params = ["ts >= ?", "ts < ?"], [since, until]
-    for column, value in (("trunk", trunk), ("pbx", pbx), ("category", category)):
+    for column, value in (("trunk", trunk), ("pbx", pbx), ("category", category), ("instance", instance)):
         if value:
             where.append(f"{column} = ?")
             params.append(value)
@@ -23,14 +23,15 @@ def legs_query(since: float, until: float, *, trunk: str | None = None, pbx: str
 
 
 async def legs_in_range(store: Any, since: float, until: float, *, trunk: str | None = None,
-                        pbx: str | None = None, category: str | None = None, memory_limit: int = 100_000
-                        ) -> list[Leg]:
+                        pbx: str | None = None, category: str | None = None, memory_limit: int = 100_000,
+                        instance: str | None = None) -> list[Leg]:
     """The legs that ended in [since, until): by SQL from a store, or filtered from an in-memory view's rows."""
     backend = getattr(store, "backend", None)
     if backend is not None:
-        sql, params = legs_query(since, until, trunk=trunk, pbx=pbx, category=category)
+        sql, params = legs_query(since, until, trunk=trunk, pbx=pbx, category=category, instance=instance)
         return [leg_from_row(dict(zip(_COLUMNS, record))) for record in await backend.fetch(sql, params)]
-    rows = store.recent(limit=memory_limit, pbx=pbx, trunk=trunk, category=category)
+    rows = store.recent(limit=memory_limit, pbx=pbx, trunk=trunk, category=category,
+                        **({"instance": instance} if instance else {}))
     if inspect.isawaitable(rows):
         rows = await rows
     legs = [leg_from_row(row) for row in rows]
