@@ -59,7 +59,8 @@ class AgiStats:
     handler_errors: int = 0
     timeouts: int = 0
     commands: int = 0  # command lines written to Asterisk
-    failed_replies: int = 0  # replies other than "200 result=1" (a refused or unknown command, a failed SET/GET)
+    failed_replies: int = 0  # replies other than "200 result=1" (a refused or unknown command, a failed SET/GET),
+    #                          or for EXEC a negative result (no such application)
     too_large: int = 0  # connections closed for sending more than max_session_bytes
     evicted: int = 0  # connections still sending their request, closed to make room for a new one
     refused_busy: int = 0  # connections refused: every slot ran a handler, or max_connections were open
@@ -197,7 +198,8 @@ class _AgiProtocol(asyncio.Protocol):
         stats = self.server.stats
         stats.commands += line.count(b"\n")
         reply = await waiter
-        if not reply.ok or reply.result != 1:
+        # EXEC answers with the application's own result (0 when it ran, -2 when there is no such application).
+        if not reply.ok or (reply.result != 1 and not (line.startswith(b"EXEC ") and (reply.result or 0) >= 0)):
             stats.failed_replies += 1
         return reply
 
