@@ -47,7 +47,7 @@ WEBHOOK_BACKOFF = BackoffPolicy(initial=1.0, maximum=30.0)
 SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
 ANY = "*"
 _CATEGORIES = frozenset(c.value for c in Category)
-_KEYS = frozenset({"name", "trunk", "category", "catalog", "pbx", "above", "count_at_least", "window", "min_calls",
+_KEYS = frozenset({"name", "trunk", "category", "catalog", "pbx", "instance", "above", "count_at_least", "window", "min_calls",
                    "clear_below", "hold", "webhook", "measure", "below", "clear_above"})
 #: Trunk quality measures an alert may watch: shares (0..1) and values (milliseconds, seconds).
 RATIO_MEASURES = ("asr", "ner", "ser", "seer", "isa")
@@ -70,6 +70,8 @@ class AlertRule:
     category: str = ANY
     catalog: str = ANY
     pbx: str = ANY
+    #: One agent of a fleet (its `instance`); ANY: every agent's legs count together (a central console).
+    instance: str = ANY
     above: float | None = None
     count_at_least: int | None = None
     window: float = 300.0
@@ -103,6 +105,8 @@ class AlertRule:
         obs = annotation.observation
         if self.pbx != ANY and obs.pbx != self.pbx:
             return None
+        if self.instance != ANY and obs.instance != self.instance:
+            return None
         if self.catalog != ANY and annotation.catalog != self.catalog:
             return None
         trunk = obs.trunk or ""
@@ -127,7 +131,7 @@ def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
     unknown = set(raw) - _KEYS
     if unknown:
         raise AlertConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
-    for key in ("name", "trunk", "category", "catalog", "pbx", "webhook"):
+    for key in ("name", "trunk", "category", "catalog", "pbx", "instance", "webhook"):
         if key in raw and not isinstance(raw[key], str):
             raise AlertConfigError(f"{where}: {key} must be a string")
     if "measure" in raw:
@@ -166,7 +170,7 @@ def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
     trunk = raw.get("trunk", ANY)
     name = raw.get("name") or f"{category if category != ANY else 'failures'} on {trunk if trunk != ANY else 'any trunk'}"
     return AlertRule(name=name, trunk=trunk, category=category, catalog=raw.get("catalog", ANY),
-                     pbx=raw.get("pbx", ANY), above=above, count_at_least=count, window=window, min_calls=min_calls,
+                     pbx=raw.get("pbx", ANY), instance=raw.get("instance", ANY), above=above, count_at_least=count, window=window, min_calls=min_calls,
                      clear_below=clear_below, hold=hold, webhook=webhook)
 
 
@@ -202,7 +206,7 @@ def _parse_measure_rule(raw: Mapping[str, Any], where: str) -> AlertRule:
             raise AlertConfigError(f"{where}: clear_above must not be under the firing threshold {threshold}")
     elif "clear_below" in raw or "clear_above" in raw:
         raise AlertConfigError(f"{where}: clear_below goes with above, clear_above with below")
-    for text_key in ("name", "trunk", "catalog", "pbx", "webhook"):
+    for text_key in ("name", "trunk", "catalog", "pbx", "instance", "webhook"):
         if text_key in raw and not isinstance(raw[text_key], str):
             raise AlertConfigError(f"{where}: {text_key} must be a string")
     webhook = raw.get("webhook")
@@ -211,6 +215,7 @@ def _parse_measure_rule(raw: Mapping[str, Any], where: str) -> AlertRule:
     trunk = raw.get("trunk", ANY)
     name = raw.get("name") or f"{_MEASURE_NAMES[measure]} on {trunk if trunk != ANY else 'any trunk'}"
     return AlertRule(name=name, trunk=trunk, category=ANY, catalog=raw.get("catalog", ANY), pbx=raw.get("pbx", ANY),
+                     instance=raw.get("instance", ANY),
                      above=threshold if key == "above" else None, below=threshold if key == "below" else None,
                      window=window, min_calls=min_calls, clear_below=clear_below, clear_above=clear_above, hold=hold,
                      webhook=webhook, measure=measure)

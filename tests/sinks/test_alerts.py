@@ -247,3 +247,22 @@ async def test_run_alerts_consumes_the_bus_and_calls_sync_and_async_listeners(re
 def test_a_mistaken_rule_is_refused_with_the_reason(table: dict[str, Any], problem: str) -> None:
     with pytest.raises(AlertConfigError, match=problem):
         parse_rule(table)
+
+
+def test_a_rule_with_an_instance_watches_that_agent_and_one_without_watches_the_fleet(resolver: Resolver) -> None:
+    def from_agent(name: str, sip: str) -> Annotation:
+        return resolver.resolve(Observation(sip_code=sip, trunk=LIFECELL, pbx="asterisk", hangup_by=Side.CARRIER,
+                                            instance=name))
+
+    rules = ({**CAPACITY_RULE, "name": "kyiv", "instance": "pbx-kyiv"}, {**CAPACITY_RULE, "name": "fleet"})
+    engine, events = engine_for(*rules)
+    t = 1000.0
+    for i in range(5):  # lviv's trunk is full, kyiv's answers: the fleet is over 20 %, kyiv is not
+        engine.observe(from_agent("pbx-lviv", "503"), now=t + i)
+        engine.observe(from_agent("pbx-kyiv", "200"), now=t + i)
+    assert [(e.state, e.name) for e in events] == [("fired", "fleet")]
+    for i in range(5):
+        engine.observe(from_agent("pbx-kyiv", "503"), now=t + 10 + i)
+    assert [(e.state, e.name) for e in events] == [("fired", "fleet"), ("fired", "kyiv")]
+    with pytest.raises(AlertConfigError, match="instance"):
+        parse_rule({**CAPACITY_RULE, "instance": 3})
