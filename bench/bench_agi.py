@@ -26,8 +26,11 @@ from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes  # noqa: E40
 B_LEG = "PJSIP/trunk-00000009"
 REQUEST = ("agi_network: yes\nagi_network_script: annotate\nagi_request: agi://127.0.0.1/annotate\n"
            "agi_channel: PJSIP/caller-00000008\nagi_uniqueid: 1795422919.16\nagi_language: en\n\n").encode()
-COMBINED_ANSWER = f"200 result=1 ({B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}{SEPARATOR}41)\n".encode()
-TECH_ANSWER = b"200 result=1 (SIP 409 Not enough money)\n"
+# The channel's own values (keys, status, hangup source, catalog, cause, attempts, last lookup, dstchannel), then the
+# listed leg's Q.850 cause and status line: the two reads of an annotate session.
+COMBINED_ANSWER = (f"200 result=1 ({B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}{SEPARATOR}21"
+                   f"{SEPARATOR}{SEPARATOR}{SEPARATOR}{B_LEG})\n").encode()
+TECH_ANSWER = f"200 result=1 (41{SEPARATOR}SIP 409 Not enough money)\n".encode()
 
 
 class _Asterisk(asyncio.Protocol):

@@ -137,7 +137,9 @@ async def test_hostile_phrase_never_adds_a_command_line(agi: AgiServer) -> None:
         leg(B_LEG): f"41{SEPARATOR}".encode() + b"SIP 409 " + phrase + SEPARATOR.encode() + b"fake",
     }
     received = await fake_asterisk(agi.port, request("annotate?lang=uk"), variables)
-    assert len(received) == 2 + len(CDR_FIELDS) + 1  # two reads, one SET per field and the attempts, nothing else
+    # two reads, the plain values in one EXEC MSet (refused by this stand-in), then one SET per field and the
+    # attempts, nothing else
+    assert len(received) == 2 + 1 + len(CDR_FIELDS) + 1
     written = set_commands(received)
     assert set(written) == {f"CDR({name})" for name in (*CDR_FIELDS, "pbx_attempts")}
     for value in written.values():
@@ -164,7 +166,7 @@ async def test_annotate_with_several_keys_asks_each_leg_and_takes_the_final_answ
         leg(second): f"17{SEPARATOR}SIP 486 Busy Here".encode(),
     }
     received = await fake_asterisk(agi.port, request("annotate"), variables)
-    assert len(received) == 3 + len(CDR_FIELDS) + 1
+    assert len(received) == 3 + 1 + len(CDR_FIELDS) + 1
     (obs,) = agi.test_resolver.seen
     assert (obs.sip_code, obs.phrase, obs.channel, obs.q850) == ("486", "Busy Here", B_LEG, 17)
 

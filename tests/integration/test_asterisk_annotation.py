@@ -24,14 +24,18 @@ from pbx_codes.bench.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value
-from pbx_codes.writeback.agi_annotate import CDR_FIELDS
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE
 
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 
 SECRET_ENV = "PBX_CODES_IT_AMI_SECRET"
-#: One GET FULL VARIABLE for the channel, one for the dialed leg's causes, then one SET VARIABLE per CDR field and
-#: the attempts list: the whole session.
-COMMANDS_PER_CALL = 2 + len(CDR_FIELDS) + 1
+WRITTEN = (*CDR_FIELDS, "pbx_attempts")
+
+
+def commands_per_call(row: dict[str, str]) -> int:
+    """One GET FULL VARIABLE for the channel, one for the dialed leg's causes, one EXEC MSet for the plain values,
+    then one SET VARIABLE per value MSet cannot carry (free text): the whole session."""
+    return 3 + sum(1 for name in WRITTEN if not PLAIN_VALUE.match(row[name]))
 SEEDS = seed_entries()
 
 
@@ -76,7 +80,7 @@ def test_seed_code_answered_with_its_exact_phrase_yields_one_annotated_cdr_recor
     assert row["pbx_q850_observed"].isdigit()  # the cause Asterisk gave the trunk leg, beside the catalog's
     assert row["pbx_attempts"] == f"1:trunk:{entry.code}:{entry.category.value}:{entry.retry.value}:carrier_final"
     assert row["pbx_rawcause"] == f"SIP {entry.code} {entry.phrase}"
-    assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, COMMANDS_PER_CALL, 0)
+    assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, commands_per_call(row), 0)
     published = ami_annotations_for(pbx, row["dstchannel"])
     assert [(a.code, a.phrase) for a in published] == [(entry.code, entry.phrase)]
 
@@ -142,7 +146,7 @@ def test_hostile_carrier_phrase_is_stored_intact_or_truncated_and_adds_no_comman
     assert (row["pbx_code"], row["pbx_category"], row["pbx_retry"]) == ("503", "capacity", "failover")
     assert row["pbx_reason"] == "перевищено ліміт одночасних викликів."
     assert row["pbx_phrase"] == safe_value(readable)  # intact, or cut to 255 bytes on a character boundary
-    assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, COMMANDS_PER_CALL, 0)
+    assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, commands_per_call(row), 0)
     # The dialplan's raw copy keeps the carrier's bytes (its first 255); the CSV backend quotes them safely.
     raw = f"SIP 503 {phrase}".encode("utf-8", "surrogateescape")[:255].decode("utf-8", "replace")
     csv_rows = [r for r in asterisk_bench.cdr_csv_rows() if r["uniqueid"] == row["uniqueid"]]

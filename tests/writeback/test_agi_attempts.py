@@ -98,3 +98,46 @@ async def test_with_ami_on_only_an_attempt_without_a_leg_is_published_from_fasta
         assert [(a.observation.channel, a.observation.outcome.value) for a in published] == [(None, "unreachable")]
     finally:
         await server.close()
+
+
+async def _asterisk_with_mset(port: int, request: bytes, variables: dict[str, bytes]) -> list[list[str]]:
+    """Like res_agi: EXEC runs the application (``200 result=0``), SET and GET as `play_res_agi` answers them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    received: list[list[str]] = []
+    try:
+        while line := await reader.readline():
+            words = unquote_args(line.decode().rstrip("\n"))
+            received.append(words)
+            if words[:3] == ["GET", "FULL", "VARIABLE"]:
+                value = variables.get(words[3])
+                writer.write(b"200 result=0\n" if value is None else b"200 result=1 (" + value + b")\n")
+            elif words[0] == "EXEC":
+                writer.write(b"200 result=0\n")
+            else:
+                writer.write(b"200 result=1\n")
+            await writer.drain()
+    finally:
+        writer.close()
+    return received
+
+
+@pytest.mark.asyncio
+async def test_plain_values_go_in_one_mset_and_the_carriers_text_never_does(published: list[Any]) -> None:
+    server = await _server(published, publish_all=True)
+    try:
+        phrase = "Limit, reached $(x) ${SHELL(id)} CDR(pbx_code)=1"
+        request = agi_request("annotate", B1, "CONGESTION", "lifecell", "trunk", channel=A_LEG, uniqueid="1.1")
+        commands = await _asterisk_with_mset(server.port, request, {
+            OWN: own(B1, "CONGESTION"), leg(B1): f"34{SEPARATOR}SIP 503 {phrase}".encode()})
+        (mset,) = [c for c in commands if c[0] == "EXEC"]
+        assert mset[1] == "MSet" and len(mset) == 3
+        assigned = dict(item.split("=", 1) for item in mset[2].split(","))
+        assert (assigned["CDR(pbx_code)"], assigned["CDR(pbx_outcome)"], assigned["CDR(pbx_attempt)"]) == (
+            "503", "carrier_final", "1")
+        assert "CDR(pbx_phrase)" not in assigned and "CDR(pbx_reason)" not in assigned
+        sets = {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"]}
+        assert sets["CDR(pbx_phrase)"] == phrase and set(sets) & set(assigned) == set()
+        assert server.stats.failed_replies == 0
+    finally:
+        await server.close()
