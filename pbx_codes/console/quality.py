@@ -75,6 +75,16 @@ async def _legs(request: web.Request, **extra: Any) -> tuple[list, float, float]
 
 async def api_quality(request: web.Request) -> web.Response:
     """/api/quality: one row per trunk (seizures, ASR, NER, SER, SEER, ISA, PDD, SRD, ACD, classes, top failures)."""
+    from pbx_codes.console.app import STORE
+
+    store = request.app[STORE]
+    backend = getattr(store, "backend", None)
+    if getattr(getattr(backend, "dialect", None), "name", "") == "postgresql":  # a fleet's store: computed inside
+        from pbx_codes.store.quality_sql import trunk_quality
+
+        since, until = chosen_range(request)
+        items = await trunk_quality(backend, request.app[TABLE], since, until, **_scope(request))
+        return _json({"from": since, "to": until, "items": items})
     legs, since, until = await _legs(request)
     return _json({"from": since, "to": until, "items": per_trunk(legs, request.app[TABLE])})
 

@@ -25,6 +25,8 @@ def _like_pattern(text: str) -> str:
 
 RECENT_LOOKBACK = 7 * 86400
 """How far back a filtered `recent` looks: a filter that matches nothing reads a bounded range, not every row."""
+SEARCH_LOOKBACK = 3600
+"""How far back a search (a substring of a call id, a leg id or a number) looks; /api/call/<id> finds any call."""
 
 
 def recent(*, limit: int, pbx: str | None = None, trunk: str | None = None, category: str | None = None,
@@ -33,8 +35,8 @@ def recent(*, limit: int, pbx: str | None = None, trunk: str | None = None, cate
     """Newest first, filtered; `search` is a substring of the call id, the leg id or the number."""
     where, params = [], []
     if (pbx or trunk or category or code or search or instance) and now is not None:
-        where.append("ts > ?")
-        params.append(now - RECENT_LOOKBACK)
+        where.append("ts > ?")  # a substring has no index: the search reads the last hour, the others a week
+        params.append(now - (SEARCH_LOOKBACK if search else RECENT_LOOKBACK))
     for column, value in (("instance", instance), ("pbx", pbx), ("trunk", trunk), ("category", category),
                           ("code", code)):
         if value:

@@ -1,0 +1,414 @@
+"""The store at fleet size, and a fleet's live load, on a real PostgreSQL (a throwaway server on loopback unless
+--url is given).
+
+    python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20]
+    python bench/bench_fleet.py load  [--agents 20] [--rate 5000] [--seconds 60]
+
+`store` fills the store with generated annotations (20 agents, 40 trunks, a realistic mix of answers resolved by the
+real catalogs; each answer's texts once in `reason_texts`), spread evenly over the last DAYS days up to now, then
+times the console's own queries (the Store methods its API calls, and the trunk quality table the quality page
+computes) and prints p50/p95, the bytes a row costs, and how long retention takes to drop the oldest day.
+
+`load` runs the fleet: AGENTS processes, each an agent's store path (a named bus, the batched writer, its own
+connection), publish RATE/AGENTS annotated hangups per second each for SECONDS seconds; `pbx-codes console --store`
+runs as the central console; headless Chromium opens its event stream. Printed: rows stored against rows published
+(lost, duplicated), and the live lag from each row's commit (the agent's clock after COMMIT returned) to the event
+in the browser's EventSource (p50/p95/p99/max).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from pbx_codes.catalog import load_catalogs  # noqa: E402
+from pbx_codes.model import Observation, Outcome, Side  # noqa: E402
+from pbx_codes.resolve import Resolver  # noqa: E402
+from pbx_codes.store.schema import DAY, row_from_annotation  # noqa: E402
+
+#: The answers of the generated mix: (share in %, SIP code, phrase, outcome, answered).
+MIX = [(55, "200", None, Outcome.ANSWERED, True), (10, "486", "Busy Here", Outcome.CARRIER_FINAL, False),
+       (8, "480", "Temporarily Unavailable", Outcome.RING_TIMEOUT, False),
+       (5, "503", "Simultaneous calls limit reached", Outcome.CARRIER_FINAL, False),
+       (3, "409", "Not enough money", Outcome.CARRIER_FINAL, False), (3, "404", "Not Found", Outcome.CARRIER_FINAL,
+                                                                      False),
+       (4, "487", "Request Terminated", Outcome.CALLER_CANCEL, False),
+       (5, "502", "Bad Gateway", Outcome.CARRIER_FINAL, False),
+       (2, "499", "Недостатньо коштів", Outcome.CARRIER_FINAL, False),  # no catalog knows it: an unknown code
+       (3, "599", None, Outcome.CARRIER_FINAL, False), (2, "603", "Decline", Outcome.CARRIER_FINAL, False)]
+AGENTS, TRUNKS = 20, 40
+DATA_COLUMNS = ("pbx", "catalog", "code", "phrase", "provider_code", "method", "matched", "exact", "match_kind",
+                "category", "retry", "fault", "hangup_by", "sip", "q850", "observed_q850", "dial_status",
+                "original_lang", "outcome", "pbx_cause", "texts_id")
+
+
+def resolver() -> Resolver:
+    return Resolver(load_catalogs(), bindings={"lifecell": "lifecell"}, default_catalog="sip")
+
+
+def answers(res: Resolver) -> list[tuple[int, int, dict[str, Any]]]:
+    """(low, high, row) per answer of the mix: a generated row takes the answer whose [low, high) holds g % 100."""
+    out, low = [], 0
+    for share, code, phrase, outcome, _ in MIX:
+        ann = res.resolve(Observation(sip_code=code, phrase=phrase, pbx="asterisk", hangup_by=Side.CARRIER,
+                                      outcome=outcome, trunk="trunk-0", attempt=1, leg_id="x"))
+        out.append((low, low + share, row_from_annotation(ann)))
+        low += share
+    assert low == 100
+    return out
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    def q(p: float) -> float:
+        return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+    return {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": values[-1]}
+
+
+def server(url: str | None) -> tuple[str, Any]:
+    if url:
+        return url, None
+    from conftest_postgres import LocalPostgres
+    pg = LocalPostgres.launch()
+    return pg.create_database(), pg
+
+
+# ---- store: 10 million rows ----------------------------------------------------------------------------------
+
+async def fill(url: str, rows: int, days: int, now: float) -> None:
+    import psycopg
+
+    from pbx_codes.store import open_store
+
+    res = resolver()
+    mix = answers(res)
+    store = await open_store(url, {"retention_days": None, "journal": ""})
+    store.start()
+    for _, _, row in mix:  # the answers' texts go in the way an agent writes them (reason_texts)
+        store.add({**{k: v for k, v in row.items()}, "rid": None, "uniqueid": f"seed-{row['code']}", "ts": now - 10})
+    await store.flush(timeout=60)
+    await store.close()
+    start, step = now - days * DAY, days * DAY / rows
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for day in range(int(start // DAY), int(now // DAY) + 1):
+            from pbx_codes.store.schema import partition_name
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF hangups "
+                               f"FOR VALUES FROM ({day}) TO ({day + 1})")
+        await conn.execute("CREATE TEMP TABLE mix (lo INTEGER, hi INTEGER, "
+                           + ", ".join(f"{c} {'INTEGER' if c in ('exact', 'q850', 'observed_q850') else 'TEXT'}"
+                                       for c in DATA_COLUMNS) + ", answered BOOLEAN)")
+        for (low, high, row), entry in zip(mix, MIX):
+            await conn.execute(f"INSERT INTO mix VALUES (%s, %s, {', '.join('%s' for _ in DATA_COLUMNS)}, %s)",
+                               [low, high, *(row[c] for c in DATA_COLUMNS), entry[4]])
+        chunk = 500_000
+        for first in range(0, rows, chunk):
+            n = min(chunk, rows - first)
+            t0 = time.perf_counter()
+            await conn.execute(
+                "INSERT INTO hangups (rid, ts, stored_at, linkedid, uniqueid, channel, trunk, number, attempt, "
+                "started_at, progress_at, answered_at, ended_at, instance, day, "
+                + ", ".join(DATA_COLUMNS) + ") "
+                "SELECT md5('bench' || g), t, t, 'call-' || (g / 2), 'leg-' || g, "
+                "'PJSIP/trunk-' || (g %% %(trunks)s) || '-' || g, 'trunk-' || (g %% %(trunks)s), "
+                "'+38044' || lpad((g %% 10000000)::text, 7, '0'), 1, t - 30, t - 28, "
+                "CASE WHEN answered THEN t - 25 END, t, 'pbx-' || (g %% %(agents)s), floor(t / 86400)::int, "
+                + ", ".join(f"m.{c}" for c in DATA_COLUMNS) + " "
+                "FROM (SELECT g, %(start)s + g * %(step)s AS t FROM generate_series(%(first)s, %(last)s) AS g) s "
+                "JOIN mix m ON ((s.g * 7919) %% 100) >= m.lo AND ((s.g * 7919) %% 100) < m.hi",
+                {"trunks": TRUNKS, "agents": AGENTS, "start": start, "step": step, "first": first,
+                 "last": first + n - 1})
+            print(f"  {first + n:>10,} rows ({n / (time.perf_counter() - t0):,.0f} rows/s)", flush=True)
+        await conn.execute("ANALYZE")
+
+
+async def timed(label: str, repeat: int, fn: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    await fn()  # warm: the first call reads the pages in; the console answers many times, not once
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        await fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    p = _percentiles(times)
+    print(f"  {label:<46} p50 {p['p50']:7.1f} ms  p95 {p['p95']:7.1f} ms")
+    return {"query": label, "p50_ms": round(p["p50"], 1), "p95_ms": round(p["p95"], 1)}
+
+
+async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any]:
+    from pbx_codes.quality.classes import load_table
+    from pbx_codes.quality.measures import per_trunk
+    from pbx_codes.quality.source import legs_in_range
+    from pbx_codes.store import open_store
+    from pbx_codes.store.quality_sql import trunk_quality
+
+    store = await open_store(url, {"retention_days": None, "journal": ""})
+    table = load_table()
+    count = await store.count()
+    results = []
+    sized = await store.backend.fetch(
+        "SELECT SUM(pg_relation_size(c.oid)), SUM(pg_indexes_size(c.oid)) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'hangups'::regclass")
+    heap, indexes = (int(v or 0) for v in sized[0])
+    sample = await store.backend.fetch("SELECT AVG(pg_column_size(h.*)) FROM (SELECT * FROM hangups LIMIT 10000) h")
+    texts = await store.backend.fetch("SELECT AVG(COALESCE(octet_length(uk), 0) + COALESCE(octet_length(ru), 0) + "
+                                      "COALESCE(octet_length(en), 0)) FROM reason_texts")
+    print(f"rows {count:,}; heap {heap / count:.0f} B/row, indexes {indexes / count:.0f} B/row; a row's tuple "
+          f"{float(sample[0][0]):.0f} B; the texts it no longer copies: {float(texts[0][0]):.0f} B")
+    linkedid = (await store.recent(limit=1))[0]["linkedid"]
+
+    async def stats(instance: str | None = None) -> None:
+        await store.window_counts((60, 300, 900), now=now, instance=instance)
+        await store.failure_rate_series(60, 15, now=now, instance=instance)
+
+    async def quality(span: float) -> None:  # what /api/quality runs on PostgreSQL
+        await trunk_quality(store.backend, table, now - span, now)
+
+    async def quality_in_python(span: float) -> None:  # the same table from every leg, computed in Python
+        per_trunk(await legs_in_range(store, now - span, now), table)
+
+    plan: list[tuple[str, Callable[[], Awaitable[Any]], int]] = [
+        ("/api/recent (newest 100)", lambda: store.recent(limit=100), repeat),
+        ("/api/recent?trunk=", lambda: store.recent(limit=100, trunk="trunk-7"), repeat),
+        ("/api/recent?instance=", lambda: store.recent(limit=100, instance="pbx-3"), repeat),
+        ("/api/recent?category=billing", lambda: store.recent(limit=100, category="billing"), repeat),
+        ("/api/recent?search= (last hour)", lambda: store.recent(limit=100, search="0000777"), max(3, repeat // 4)),
+        ("/api/stats (1/5/15 min, 15 x 1 min rate)", stats, repeat),
+        ("/api/stats?instance=", lambda: stats("pbx-5"), repeat),
+        ("/api/unknown (30 days)", store.unknown_codes, repeat),
+        ("/api/call/<id>", lambda: store.call(linkedid), repeat),
+        ("trunk quality table, last hour", lambda: quality(3600), repeat),
+        ("trunk quality table, last hour (legs in Python)", lambda: quality_in_python(3600), 3),
+        ("trunk quality table, last day", lambda: quality(DAY), 3),
+        ("trunk quality table, last week", lambda: quality(7 * DAY), 1),
+    ]
+    for label, fn, n in plan:
+        results.append(await timed(label, n, fn))
+    oldest = int((now - days * DAY) // DAY)
+    keep = (now - (oldest + 1) * DAY) / DAY  # a retention that ends exactly where the oldest day ends
+    keeper = await open_store(url, {"retention_days": keep, "journal": ""})
+    t0 = time.perf_counter()
+    dropped = await keeper.purge(now=now)
+    retire_ms = (time.perf_counter() - t0) * 1000
+    after = await store.count()
+    print(f"retention: {dropped} day(s) dropped ({count - after:,} rows) in {retire_ms:.1f} ms")
+    await keeper.close()
+    await store.close()
+    return {"rows": count, "heap_bytes_per_row": round(heap / count), "index_bytes_per_row": round(indexes / count),
+            "queries": results, "retention": {"days": dropped, "rows": count - after, "ms": round(retire_ms, 1)}}
+
+
+def cmd_store(args: argparse.Namespace) -> None:
+    url, pg = server(args.url)
+    try:
+        now = time.time()
+        t0 = time.perf_counter()
+        asyncio.run(fill(url, args.rows, args.days, now))
+        print(f"filled {args.rows:,} rows in {time.perf_counter() - t0:.0f} s")
+        out = asyncio.run(measure(url, args.repeat, now, args.days))
+        print(json.dumps(out))
+    finally:
+        if pg is not None:
+            pg.cleanup()
+
+
+# ---- load: 20 agents, one console, one browser ----------------------------------------------------------------
+
+async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> None:
+    """One agent's store path at `rate` hangups/s; writes "uniqueid commit_time" per row committed."""
+    from pbx_codes.sinks.bus import AnnotationBus
+    from pbx_codes.store import open_store
+
+    res = resolver()
+    templates = [res.resolve(Observation(sip_code=code, phrase=phrase, pbx="asterisk", hangup_by=Side.CARRIER,
+                                         outcome=outcome, attempt=1))
+                 for share, code, phrase, outcome, _ in MIX for _ in range(share // 5 or 1)]
+    bus = AnnotationBus(instance=name)
+    store = await open_store(url, {"retention_days": None, "journal": "", "flush_ms": 50})
+    commits: list[str] = []
+    insert = store.backend.insert
+
+    async def timed_insert(rows: Any) -> int:
+        added = await insert(rows)
+        at = time.time()
+        commits.extend(f"{r['uniqueid']} {at:.6f}" for r in rows)
+        return added
+
+    store.backend.insert = timed_insert  # type: ignore[method-assign]
+    store.start(bus)
+    total = int(rate * seconds)
+    start = time.monotonic()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        base = templates[i % len(templates)]
+        now = time.time()
+        bus.publish(replace(base, observation=replace(
+            base.observation, leg_id=f"{name}-{i}", call_id=f"{name}-call-{i}", trunk=f"trunk-{i % TRUNKS}",
+            channel=f"PJSIP/trunk-{i % TRUNKS}-{i:08x}", number=f"+38044{i:07d}", timestamp=now,
+            started_at=now - 20, ended_at=now)))
+    await store.flush(timeout=120)
+    await store.close()
+    Path(out).write_text("\n".join(commits) + "\n")
+
+
+async def browser_lag(console: str, expected: int, deadline: float) -> dict[str, float]:
+    """Headless Chromium on the console's origin with an EventSource on /events: each hangup's arrival time."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                            args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = await chromium.new_page()
+        await page.goto(console + "/api/health")
+        await page.evaluate("""() => new Promise((ready) => {
+            window.arrived = new Map();
+            const source = new EventSource('/events');
+            source.addEventListener('hangup', (e) => {
+                const at = Date.now() / 1000;
+                const data = JSON.parse(e.data);
+                window.arrived.set(data.uniqueid, at);
+            });
+            source.onopen = () => ready(true);
+        })""")
+        yield_page = page
+        while time.time() < deadline:
+            got = await yield_page.evaluate("() => window.arrived.size")
+            if got >= expected:
+                break
+            await asyncio.sleep(1.0)
+        arrived = await page.evaluate("() => Object.fromEntries(window.arrived)")
+        await chromium.close()
+    return arrived
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    import socket
+
+    url, pg = server(args.url)
+    work = Path(tempfile.mkdtemp(prefix="pbx-fleet-load-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        asyncio.run(_migrate(url))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        console = subprocess.Popen([sys.executable, "-m", "pbx_codes", "console", "--store", url, "--listen",
+                                    f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=open(work / "console.log", "wb"))
+        procs.append(console)
+        _wait_http(f"http://127.0.0.1:{port}/healthz", 30)
+        expected = int(args.rate * args.seconds)
+        per_agent = args.rate / args.agents
+
+        async def run() -> dict[str, float]:
+            watcher = asyncio.create_task(browser_lag(f"http://127.0.0.1:{port}", expected,
+                                                      time.time() + args.seconds + 120))
+            await asyncio.sleep(8)  # the browser is up and connected before the first hangup
+            for n in range(args.agents):
+                procs.append(subprocess.Popen(
+                    [sys.executable, __file__, "agent", "--url", url, "--name", f"pbx-{n:02d}", "--rate",
+                     str(per_agent), "--seconds", str(args.seconds), "--out", str(work / f"agent-{n}.txt")],
+                    cwd=ROOT))
+            return await watcher
+
+        t0 = time.time()
+        arrived = asyncio.run(run())
+        for proc in procs[1:]:
+            proc.wait(timeout=300)
+        elapsed = time.time() - t0
+        commits: dict[str, float] = {}
+        for n in range(args.agents):
+            for line in (work / f"agent-{n}.txt").read_text().split("\n"):
+                if line:
+                    leg, at = line.split()
+                    commits[leg] = float(at)
+        stored, distinct = asyncio.run(_counts(url))
+        lags = [arrived[leg] - at for leg, at in commits.items() if leg in arrived]
+        p = _percentiles(lags) if lags else {}
+        out = {"agents": args.agents, "rate": args.rate, "seconds": args.seconds, "published": expected,
+               "committed": len(commits), "stored": stored, "lost": expected - distinct,
+               "duplicated": stored - distinct, "in_browser": len(arrived),
+               "lag_ms": {k: round(v * 1000, 1) for k, v in p.items()}, "wall_s": round(elapsed, 1)}
+        print(json.dumps(out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if pg is not None:
+            pg.cleanup()
+
+
+async def _migrate(url: str) -> None:
+    from pbx_codes.store import open_store
+    store = await open_store(url, {"retention_days": None, "journal": ""})
+    await store.close()
+
+
+async def _counts(url: str) -> tuple[int, int]:
+    import psycopg
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT COUNT(*), COUNT(DISTINCT uniqueid) FROM hangups")
+        stored, distinct = await cur.fetchone()
+    return int(stored), int(distinct)
+
+
+def _wait_http(url: str, limit: float) -> None:
+    import urllib.request
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {limit} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("store")
+    p.add_argument("--rows", type=int, default=10_000_000)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--url")
+    p = sub.add_parser("load")
+    p.add_argument("--agents", type=int, default=20)
+    p.add_argument("--rate", type=float, default=5000)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--url")
+    p = sub.add_parser("agent")
+    p.add_argument("--url", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--rate", type=float, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.mode == "store":
+        cmd_store(args)
+    elif args.mode == "load":
+        cmd_load(args)
+    else:
+        asyncio.run(agent(args.url, args.name, args.rate, args.seconds, args.out))
+
+
+if __name__ == "__main__":
+    main()
