@@ -35,6 +35,10 @@ class PbxConnectionError(PbxCodesError, ConnectionError):
     """The PBX is unreachable or the connection was lost: retried quickly."""
 
 
+class CommandError(PbxCodesError, RuntimeError):
+    """The PBX answered a command with an error (an ESL ``-ERR`` reply): the connection itself is fine."""
+
+
 class StoreError(PbxCodesError, RuntimeError):
     """The store's database failed; the message has passed through the password redactor."""
 
@@ -44,6 +48,6 @@ class InputError(PbxCodesError, ValueError):
 
 
 __all__ = [
-    "AuthenticationError", "CatalogError", "ConfigError", "InjectionError", "InputError", "PbxCodesError",
+    "AuthenticationError", "CatalogError", "CommandError", "ConfigError", "InjectionError", "InputError", "PbxCodesError",
     "PbxConnectionError", "ProtocolError", "StoreError",
 ]

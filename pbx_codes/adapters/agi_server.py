@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
+from pbx_codes.errors import PbxConnectionError
 from pbx_codes.protocols import ProtocolError
 from pbx_codes.protocols.agi import AgiHangup, AgiParser, AgiReply, AgiRequest, build_command
 
@@ -43,7 +44,7 @@ DEFAULT_REQUEST_TIMEOUT = 2.0
 CONNECTIONS_PER_SLOT = 4
 
 
-class AgiSessionClosed(ConnectionError):
+class AgiSessionClosed(PbxConnectionError):
     """The connection ended (peer closed, timeout, protocol error) while a command waited for its reply."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 from pbx_codes import status as states
+from pbx_codes.errors import AuthenticationError, PbxCodesError, PbxConnectionError
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.protocols import ProtocolError
 from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
@@ -33,19 +34,19 @@ from pbx_codes.timeouts import within
 log = logging.getLogger(__name__)
 
 
-class AmiError(Exception):
+class AmiError(PbxCodesError):
     """An AMI action failed or the connection is unusable."""
 
 
-class AmiAuthError(AmiError):
+class AmiAuthError(AmiError, AuthenticationError):
     """The server refused our login (wrong user or secret, or no permission)."""
 
 
-class AmiNotConnected(AmiError):
+class AmiNotConnected(AmiError, PbxConnectionError):
     """An action was sent while no connection is up (or it dropped before the answer)."""
 
 
-class AmiUnreachable(AmiError):
+class AmiUnreachable(AmiError, PbxConnectionError):
     """No TCP connection to the AMI port (refused, timed out, no route)."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from pbx_codes import status as states
+from pbx_codes.errors import AuthenticationError, CommandError, PbxConnectionError
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
@@ -40,15 +41,15 @@ DEFAULT_EVENTS: tuple[str, ...] = ("CHANNEL_CREATE", "CHANNEL_HANGUP", "CHANNEL_
                                    "BACKGROUND_JOB")
 
 
-class EslAuthError(ConnectionError):
+class EslAuthError(AuthenticationError):
     """FreeSWITCH refused the password (``-ERR invalid``)."""
 
 
-class EslConnectionLost(ConnectionError):
+class EslConnectionLost(PbxConnectionError):
     """The connection ended (EOF, watchdog, protocol error) while a command was waiting."""
 
 
-class EslUnreachable(ConnectionError):
+class EslUnreachable(PbxConnectionError):
     """No TCP connection to the event socket (refused, timed out, no route)."""
 
 
@@ -308,7 +309,7 @@ class EslClient:
                 fut.set_exception(exc)
 
 
-class EslCommandError(RuntimeError):
+class EslCommandError(CommandError):
     """FreeSWITCH answered a command with -ERR."""
 
 

@@ -12,8 +12,8 @@ from pbx_codes.text import AMI_VALUE, clean
 MAX_VALUE_BYTES = 255
 
 
-class ProtocolError(Exception):
-    """The peer broke the protocol (a line or a frame too long, a malformed request): drop the connection."""
+#: The peer broke the protocol (a line or a frame too long, a malformed request): drop the connection.
+from pbx_codes.errors import ProtocolError  # noqa: E402 - the one hierarchy's kind, re-exported here
 
 
 def small_int(text: str | None, max_digits: int = 9) -> int | None:

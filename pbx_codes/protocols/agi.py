@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Union
 from urllib.parse import parse_qsl
 
+from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError, safe_value
 
 MAX_LINE = 8 * 1024
@@ -224,7 +225,7 @@ def _request(env: dict[str, str]) -> AgiRequest:
 def quote_arg(word: str) -> str:
     """One argument as res_agi's parser will read it back: bare when plain, else double-quoted and escaped."""
     if "\r" in word or "\n" in word or "\x00" in word:
-        raise ValueError(f"AGI argument contains CR, LF or NUL: {word[:40]!r}")
+        raise InjectionError(f"AGI argument contains CR, LF or NUL: {word[:40]!r}")
     if word and _PLAIN.match(word):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'

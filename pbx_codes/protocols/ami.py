@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Union
 
+from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError, safe_value
 
 MAX_LINE = 8 * 1024
@@ -322,7 +323,7 @@ class AmiParser:
 def _check_token(what: str, text: str) -> str:
     # The text itself is not quoted in the error: it may be the Login secret.
     if "\r" in text or "\n" in text or "\x00" in text:
-        raise ValueError(f"AMI {what} contains CR, LF or NUL")
+        raise InjectionError(f"AMI {what} contains CR, LF or NUL")
     return text
 
 

@@ -37,6 +37,7 @@ from operator import methodcaller
 from typing import Any, Iterable, Mapping, Union
 from urllib.parse import unquote, unquote_to_bytes
 
+from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError as SharedProtocolError
 from pbx_codes.text import ESL_ARGUMENT, clean
 
@@ -46,11 +47,11 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _BLOCK_END = b"\n\n"
 
 
-class ProtocolError(SharedProtocolError):
-    """The peer sent bytes that are not ESL (or exceed a limit). The connection cannot be trusted any more."""
+#: The peer sent bytes that are not ESL (or exceed a limit): the one ProtocolError (`pbx_codes.errors`).
+ProtocolError = SharedProtocolError
 
 
-class CommandInjectionError(ValueError):
+class CommandInjectionError(InjectionError):
     """An argument of an ESL command contains CR or LF, which would start a new command line."""
 
 
