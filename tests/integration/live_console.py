@@ -174,13 +174,21 @@ def place(bench: AsteriskBench, code: int | str, phrase: str = "") -> PlacedCall
 
 
 def store_rows(db: Path) -> list[dict[str, Any]]:
-    """The hangups table as another program reading the SQLite file would see it."""
+    """The hangups table as another program reading the SQLite file would see it: a row's reason texts are kept
+    once per answer in ``reason_texts`` and joined back here."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute("SELECT * FROM hangups ORDER BY id")]
+        rows = [dict(r) for r in con.execute(
+            "SELECT h.*, t.uk AS ref_uk, t.ru AS ref_ru, t.en AS ref_en FROM hangups h "
+            "LEFT JOIN reason_texts t ON t.texts_id = h.texts_id ORDER BY h.id")]
     finally:
         con.close()
+    for row in rows:
+        for lang in ("uk", "ru", "en"):
+            reference = row.pop(f"ref_{lang}")
+            row[f"text_{lang}"] = row.get(f"text_{lang}") or reference
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
