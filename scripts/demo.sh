@@ -22,6 +22,13 @@ if [ "$(id -u)" -eq 0 ] && $pbx bench --help >/dev/null 2>&1; then
     echo "-- carrier answers: $code $phrase (catalog $catalog)"
     $pbx bench call --pbx asterisk --code "$code" --phrase "$phrase" --catalog "$catalog" --json
   done
+  echo "== Call shapes: a trunk nobody answers, a trunk qualify marked down, a ring nobody answered =="
+  for shape in silent qualify-down ring-timeout; do
+    echo "-- $shape"
+    $pbx bench call --scenario "$shape"
+  done
+  echo "== Failover: carrier 1 answers 503, the shipped example dials carrier 2, which answers =="
+  $pbx bench call --failover "503 Service Unavailable" "200 OK"
 else
   echo "== (no root for the Asterisk chroot: showing catalog lookups instead) =="
   for c in "${calls[@]}"; do
