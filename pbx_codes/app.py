@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from pbx_codes import status as states
 from pbx_codes.config import Config
+from pbx_codes.errors import PbxCodesError
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.status import Health, PartStatus
@@ -70,11 +71,11 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
 
 def _part_ended(app: App, task: "asyncio.Future[Any]") -> None:
     """A part's job ended before `stop`. What start-up finds wrong (a section, a secret, a port: ValueError and
-    OSError) ends serve with one line; anything else is a crash of that part alone: logged, shown, not fatal."""
+    OSError; every PbxCodesError) ends serve with one line; anything else is a crash of that part alone: logged, shown, not fatal."""
     exc = task.exception()
     if exc is None:
         return  # a part with nothing to run (e.g. [asterisk] with ami and agi both off)
-    if isinstance(exc, (ValueError, OSError)):
+    if isinstance(exc, (PbxCodesError, ValueError, OSError)):
         raise exc
     log.error("a part of serve crashed; the others keep running", exc_info=exc)
     crashed = PartStatus(f"part {getattr(task, 'get_name', lambda: '?')()}", logger=log)

@@ -10,11 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from pbx_codes.errors import ConfigError  # re-exported: the configuration's kind of error
 from pbx_codes.model import LANGS
-
-
-class ConfigError(ValueError):
-    """The configuration file is unreadable or names something that does not fit."""
 
 
 @dataclass(frozen=True, slots=True)

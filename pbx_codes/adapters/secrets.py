@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pbx_codes.errors import ConfigError
 
-class SecretError(ValueError):
+
+class SecretError(ConfigError):
     """No secret where the configuration said it would be."""
 
 

@@ -20,6 +20,7 @@ from pbx_codes.model import Observation, Outcome, Side
 from pbx_codes.observers import freeswitch_cdr
 from pbx_codes.observers.asterisk import parse_tech_cause, trunk_of as asterisk_trunk_of
 from pbx_codes.observers.freeswitch import FreeswitchObserver
+from pbx_codes.errors import InputError
 from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS
 from pbx_codes.enrich.tolerant_csv import split_line
 
@@ -28,7 +29,7 @@ _JSON_SUFFIXES = (".json", ".jsonl")
 _CSV_SUFFIXES = (".csv",)
 
 
-class BackfillError(ValueError):
+class BackfillError(InputError):
     """A path that cannot be read as the PBX's CDRs."""
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pbx_codes.errors import PbxCodesError
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 PROVISION_SCRIPT = REPO_DIR / "scripts" / "provision-asterisk-rootfs.sh"
 #: The project's asterisk/ directory, shipped inside the package (``shipped`` is a link to it in a checkout and a
@@ -68,7 +70,7 @@ def free_port_both(host: str = "127.0.0.1") -> int:
             continue
 
 
-class BenchError(RuntimeError):
+class BenchError(PbxCodesError, RuntimeError):
     """The bench could not be provisioned, started or driven."""
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from pbx_codes import errors
 from pbx_codes.model import LANGS, Category, Retry, Side
 
 CODE_SPACES = frozenset({"sip", "q850", "pair", "result", "api"})
@@ -20,7 +21,7 @@ _CATEGORIES = frozenset(c.value for c in Category if c is not Category.UNKNOWN)
 _RETRIES = frozenset(r.value for r in Retry)
 
 
-class CatalogError(ValueError):
+class CatalogError(errors.CatalogError):
     """A catalog file broke a rule. Names the file, the entry and the field so a person can fix it."""
 
     def __init__(self, path: str, problem: str, entry: str | None = None, field_name: str | None = None) -> None:

@@ -21,6 +21,7 @@ from pbx_codes import __version__
 from pbx_codes.catalog.loader import CatalogSet
 from pbx_codes.catalog.schema import Catalog, Entry
 from pbx_codes.catalog.sql_unicode import UnicodeTables, read_tables, regex_class
+from pbx_codes.errors import InputError
 from pbx_codes.model import LANGS
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ _Q850_STEP = 1_000_000_000  # chain position of the Q.850 step: after every cata
 _UNKNOWN_STEP = 2_000_000_000
 
 
-class SqlExportError(ValueError):
+class SqlExportError(InputError):
     """The catalogs cannot be written as SQL (text PostgreSQL cannot hold, a bad schema name, an unknown id)."""
 
 

@@ -8,13 +8,14 @@ from typing import Any, TextIO
 
 from pbx_codes.catalog import CatalogError, CatalogSet, load_catalogs
 from pbx_codes.config import Config, ConfigError, load_config
+from pbx_codes.errors import InputError
 from pbx_codes.model import LANGS
 from pbx_codes.resolve import Resolver
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_USAGE = 0, 1, 2
 
 
-class CliError(Exception):
+class CliError(InputError):
     """A user-facing failure: printed on stderr as one line, exit 2."""
 
 

@@ -15,7 +15,7 @@ from typing import Sequence, TextIO
 
 from pbx_codes import __version__
 from pbx_codes.cli.common import EXIT_USAGE, CliError
-from pbx_codes.protocols import ProtocolError
+from pbx_codes.errors import PbxCodesError
 from pbx_codes.text import LOG_LINE, SafeLogFormatter, clean
 
 log = logging.getLogger("pbx_codes.cli")
@@ -34,9 +34,9 @@ COMMAND_MODULES = (
 )
 
 
-#: The failures a user can cause, with what is said about them (ValueError covers the configuration, catalog,
-#: mapping and store-URL errors and bad text; OSError files that cannot be read or written).
-USER_ERRORS: tuple[type[BaseException], ...] = (CliError, ProtocolError, ValueError, OSError)
+#: The failures a user can cause: every kind of `PbxCodesError` (configuration, catalog, input, protocol, store...),
+#: plus a bare ValueError from a library and an OSError for a file that cannot be read or written.
+USER_ERRORS: tuple[type[BaseException], ...] = (PbxCodesError, ValueError, OSError)
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -77,8 +77,8 @@ def configure_logging(verbosity: int, stream: TextIO | None = None) -> logging.H
 def describe_failure(exc: BaseException, argv: Sequence[str] = ()) -> str:
     """One line for a failure: the error's own words (its type for an unexpected one), no control character, no
     database password even if a command quoted the URL it was given, bounded in length."""
-    if isinstance(exc, CliError):
-        text = str(exc)
+    if isinstance(exc, PbxCodesError):  # its message is already the one line meant for the operator
+        text = str(exc) or type(exc).__name__
     elif isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
     elif isinstance(exc, USER_ERRORS):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, resolver_from
+from pbx_codes.errors import PbxCodesError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(config, resolver, store_url=args.store, console=args.console))
+    except PbxCodesError:
+        raise          # already one line for the operator: cli.main prints it, exit 2
     except (OSError, ValueError) as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pbx_codes.errors import InputError
 from pbx_codes.enrich.state import Fingerprint, RunState, load_state, state_path
 from pbx_codes.enrich.summary import Summary
 
 ALREADY_DONE = "already enriched: the input has not changed since the last complete run"
 
 
-class EnrichError(Exception):
+class EnrichError(InputError):
     """A run that cannot start or go on: unreadable input, an output that is in the way, a layout that does not fit."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
+from pbx_codes.errors import InputError
+
 #: The fields that decide the annotation. Only these make up the cache key, so ids never defeat the cache.
 KEY_FIELDS: tuple[str, ...] = (
     "sip_code",       # a SIP status, also as ``sip:409`` (FreeSWITCH proto_specific_hangup_cause)
@@ -32,7 +34,7 @@ PBX_COLUMNS: tuple[str, ...] = ("pbx_catalog", "pbx_code", "pbx_phrase", "pbx_ca
 DONE_COLUMN = "pbx_category"
 
 
-class MappingError(ValueError):
+class MappingError(InputError):
     """A preset name, a ``--map`` override or a column list that does not fit."""
 
 

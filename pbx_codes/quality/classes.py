@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from pbx_codes.errors import ConfigError
 from pbx_codes.model import Category
 
 DATA = Path(__file__).with_name("data") / "classes.toml"
@@ -29,7 +30,7 @@ CANCELLED_OUTCOMES = frozenset({"ring_timeout", "caller_cancel"})
 _CATEGORIES = frozenset(c.value for c in Category)
 
 
-class QualityConfigError(ValueError):
+class QualityConfigError(ConfigError):
     """A class table (shipped or from ``[quality]``) that does not describe classes."""
 
 

@@ -37,6 +37,7 @@ from pbx_codes.model import Annotation, Category
 from pbx_codes.quality.classes import ClassTable, load_table
 from pbx_codes.quality import legs as quality_legs
 from pbx_codes.quality.measures import percentile
+from pbx_codes.errors import ConfigError
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.status import DOWN, UP, PartStatus, describe_error
 
@@ -57,7 +58,7 @@ _MEASURE_NAMES = {"asr": "ASR", "ner": "NER", "ser": "SER", "seer": "SEER", "isa
                   "pdd_p95_ms": "PDD p95", "srd_p95_ms": "SRD p95", "acd_s": "ACD"}
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigError):
     """An `[[alerts]]` table that does not describe a rule."""
 
 

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import Any, Sequence
 
+from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
 from pbx_codes.store.schema import (DAY, INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, partition_name,
                                     pending_migrations, reason_texts, stored_values)
@@ -30,7 +31,7 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RuntimeError('the PostgreSQL store needs psycopg 3: pip install "psycopg[binary]"') from exc
+        raise StoreError('the PostgreSQL store needs psycopg 3: pip install "psycopg[binary]"') from exc
     return psycopg
 
 

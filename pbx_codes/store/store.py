@@ -21,6 +21,7 @@ from pbx_codes.store import queries
 from pbx_codes.store.dsn import safe_error
 from pbx_codes.store.export import starter_catalog
 from pbx_codes.store.journal import Journal
+from pbx_codes.errors import ConfigError
 from pbx_codes.store.schema import Dialect, prepare_row, row_from_annotation
 from pbx_codes.store.writer import BatchWriter, WriterStats
 
@@ -28,7 +29,7 @@ log = logging.getLogger("pbx_codes.store")
 _DRAIN_SLICE = 256
 
 
-class StoreConfigError(ValueError):
+class StoreConfigError(ConfigError):
     """The `[store]` section or the store URL does not fit."""
 
 

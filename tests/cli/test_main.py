@@ -206,3 +206,17 @@ def test_a_freeswitch_gateway_name_or_phrase_cannot_forge_a_log_line(resolver) -
         assert RECORD_START.match(line), line
         assert not any(ch in line for ch in "\r\x1b\x07\u202e")
     assert "WARNING pbx_codes.store: store lost every row" in lines[0]   # shown, but inside the first line
+
+
+@pytest.mark.parametrize("kind", ["PbxCodesError", "ConfigError", "StoreError", "AuthenticationError",
+                                  "PbxConnectionError", "CommandError", "ProtocolError", "InputError"])
+def test_every_kind_of_pbx_codes_error_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    from pbx_codes import errors
+    from pbx_codes.cli import catalog_commands
+
+    def fail(args):  # noqa: ANN001
+        raise getattr(errors, kind)("the store at db.example refused the batch")
+
+    monkeypatch.setattr(catalog_commands, "cmd_catalogs", fail)
+    code, _, err = run(["catalogs"])
+    assert code == 2 and err.strip() == "pbx-codes: the store at db.example refused the batch"
