@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, resolver_from
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", help="catalog for every leg (default: the leg's own, trunk bindings, the default)")
     add_catalog_options(p)
     p.set_defaults(func=cmd_backfill)
+
+
+log = logging.getLogger("pbx_codes.cli")
 
 
 async def _store(url: str, section: dict, annotations: list) -> tuple[int, int]:
@@ -60,8 +64,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     section = {k: v for k, v in dict(config.store or {}).items() if k != "url"}
     try:
         before, after = asyncio.run(_store(args.store, section, annotations))
-    except (OSError, ValueError) as exc:
-        raise CliError(f"store {args.store}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any driver's failure is one line; the URL may carry a password
+        from pbx_codes.store.dsn import safe_error, safe_url
+        log.debug("backfill: the store failed", exc_info=True)
+        raise CliError(f"store {safe_url(args.store)}: {safe_error(exc, args.store)}") from None
     added = after - before
     print(f"backfill: {stats.files} file(s), {stats.records} record(s), {len(annotations)} leg(s); "
           f"{added} new in the store, {len(annotations) - added} already there"

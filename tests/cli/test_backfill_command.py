@@ -113,3 +113,20 @@ def test_asterisk_rows_with_the_annotations_outcome_fields_keep_its_verdict_and_
     assert [g[0] for g in got] == [row_identity("asterisk", call_id="1795426000.0", attempt=1),
                                    row_identity("asterisk", call_id="1795426000.0",
                                                 channel="PJSIP/backup-00000011")]
+
+
+def test_a_store_that_cannot_be_opened_is_named_without_its_password(tmp_path: Path) -> None:
+    import argparse
+
+    from pbx_codes.cli.backfill_command import cmd_backfill
+    from pbx_codes.cli.common import CliError
+
+    legs = write_json_cdrs(tmp_path / "json", [FAILOVER.read_bytes()], encode_values=False)
+    assert legs
+    url = "postgresql://pbx:Sup3rSecretPw@127.0.0.1:1/pbx_codes?connect_timeout=2"
+    args = argparse.Namespace(pbx="freeswitch", paths=[str(tmp_path / "json")], store=url, catalog=None,
+                              config=None, catalog_dir=[])
+    with pytest.raises(CliError) as caught:
+        cmd_backfill(args)
+    assert "Sup3rSecretPw" not in str(caught.value)
+    assert "127.0.0.1:1" in str(caught.value)
