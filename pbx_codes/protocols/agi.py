@@ -13,6 +13,8 @@ The rules, in one place:
 - With ``AGISIGHUP`` on, Asterisk also sends a bare ``HANGUP`` line when the channel hangs up; it is not a reply.
 - Lines end with LF (CRLF accepted). A line over `MAX_LINE` or more than `MAX_ENV_LINES` environment lines raise
   `ProtocolError`; a peer that closes before the blank line gets `IncompleteRequest` from `feed_eof`.
+- `AgiSession` owns one session's state (`AgiState`, `AGI_TRANSITIONS`): request -> one command at a time -> its
+  reply, the hangup notice, and the session's byte budget.
 - Commands are built by `build_command` only: every argument that is not a plain token is double-quoted with
   ``"`` and ``\\`` backslash-escaped, exactly as res_agi's argument parser reads them, and CR/LF/NUL are refused.
 - res_agi reads a command into a 2048-byte buffer (``AGI_BUF_LEN``): the bytes of a longer line that do not fit are
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Mapping, Union
 from urllib.parse import parse_qsl
 
 from pbx_codes.errors import InjectionError
-from pbx_codes.protocols import ProtocolError, safe_value
+from pbx_codes.protocols import ProtocolError, StateError, safe_value
 
 MAX_LINE = 8 * 1024
 MAX_ENV_LINES = 256
@@ -277,7 +280,121 @@ def unquote_args(line: str) -> list[str]:
     return args
 
 
+# --- the session ------------------------------------------------------------------------------------------------
+
+class AgiState(Enum):
+    """Where one FastAGI session is. res_agi reads one command at a time: no command is sent before the last one's
+    reply came."""
+
+    REQUEST = "request"  # reading the request environment
+    READY = "ready"  # the request is complete and no command is in flight
+    COMMAND = "command"  # one command sent, its reply awaited
+    CLOSED = "closed"
+
+
+#: (state, step) -> next state; anything else is refused (``close`` is always allowed).
+AGI_TRANSITIONS: Mapping[tuple[AgiState, str], AgiState] = {
+    (AgiState.REQUEST, "request"): AgiState.READY,
+    (AgiState.READY, "command"): AgiState.COMMAND,
+    (AgiState.COMMAND, "reply"): AgiState.READY,
+}
+
+
+class SessionTooLarge(ProtocolError):
+    """The peer sent more than the session's byte budget (a real request and its replies are 1-2 KB)."""
+
+
+class AgiSession:
+    """One FastAGI connection's state, server side: `receive_data` takes bytes and returns the `AgiRequest`, the
+    `AgiReply` to the command in flight and `AgiHangup` notices; `send_command` gives the bytes of the next command.
+
+    It owns the bounds (at most `max_session_bytes` over the whole session, besides the parser's line and request
+    bounds) and the rule that commands are not pipelined. A command whose caller gave up (`abandon`) still holds
+    the line until its reply comes; that reply is dropped, not handed to the next command.
+    """
+
+    __slots__ = ("state", "parser", "request", "hangup", "received", "max_session_bytes", "_abandoned", "unsolicited",
+                 "_max_line", "_max_env_lines")
+
+    def __init__(self, *, max_session_bytes: int | None = None, max_line: int = MAX_LINE,
+                 max_env_lines: int = MAX_ENV_LINES) -> None:
+        self.state = AgiState.REQUEST
+        self.parser = AgiParser(max_line=max_line, max_env_lines=max_env_lines)
+        self._max_line, self._max_env_lines = max_line, max_env_lines
+        self.request: AgiRequest | None = None
+        self.hangup = False  # Asterisk sent HANGUP (AGISIGHUP=yes); commands are still answered in a handler
+        self.received = 0  # bytes received over the whole session
+        self.max_session_bytes = max_session_bytes
+        self._abandoned = False
+        self.unsolicited = 0  # replies with no command in flight, dropped
+
+    def _step(self, step: str) -> None:
+        nxt = AGI_TRANSITIONS.get((self.state, step))
+        if nxt is None:
+            raise StateError(f"AGI session {self.state.value}: cannot {step}")
+        self.state = nxt
+
+    def receive_data(self, data: bytes) -> list[AgiMessage]:
+        """Bytes from Asterisk -> the request, replies and hangup notices they complete."""
+        if self.state is AgiState.CLOSED:
+            return []
+        self.received += len(data)
+        if self.max_session_bytes is not None and self.received > self.max_session_bytes:
+            self.close()
+            raise SessionTooLarge(f"AGI session over {self.max_session_bytes} bytes")
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError:
+            self.close()
+            raise
+        if not messages:
+            return messages
+        out: list[AgiMessage] = []
+        for message in messages:
+            if isinstance(message, AgiReply):
+                if self.state is not AgiState.COMMAND:
+                    self.unsolicited += 1
+                    continue
+                self._step("reply")
+                if self._abandoned:
+                    self._abandoned = False
+                    continue
+                out.append(message)
+            elif isinstance(message, AgiRequest):
+                self._step("request")
+                self.request = message
+                out.append(message)
+            else:
+                self.hangup = True
+                out.append(message)
+        return out
+
+    def send_command(self, *words: object) -> bytes:
+        """The bytes of the next command (see `build_command`); refused while another is in flight."""
+        line = build_command(*words)
+        self._step("command")
+        return line
+
+    def abandon(self) -> None:
+        """The command in flight lost its caller: its reply, when it comes, is dropped."""
+        if self.state is AgiState.COMMAND:
+            self._abandoned = True
+
+    def receive_eof(self) -> None:
+        """The peer closed: an `IncompleteRequest` if it was in the middle of the request or a reply."""
+        try:
+            self.parser.feed_eof()
+        finally:
+            self.state = AgiState.CLOSED
+
+    def close(self) -> None:
+        """Ended: let go of whatever was buffered at once."""
+        self.state = AgiState.CLOSED
+        self.parser = AgiParser(max_line=self._max_line, max_env_lines=self._max_env_lines)
+
+
 __all__ = [
+    "AGI_TRANSITIONS", "AgiSession", "AgiState", "SessionTooLarge", "StateError",
     "AgiHangup", "AgiMessage", "AgiParser", "AgiReply", "AgiRequest", "IncompleteRequest", "MAX_COMMAND_BYTES",
     "MAX_LINE",
     "ProtocolError", "build_command", "parse_reply_line", "quote_arg", "safe_value", "unquote_args",

@@ -15,6 +15,9 @@ Every rule of the protocol as this project meets it, in one place:
 - Bytes are buffered until a frame is complete and decoded per frame (UTF-8, invalid bytes replaced), so a
   character split across two reads survives. A line over `MAX_LINE`, a frame over `MAX_FRAME` or command output
   over `MAX_COMMAND_OUTPUT` raises `ProtocolError`: the buffer never grows without bound.
+- `AmiConnection` owns one connection's state (`AmiState`, `AMI_TRANSITIONS`): it sends Login, then the filters,
+  matches each answer to its action by ``ActionID`` (a late answer to an abandoned action is dropped) and bounds
+  the actions outstanding. The adapter only moves its bytes and keeps time.
 - Actions are built by `build_action` only, which refuses CR, LF and NUL anywhere: a value cannot start a header
   or end the frame. Values derived from network text go through `safe_value` first.
 """
@@ -22,10 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 from typing import Iterable, Mapping, Union
 
 from pbx_codes.errors import InjectionError
-from pbx_codes.protocols import ProtocolError, safe_value
+from pbx_codes.protocols import ProtocolError, StateError, safe_value
 
 MAX_LINE = 8 * 1024
 MAX_FRAME = 64 * 1024
@@ -352,7 +356,228 @@ def build_action(name: str, /, **headers: object) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+# --- the connection ----------------------------------------------------------------------------------------------
+
+class AmiState(Enum):
+    """Where one AMI connection is. Only `SUBSCRIBED` carries the event stream that was asked for."""
+
+    CONNECTED = "connected"  # the transport is up, nothing sent yet (the banner may or may not have come)
+    LOGGING_IN = "logging in"  # Login sent, its answer awaited
+    AUTHENTICATED = "authenticated"  # the login was accepted; the server-side filters are being added
+    SUBSCRIBED = "subscribed"  # every filter answered: events flow, actions may be sent
+    REFUSED = "refused"  # the login was refused: nothing is left to do on this connection
+    CLOSED = "closed"  # ended (by us, by the peer, or by a protocol error)
+
+
+#: (state, step) -> next state. A step not in the table is refused with `StateError`; ``close`` is always allowed.
+AMI_TRANSITIONS: Mapping[tuple[AmiState, str], AmiState] = {
+    (AmiState.CONNECTED, "login"): AmiState.LOGGING_IN,
+    (AmiState.LOGGING_IN, "accepted"): AmiState.AUTHENTICATED,
+    (AmiState.LOGGING_IN, "refused"): AmiState.REFUSED,
+    (AmiState.AUTHENTICATED, "filtered"): AmiState.SUBSCRIBED,
+}
+
+#: Actions awaiting their answer at once on one connection; more is a caller that never waits (a leak).
+MAX_PENDING = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to an action sent through `AmiConnection.send_action`, matched by its ActionID."""
+
+    action_id: str
+    action: str
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The connection moved on: `reason` says why (the server's message for a refused login or filter)."""
+
+    state: AmiState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRefused:
+    """A server-side filter the server would not add: events it would have stopped will come (and be skipped)."""
+
+    expression: str
+    message: str
+
+
+class AmiConnection:
+    """One AMI connection's state, h11-style: `receive_data` takes bytes and returns what they mean (`Banner`,
+    `Event`, `Reply`, `StateChanged`, `FilterRefused`); what must be written is taken from `data_to_send`.
+
+    The handshake is driven here: `start` queues ``Login``; its accepted answer queues one ``Filter`` per
+    expression; the last filter's answer moves the connection to `SUBSCRIBED`. Every action carries an ActionID the
+    connection chose and awaits in `pending`; a caller that gives up calls `abandon`, and the late answer is
+    dropped (counted in `late`), never handed to another action.
+    """
+
+    __slots__ = ("state", "banner", "parser", "username", "_secret", "events", "filters", "max_pending", "_out",
+                 "_pending", "_abandoned", "_handshake", "_next_id", "_prefix", "late", "unmatched", "carried")
+
+    def __init__(self, username: str, secret: str, *, events: str = "on", filters: Iterable[str] = (),
+                 wanted_events: Iterable[str] | None = None, max_pending: int = MAX_PENDING,
+                 id_prefix: str = "pbxc-", parser: AmiParser | None = None) -> None:
+        self.state = AmiState.CONNECTED
+        self.banner: str | None = None
+        self.parser = parser if parser is not None else AmiParser(wanted_events)
+        self.username = username
+        self._secret = secret
+        self.events = events
+        self.filters = tuple(filters)
+        self.max_pending = max_pending
+        self._out: list[bytes] = []
+        self._pending: dict[str, str] = {}  # ActionID -> action name, oldest first
+        self._abandoned: set[str] = set()
+        self._handshake: dict[str, str] = {}  # ActionID -> "Login" or the filter expression it adds
+        self._next_id = 1
+        self._prefix = id_prefix
+        self.late = 0  # answers to abandoned actions, dropped
+        self.unmatched = 0  # answers to no action of ours, dropped
+        self.carried = False  # well-formed traffic after the login: an event, or any frame once subscribed
+
+    def __repr__(self) -> str:  # the secret must never show in a log line or a traceback
+        return f"AmiConnection({self.state.value}, user={self.username!r}, pending={len(self._pending)})"
+
+    def _step(self, step: str) -> None:
+        nxt = AMI_TRANSITIONS.get((self.state, step))
+        if nxt is None:
+            raise StateError(f"AMI connection {self.state.value}: cannot {step}")
+        self.state = nxt
+
+    @property
+    def pending(self) -> int:
+        """Actions sent and not answered yet (abandoned ones included: their answer will still come)."""
+        return len(self._pending)
+
+    @property
+    def awaiting(self) -> str | None:
+        """The name of the oldest action still unanswered (what a timeout names), None when nothing is."""
+        for name in self._pending.values():
+            return name
+        return None
+
+    def start(self) -> None:
+        """The transport is up: log in (the Login goes before the banner: Asterisk reads it after sending one)."""
+        self._step("login")
+        self._queue("Login", {"Username": self.username, "Secret": self._secret, "Events": self.events},
+                    handshake="Login")
+
+    def send_action(self, name: str, /, **headers: object) -> str:
+        """Queue one action; returns its ActionID (its `Reply` carries it). Only once subscribed."""
+        if self.state is not AmiState.SUBSCRIBED:
+            raise StateError(f"AMI connection {self.state.value}: cannot send {name}")
+        if len(self._pending) >= self.max_pending:
+            raise StateError(f"AMI connection has {len(self._pending)} actions unanswered (bound {self.max_pending})")
+        return self._queue(name, headers)
+
+    def abandon(self, action_id: str) -> None:
+        """The caller stopped waiting: drop the answer when it comes."""
+        if action_id in self._pending:
+            self._abandoned.add(action_id)
+
+    def logoff(self) -> bytes:
+        """Best-effort ``Logoff`` bytes for a clean close; the connection is closed after it."""
+        data = build_action("Logoff", ActionID=f"{self._prefix}{self._next_id}") \
+            if self.state in (AmiState.AUTHENTICATED, AmiState.SUBSCRIBED) else b""
+        self.close()
+        return data
+
+    def close(self) -> list[str]:
+        """The connection ended: returns the ActionIDs that will never be answered (their callers are waiting)."""
+        self.state = AmiState.CLOSED
+        waiting = [a for a in self._pending if a not in self._abandoned and a not in self._handshake]
+        self._pending.clear()
+        self._abandoned.clear()
+        self._handshake.clear()
+        self._out.clear()
+        return waiting
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued since the last call (empty when there is nothing to write)."""
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> list[Banner | Event | Reply | StateChanged | FilterRefused]:
+        """Bytes from the server -> what they mean, in order. A `ProtocolError` closes the connection."""
+        if self.state is AmiState.CLOSED:
+            raise StateError("AMI connection closed: no more bytes expected")
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError:
+            self.close()
+            raise
+        if not messages:
+            return []
+        out: list[Banner | Event | Reply | StateChanged | FilterRefused] = []
+        subscribed = self.state is AmiState.SUBSCRIBED
+        for message in messages:
+            if message.__class__ is Event:
+                self.carried = True
+                out.append(message)  # type: ignore[arg-type]
+            elif isinstance(message, Response):
+                if subscribed:
+                    self.carried = True
+                self._answer(message, out)
+                subscribed = self.state is AmiState.SUBSCRIBED
+            elif isinstance(message, Banner):
+                self.banner = message.version
+                out.append(message)
+        return out
+
+    def _queue(self, name: str, headers: Mapping[str, object], handshake: str | None = None) -> str:
+        action_id = f"{self._prefix}{self._next_id}"
+        data = build_action(name, ActionID=action_id, **headers)
+        self._next_id += 1
+        self._pending[action_id] = name
+        if handshake is not None:
+            self._handshake[action_id] = handshake
+        self._out.append(data)
+        return action_id
+
+    def _answer(self, response: Response, out: list) -> None:
+        action_id = response.action_id or ""
+        name = self._pending.pop(action_id, None)
+        if name is None:
+            self.unmatched += 1
+            return
+        if action_id in self._abandoned:
+            self._abandoned.discard(action_id)
+            self.late += 1
+            return
+        step = self._handshake.pop(action_id, None)
+        if step is None:
+            out.append(Reply(action_id, name, response))
+        elif step == "Login":
+            if not response.ok:
+                self._step("refused")
+                out.append(StateChanged(self.state, response.message or response.status))
+                return
+            self._step("accepted")
+            out.append(StateChanged(self.state, f"logged in as {self.username!r}"))
+            for expression in self.filters:
+                self._queue("Filter", {"Operation": "Add", "Filter": expression}, handshake=expression)
+            self._subscribed_if_done(out)
+        else:
+            if not response.ok:
+                out.append(FilterRefused(step, response.message or response.status))
+            self._subscribed_if_done(out)
+
+    def _subscribed_if_done(self, out: list) -> None:
+        if self.state is AmiState.AUTHENTICATED and not self._handshake:
+            self._step("filtered")
+            out.append(StateChanged(self.state, f"logged in as {self.username!r}"))
+
+
 __all__ = [
-    "AmiParser", "Banner", "END_COMMAND", "Event", "MAX_FRAME", "MAX_LINE", "Message", "ProtocolError", "Response",
+    "AMI_TRANSITIONS", "AmiConnection", "AmiParser", "AmiState", "Banner", "FilterRefused", "MAX_PENDING", "Reply",
+    "StateChanged", "StateError", "END_COMMAND", "Event", "MAX_FRAME", "MAX_LINE", "Message", "ProtocolError", "Response",
     "build_action", "safe_value",
 ]

@@ -19,6 +19,9 @@ that is now complete. Every rule of the wire format lives in this file:
 - Limits: a header block over ``max_header_bytes`` (64 KiB) or a ``Content-Length`` over ``max_body_bytes``
   (8 MiB by default) raises `ProtocolError` before anything is buffered further: a broken or hostile peer cannot
   make the reader grow without bound. After a `ProtocolError` the parser is dead (like h11): reconnect.
+- `EslConnection` owns one connection's state (`EslState`, `ESL_TRANSITIONS`): auth/request -> ``auth`` ->
+  ``event`` -> subscribed, the FIFO that matches replies to commands (an abandoned command keeps its slot), the
+  Job-UUIDs of ``bgapi`` jobs, and the bound on commands outstanding.
 - Commands are built by `build_command` only, which refuses CR/LF in any argument: a carrier's phrase cannot add a
   line to an ESL command. `sanitize_arg` makes untrusted text fit for an argument.
 """
@@ -32,13 +35,15 @@ try:  # orjson parses FreeSWITCH's JSON events ~2x faster; the stdlib parser is 
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _json_loads = json.loads
 import re
+from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 from operator import methodcaller
 from typing import Any, Iterable, Mapping, Union
 from urllib.parse import unquote, unquote_to_bytes
 
 from pbx_codes.errors import InjectionError
-from pbx_codes.protocols import ProtocolError as SharedProtocolError
+from pbx_codes.protocols import ProtocolError as SharedProtocolError, StateError
 from pbx_codes.text import ESL_ARGUMENT, clean
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -536,7 +541,237 @@ def sanitize_arg(text: str | None, max_bytes: int = 512) -> str:
     return clean(text, ESL_ARGUMENT, max_bytes)
 
 
+# --- the connection ---------------------------------------------------------------------------------------------
+
+class EslState(Enum):
+    """Where one inbound ESL connection is. Only `SUBSCRIBED` carries events and takes commands."""
+
+    CONNECTED = "connected"  # the transport is up; FreeSWITCH's auth/request is awaited
+    AUTHENTICATING = "authenticating"  # ``auth`` sent, its reply awaited
+    SUBSCRIBING = "subscribing"  # the password was accepted; ``event <format> <names>`` sent, its reply awaited
+    SUBSCRIBED = "subscribed"  # events flow; api/bgapi/other commands may be sent
+    REFUSED = "refused"  # the password was refused
+    CLOSED = "closed"  # ended: by us, by a disconnect notice, or by a protocol error
+
+
+#: (state, step) -> next state. A step not in the table is refused; ``close`` is always allowed.
+ESL_TRANSITIONS: Mapping[tuple[EslState, str], EslState] = {
+    (EslState.CONNECTED, "auth_request"): EslState.AUTHENTICATING,
+    (EslState.AUTHENTICATING, "accepted"): EslState.SUBSCRIBING,
+    (EslState.AUTHENTICATING, "refused"): EslState.REFUSED,
+    (EslState.SUBSCRIBING, "subscribed"): EslState.SUBSCRIBED,
+    (EslState.SUBSCRIBED, "disconnect_notice"): EslState.CLOSED,
+}
+
+#: What each handshake state waits for (the words a timeout uses).
+_AWAITING = {EslState.CONNECTED: "auth/request", EslState.AUTHENTICATING: "reply to auth",
+             EslState.SUBSCRIBING: "reply to the event subscription"}
+
+#: Commands awaiting their reply at once on one connection.
+MAX_PENDING = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The reply (``command/reply`` or ``api/response``) to the command `token` stands for."""
+
+    token: int
+    frame: "CommandReply | ApiResponse"
+
+
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """The BACKGROUND_JOB that answers a ``bgapi`` sent with `job_uuid`; the event itself is returned too."""
+
+    job_uuid: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The connection moved on; `reason` is FreeSWITCH's own words for a refusal."""
+
+    state: EslState
+    reason: str = ""
+
+
+class EslConnection:
+    """One inbound ESL connection's state, h11-style: `receive_data` takes bytes and returns `Event`s, `Reply`s,
+    `JobDone`s, `StateChanged`s and the `DisconnectNotice`; what must be written is taken from `data_to_send`.
+
+    The handshake is driven here: FreeSWITCH's auth/request queues ``auth``, the accepted reply queues the event
+    subscription, its reply moves the connection to `SUBSCRIBED`; a frame out of that order is a `ProtocolError`.
+    FreeSWITCH answers commands in order, so replies are matched through a FIFO of tokens; an `abandon`-ed
+    command keeps its slot (its late reply is dropped), or every later reply would go to the wrong caller.
+    ``bgapi`` sends its own Job-UUID, so the BACKGROUND_JOB is matched without racing the command reply.
+    """
+
+    __slots__ = ("state", "parser", "_password", "events", "event_format", "max_pending", "_out", "_fifo",
+                 "_abandoned", "_jobs", "_next", "late", "unmatched", "carried")
+
+    def __init__(self, password: str, *, events: Iterable[str] = ("ALL",), event_format: str = "json",
+                 wanted_events: Iterable[str] | None = None, max_pending: int = MAX_PENDING,
+                 parser: EslParser | None = None) -> None:
+        self.state = EslState.CONNECTED
+        if parser is None:
+            parser = EslParser(None if wanted_events is None else frozenset(wanted_events) | {"BACKGROUND_JOB"})
+        self.parser = parser
+        self._password = password
+        self.events = tuple(events)
+        self.event_format = event_format
+        self.max_pending = max_pending
+        self._out: list[bytes] = []
+        self._fifo: deque[int] = deque()  # tokens of the commands awaiting a reply, in the order sent
+        self._abandoned: set[int] = set()
+        self._jobs: set[str] = set()  # Job-UUIDs of bgapi commands whose BACKGROUND_JOB is awaited
+        self._next = 1
+        self.late = 0  # replies to abandoned commands, dropped
+        self.unmatched = 0  # replies with no command waiting, dropped
+        self.carried = False  # a well-formed frame after the subscription
+
+    def __repr__(self) -> str:  # the password must never show in a log line or a traceback
+        return f"EslConnection({self.state.value}, pending={len(self._fifo)})"
+
+    def _step(self, step: str) -> None:
+        nxt = ESL_TRANSITIONS.get((self.state, step))
+        if nxt is None:
+            raise StateError(f"ESL connection {self.state.value}: cannot {step}")
+        self.state = nxt
+
+    @property
+    def awaiting(self) -> str | None:
+        """What the handshake waits for (``auth/request`` ...), None once subscribed."""
+        return _AWAITING.get(self.state)
+
+    @property
+    def pending(self) -> int:
+        return len(self._fifo)
+
+    def command(self, *parts: str, headers: Mapping[str, str] | None = None) -> int:
+        """Queue one command (``api ...``, ``filter ...``); returns the token its `Reply` will carry."""
+        if self.state is not EslState.SUBSCRIBED:
+            raise StateError(f"ESL connection {self.state.value}: cannot send {parts[:1]}")
+        if len(self._fifo) >= self.max_pending:
+            raise StateError(f"ESL connection has {len(self._fifo)} commands unanswered (bound {self.max_pending})")
+        data = build_command(*parts, headers=headers)
+        token, self._next = self._next, self._next + 1
+        self._fifo.append(token)
+        self._out.append(data)
+        return token
+
+    def bgapi(self, job_uuid: str, *parts: str) -> int:
+        """Queue ``bgapi <parts>`` with its own Job-UUID; its `JobDone` carries that uuid."""
+        token = self.command("bgapi", *parts, headers={"Job-UUID": job_uuid})
+        self._jobs.add(job_uuid)
+        return token
+
+    def abandon(self, token: int) -> None:
+        """The caller stopped waiting: the reply keeps its slot in the FIFO and is dropped when it comes."""
+        if token in self._fifo:
+            self._abandoned.add(token)
+
+    def abandon_job(self, job_uuid: str) -> None:
+        self._jobs.discard(job_uuid)
+
+    def close(self) -> tuple[list[int], list[str]]:
+        """The connection ended: the tokens and Job-UUIDs that will never be answered."""
+        self.state = EslState.CLOSED
+        tokens = [t for t in self._fifo if t not in self._abandoned]
+        jobs = list(self._jobs)
+        self._fifo.clear()
+        self._abandoned.clear()
+        self._jobs.clear()
+        self._out.clear()
+        return tokens, jobs
+
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> list[Any]:
+        """Bytes from FreeSWITCH -> what they mean, in order; nothing after a disconnect notice. A
+        `ProtocolError` closes the connection."""
+        if self.state is EslState.CLOSED:
+            raise StateError("ESL connection closed: no more bytes expected")
+        try:
+            frames = self.parser.feed(data)
+            if self.state is not EslState.SUBSCRIBED:
+                return self._handshake(frames)
+        except ProtocolError:
+            self.close()
+            raise
+        return self._subscribed(frames)
+
+    def _subscribed(self, frames: list[Frame]) -> list[Any]:
+        if not frames:
+            return frames  # type: ignore[return-value]
+        if frames[0].__class__ is not DisconnectNotice:
+            self.carried = True  # a frame other than the notice: this server works
+        out: list[Any] = []
+        for frame in frames:
+            cls = frame.__class__
+            if cls is Event:
+                if frame.name == "BACKGROUND_JOB" and self._jobs:  # type: ignore[union-attr]
+                    job = str(frame.get("Job-UUID", ""))  # type: ignore[union-attr]
+                    if job in self._jobs:
+                        self._jobs.discard(job)
+                        out.append(JobDone(job, frame.body or ""))  # type: ignore[union-attr]
+                out.append(frame)
+            elif cls is CommandReply or cls is ApiResponse:
+                if not self._fifo:
+                    self.unmatched += 1
+                    continue
+                token = self._fifo.popleft()
+                if token in self._abandoned:
+                    self._abandoned.discard(token)
+                    self.late += 1
+                else:
+                    out.append(Reply(token, frame))  # type: ignore[arg-type]
+            elif cls is DisconnectNotice:
+                self._step("disconnect_notice")
+                out.append(frame)
+                break
+            else:
+                out.append(frame)
+        return out
+
+    def _handshake(self, frames: list[Frame]) -> list[Any]:
+        out: list[Any] = []
+        for index, frame in enumerate(frames):
+            state = self.state
+            if state is EslState.SUBSCRIBED:
+                out.extend(self._subscribed(frames[index:]))
+                break
+            if state is EslState.CONNECTED:
+                if not isinstance(frame, AuthRequest):
+                    raise ProtocolError(f"expected auth/request, got {type(frame).__name__}")
+                self._step("auth_request")
+                self._out.append(build_command("auth", self._password))
+            elif state is EslState.AUTHENTICATING:
+                if not isinstance(frame, CommandReply):
+                    raise ProtocolError(f"expected a reply to auth, got {type(frame).__name__}")
+                if not frame.ok:
+                    self._step("refused")
+                    out.append(StateChanged(self.state, frame.reply_text or "auth refused"))
+                    break
+                self._step("accepted")
+                out.append(StateChanged(self.state))
+                self._out.append(build_command("event", self.event_format, *self.events))
+            elif state is EslState.SUBSCRIBING:
+                if not isinstance(frame, CommandReply) or not frame.ok:
+                    raise ProtocolError(f"event subscription refused: {getattr(frame, 'reply_text', frame)!r}")
+                self._step("subscribed")
+                out.append(StateChanged(self.state, f"subscribed ({' '.join(self.events)})"))
+            else:  # REFUSED: nothing more is read
+                break
+        return out
+
+
 __all__ = [
+    "ESL_TRANSITIONS", "EslConnection", "EslState", "JobDone", "MAX_PENDING", "Reply", "StateChanged", "StateError",
     "ApiResponse", "AuthRequest", "CommandInjectionError", "CommandReply", "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADER_BYTES", "DisconnectNotice", "EslParser", "Event", "Frame", "LogData", "ProtocolError",
     "UnknownFrame", "build_command", "parse_json_event", "parse_plain_event", "parse_stream", "sanitize_arg",
