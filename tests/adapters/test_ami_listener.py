@@ -250,7 +250,7 @@ async def test_fastagi_keeps_annotating_while_ami_is_down_and_ami_comes_back(
     assert written["CDR(pbx_category)"] == "capacity"
     assert written["CDR(pbx_retry)"] == "failover"
     assert written["CDR(pbx_q850)"] == "34"
-    # With the AMI listener configured, it publishes every leg it sees: the AGI path only writes the CDR.
+    # With the AMI listener configured, it publishes every leg it sees: for a leg, the AGI path only writes the CDR.
     assert harness.bus.annotations == []
 
     await harness.server.start()

@@ -7,7 +7,7 @@ CDR record, AGI session and published annotation can be tied to its call.
 
 Decisions the tests pin down:
 - An answered call is annotated too, as ``200`` / ``ok``: a CDR column that is empty only for answered calls
-  could not tell "answered" from "pbx-codes was down". The AMI listener publishes failures only.
+  could not tell "answered" from "pbx-codes was down". The AMI listener publishes it too, as answered.
 - The AMI listener knows no per-call catalog (the dialplan's choice is not in any event), so its verdicts use the
   configured bindings; the tests check what it fetched (code, phrase), and the CDR checks the verdict.
 """
