@@ -5,7 +5,6 @@ Sinks start before the listeners so that the first annotation already has somewh
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,14 +19,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbx_codes.serve")
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 async def start_sinks(app: "App", store_url: str | None, console: str | None) -> None:
-    """Store, metrics and alerts when their parts are installed and configured, then the console."""
+    """Store, metrics and alerts when configured, then the console."""
     cfg = app.config
-    if _available("pbx_codes.store") and (store_url or cfg.store):
+    if store_url or cfg.store:
         from pbx_codes.store import run_store
         app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
         app.closers.append(app.store.close)

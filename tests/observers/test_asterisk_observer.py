@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Observation, Side
 from pbx_codes.observers.asterisk import AsteriskObserver, observe_stream, parse_tech_cause, replay, trunk_of
 from pbx_codes.protocols.ami import AmiParser, Event
+from pbx_codes.resolve import Resolver
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "asterisk"
@@ -171,14 +173,8 @@ def test_tech_cause_phrase_is_cleaned_of_control_characters() -> None:
     assert parse_tech_cause("garbage") == (None, None)
 
 
-def test_real_resolver_categories_when_catalogs_load() -> None:
-    try:
-        from pbx_codes.catalog import load_catalogs
-        from pbx_codes.resolve import Resolver
-        catalogs = load_catalogs()
-    except Exception as exc:  # the catalogs are another part's work in progress
-        pytest.skip(f"catalogs not loadable yet: {exc}")
-    resolver = Resolver(catalogs, bindings={}, default_catalog="sip")
+def test_real_resolver_categories() -> None:
+    resolver = Resolver(load_catalogs(), bindings={}, default_catalog="sip")
     categories = {}
     for name in ("busy486", "cancel487", "money409", "limit503"):
         (annotation,) = replay((FIXTURES / f"{name}.ami.txt").read_bytes(), resolver)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation, Category, Observation, Outcome, Resolution, Retry, Side
 from pbx_codes.observers.freeswitch import (
     CallMemory, FreeswitchObserver, annotate_events, cause_q850, iter_events, observation_from_variables, reason_q850,
     replay, variables_from_event,
 )
 from pbx_codes.protocols.esl import Event
+from pbx_codes.resolve import Resolver
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "freeswitch"
@@ -163,13 +165,7 @@ def test_gateway_from_channel_name_and_catalog_variable():
 
 
 def _real_resolver():
-    try:
-        from pbx_codes.catalog import load_catalogs
-        from pbx_codes.resolve import Resolver
-        catalogs = load_catalogs()
-    except Exception as exc:  # the shipped catalogs are still being written
-        pytest.skip(f"real catalogs not loadable yet: {exc}")
-    return Resolver(catalogs, bindings={"gw409": "lifecell"}, default_catalog="sip")
+    return Resolver(load_catalogs(), bindings={"gw409": "lifecell"}, default_catalog="sip")
 
 
 @pytest.mark.parametrize("variant", ["direct", "bridge", "hold"])
@@ -197,10 +193,6 @@ def test_decoding_only_the_observers_events_loses_no_annotation(capture: Path):
 
 def test_answered_call_is_reported_as_200_ok_only_when_asked() -> None:
     """The live listener reports answered legs (the failure rate's denominator); replay reports failures only."""
-    from pbx_codes.catalog import load_catalogs
-    from pbx_codes.observers.freeswitch import FreeswitchObserver, iter_events
-    from pbx_codes.resolve import Resolver
-
     data = (FIXTURES / "200_ok_bye.direct.json.esl.txt").read_bytes()
     resolver = Resolver(load_catalogs())
     for report, expected in ((False, []), (True, [("200", "ok")])):
