@@ -276,32 +276,38 @@ class AmiParser:
     def _feed_text(self, text: str, out: list[Message]) -> None:
         """Whole frames of ASCII text (no ``Response: Follows``), by the same rules as the loop in `feed`."""
         wanted = self._wanted_text
-        max_line = min(self.max_line, self.max_frame)  # a frame no longer than this cannot break either bound
-        for frame in text.split(self._sep.decode()):  # type: ignore[union-attr]
-            if not frame:
-                continue
-            if frame[0] == "\r" or frame[0] == "\n":  # stray line endings between frames
-                frame = frame.lstrip("\r\n")
+        limit = min(self.max_line, self.max_frame)  # a frame no longer than this cannot break either bound
+        append, event = out.append, Event
+        frames = skipped = 0
+        try:
+            for frame in text.split(self._sep.decode()):  # type: ignore[union-attr]
                 if not frame:
                     continue
-            self.frames += 1
-            if frame.startswith("Event: "):
-                eol = frame.find("\n")
-                name = (frame[7:] if eol == -1 else frame[7:eol]).rstrip("\r ")
-                if wanted is not None and name not in wanted:
-                    self.skipped += 1
-                    if len(frame) > max_line:
+                if frame[0] == "\r" or frame[0] == "\n":  # stray line endings between frames
+                    frame = frame.lstrip("\r\n")
+                    if not frame:
+                        continue
+                frames += 1
+                if frame.startswith("Event: "):
+                    eol = frame.find("\n")
+                    name = (frame[7:] if eol == -1 else frame[7:eol]).rstrip("\r ")
+                    if wanted is not None and name not in wanted:
+                        skipped += 1
+                        if len(frame) > limit:
+                            self._check_text_frame(frame)
+                        continue
+                    if len(frame) > limit:
                         self._check_text_frame(frame)
+                    append(event(name, frame))
                     continue
-                if len(frame) > max_line:
+                if len(frame) > limit:
                     self._check_text_frame(frame)
-                out.append(Event(name, frame))
-                continue
-            if len(frame) > max_line:
-                self._check_text_frame(frame)
-            message = self._other(frame)
-            if message is not None:
-                out.append(message)
+                message = self._other(frame)
+                if message is not None:
+                    append(message)
+        finally:
+            self.frames += frames
+            self.skipped += skipped
 
     def _check_text_frame(self, frame: str) -> None:
         """`_check_frame` for an ASCII frame already decoded (one character per byte)."""
