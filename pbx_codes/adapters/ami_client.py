@@ -1,9 +1,11 @@
 """The asyncio AMI client: connect, log in, filter, send actions and await their answers, keep the link alive.
 
-A thin layer around `pbx_codes.protocols.ami`: the parser frames the bytes; this module owns the socket, the
-clock and the errors. Why each piece exists:
+A thin layer around `pbx_codes.protocols.ami.AmiConnection`, which owns the connection's state: the Login and the
+filters, which answer goes to which action (``ActionID``), the bounds. This module moves its bytes (through the
+shared `ClientProtocol`) and keeps time; `ReconnectingClient` keeps it up. Why each piece exists:
 
-- Actions are answered by ``ActionID``: every action gets a fresh id and a future; a response completes it.
+- Every action gets a future keyed by the ActionID the core chose; a caller that gives up abandons it, so the
+  late answer is dropped by the core.
 - A half-open TCP connection (the PBX rebooted, a firewall forgot us) looks like a quiet server. A ``Ping`` every
   `ping_interval` seconds with no answer within `ping_timeout` drops the connection and reconnects.
 - Reconnects follow `pbx_codes.adapters.reconnect`: a short probe period while Asterisk refuses connections (back
@@ -16,19 +18,17 @@ clock and the errors. Why each piece exists:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
-from pbx_codes import status as states
 from pbx_codes.errors import AuthenticationError, PbxCodesError, PbxConnectionError
-from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
-from pbx_codes.protocols import ProtocolError
-from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
-from pbx_codes.status import PartStatus, describe_error
+from pbx_codes.adapters.reconnect import BackoffPolicy, ReconnectingClient
+from pbx_codes.protocols import StateError
+from pbx_codes.protocols.ami import AmiConnection, AmiState, Banner, Event, FilterRefused, Reply, Response, \
+    StateChanged
 from pbx_codes.timeouts import within
 
 log = logging.getLogger(__name__)
@@ -84,179 +84,110 @@ def filters_for(events: Iterable[str]) -> tuple[str, ...]:
     return tuple(f"Event: {name}" for name in sorted(events))
 
 
-class AmiClient:
+class AmiClient(ReconnectingClient):
     """One AMI connection, kept up by `run` until `close`. `on_event` is called for each decoded event."""
+
+    kind = "AMI"
+    unreachable = AmiUnreachable
 
     def __init__(self, settings: AmiSettings, secret: str, on_event: Callable[[Event], None], *,
                  on_connected: Callable[[], None] | None = None, rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(settings.host, settings.port, settings.backoff, logger=log,
+                         connect_timeout=settings.connect_timeout, sleep=sleep, rng=rng, clock=clock)
         self.settings = settings
-        self._sleep = sleep
         self._secret = secret
         self._on_event = on_event
         self._on_connected = on_connected
-        self._rng = rng or random.Random()
-        self._ids = itertools.count(1)
-        self._pending: dict[str, asyncio.Future[Response]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._closing = False
-        self.connected = asyncio.Event()
-        self.connections = 0  # successful logins
-        self.attempts = 0  # connection attempts
-        self.disconnected_at: float | None = None
-        self.missed_windows: list[tuple[float, float]] = []  # (wall-clock start, end) of each gap
+        self._conn: AmiConnection | None = None
+        self._waiters: dict[str, asyncio.Future[Response]] = {}
+        self._progress = asyncio.Event()  # a handshake step was answered
+        self._refusal = ""  # the server's words for a refused login
         self.banner: str | None = None
-        self.status = PartStatus(f"AMI {settings.host}:{settings.port}", logger=log)
-        self._healthy = False  # this session carried well-formed traffic after the login
-        self._up_since: float | None = None  # monotonic time of this session's login
 
     def __repr__(self) -> str:  # the secret must never show up in a log line or a traceback
         return f"AmiClient({self.settings.host}:{self.settings.port}, user={self.settings.username!r})"
 
     # -- public -------------------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Connect and serve until `close`, reconnecting after any failure (a refused login included)."""
-        backoff = Backoff(self.settings.backoff, self._rng)
-        s = self.settings
-        while not self._closing:
-            self._healthy, self._up_since = False, None
-            connections_before = self.connections
-            try:
-                await self._session()
-            except AmiAuthError as exc:
-                ending, reason = Ending.REFUSED, str(exc)
-                self.status.refusals += 1
-            except AmiUnreachable as exc:
-                ending, reason = Ending.UNREACHABLE, str(exc)
-            except (OSError, asyncio.TimeoutError, ProtocolError, AmiError, EOFError) as exc:
-                stable = self._up_since is not None and time.monotonic() - self._up_since >= backoff.policy.stable_after
-                healthy = (self._healthy or stable) and not isinstance(exc, ProtocolError)
-                ending, reason = (Ending.ENDED if healthy else Ending.FAILED), describe_error(exc)
-            except Exception as exc:  # a bug must not end the listener: say so, back off, try again
-                log.exception("AMI %s:%s: session failed", s.host, s.port)
-                ending, reason = Ending.FAILED, describe_error(exc)
-            finally:
-                self._drop()
-            if self._closing:
-                break
-            delay = backoff.after(ending)
-            if ending is not Ending.ENDED:
-                self.status.failures += 1
-            lost = " (connection lost)" if self.connections > connections_before else ""
-            state = {Ending.REFUSED: states.REFUSED, Ending.FAILED: states.FAILING}.get(ending, states.UNREACHABLE)
-            self.status.set(state, f"{reason}{lost}; next try in {delay:.1f} s")
-            log.debug("AMI reconnect to %s:%s in %.2fs (%s)", s.host, s.port, delay, reason)
-            await self._sleep(delay)
-
     async def send_action(self, name: str, /, timeout: float | None = None, **headers: object) -> Response:
         """Send one action and return its response (raises `AmiNotConnected`, or TimeoutError on no answer)."""
-        writer = self._writer
-        if writer is None or writer.is_closing():
+        conn, protocol = self._conn, self._protocol
+        if conn is None or protocol is None or conn.state is not AmiState.SUBSCRIBED:
             raise AmiNotConnected(f"not connected, cannot send {name}")
-        action_id = f"pbxc-{next(self._ids)}"
-        data = build_action(name, ActionID=action_id, **headers)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = future
         try:
-            writer.write(data)
+            action_id = conn.send_action(name, **headers)
+        except StateError as exc:
+            raise AmiNotConnected(f"cannot send {name}: {exc}") from None
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiters[action_id] = future
+        protocol.write(conn.data_to_send())
+        try:
             return await within(future, timeout or self.settings.action_timeout)
         finally:
-            self._pending.pop(action_id, None)
+            if self._waiters.pop(action_id, None) is not None:
+                conn.abandon(action_id)  # no answer yet: the core drops it when it comes
 
     async def close(self) -> None:
-        """Stop `run` and drop the connection."""
-        self._closing = True
-        writer = self._writer
-        if writer is not None and not writer.is_closing():
-            try:
-                writer.write(build_action("Logoff", ActionID=f"pbxc-{next(self._ids)}"))
-            except (OSError, RuntimeError):
-                pass
-        self._drop()
+        """Stop `run` and drop the connection (with a Logoff, if one is up)."""
+        conn, protocol = self._conn, self._protocol
+        if conn is not None and protocol is not None:
+            protocol.write(conn.logoff())
+        await super().close()
 
-    # -- internals ----------------------------------------------------------------------------------------------
+    # -- one session --------------------------------------------------------------------------------------------
     async def _session(self) -> None:
         s = self.settings
-        self.attempts += 1
+        conn = self._conn = AmiConnection(s.username, self._secret, events=s.events, filters=s.filters,
+                                          wanted_events=s.wanted_events)
+        protocol = await self._connect(self._received)
+        conn.start()
+        protocol.write(conn.data_to_send())
+        await self._until(lambda: conn.state in (AmiState.SUBSCRIBED, AmiState.REFUSED), self._progress, protocol,
+                          s.action_timeout, lambda: conn.awaiting)
+        if conn.state is AmiState.REFUSED:
+            raise AmiAuthError(f"AMI login as {s.username!r} refused: {self._refusal}")
+        self._up(f"logged in as {s.username!r}")
+        if self._on_connected is not None:
+            self._on_connected()
+        pinger = asyncio.ensure_future(self._watchdog())
         try:
-            reader, writer = await within(asyncio.open_connection(s.host, s.port), s.connect_timeout)
-        except TimeoutError:
-            raise AmiUnreachable(f"no TCP connection within {s.connect_timeout:g} s") from None
-        except OSError as exc:
-            raise AmiUnreachable(describe_error(exc, "connect")) from None
-        self._writer = writer
-        parser = AmiParser(s.wanted_events)
-        reader_task = asyncio.ensure_future(self._read(reader, parser))
-        try:
-            login = await self._await_or_reader(self.send_action(
-                "Login", Username=s.username, Secret=self._secret, Events=s.events), reader_task, "Login")
-            if not login.ok:
-                raise AmiAuthError(f"AMI login as {s.username!r} refused: {login.message or login.status}")
-            for expression in s.filters:
-                answer = await self._await_or_reader(
-                    self.send_action("Filter", Operation="Add", Filter=expression), reader_task, "Filter")
-                if not answer.ok:
-                    log.warning("AMI filter %r refused: %s", expression, answer.message)
-            self.connections += 1
-            now = time.time()
-            if self.disconnected_at is not None:
-                self.missed_windows.append((self.disconnected_at, now))
-                log.warning("AMI events from %s to %s (%.1fs) were missed while disconnected",
-                            _stamp(self.disconnected_at), _stamp(now), now - self.disconnected_at)
-                self.disconnected_at = None
-            self.status.set(states.UP, f"logged in as {s.username!r}")
-            self._up_since = time.monotonic()
-            self.connected.set()
-            if self._on_connected is not None:
-                self._on_connected()
-            pinger = asyncio.ensure_future(self._watchdog())
-            try:
-                done, _ = await asyncio.wait({reader_task, pinger}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                pinger.cancel()
-            for task in done:
-                task.result()  # re-raise what ended the session
-            raise EOFError("AMI connection closed by the server")
+            await asyncio.wait({pinger, protocol.ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reader_task.cancel()
-            if self.connected.is_set():
-                self.disconnected_at = time.time()
-            self.connected.clear()
+            pinger.cancel()
+        if pinger.done() and not pinger.cancelled():
+            pinger.result()  # re-raise what ended the session
+        self._raise_ended(protocol)
 
-    async def _await_or_reader(self, action: "asyncio.Future[Response] | object", reader_task: asyncio.Task[None],
-                               name: str = "action") -> Response:
-        """Await an action's answer, but fail at once if the reader ended (connection closed, protocol error)."""
-        task = asyncio.ensure_future(action)  # type: ignore[arg-type]
-        done, _ = await asyncio.wait({task, reader_task}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            try:
-                return task.result()
-            except TimeoutError:
-                raise AmiError(f"no answer to {name} within {self.settings.action_timeout:g} s") from None
-        task.cancel()
-        reader_task.result()
-        raise EOFError("AMI connection closed during login")
+    def _handshake_timeout(self, what: str, timeout: float) -> Exception:
+        return AmiError(f"no answer to {what} within {timeout:g} s")
 
-    async def _read(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
-        size = self.settings.read_size
-        while True:
-            data = await reader.read(size)
-            if not data:
-                return
-            for message in parser.feed(data):
-                if isinstance(message, Event) or self.connected.is_set():
-                    self._healthy = True  # well-formed traffic after the login (events only come after it)
-                if isinstance(message, Event):
-                    try:
-                        self._on_event(message)
-                    except Exception:  # a bug in a consumer must not kill the connection
-                        log.exception("AMI event handler failed on %s", message.name)
-                elif isinstance(message, Response):
-                    future = self._pending.get(message.action_id or "")
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                elif isinstance(message, Banner):
-                    self.banner = message.version
+    def _received(self, data: bytes) -> bytes | None:
+        conn = self._conn
+        assert conn is not None
+        self.last_traffic_at = self._clock()
+        for item in conn.receive_data(data):
+            cls = item.__class__
+            if cls is Event:
+                try:
+                    self._on_event(item)  # type: ignore[arg-type]
+                except Exception:  # a bug in a consumer must not kill the connection
+                    log.exception("AMI event handler failed on %s", item.name)  # type: ignore[union-attr]
+            elif cls is Reply:
+                future = self._waiters.pop(item.action_id, None)  # type: ignore[union-attr]
+                if future is not None and not future.done():
+                    future.set_result(item.response)  # type: ignore[union-attr]
+            elif cls is StateChanged:
+                self._refusal = item.reason  # type: ignore[union-attr]
+                self._progress.set()
+            elif cls is FilterRefused:
+                log.warning("AMI filter %r refused: %s", item.expression, item.message)  # type: ignore[union-attr]
+                self._progress.set()
+            elif cls is Banner:
+                self.banner = item.version  # type: ignore[union-attr]
+        if conn.carried:
+            self._carried = True
+        return conn.data_to_send()
 
     async def _watchdog(self) -> None:
         s = self.settings
@@ -267,18 +198,14 @@ class AmiClient:
             except asyncio.TimeoutError:
                 raise AmiError(f"no answer to Ping within {s.ping_timeout}s: dropping the connection") from None
 
-    def _drop(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        for future in self._pending.values():
+    def _drop(self, reason: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.state is not AmiState.CLOSED:
+            conn.close()
+        waiters, self._waiters = self._waiters, {}
+        for future in waiters.values():
             if not future.done():
                 future.set_exception(AmiNotConnected("AMI connection lost before the answer"))
-        self._pending.clear()
-
-
-def _stamp(wall: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
 
 
 __all__ = ["AmiAuthError", "AmiClient", "AmiError", "AmiNotConnected", "AmiSettings", "AmiUnreachable",

@@ -1,7 +1,8 @@
 """asyncio inbound ESL client: connect, authenticate, subscribe, reconnect, watch the heartbeat.
 
-Thin by design: bytes go through `pbx_codes.protocols.esl.EslParser`, commands through `build_command`. What this
-layer adds is time and failure:
+Thin by design: `pbx_codes.protocols.esl.EslConnection` owns the connection's state (auth -> subscription, the
+reply FIFO, bgapi Job-UUIDs, the bounds); this layer moves its bytes through the shared `ClientProtocol` and adds
+time and failure, through the one reconnecting-client shape (`ReconnectingClient`):
 - reconnect by `pbx_codes.adapters.reconnect`: a short probe period while FreeSWITCH refuses connections (back
   within about a second of it listening again, however long it was down); a wrong password backs off for
   `auth_failure_backoff` seconds at least (a tight loop would only fill FreeSWITCH's log); a server that accepts
@@ -10,8 +11,10 @@ layer adds is time and failure:
   connection is dead even if TCP has not noticed; the client drops it and reconnects;
 - every disconnect logs the window during which events may have been missed, so an operator knows which CDRs to
   re-check with ``pbx-codes enrich``.
-- ``api`` answers come back in order on the socket (a FIFO of futures); ``bgapi`` sends its own ``Job-UUID``
-  header so the BACKGROUND_JOB event is matched to the caller without racing the command reply.
+- ``api`` answers come back in order on the socket (the core's FIFO); ``bgapi`` sends its own ``Job-UUID``
+  header so the BACKGROUND_JOB event is matched to the caller without racing the command reply;
+- an event handler may be a coroutine function: reading pauses until it is done, so events stay in order and
+  a slow consumer holds FreeSWITCH back instead of filling memory.
 """
 from __future__ import annotations
 
@@ -25,14 +28,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from pbx_codes import status as states
 from pbx_codes.errors import AuthenticationError, CommandError, PbxConnectionError
-from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
+from pbx_codes.adapters.reconnect import BackoffPolicy, ClientProtocol, ReconnectingClient
+from pbx_codes.protocols import StateError
 from pbx_codes.protocols.esl import (
-    ApiResponse, AuthRequest, CommandReply, DisconnectNotice, EslParser, Event, ProtocolError, build_command,
+    ApiResponse, CommandReply, DisconnectNotice, EslConnection, EslState, Event, JobDone, ProtocolError, Reply,
+    StateChanged,
 )
 from pbx_codes.adapters.secrets import read_secret
-from pbx_codes.status import PartStatus, describe_error
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.esl")
@@ -86,83 +89,37 @@ class EslClientConfig:
 EventHandler = Callable[[Event], "Awaitable[None] | None"]
 
 
-class EslClient:
-    """One logical ESL session that survives reconnects. ``run()`` until cancelled; ``api``/``bgapi`` meanwhile."""
+class EslClient(ReconnectingClient):
+    """One logical ESL session that survives reconnects. ``run()`` until cancelled (or `close`); ``api``/``bgapi``
+    meanwhile."""
+
+    kind = "ESL"
+    unreachable = EslUnreachable
 
     def __init__(self, config: EslClientConfig, on_event: EventHandler | None = None, *,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config.host, config.port, config.backoff, logger=log, connect_timeout=config.connect_timeout,
+                         sleep=sleep, rng=rng, clock=clock)
         self.config = config
         self._on_event = on_event
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._clock = clock
-        self._writer: asyncio.StreamWriter | None = None
-        self._replies: deque[asyncio.Future] = deque()
-        self._jobs: dict[str, asyncio.Future] = {}
-        self._send_lock = asyncio.Lock()
-        self.connected = asyncio.Event()
-        self.connections = 0
-        self.last_frame_at: float | None = None
-        self.last_error: BaseException | None = None
-        self.attempts = 0
-        self.status = PartStatus(f"ESL {config.host}:{config.port}", logger=log)
-        self._tcp = False  # this attempt got a TCP connection
-        self._healthy = False  # this session carried a well-formed frame after the subscription
-        self._up_since: float | None = None  # monotonic time of this session's subscription
+        self._conn: EslConnection | None = None
+        self._replies: dict[int, asyncio.Future[Any]] = {}
+        self._jobs: dict[str, asyncio.Future[str]] = {}
+        self._progress = asyncio.Event()  # a handshake step was answered
+        self._refusal = ""
+        self._backlog: deque[Any] | None = None  # items held while an async handler runs (reading is paused)
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """Wall-clock time of the last bytes from FreeSWITCH."""
+        return self.last_traffic_at
 
     # --- public API -------------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Connect and serve forever, reconnecting (see the module's docstring). Cancel the task to stop."""
-        backoff = Backoff(self.config.backoff, self._rng)
-        cfg = self.config
-        lost_at: float | None = None
-        while True:
-            self._tcp = self._healthy = False
-            self._up_since = None
-            try:
-                await self._session(lost_at)
-                err: BaseException = EslConnectionLost("connection closed by FreeSWITCH")
-            except asyncio.CancelledError:
-                raise
-            except (EslAuthError, EslUnreachable, OSError, ProtocolError, EslConnectionLost, asyncio.TimeoutError,
-                    asyncio.IncompleteReadError) as exc:
-                err = exc
-            except Exception as exc:  # a bug must not end the listener: say so, back off, try again
-                log.exception("ESL %s:%s: session failed", cfg.host, cfg.port)
-                err = exc
-            self.last_error = err
-            was_connected = self.connected.is_set()
-            self.connected.clear()
-            self._fail_pending(EslConnectionLost(describe_error(err)))
-            if was_connected or lost_at is None:
-                lost_at = self.last_frame_at or self._clock()
-            if isinstance(err, EslAuthError):
-                self.status.refusals += 1
-                ending, state = Ending.REFUSED, states.REFUSED
-            elif not self._tcp:
-                ending, state = Ending.UNREACHABLE, states.UNREACHABLE
-            elif (self._healthy or self._stable(backoff.policy.stable_after)) and not isinstance(err, ProtocolError):
-                ending, state = Ending.ENDED, states.UNREACHABLE
-            else:
-                ending, state = Ending.FAILED, states.FAILING
-            delay = backoff.after(ending)
-            if ending is not Ending.ENDED:
-                self.status.failures += 1
-            if ending is Ending.REFUSED:
-                reason = (f"FreeSWITCH refused the password ({describe_error(err)}); not retrying for {delay:.0f} s: "
-                          "fix the secret")
-            else:
-                reason = (f"disconnected ({describe_error(err)}); events since {_stamp(lost_at)} "
-                          f"are not being observed; reconnecting in {delay:.1f} s")
-            self.status.set(state, reason)
-            log.debug("ESL %s:%s: next attempt in %.2f s (%s)", cfg.host, cfg.port, delay, describe_error(err))
-            await self._sleep(delay)
-
     async def api(self, *parts: str) -> ApiResponse:
         """``api <parts>``: the API's output. FreeSWITCH reports failure in the text (check ``.ok``)."""
-        reply = await self._command(build_command("api", *parts))
+        reply = await self._command(("api", *parts))
         if not isinstance(reply, ApiResponse):
             raise ProtocolError(f"expected api/response, got {type(reply).__name__}")
         return reply
@@ -170,153 +127,146 @@ class EslClient:
     async def bgapi(self, *parts: str, timeout: float | None = None) -> str:
         """``bgapi <parts>``: waits for the matching BACKGROUND_JOB and returns its body."""
         job_uuid = str(uuid_mod.uuid4())
-        loop = asyncio.get_running_loop()
-        job: asyncio.Future = loop.create_future()
+        job: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._jobs[job_uuid] = job
         try:
-            reply = await self._command(build_command("bgapi", *parts, headers={"Job-UUID": job_uuid}))
+            reply = await self._command(parts, job_uuid=job_uuid)
             if not isinstance(reply, CommandReply) or not reply.ok:
                 text = reply.reply_text if isinstance(reply, CommandReply) else type(reply).__name__
                 raise EslCommandError(f"bgapi refused: {text}")
             return await within(job, timeout or self.config.command_timeout)
         finally:
             self._jobs.pop(job_uuid, None)
+            if self._conn is not None:
+                self._conn.abandon_job(job_uuid)
 
     async def command(self, *parts: str) -> CommandReply:
         """Any other command (``filter``, ``event`` ...) answered by a command/reply."""
-        reply = await self._command(build_command(*parts))
+        reply = await self._command(parts)
         if not isinstance(reply, CommandReply):
             raise ProtocolError(f"expected command/reply, got {type(reply).__name__}")
         return reply
 
     # --- one connection ---------------------------------------------------------------------------------------
 
-    async def _session(self, lost_at: float | None) -> None:
+    async def _session(self) -> None:
         cfg = self.config
-        self.attempts += 1
-        try:
-            reader, writer = await within(asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout)
-        except TimeoutError:
-            raise EslUnreachable(f"no TCP connection within {cfg.connect_timeout:g} s") from None
-        except OSError as exc:
-            raise EslUnreachable(describe_error(exc, "connect")) from None
-        self._tcp = True
-        parser = EslParser(None if cfg.wanted_events is None else cfg.wanted_events | {"BACKGROUND_JOB"})
-        self._writer = writer
-        try:
-            frames: deque = deque()
+        conn = self._conn = EslConnection(cfg.password, events=cfg.events, event_format=cfg.event_format,
+                                          wanted_events=cfg.wanted_events)
+        protocol = await self._connect(self._received)
+        await self._until(lambda: conn.state in (EslState.SUBSCRIBED, EslState.REFUSED), self._progress, protocol,
+                          cfg.connect_timeout, lambda: conn.awaiting)
+        if conn.state is EslState.REFUSED:
+            raise EslAuthError(f"FreeSWITCH refused the password: {self._refusal or 'auth refused'}")
+        self._up(f"subscribed ({' '.join(cfg.events)})")
+        loop = asyncio.get_running_loop()
+        while True:  # the watchdog: FreeSWITCH sends HEARTBEAT every 20 s, so silence means a dead connection
+            wait = protocol.last_read + cfg.heartbeat_timeout - loop.time()
+            if wait <= 0 and self._backlog is None:
+                raise EslConnectionLost(f"watchdog: nothing from FreeSWITCH for {cfg.heartbeat_timeout:.0f} s")
+            done, _ = await asyncio.wait({protocol.ended}, timeout=max(wait, 0.01))
+            if done:
+                self._raise_ended(protocol)
 
-            async def next_frame() -> Any:
-                while not frames:
-                    data = await within(reader.read(cfg.read_size), cfg.heartbeat_timeout)
-                    if not data:
-                        raise EslConnectionLost("EOF from FreeSWITCH")
-                    self.last_frame_at = self._clock()
-                    frames.extend(parser.feed(data))
-                return frames.popleft()
+    def _handshake_timeout(self, what: str, timeout: float) -> Exception:
+        return EslConnectionLost(f"no {what} within {timeout:g} s")
 
-            async def expect(what: str) -> Any:
+    def _received(self, data: bytes) -> bytes | None:
+        conn = self._conn
+        assert conn is not None
+        self.last_traffic_at = self._clock()
+        items = conn.receive_data(data)
+        if conn.carried:
+            self._carried = True
+        if items:
+            if self._backlog is not None:  # an async handler is still running: keep the order
+                self._backlog.extend(items)
+            else:
+                self._deliver(deque(items))
+        return conn.data_to_send()
+
+    def _deliver(self, items: deque[Any]) -> None:
+        """Hand items on in order; an async handler pauses reading until it is done."""
+        while items:
+            item = items.popleft()
+            cls = item.__class__
+            if cls is Event:
+                if self._on_event is None:
+                    continue
                 try:
-                    return await within(next_frame(), cfg.connect_timeout)
-                except TimeoutError:
-                    raise EslConnectionLost(f"no {what} within {cfg.connect_timeout:g} s") from None
-
-            first = await expect("auth/request")
-            if not isinstance(first, AuthRequest):
-                raise ProtocolError(f"expected auth/request, got {type(first).__name__}")
-            writer.write(build_command("auth", cfg.password))
-            reply = await expect("reply to auth")
-            if not isinstance(reply, CommandReply):
-                raise ProtocolError(f"expected a reply to auth, got {type(reply).__name__}")
-            if not reply.ok:
-                raise EslAuthError(reply.reply_text or "auth refused")
-            writer.write(build_command("event", cfg.event_format, *cfg.events))
-            reply = await expect("reply to the event subscription")
-            if not isinstance(reply, CommandReply) or not reply.ok:
-                raise ProtocolError(f"event subscription refused: {getattr(reply, 'reply_text', reply)!r}")
-            self.connections += 1
-            self.connected.set()
-            if lost_at is not None:
-                log.warning("ESL %s:%s reconnected; events between %s and %s were missed", cfg.host, cfg.port,
-                            _stamp(lost_at), _stamp(self._clock()))
-            self.status.set(states.UP, f"subscribed ({' '.join(cfg.events)})")
-            self._up_since = time.monotonic()
-            while True:
-                try:
-                    frame = await next_frame()
-                except asyncio.TimeoutError:
-                    raise EslConnectionLost(
-                        f"watchdog: nothing from FreeSWITCH for {cfg.heartbeat_timeout:.0f} s") from None
-                if not isinstance(frame, DisconnectNotice):
-                    self._healthy = True  # a well-formed frame after the subscription: this server works
-                await self._dispatch(frame)
-        finally:
-            self._writer = None
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (OSError, asyncio.CancelledError):
-                pass
-
-    async def _dispatch(self, frame: Any) -> None:
-        if isinstance(frame, (CommandReply, ApiResponse)):
-            # FreeSWITCH answers every command, in order, even one whose caller gave up (timeout, cancel): its
-            # reply takes its slot, or it would be handed to the next caller and every later answer would shift.
-            if self._replies:
-                fut = self._replies.popleft()
-                if not fut.done():
-                    fut.set_result(frame)
-            return
-        if isinstance(frame, DisconnectNotice):
-            raise EslConnectionLost("FreeSWITCH sent a disconnect notice")
-        if isinstance(frame, Event):
-            if frame.name == "BACKGROUND_JOB":
-                job = self._jobs.get(str(frame.get("Job-UUID", "")))
-                if job is not None and not job.done():
-                    job.set_result(frame.body or "")
-            if self._on_event is not None:
-                try:
-                    result = self._on_event(frame)
-                    if inspect.isawaitable(result):
-                        await result
+                    result = self._on_event(item)
                 except Exception:  # a handler bug must not take the connection down
-                    log.exception("ESL event handler failed on %s", frame.name)
+                    log.exception("ESL event handler failed on %s", item.name)
+                    continue
+                if inspect.isawaitable(result):
+                    self._backlog = items
+                    protocol = self._protocol
+                    if protocol is not None and protocol.transport is not None:
+                        protocol.transport.pause_reading()
+                    task = asyncio.ensure_future(result)
+                    task.add_done_callback(lambda t, name=item.name, p=protocol: self._handled(t, name, p))
+                    return
+            elif cls is Reply:
+                future = self._replies.pop(item.token, None)
+                if future is not None and not future.done():
+                    future.set_result(item.frame)
+            elif cls is JobDone:
+                job = self._jobs.get(item.job_uuid)
+                if job is not None and not job.done():
+                    job.set_result(item.body)
+            elif cls is StateChanged:
+                self._refusal = item.reason
+                self._progress.set()
+            elif cls is DisconnectNotice:
+                raise EslConnectionLost("FreeSWITCH sent a disconnect notice")
 
-    async def _command(self, data: bytes) -> Any:
-        if self._writer is None or not self.connected.is_set():
+    def _handled(self, task: asyncio.Future[Any], name: str, protocol: ClientProtocol | None) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ESL event handler failed on %s", name, exc_info=task.exception())
+        items, self._backlog = self._backlog, None
+        if protocol is None or protocol.ended.done() or items is None:
+            return
+        try:
+            self._deliver(items)
+        except BaseException as exc:
+            protocol.fail(exc)
+            return
+        if self._backlog is None and protocol.transport is not None and not protocol.transport.is_closing():
+            protocol.transport.resume_reading()
+
+    async def _command(self, parts: tuple[str, ...], job_uuid: str | None = None) -> Any:
+        if self._conn is None or not self.connected.is_set():
             await within(self.connected.wait(), self.config.command_timeout)
-        writer = self._writer
-        if writer is None:
+        conn, protocol = self._conn, self._protocol
+        if conn is None or protocol is None:
             raise EslConnectionLost("not connected")
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        async with self._send_lock:
-            self._replies.append(fut)
-            writer.write(data)
-            await writer.drain()
-        return await within(fut, self.config.command_timeout)
+        try:
+            token = conn.bgapi(job_uuid, *parts) if job_uuid is not None else conn.command(*parts)
+        except StateError as exc:
+            raise EslConnectionLost(f"cannot send {parts[:1]}: {exc}") from None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[token] = future
+        protocol.write(conn.data_to_send())
+        try:
+            return await within(future, self.config.command_timeout)
+        finally:
+            if self._replies.pop(token, None) is not None:
+                conn.abandon(token)  # FreeSWITCH will still answer: the reply keeps its slot and is dropped
 
-    def _stable(self, seconds: float) -> bool:
-        """The session that just ended had stayed subscribed `seconds` at least."""
-        return self._up_since is not None and time.monotonic() - self._up_since >= seconds
-
-    def _fail_pending(self, exc: BaseException) -> None:
-        while self._replies:
-            fut = self._replies.popleft()
-            if not fut.done():
-                fut.set_exception(exc)
-        for fut in self._jobs.values():
-            if not fut.done():
-                fut.set_exception(exc)
+    def _drop(self, reason: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        self._backlog = None
+        if conn is not None and conn.state is not EslState.CLOSED:
+            conn.close()
+        exc = EslConnectionLost(f"ESL connection lost before the reply ({reason})")
+        replies, self._replies = self._replies, {}
+        for future in [*replies.values(), *self._jobs.values()]:
+            if not future.done():
+                future.set_exception(exc)
 
 
 class EslCommandError(CommandError):
     """FreeSWITCH answered a command with -ERR."""
-
-
-def _stamp(ts: float | None) -> str:
-    if ts is None:
-        return "?"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int((ts % 1) * 1000):03d}"
 
 
 __all__ = ["DEFAULT_EVENTS", "EslAuthError", "EslClient", "EslClientConfig", "EslCommandError",

@@ -1,6 +1,7 @@
 """The one reconnect policy of the AMI and ESL clients: what ended an attempt decides the wait before the next."""
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -51,3 +52,68 @@ def test_jitter_stays_within_its_fraction() -> None:
 def test_a_bad_policy_is_refused_with_its_field_named(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         BackoffPolicy(**bad)
+
+
+# --- the one reconnecting client shape ----------------------------------------------------------------------------
+
+def test_the_ami_and_esl_clients_are_one_reconnecting_client_shape() -> None:
+    from pbx_codes.adapters.ami_client import AmiClient
+    from pbx_codes.adapters.esl_client import EslClient
+    from pbx_codes.adapters.reconnect import ReconnectingClient
+
+    for client in (AmiClient.__mro__, EslClient.__mro__):
+        assert ReconnectingClient in client
+    # the loop, the missed-window log and the status live once, in the shared class
+    for name in ("run", "close", "report", "_up", "_ending", "_reason"):
+        assert name not in vars(AmiClient) or name == "close"
+        assert name not in vars(EslClient)
+
+
+@pytest.mark.asyncio
+async def test_esl_reconnect_records_the_missed_window_and_reports_it_for_metrics() -> None:
+    from adapters.esl_test_server import FakeFreeswitch, PASSWORD, heartbeat
+    from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
+    from support.waiting import wait_until
+
+    server = FakeFreeswitch(after_subscribe="streams", streams=[heartbeat()] * 3)
+    port = await server.start()
+    client = EslClient(EslClientConfig(port=port, password=PASSWORD, reconnect_min=0.01, jitter=0.0))
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_until(lambda: len(client.missed_windows) >= 2, what="two reconnections")
+        report = client.report()
+        assert report["missed_windows"] >= 2 and report["connections"] >= 3 and report["part"].startswith("ESL ")
+        assert all(start <= end for start, end in client.missed_windows)
+    finally:
+        await client.close()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.close()
+    assert task.done() and not task.cancelled()  # close() ends run() the same way for AMI and ESL
+
+
+@pytest.mark.asyncio
+async def test_an_async_esl_handler_gets_every_event_in_order_with_reading_paused_meanwhile() -> None:
+    from adapters.esl_test_server import FakeFreeswitch, PASSWORD
+    from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
+    from pbx_codes.protocols.esl import Event, parse_stream
+    from support.waiting import SleepRecorder
+
+    server = FakeFreeswitch()
+    port = await server.start()
+    expected = [f.name for f in parse_stream(server.recording) if isinstance(f, Event)]
+    seen: list[str] = []
+
+    async def slow(event: Event) -> None:
+        await asyncio.sleep(0)  # yields to the loop: more bytes may arrive meanwhile
+        seen.append(event.name)
+
+    sleep = SleepRecorder(stop_after=1)
+    client = EslClient(EslClientConfig(port=port, password=PASSWORD), slow, sleep=sleep)
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(sleep.done.wait(), 20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.close()
+    assert seen == expected and seen
