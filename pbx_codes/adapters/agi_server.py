@@ -1,6 +1,7 @@
 """The asyncio FastAGI server: Asterisk's ``AGI(agi://127.0.0.1/annotate?...)`` lands here.
 
-A thin layer around `pbx_codes.protocols.agi`. Each connection reads the request, picks the handler by script
+A thin layer around `pbx_codes.protocols.agi.AgiSession`, the core that owns a session's state (request, one command
+at a time, its reply, the byte budget). Each connection reads the request, picks the handler by script
 name (``annotate``, ``lookup``), lets it run commands one at a time, and closes, which returns control to the
 dialplan. Why it looks the way it does:
 
@@ -9,7 +10,7 @@ dialplan. Why it looks the way it does:
 - A peer that connects and closes, or sends garbage, costs a parser and a log line at debug level, nothing more:
   no task is started before a complete request.
 - It is an `asyncio.Protocol`, not streams: one callback per read and no extra buffering, so a session of ten
-  round trips stays cheap.
+  round trips stays cheap. The AMI and ESL clients use the same style (`adapters.reconnect.ClientProtocol`).
 - Memory is bounded whatever the peers send: a session may send at most `max_session_bytes` (a real request is
   1-2 KB; the parser alone would keep 256 lines of 8 KB, 2 MB, for the whole timeout), and at most `max_sessions`
   connections hold what they sent at once. A connection takes its slot with its first bytes: Asterisk sends its
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from pbx_codes.errors import PbxConnectionError
 from pbx_codes.protocols import ProtocolError
-from pbx_codes.protocols.agi import AgiHangup, AgiParser, AgiReply, AgiRequest, build_command
+from pbx_codes.protocols.agi import AgiHangup, AgiReply, AgiRequest, SessionTooLarge, StateError
+from pbx_codes.protocols.agi import AgiSession as AgiCore
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ class AgiSession:
         self._protocol = protocol
 
     async def command(self, *words: object) -> AgiReply:
-        """Send one command (built by `build_command`, so nothing can add a line) and await its reply."""
-        return await self._protocol.command(build_command(*words))
+        """Send one command (built by `build_command`, so nothing can add a line) and await its reply. Commands
+        go one at a time: a second one while the first is unanswered is refused (`StateError`)."""
+        return await self._protocol.command(words)
 
     async def get_full_variable(self, expression: str) -> str | None:
         """``GET FULL VARIABLE``: evaluates ``${...}`` on the channel; None when unset or on failure."""
@@ -105,19 +107,18 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 
 
 class _AgiProtocol(asyncio.Protocol):
-    __slots__ = ("server", "transport", "parser", "waiters", "session", "task", "timer", "closed", "received",
-                 "opened", "slotted", "request_timer")
+    __slots__ = ("server", "transport", "core", "waiter", "session", "task", "timer", "closed", "opened", "slotted",
+                 "request_timer")
 
     def __init__(self, server: "AgiServer") -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.parser = AgiParser()
-        self.waiters: deque[asyncio.Future[AgiReply]] = deque()
+        self.core = AgiCore(max_session_bytes=server.max_session_bytes)
+        self.waiter: asyncio.Future[AgiReply] | None = None  # the command in flight (one at a time)
         self.session: AgiSession | None = None
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
-        self.received = 0
         self.opened = 0.0
         self.slotted = False
         self.request_timer: asyncio.TimerHandle | None = None
@@ -144,25 +145,21 @@ class _AgiProtocol(asyncio.Protocol):
                 self.abort()
                 return
             self.slotted = True
-        self.received += len(data)
-        if self.received > server.max_session_bytes:
+        try:
+            messages = self.core.receive_data(data)
+        except SessionTooLarge:
             server.stats.too_large += 1
             log.debug("AGI connection dropped: over %d bytes", server.max_session_bytes)
             self.abort()
             return
-        try:
-            messages = self.parser.feed(data)
         except ProtocolError as exc:
             self._bad(f"protocol error: {exc}")
             return
         for message in messages:
             if isinstance(message, AgiReply):
-                if self.waiters:
-                    waiter = self.waiters.popleft()
-                    if not waiter.done():
-                        waiter.set_result(message)
-                else:
-                    log.debug("AGI reply with no command waiting: %r", message)
+                waiter, self.waiter = self.waiter, None
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
             elif isinstance(message, AgiRequest):
                 self._start(message)
             elif isinstance(message, AgiHangup) and self.session is not None:
@@ -170,7 +167,7 @@ class _AgiProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         try:
-            self.parser.feed_eof()
+            self.core.receive_eof()
         except ProtocolError as exc:
             if self.session is None:
                 self._bad(str(exc))
@@ -183,22 +180,31 @@ class _AgiProtocol(asyncio.Protocol):
             self.timer.cancel()
         if self.request_timer is not None:
             self.request_timer.cancel()
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(AgiSessionClosed("AGI connection closed"))
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(AgiSessionClosed("AGI connection closed"))
         if self.task is not None and not self.task.done() and self.session is None:
             self.task.cancel()
 
-    async def command(self, line: bytes) -> AgiReply:
+    @property
+    def received(self) -> int:
+        """Bytes this connection sent so far (the eviction's measure)."""
+        return self.core.received
+
+    async def command(self, words: tuple[object, ...]) -> AgiReply:
         if self.closed or self.transport is None:
             raise AgiSessionClosed("AGI connection closed")
+        line = self.core.send_command(*words)  # refuses CR/LF/NUL, an over-long line, a second command in flight
         waiter: asyncio.Future[AgiReply] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
+        self.waiter = waiter
         self.transport.write(line)
         stats = self.server.stats
-        stats.commands += line.count(b"\n")
-        reply = await waiter
+        stats.commands += 1
+        try:
+            reply = await waiter
+        except asyncio.CancelledError:
+            self.core.abandon()  # its reply, when it comes, is not the next command's
+            raise
         # EXEC answers with the application's own result (0 when it ran, -2 when there is no such application).
         if not reply.ok or (reply.result != 1 and not (line.startswith(b"EXEC ") and (reply.result or 0) >= 0)):
             stats.failed_replies += 1
@@ -252,7 +258,7 @@ class _AgiProtocol(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now, unread bytes and all (a flood is not worth a graceful close)."""
         self.closed = True
-        self.parser = AgiParser()  # let go of what it buffered at once
+        self.core.close()  # let go of what it buffered at once
         if self.transport is not None:
             self.transport.abort()
 
@@ -350,6 +356,6 @@ def agi_limits(section: Mapping[str, object]) -> dict[str, int]:
             (("max_sessions", DEFAULT_MAX_SESSIONS), ("max_session_bytes", DEFAULT_MAX_SESSION_BYTES))}
 
 
-__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
+__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "StateError", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
            "DEFAULT_REQUEST_TIMEOUT",
            "DEFAULT_MAX_SESSION_BYTES", "DEFAULT_PORT", "Handler", "agi_limits"]

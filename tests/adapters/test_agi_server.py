@@ -405,3 +405,30 @@ def test_limits_come_from_the_agi_section_and_bad_values_name_the_key() -> None:
         agi_limits({"max_sessions": 0})
     with pytest.raises(ValueError, match="max_session_bytes"):
         agi_limits({"max_session_bytes": "big"})
+
+
+@pytest.mark.asyncio
+async def test_a_second_command_while_the_first_is_unanswered_is_refused_and_never_written() -> None:
+    from pbx_codes.adapters.agi_server import AgiSession, StateError
+
+    outcome: dict[str, object] = {}
+
+    async def pipelining(session: AgiSession) -> None:
+        first = asyncio.ensure_future(session.command("GET", "FULL", "VARIABLE", "${A}"))
+        await asyncio.sleep(0)  # the first command is on the wire, its reply not back yet
+        try:
+            await session.command("GET", "FULL", "VARIABLE", "${B}")
+        except StateError as exc:
+            outcome["refused"] = str(exc)
+        outcome["first"] = (await first).value
+
+    server = await AgiServer({"pipe": pipelining}, port=0).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        lines = await play_res_agi(reader, writer, agi_request("pipe", channel=B_LEG, uniqueid="1.1"),
+                                   {"${A}": b"a"})
+    finally:
+        await server.close()
+    assert [unquote_args(line.decode().rstrip("\n"))[3] for line in lines] == ["${A}"]  # res_agi saw one command
+    assert outcome == {"refused": outcome.get("refused"), "first": "a"} and "command" in str(outcome["refused"])
+    assert server.stats.completed == 1
