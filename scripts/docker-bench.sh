@@ -106,7 +106,12 @@ image_inputs() {
 }
 
 build_images() {
-    local base rootfs wheels ctx hash name started=${SECONDS}
+    local base rootfs wheels ctx hash name lock started=${SECONDS}
+    # One build at a time on this machine (two test sessions, a person and CI): they share the root filesystem,
+    # the wheel cache and the image names.
+    mkdir -p "${CACHE_DIR}"
+    exec {lock}>"${CACHE_DIR}/docker-bench.lock"
+    flock "${lock}"
     base="$("${REPO_DIR}/scripts/docker-base.sh")"
     rootfs="$("${REPO_DIR}/scripts/docker-base.sh" --rootfs)"
     wheels="$(build_wheels "${rootfs}")"
@@ -126,6 +131,7 @@ build_images() {
             || die "building pbx-codes/${name}:bench failed"
     done
     docker image prune -f --filter "label=${LABEL}" >/dev/null 2>&1 || true
+    flock -u "${lock}"
     log "images ready ($((SECONDS - started)) s)"
 }
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.docker_bench import DockerBench, free_tcp_port
+from support.docker_bench import PROJECT_PREFIX, DockerBench, free_tcp_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,15 +31,28 @@ def _missing() -> str | None:
     return None
 
 
+def remove_abandoned_benches() -> None:
+    """Benches of test sessions that ended without taking theirs down (killed): each session's bench is its own
+    compose project, named after its process, so sessions running at the same time never stop each other's."""
+    labels = subprocess.run(["docker", "ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}'],
+                            capture_output=True, text=True, timeout=60).stdout.split()
+    for project in sorted(set(labels)):
+        pid = project.removeprefix(PROJECT_PREFIX)
+        if project.startswith(PROJECT_PREFIX) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            DockerBench(console_port=0, prometheus_port=0, project=project).down()
+
+
 @pytest.fixture(scope="session")
 def docker_bench() -> Iterator[DockerBench]:
     missing = _missing()
     if missing:
         pytest.skip(missing)
-    bench = DockerBench(console_port=free_tcp_port(), prometheus_port=free_tcp_port())
-    bench.down()  # what an interrupted session left: every count below starts from zero
+    remove_abandoned_benches()
+    bench = DockerBench(console_port=free_tcp_port(), prometheus_port=free_tcp_port(),
+                        project=f"{PROJECT_PREFIX}{os.getpid()}")
     try:
         bench.up()
         yield bench
     finally:
-        bench.down()
+        if not os.environ.get("PBX_CODES_DOCKER_KEEP"):  # =1 keeps it up to look at after a failure
+            bench.down()

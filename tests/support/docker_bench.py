@@ -2,8 +2,8 @@
 container, and every check reads what a container holds (the CDR files in the asterisk-cdr volume, the rows in the
 PostgreSQL container, Prometheus' HTTP API, the console).
 
-The tests' bench is its own compose project (`pbxcodes-test`), on free loopback ports, so a bench someone started
-by hand is never touched.
+Each test session's bench is its own compose project (`pbxcodes-test-<pid>`), on free loopback ports, so neither a
+bench someone started by hand nor another session's is ever touched.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from support.waiting import wait_until
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "docker-bench.sh"
 CARRIERS = REPO / "docker" / "sipp" / "carriers.txt"
-PROJECT = "pbxcodes-test"
+PROJECT_PREFIX = "pbxcodes-test-"
 CDR_DIR = "/var/log/asterisk/cdr-custom"
 STORE_URL = "postgresql://pbxcodes@postgres:5432/pbxcodes"
 
@@ -67,7 +67,7 @@ def wait_for(predicate: Callable[[], object], limit: float, what: str) -> None:
 class DockerBench:
     console_port: int
     prometheus_port: int
-    project: str = PROJECT
+    project: str
     placed: Counter[str] = field(default_factory=Counter)  # trunk -> calls placed through the bench this session
 
     # -- the script -----------------------------------------------------------------------------------------------
