@@ -21,7 +21,7 @@ from pbx_codes.observers import freeswitch_cdr
 from pbx_codes.observers.asterisk import parse_tech_cause, trunk_of as asterisk_trunk_of
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.errors import InputError
-from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS
+from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 from pbx_codes.enrich.tolerant_csv import split_line
 
 PBXS = ("asterisk", "freeswitch")
@@ -159,12 +159,8 @@ def _asterisk_time(value: str | None) -> float | None:
 _ASTERISK_DIAL_OUTCOME = {"ANSWER": Outcome.ANSWERED, "ANSWERED": Outcome.ANSWERED, "CANCEL": Outcome.CALLER_CANCEL,
                           "NOANSWER": Outcome.RING_TIMEOUT, "NO ANSWER": Outcome.RING_TIMEOUT}
 #: The project's cdr_custom layouts, by field count: the first release's, and the one with the outcome fields the
-#: FastAGI annotation writes (pbx_hangup_by ... pbx_attempts).
-ASTERISK_CDR_LAYOUTS: Mapping[int, tuple[str, ...]] = {
-    len(PBX_CDR_CUSTOM_COLUMNS): PBX_CDR_CUSTOM_COLUMNS,
-    len(PBX_CDR_CUSTOM_COLUMNS) + 5: (*PBX_CDR_CUSTOM_COLUMNS, "pbx_hangup_by", "pbx_outcome", "pbx_q850_observed",
-                                      "pbx_attempt", "pbx_attempts"),
-}
+#: FastAGI annotation writes (pbx_hangup_by ... pbx_attempts); `enrich` reads the same ones.
+ASTERISK_CDR_LAYOUTS: Mapping[int, tuple[str, ...]] = PBX_CDR_CUSTOM_LAYOUTS
 _OUTCOMES = {o.value: o for o in Outcome}
 _SIDES = {s.value: s for s in Side}
 

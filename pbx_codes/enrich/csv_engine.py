@@ -72,6 +72,8 @@ class Layout:
         # values appended, under the wrong names.
         base = range(need, len(names) + 1) if preset.short_rows and not fill else (len(names),)
         widths = frozenset(base)
+        if names == preset.columns:  # the preset's later layouts append columns: every position holds
+            widths |= frozenset(preset.layouts)
         done_widths = frozenset(w + len(append) for w in base) if append else frozenset()
         return cls(names, plan, fill, append, need, done_index, tail_fill, tail_extra, widths, done_widths)
 
@@ -358,7 +360,7 @@ class CsvEnricher:
                                 else:
                                     body, eol = _split_eol(raw)
                                     out(body + entry.payload + eol)
-                            elif entry.lf is not _REWRITE and raw.endswith(tail_q_lf):  # empty pbx_* tail
+                            elif entry.lf is not _REWRITE and len(row) == width and raw.endswith(tail_q_lf):
                                 out(raw[:-cut_q_lf] + entry.lf)
                             else:
                                 body, eol = _split_eol(raw)

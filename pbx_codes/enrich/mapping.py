@@ -8,6 +8,7 @@ Headerless files (cdr_csv's Master.csv, cdr_custom, mod_cdr_csv) need the column
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Mapping, Sequence
 
 from pbx_codes.errors import InputError
@@ -79,6 +80,12 @@ class Preset:
     description: str = ""
     short_rows: bool = False      # rows may lack trailing columns (cdr_csv without loguniqueid/loguserfield), down
     #                               to the last column a key field is read from
+    longer: tuple[tuple[str, ...], ...] = ()  # later layouts of `columns`: more columns appended, none moved
+
+    @property
+    def layouts(self) -> Mapping[int, tuple[str, ...]]:
+        """A headerless preset's layouts by field count (`columns` and its `longer` forms)."""
+        return {len(names): names for names in (self.columns, *self.longer) if names}
 
     def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> "Preset":
         return replace(self, mapping=self.mapping.with_overrides(overrides)) if overrides else self
@@ -90,10 +97,17 @@ class Preset:
 MASTER_CSV_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
                       "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid",
                       "userfield")
-#: The project's own cdr_custom template (asterisk/cdr_custom.conf, [pbx_codes.csv]).
+#: The project's own cdr_custom template (asterisk/cdr_custom.conf, [pbx_codes.csv]) as first shipped.
 PBX_CDR_CUSTOM_COLUMNS = ("start", "answer", "end", "duration", "billsec", "disposition", "uniqueid", "linkedid",
                           "channel", "dstchannel", "src", "dst", "dcontext", "lastapp", "lastdata", "accountcode",
                           "userfield", "sequence", "pbx_trunk", "pbx_dialstatus", "pbx_rawcause", *PBX_COLUMNS)
+#: What the FastAGI annotation writes beyond `PBX_COLUMNS` (how the attempt ended), appended by the template's
+#: current layout; the long free text of them (the attempts list) last. enrich reads past them and leaves them.
+PBX_OUTCOME_COLUMNS = ("pbx_hangup_by", "pbx_outcome", "pbx_q850_observed", "pbx_attempt", "pbx_attempts")
+#: Every layout of that template, by field count. Each appends to the first, so a file Asterisk went on writing
+#: after the mapping changed holds rows of both, and every field keeps its position in either.
+PBX_CDR_CUSTOM_LAYOUTS: Mapping[int, tuple[str, ...]] = MappingProxyType({
+    len(layout): layout for layout in (PBX_CDR_CUSTOM_COLUMNS, (*PBX_CDR_CUSTOM_COLUMNS, *PBX_OUTCOME_COLUMNS))})
 
 _ASTERISK_MAP = ColumnMap({
     "sip_code": ("sip_code", "pbx_sip_code"),
@@ -134,7 +148,9 @@ PRESETS: Mapping[str, Preset] = {p.name: p for p in (
     Preset("asterisk-master-csv", "asterisk", "csv", _ASTERISK_MAP, columns=MASTER_CSV_COLUMNS, short_rows=True,
            description="cdr_csv Master.csv: disposition only, so annotations are coarse (pbx_exact=0)"),
     Preset("asterisk-cdr-custom-pbx", "asterisk", "csv", _ASTERISK_MAP, columns=PBX_CDR_CUSTOM_COLUMNS,
-           description="the project's cdr_custom template, with pbx_rawcause = 'SIP 409 Not enough money'"),
+           longer=tuple(v for v in PBX_CDR_CUSTOM_LAYOUTS.values() if v != PBX_CDR_CUSTOM_COLUMNS),
+           description="the project's cdr_custom template, with pbx_rawcause = 'SIP 409 Not enough money' "
+                       "(rows with or without the annotation's pbx_hangup_by ... pbx_attempts)"),
     Preset("asterisk-csv-header", "asterisk", "csv", _ASTERISK_MAP,
            description="any Asterisk CSV whose first row names the columns"),
     Preset("asterisk-json", "asterisk", "json", _ASTERISK_MAP,
@@ -179,5 +195,6 @@ def parse_columns(text: str) -> tuple[str, ...]:
     return names
 
 
-__all__ = ["DONE_COLUMN", "FIELDS", "ID_FIELDS", "KEY_FIELDS", "PBX_COLUMNS", "PRESETS", "ColumnMap", "MappingError",
+__all__ = ["DONE_COLUMN", "FIELDS", "ID_FIELDS", "KEY_FIELDS", "PBX_CDR_CUSTOM_LAYOUTS", "PBX_COLUMNS",
+           "PBX_OUTCOME_COLUMNS", "PRESETS", "ColumnMap", "MappingError",
            "Preset", "get_preset", "parse_columns", "parse_overrides"]

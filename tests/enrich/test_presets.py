@@ -10,7 +10,8 @@ from enrich.cdr_inputs import (FS_RECORDED_COLUMNS, LEGACY_COLUMNS, asterisk_sce
                              fs_summaries, mod_cdr_csv_line)
 
 from pbx_codes.enrich import enrich_file, get_preset
-from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, MASTER_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS
+from pbx_codes.enrich.mapping import (FS_CDR_CSV_COLUMNS, MASTER_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS,
+                                     PBX_CDR_CUSTOM_LAYOUTS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS)
 from pbx_codes.enrich.tables import enrich_sqlite
 
 SCENARIOS = asterisk_scenarios()
@@ -254,3 +255,51 @@ def test_sqlite_table_that_cannot_take_the_pbx_columns_is_a_clear_error_not_a_cr
     con.close()
     with pytest.raises(EnrichError, match="view"):
         enrich_sqlite(str(db), get_preset("asterisk-sqlite3-custom"), make_annotator(), table="cdr", progress=False)
+
+
+def _cdr_custom_row(names: tuple[str, ...], **values: str) -> list[str]:
+    row = {c: "" for c in names}
+    row.update(start="2026-11-23 09:00:00", end="2026-11-23 09:00:01", uniqueid="1795426000.1",
+               linkedid="1795426000.0", dstchannel="PJSIP/trunk-00000001", sequence="3", **values)
+    return [row[c] for c in names]
+
+
+def test_cdr_custom_file_with_rows_before_and_after_the_outcome_fields_is_annotated_in_place(tmp_path,
+                                                                                         make_annotator):
+    """Asterisk goes on appending to pbx_codes.csv when the mapping gains pbx_hangup_by ... pbx_attempts: one file
+    holds both layouts, and every row of either is read by its own field count, none is malformed."""
+    old, new = PBX_CDR_CUSTOM_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS[len(PBX_CDR_CUSTOM_COLUMNS) + 5]
+    assert new[:len(old)] == old and new[len(old):] == PBX_OUTCOME_COLUMNS
+    rows = [
+        _cdr_custom_row(old, disposition="BUSY", pbx_rawcause="SIP 486 Busy Here"),          # empty pbx_* tail
+        # FastAGI down: the dialplan's catalog is there, the annotation's columns (old and new) are empty
+        _cdr_custom_row(new, disposition="FAILED", pbx_rawcause="SIP 409 Not enough money", pbx_catalog="lifecell"),
+        _cdr_custom_row(new, disposition="BUSY", pbx_rawcause="SIP 486 Busy Here"),          # empty tail, new layout
+        _cdr_custom_row(new, disposition="BUSY", pbx_rawcause="SIP 486 Busy Here", pbx_catalog="sip",
+                        pbx_code="486", pbx_category="busy", pbx_retry="later", pbx_exact="1",
+                        pbx_hangup_by="carrier", pbx_outcome="carrier_final", pbx_q850_observed="17",
+                        pbx_attempt="1", pbx_attempts="1:trunk:486:busy:later:carrier_final"),   # annotated live
+    ]
+    source = tmp_path / "pbx_codes.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    summary = enrich_file(source, get_preset("asterisk-cdr-custom-pbx"), make_annotator(), progress=False)
+    assert (summary.skipped_malformed, summary.skipped_annotated) == (0, 1)
+    out = read_csv(tmp_path / "pbx_codes.enriched.csv")
+    assert [len(r) for r in out] == [len(r) for r in rows]                 # filled in place, nothing appended
+    got = [dict(zip(new, r)) for r in out]
+    assert [(g["pbx_code"], g["pbx_category"], g["pbx_catalog"]) for g in got] == [
+        ("486", "busy", "sip"), ("409", "billing", "lifecell"), ("486", "busy", "sip"), ("486", "busy", "sip")]
+    assert [[g.get(c, "") for c in PBX_OUTCOME_COLUMNS] for g in got[1:3]] == [[""] * 5] * 2  # left as they were
+    assert out[3] == rows[3]
+    for original, row in zip(rows, out):  # the CDR's own cells are untouched in either layout
+        assert row[:len(old) - len(PBX_COLUMNS)] == original[:len(old) - len(PBX_COLUMNS)]
+
+
+def test_shipped_cdr_custom_csv_mapping_is_the_newest_layout_enrich_and_backfill_read() -> None:
+    from pbx_codes.bench.asterisk import _csv_field_names
+
+    names = tuple(_csv_field_names())
+    assert PBX_CDR_CUSTOM_LAYOUTS[len(names)] == names
+    assert len(names) == max(PBX_CDR_CUSTOM_LAYOUTS)
+    assert get_preset("asterisk-cdr-custom-pbx").layouts == dict(PBX_CDR_CUSTOM_LAYOUTS)
