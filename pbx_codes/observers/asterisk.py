@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
-from pbx_codes.observers.asterisk_outcome import LegFacts, decide, parse_tech_cause
+from pbx_codes.observers.asterisk_outcome import LegFacts, LegVerdict, decide, parse_tech_cause
 from pbx_codes.protocols import safe_value, small_int
 from pbx_codes.protocols.ami import AmiParser, Event, Response
 
@@ -49,6 +49,11 @@ FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION
 NORMAL_CAUSES = frozenset({0, 16})
 
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}(?:;\d)?$")
+_CALLER, _CARRIER, _LOCAL = Side.CALLER, Side.CARRIER, Side.LOCAL  # an Enum member lookup is not free per event
+#: `decide` is pure and a PBX meets the same few shapes over and over: its verdicts are kept, up to this many
+#: (and only for phrases up to `_CACHED_PHRASE_MAX` characters, so the cache's memory stays small).
+_VERDICTS_MAX = 4096
+_CACHED_PHRASE_MAX = 256
 
 
 def trunk_of(channel: str | None) -> str | None:
@@ -62,9 +67,12 @@ def trunk_of(channel: str | None) -> str | None:
     return name or None
 
 
-def _timestamp(event: Event) -> float | None:
+def _seconds(timestamp: str | None) -> float | None:
+    """An event's ``Timestamp`` header as a float, None when missing or unreadable."""
+    if not timestamp:
+        return None
     try:
-        return float(event.get("Timestamp") or "")
+        return float(timestamp)
     except ValueError:
         return None
 
@@ -76,6 +84,8 @@ def _number(dial_string: str | None) -> str | None:
     target = dial_string.split("&", 1)[0].split(",", 1)[0]
     target = target.rsplit("/", 1)[-1]
     number = target.split("@", 1)[0]
+    if len(number) <= 64 and number.isascii() and number.isprintable():
+        return number.strip() or None  # what safe_value gives such text, without its general path
     return safe_value(number, 64) or None
 
 
@@ -143,6 +153,7 @@ class AsteriskObserver:
         self._waiting: dict[str, str] = {}  # Getvar variable -> B uniqueid
         self._attempts: OrderedDict[str, int] = OrderedDict()  # A uniqueid -> Dials begun (failover attempts)
         self.evicted = 0
+        self._verdicts: dict[tuple[Any, ...], LegVerdict] = {}
         self.handlers = {
             "DialBegin": self._dial_begin,
             "DialState": self._dial_state,
@@ -197,14 +208,14 @@ class AsteriskObserver:
 
     # -- event handlers -----------------------------------------------------------------------------------------
     def _dial_begin(self, event: Event) -> list[Observation]:
-        uid = event.get("DestUniqueid")
-        channel = event.get("DestChannel")
+        get = event.get
+        uid = get("DestUniqueid")
+        channel = get("DestChannel")
         if not uid or not channel or channel.startswith("Local/") or uid in self._legs:
             return []
-        a_uid = event.get("Uniqueid") or None
-        leg = _Leg(uid, channel, event.get("DestLinkedid") or event.get("Linkedid"), a_uid,
-                   event.get("Channel") or None, _number(event.get("DialString")))
-        leg.started_at = _timestamp(event)
+        a_uid = get("Uniqueid") or None
+        leg = _Leg(uid, channel, get("DestLinkedid") or get("Linkedid"), a_uid, get("Channel") or None,
+                   _number(get("DialString")), started_at=_seconds(get("Timestamp")))
         self._legs[uid] = leg
         if a_uid:
             self._by_a.setdefault(a_uid, set()).add(uid)
@@ -222,7 +233,7 @@ class AsteriskObserver:
         leg = self._legs.get(event.get("DestUniqueid") or "")
         if leg is not None and (event.get("DialStatus") or "").strip().upper() in RINGING_DIAL_STATES:
             leg.rang = True
-            leg.progress_at = leg.progress_at or _timestamp(event)
+            leg.progress_at = leg.progress_at or _seconds(event.get("Timestamp"))
         return []
 
     def _dial_end(self, event: Event) -> list[Observation]:
@@ -230,7 +241,7 @@ class AsteriskObserver:
         if leg is not None:
             leg.dial_status = (event.get("DialStatus") or "").strip().upper() or None
             if leg.dial_status == "ANSWER":
-                leg.answered_at = _timestamp(event)
+                leg.answered_at = _seconds(event.get("Timestamp"))
         return []
 
     def _hangup_request(self, event: Event) -> list[Observation]:
@@ -241,21 +252,21 @@ class AsteriskObserver:
             for b_uid in self._by_a.get(uid, ()):
                 b_leg = self._legs.get(b_uid)
                 if b_leg is not None and not b_leg.hung_up and b_leg.hangup_by is None:
-                    b_leg.hangup_by = Side.CALLER
+                    b_leg.hangup_by = _CALLER
             return []
         if not leg.requested:
             leg.requested = True
             leg.cause = small_int(event.get("Cause"))
             leg.tech_cause = small_int(event.get("TechCause"))
             if leg.hangup_by is None:
-                leg.hangup_by = Side.CARRIER
+                leg.hangup_by = _CARRIER
             self._ask_phrase(leg)
         return []
 
     def _soft_hangup_request(self, event: Event) -> list[Observation]:
         leg = self._legs.get(event.get("Uniqueid") or "")
         if leg is not None and leg.hangup_by is None:
-            leg.hangup_by = Side.LOCAL
+            leg.hangup_by = _LOCAL
         return []
 
     def _hangup(self, event: Event) -> list[Observation]:
@@ -264,22 +275,25 @@ class AsteriskObserver:
         out: list[Observation] = []
         if leg is not None:
             leg.hung_up = True
-            leg.timestamp = _timestamp(event)
+            leg.timestamp = _seconds(event.get("Timestamp"))
             if leg.cause is None:
                 leg.cause = small_int(event.get("Cause"))
-            if not leg.requested and leg.hangup_by is not Side.CALLER and leg.dial_status != "CANCEL":
+            if not leg.requested and leg.hangup_by is not _CALLER and leg.dial_status != "CANCEL":
                 leg.tech_cause = small_int(event.get("TechCause"))
             if not self._failed(leg):
                 self._forget(leg)
                 if self.report_answered and leg.dial_status == "ANSWER":
                     out.append(self._observation(leg, answered=True))
                 return out
-            if leg.fetch is None and leg.dial_status != "CANCEL" and leg.hangup_by is not Side.CALLER:
+            if leg.fetch is None and leg.dial_status != "CANCEL" and leg.hangup_by is not _CALLER:
                 self._ask_phrase(leg)
             out.extend(self._maybe_emit(leg))
         # The A-leg is gone: a Getvar on it can no longer succeed, so stop waiting for its B-legs' phrases.
         self._attempts.pop(uid, None)
-        for b_uid in list(self._by_a.pop(uid, ())):
+        b_uids = self._by_a.pop(uid, None)
+        if not b_uids:
+            return out
+        for b_uid in list(b_uids):
             b_leg = self._legs.get(b_uid)
             if b_leg is None:
                 continue
@@ -327,12 +341,19 @@ class AsteriskObserver:
 
     def _observation(self, leg: _Leg, answered: bool = False) -> Observation:
         status = leg.dial_status
-        if not answered and leg.hangup_by is Side.CALLER:
+        if not answered and leg.hangup_by is _CALLER:
             status = "CANCEL"  # the caller hung up before DialEnd said so
         # The phrase is known ("" = Asterisk holds none for the leg) only when the Getvar was answered.
         tech = leg.tech_value if leg.fetch_done and leg.tech_value is not None else None
-        verdict = decide(LegFacts(status, tech, has_leg=True, rang=leg.rang, cause=leg.cause,
-                                  tech_cause=leg.tech_cause, hangup_by=leg.hangup_by))
+        key = (status, tech, leg.rang, leg.cause, leg.tech_cause, leg.hangup_by)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = decide(LegFacts(status, tech, has_leg=True, rang=leg.rang, cause=leg.cause,
+                                      tech_cause=leg.tech_cause, hangup_by=leg.hangup_by))
+            if tech is None or len(tech) <= _CACHED_PHRASE_MAX:
+                if len(self._verdicts) >= _VERDICTS_MAX:
+                    self._verdicts.clear()
+                self._verdicts[key] = verdict
         return Observation(
             sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=self.catalog,
             trunk=trunk_of(leg.channel), hangup_by=verdict.hangup_by, pbx=PBX, call_id=leg.linkedid,

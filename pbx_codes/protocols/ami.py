@@ -72,18 +72,16 @@ class Event:
     def get(self, key: str, default: str | None = None) -> str | None:
         """One header's (first) value, without parsing the rest of the frame."""
         raw = self.raw
-        start = raw.find("\n" + key + ":")
-        if start == -1:
-            if raw.startswith(key + ":"):
-                start = -1
-            else:
-                return default
+        start = raw.find(f"\n{key}:")
+        if start == -1 and not raw.startswith(f"{key}:"):
+            return default
         start += len(key) + 2
-        if raw.startswith(" ", start):
+        if raw[start:start + 1] == " ":
             start += 1
         stop = raw.find("\n", start)
-        value = raw[start:] if stop == -1 else raw[start:stop]
-        return value[:-1] if value.endswith("\r") else value
+        if stop == -1:
+            return raw[start:-1] if raw.endswith("\r") else raw[start:]
+        return raw[start:stop - 1] if raw[stop - 1] == "\r" else raw[start:stop]
 
     @property
     def headers(self) -> Mapping[str, str]:
