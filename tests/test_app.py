@@ -7,16 +7,13 @@ import pytest
 from pbx_codes.app import serve
 from pbx_codes.config import parse_config
 from pbx_codes.resolve import Resolver
+from support.waiting import eventually
 
 
 async def connect_when_listening(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect once the server under test has bound its port (it starts in the background)."""
-    for _ in range(100):
-        try:
-            return await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+    return await eventually(lambda: asyncio.open_connection("127.0.0.1", port), retry_on=(OSError,),
+                            what=f"something listens on 127.0.0.1:{port}")
 
 
 @pytest.mark.asyncio

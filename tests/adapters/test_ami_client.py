@@ -12,7 +12,7 @@ from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.protocols.ami import AmiParser, Event
 
 from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording
-from support.waiting import SleepRecorder
+from support.waiting import SleepRecorder, wait_until
 
 RECORDING = load_recording("money409")
 # The recorded events, without the recorded responses (the test server answers our own ActionIDs).
@@ -39,13 +39,6 @@ def settings(port: int, **kw) -> AmiSettings:
                 ping_interval=30.0, ping_timeout=5.0, action_timeout=5.0)
     base.update(kw)
     return AmiSettings(**base)
-
-
-async def wait_until(predicate, limit: float = 10.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), limit)
 
 
 @pytest.mark.asyncio

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,6 +26,7 @@ from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
 
 from adapters.agi_test_client import agi_request, play_res_agi
 from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording, renumber
+from support.waiting import eventually, wait_until
 
 SECRET_ENV = "PBXC_TEST_LISTENER_AMI_SECRET"
 SECRET = "Zq9-listener-secret-7f3a"
@@ -51,13 +52,6 @@ class RecordingBus:
 
     def publish(self, annotation: Any) -> None:
         self.annotations.append(annotation)
-
-
-async def wait_until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), limit)
 
 
 async def settled(session: AmiSession) -> None:
@@ -138,13 +132,8 @@ async def harness(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixt
 
 async def agi_connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect once the FastAGI server started by `run_asterisk` is listening."""
-    async def attempt() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        while True:
-            try:
-                return await asyncio.open_connection("127.0.0.1", port)
-            except ConnectionRefusedError:
-                await asyncio.sleep(0.01)
-    return await asyncio.wait_for(attempt(), 15)
+    return await eventually(lambda: asyncio.open_connection("127.0.0.1", port), retry_on=(ConnectionRefusedError,),
+                            what=f"FastAGI listening on {port}")
 
 
 async def asterisk_agi_call(port: int, request: bytes, variables: dict[str, str]) -> list[list[str]]:

@@ -12,25 +12,7 @@ from pbx_codes.adapters.esl_client import EslAuthError, EslClient, EslClientConf
 from pbx_codes.protocols.esl import Event, ProtocolError, parse_stream
 
 from adapters.esl_test_server import FakeFreeswitch, PASSWORD
-
-GUARD = 20  # seconds: only a guard against a hung test, never asserted on
-
-
-class Recorder:
-    """A stand-in for asyncio.sleep that records the requested delays and stops the client after ``stop_after``."""
-
-    def __init__(self, stop_after: int) -> None:
-        self.delays: list[float] = []
-        self.stop_after = stop_after
-        self.done = asyncio.Event()
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        if len(self.delays) >= self.stop_after:
-            self.done.set()
-            await asyncio.Future()  # park here until the test cancels the client
-        await asyncio.sleep(0)
-
+from support.waiting import GUARD, SleepRecorder
 
 def config(port: int, **kw) -> EslClientConfig:
     base = dict(port=port, password=PASSWORD, heartbeat_timeout=GUARD, reconnect_min=0.5, reconnect_max=8,
@@ -54,7 +36,7 @@ async def test_client_delivers_every_recorded_event_in_order():
     port = await server.start()
     expected = [f for f in parse_stream(server.recording) if isinstance(f, Event)]
     got: list[Event] = []
-    sleep = Recorder(stop_after=1)
+    sleep = SleepRecorder(stop_after=1)
     client = EslClient(config(port), got.append, sleep=sleep)
     try:
         await run_until(client, sleep.done)  # the recording ends with a disconnect notice -> one reconnect wait
@@ -69,7 +51,7 @@ async def test_client_delivers_every_recorded_event_in_order():
 async def test_wrong_password_backs_off_instead_of_looping(caplog: pytest.LogCaptureFixture):
     server = FakeFreeswitch()
     port = await server.start()
-    sleep = Recorder(stop_after=2)
+    sleep = SleepRecorder(stop_after=2)
     client = EslClient(config(port, password="wrong"), sleep=sleep)
     try:
         with caplog.at_level(logging.ERROR, logger="pbx_codes.esl"):
@@ -86,7 +68,7 @@ async def test_wrong_password_backs_off_instead_of_looping(caplog: pytest.LogCap
 async def test_reconnect_backoff_grows_exponentially_with_jitter():
     server = FakeFreeswitch(after_subscribe="close_before_auth")
     port = await server.start()
-    sleep = Recorder(stop_after=5)
+    sleep = SleepRecorder(stop_after=5)
     client = EslClient(config(port), sleep=sleep, rng=random.Random(7))
     try:
         await run_until(client, sleep.done)
@@ -101,7 +83,7 @@ async def test_reconnect_backoff_grows_exponentially_with_jitter():
 async def test_watchdog_reconnects_a_silent_connection(caplog: pytest.LogCaptureFixture):
     server = FakeFreeswitch(after_subscribe="silent")
     port = await server.start()
-    sleep = Recorder(stop_after=2)
+    sleep = SleepRecorder(stop_after=2)
     client = EslClient(config(port, heartbeat_timeout=0.2), sleep=sleep)
     try:
         with caplog.at_level(logging.WARNING, logger="pbx_codes.esl"):
@@ -118,7 +100,7 @@ async def test_garbage_frame_drops_the_connection_and_reconnects():
     server = FakeFreeswitch(after_subscribe="garbage")
     port = await server.start()
     seen: list[Event] = []
-    sleep = Recorder(stop_after=2)
+    sleep = SleepRecorder(stop_after=2)
     client = EslClient(config(port), seen.append, sleep=sleep)
     try:
         await run_until(client, sleep.done)
@@ -202,7 +184,7 @@ async def test_wanted_events_reach_the_handler_and_the_rest_is_skipped():
     everything = [f for f in parse_stream(server.recording) if isinstance(f, Event)]
     wanted = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
     got: list[Event] = []
-    sleep = Recorder(stop_after=1)
+    sleep = SleepRecorder(stop_after=1)
     client = EslClient(config(port, wanted_events=wanted), got.append, sleep=sleep)
     try:
         await run_until(client, sleep.done)
@@ -265,7 +247,7 @@ async def test_backoff_starts_over_after_a_session_that_carried_events():
 
     server = FakeFreeswitch(after_subscribe="streams", streams=[heartbeat()] * 4)  # one heartbeat, then it goes
     port = await server.start()
-    sleep = Recorder(stop_after=4)
+    sleep = SleepRecorder(stop_after=4)
     client = EslClient(config(port), sleep=sleep, rng=random.Random(7))
     try:
         await run_until(client, sleep.done)
@@ -279,7 +261,7 @@ async def test_backoff_starts_over_after_a_session_that_carried_events():
 async def test_a_server_that_accepts_the_password_then_closes_at_once_gets_a_growing_backoff():
     server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 5)  # subscribed, then the socket goes
     port = await server.start()
-    sleep = Recorder(stop_after=5)
+    sleep = SleepRecorder(stop_after=5)
     client = EslClient(config(port, jitter=0.0), sleep=sleep)
     try:
         await run_until(client, sleep.done)
@@ -293,7 +275,7 @@ async def test_a_server_that_accepts_the_password_then_closes_at_once_gets_a_gro
 async def test_a_quiet_session_that_stayed_subscribed_long_enough_starts_the_backoff_over():
     server = FakeFreeswitch(after_subscribe="streams", streams=[b""] * 3)
     port = await server.start()
-    sleep = Recorder(stop_after=3)
+    sleep = SleepRecorder(stop_after=3)
     client = EslClient(config(port, jitter=0.0, stable_after=0.0), sleep=sleep)
     try:
         await run_until(client, sleep.done)
@@ -307,7 +289,7 @@ async def test_while_freeswitch_refuses_connections_it_is_probed_on_a_short_peri
     server = FakeFreeswitch()
     port = await server.start()
     await server.close()
-    sleep = Recorder(stop_after=20)  # 20 refused connects: the old backoff would be at its 30 s ceiling
+    sleep = SleepRecorder(stop_after=20)  # 20 refused connects: the old backoff would be at its 30 s ceiling
     client = EslClient(config(port, reconnect_max=30, probe_interval=0.5), sleep=sleep, rng=random.Random(3))
     await run_until(client, sleep.done)
     assert client.attempts == 20 and server.connections == 0
@@ -344,7 +326,7 @@ async def test_a_timeout_is_logged_with_its_reason(caplog: pytest.LogCaptureFixt
         await reader.read()  # accepts the connection, never sends auth/request
 
     mute_server = await asyncio.start_server(mute, "127.0.0.1", 0)
-    sleep = Recorder(stop_after=1)
+    sleep = SleepRecorder(stop_after=1)
     client = EslClient(config(mute_server.sockets[0].getsockname()[1], connect_timeout=0.05), sleep=sleep)
     try:
         with caplog.at_level(logging.WARNING, logger="pbx_codes.esl"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -26,6 +26,7 @@ from pbx_codes.resolve import Resolver
 
 from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
 from support.hook_client import post_hook
+from support.waiting import GUARD, eventually, wait_until
 
 CALL_409 = "409_not_enough_money.bridge.json.esl.txt"
 CALL_503 = "503_simul_limit.bridge.json.esl.txt"
@@ -33,7 +34,6 @@ CALL_503 = "503_simul_limit.bridge.json.esl.txt"
 LEGS_409 = {"B": "c09b4653-4507-4bde-ab6c-ac2ecdad3ff0", "A": "965ab554-3188-43ae-ad70-1481e3bbdeac"}
 LEGS_503 = {"B": "b1480bf6-4b5e-4377-bbd5-982959853bec", "A": "3924053d-9ea7-4383-a2ce-d86ec3da537d"}
 PASSWORD_ENV = "PBXC_TEST_LISTENER_ESL_PASSWORD"
-GUARD = 20.0  # seconds: only a guard against a hung test, never asserted on
 
 
 class RecordingBus:
@@ -55,13 +55,6 @@ def without_notice(stream: bytes) -> bytes:
     cut = stream.rindex(b"Content-Type: text/disconnect-notice")
     assert cut > 0
     return stream[:cut]
-
-
-async def wait_until(predicate: Callable[[], bool], limit: float = GUARD) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), limit)
 
 
 def free_port() -> int:
@@ -130,14 +123,9 @@ async def test_hook_endpoint_answers_while_esl_is_down(monkeypatch: pytest.Monke
                       "sip_invite_failure_status": "409", "sip_invite_failure_phrase": "Not enough money",
                       "sip_hangup_disposition": "recv_refuse", "hangup_cause": "NORMAL_UNSPECIFIED"}
 
-            async def answered() -> tuple[int, bytes]:
-                while True:  # the endpoint starts beside the client; retry until it listens
-                    try:
-                        return await post_hook(hook_port, urlencode(fields).encode())
-                    except ConnectionRefusedError:
-                        await asyncio.sleep(0.005)
-
-            status, payload = await asyncio.wait_for(answered(), GUARD)
+            # the endpoint starts beside the client; retry until it listens
+            status, payload = await eventually(lambda: post_hook(hook_port, urlencode(fields).encode()),
+                                               retry_on=(ConnectionRefusedError,), what="the hook endpoint answers")
             assert not task.done(), "run_freeswitch keeps running while FreeSWITCH is unreachable"
     finally:
         await stop(task)
@@ -191,14 +179,9 @@ async def test_the_top_level_language_reaches_pbx_reason_through_the_hook(monkey
               "sip_invite_failure_status": "409", "sip_invite_failure_phrase": "Not enough money",
               "sip_hangup_disposition": "recv_refuse", "sip_reply_port": "5090", "hangup_cause": "NORMAL_UNSPECIFIED"}
 
-    async def answered() -> tuple[int, bytes]:
-        while True:  # the endpoint starts with the task; retry until it listens
-            try:
-                return await post_hook(hook_port, urlencode(fields).encode())
-            except ConnectionRefusedError:
-                await asyncio.sleep(0.005)
-    try:
-        status, payload = await asyncio.wait_for(answered(), GUARD)
+    try:  # the endpoint starts with the task; retry until it listens
+        status, payload = await eventually(lambda: post_hook(hook_port, urlencode(fields).encode()),
+                                           retry_on=(ConnectionRefusedError,), what="the hook endpoint answers")
     finally:
         await stop(task)
     lines = dict(line.split("=", 1) for line in payload.decode().splitlines() if line)

@@ -18,6 +18,7 @@ from pbx_codes.console import ConsoleSettings, start_console
 from pbx_codes.console.app import HUB
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
+from support.waiting import wait_until
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -38,9 +39,8 @@ class Running:
         self.bus, self.alerts, self.runner, self.url = bus, alerts, runner, url
 
     async def streams_open(self, n: int) -> None:
-        """Wait (no deadline: the test's own timeout bounds it) until `n` event streams are connected."""
-        while len(self.runner.app[HUB].clients) < n:
-            await asyncio.sleep(0.01)
+        """Wait until `n` event streams are connected."""
+        await wait_until(lambda: len(self.runner.app[HUB].clients) >= n, what=f"{n} event streams connected")
 
 
 @pytest_asyncio.fixture

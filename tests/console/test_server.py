@@ -11,6 +11,7 @@ from pbx_codes.config import ConfigError
 from pbx_codes.console import ConsoleSettings, run_console, start_console
 from pbx_codes.console.app import HUB
 from pbx_codes.sinks.bus import AnnotationBus
+from support.waiting import eventually, wait_until
 
 
 def _free_port() -> int:
@@ -24,14 +25,11 @@ async def test_run_console_serves_until_cancelled() -> None:
     port, bus = _free_port(), AnnotationBus()
     task = asyncio.ensure_future(run_console({"listen": f"127.0.0.1:{port}"}, bus, language="uk"))
     async with aiohttp.ClientSession() as session:
-        while True:  # until the socket is bound (the test's own timeout bounds this)
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/") as response:
-                    page = await response.text()
-                break
-            except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.02)
-    assert response.status == 200 and 'data-lang="uk"' in page
+        async def get() -> tuple[int, str]:
+            async with session.get(f"http://127.0.0.1:{port}/") as response:
+                return response.status, await response.text()
+        status, page = await eventually(get, retry_on=(aiohttp.ClientConnectorError,), what="the console listens")
+    assert status == 200 and 'data-lang="uk"' in page
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -50,13 +48,10 @@ async def test_listen_override_wins_over_the_section() -> None:
     port = _free_port()
     task = asyncio.ensure_future(run_console({"listen": "127.0.0.1:1"}, AnnotationBus(), listen=f"127.0.0.1:{port}"))
     async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    status = response.status
-                break
-            except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.02)
+        async def get() -> int:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                return response.status
+        status = await eventually(get, retry_on=(aiohttp.ClientConnectorError,), what="the console listens")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert status == 200
@@ -68,8 +63,7 @@ async def test_shutdown_ends_open_event_streams() -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{port}/events") as response:
             assert await response.content.readline() == b": connected\n"
-            while not runner.app[HUB].clients:
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: runner.app[HUB].clients, what="the event stream is registered")
             await runner.cleanup()
             rest = await response.content.read()
     assert rest == b"\n"  # the blank line after the comment, then the end of the stream

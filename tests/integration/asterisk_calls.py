@@ -9,6 +9,7 @@ from pbx_codes.bench.asterisk import AsteriskBench
 from pbx_codes.bench.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry, load_catalogs
 from pbx_codes.model import Annotation
+from support.waiting import block_until
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalogs"
 SEED_CATALOGS = ("lifecell", "sipcall")
@@ -37,7 +38,7 @@ def place(bench: AsteriskBench, pbx: PbxCodesInProcess, code: str | int, phrase:
     before = (stats.completed + stats.handler_errors, stats.commands, stats.failed_replies)
     rows = bench.place_call(code, phrase, catalog)
     # The CDR is posted after the hangup handler returns, i.e. after the session: this wait is only a safeguard.
-    pbx.wait_until(lambda: stats.completed + stats.handler_errors > before[0], timeout=5)
+    block_until(lambda: stats.completed + stats.handler_errors > before[0], 5, what="the call's FastAGI session ended")
     return CallResult(rows, stats.completed + stats.handler_errors - before[0], stats.commands - before[1],
                       stats.failed_replies - before[2])
 
@@ -46,7 +47,7 @@ def ami_annotations_for(pbx: PbxCodesInProcess, b_channel: str, timeout: float =
     """What the AMI listener published for the dialed leg `b_channel` (the CDR's dstchannel)."""
     def found() -> list[Annotation]:
         return [a for a in pbx.bus_annotations if a.observation.channel == b_channel]
-    pbx.wait_until(lambda: bool(found()), timeout=timeout)
+    block_until(found, timeout, what=f"an annotation of {b_channel} published")
     return found()
 
 

@@ -28,9 +28,10 @@ from typing import Any
 
 from pbx_codes.bench.asterisk import CDR_CSV, CDR_SQLITE, AsteriskBench
 from pbx_codes.bench.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas
-from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_CDR_CUSTOM_COLUMNS
+from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_CDR_CUSTOM_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 
 from integration.fault_rig import FaultRig
+from support.waiting import block_until
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalogs"
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -133,9 +134,10 @@ def csv_rows(path: Path, src: str) -> list[dict[str, str]]:
     """The rows of calls from `src` in a file of the shipped cdr_custom CSV layout (or its enriched copy)."""
     if not path.exists():
         return []
+    at = PBX_CDR_CUSTOM_COLUMNS.index("src")  # the same in every layout (each appends to the first)
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        return [dict(zip(PBX_CDR_CUSTOM_COLUMNS, row)) for row in csv.reader(fh)
-                if len(row) == len(PBX_CDR_CUSTOM_COLUMNS) and row[PBX_CDR_CUSTOM_COLUMNS.index("src")] == src]
+        return [dict(zip(PBX_CDR_CUSTOM_LAYOUTS[len(row)], row)) for row in csv.reader(fh)
+                if len(row) in PBX_CDR_CUSTOM_LAYOUTS and row[at] == src]
 
 
 def sqlite_rows(path: Path, src: str) -> list[dict[str, Any]]:
@@ -156,28 +158,24 @@ def count(rows: list[dict[str, Any]]) -> CdrCount:
 
 
 def wait_records(bench: AsteriskBench, src: str, at_least: int, timeout: float) -> int:
-    """Poll the CSV file until the run has `at_least` records (or `timeout` passes); returns the count."""
+    """Wait until the run has `at_least` records in the CSV file; returns the count."""
     path = bench.rootfs / CDR_CSV
-    deadline = time.monotonic() + timeout
-    while True:
-        found = len(csv_rows(path, src))
-        if found >= at_least or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.1)
+    return block_until(lambda: (found := len(csv_rows(path, src))) >= at_least and found, timeout, step=0.1,
+                       what=f"{at_least} CDR records of {src}")
 
 
 def wait_settled(bench: AsteriskBench, src: str, expected: int, quiet_polls: int = 5) -> int:
-    """After the caller ended: wait for the last records (posted a few ms after each hangup) to be written."""
-    last, stable = -1, 0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and stable < quiet_polls:
+    """After the caller ended: wait for the last records (posted a few ms after each hangup) to be written: all
+    `expected` of them, or none new for `quiet_polls` polls (the count is then checked by the caller)."""
+    seen = {"last": -1, "stable": 0}
+
+    def settled() -> bool:
         found = len(csv_rows(bench.rootfs / CDR_CSV, src))
-        stable = stable + 1 if found == last else 0
-        last = found
-        if found >= expected and stable >= 2:
-            break
-        time.sleep(0.1)
-    return last
+        seen["stable"] = seen["stable"] + 1 if found == seen["last"] else 0
+        seen["last"] = found
+        return (found >= expected and seen["stable"] >= 2) or seen["stable"] >= quiet_polls
+    block_until(settled, 15, step=0.1, what=f"the CDR records of {src} settled")
+    return seen["last"]
 
 
 # --- backfill ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import urllib.request
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pbx_codes.app import serve
 from pbx_codes.bench.asterisk import AsteriskBench
@@ -25,6 +25,7 @@ from pbx_codes.bench.inprocess import BackgroundLoop
 from pbx_codes.catalog import Entry, load_catalogs
 from pbx_codes.config import Config, load_config
 from pbx_codes.resolve import Resolver
+from support.waiting import block_until
 
 #: Records, in the page, the first moment each feed row (keyed by its call id) entered the DOM.
 FEED_WATCH_JS = """
@@ -46,16 +47,6 @@ def free_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
-    """Poll until `predicate` returns something true or `timeout` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
 
 
 def write_config(path: Path, bench: AsteriskBench, *, secret_env: str, alerts: list[dict[str, Any]]) -> Path:
@@ -118,8 +109,7 @@ class ServeInBackground:
                     return response.status == 200
             except OSError:
                 return False
-        if not wait_until(up, timeout):
-            raise RuntimeError(f"the console did not answer on {self.base} within {timeout} s")
+        block_until(up, timeout, what=f"the console answers on {self.base}")
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.base + path, timeout=5) as response:
@@ -219,4 +209,4 @@ def latency_report(samples: list[Latency]) -> str:
 
 
 __all__ = ["FEED_WATCH_JS", "Latency", "PlacedCall", "ServeInBackground", "ami_logged_in", "free_tcp_port",
-           "latency_report", "lifecell_entry", "place", "resolver_for", "store_rows", "wait_until", "write_config"]
+           "latency_report", "lifecell_entry", "place", "resolver_for", "store_rows", "write_config"]

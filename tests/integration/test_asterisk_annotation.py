@@ -14,7 +14,6 @@ Decisions the tests pin down:
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +24,7 @@ from pbx_codes.catalog import Entry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE
+from support.waiting import block_until
 
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 
@@ -164,7 +164,7 @@ def test_ami_connection_dropped_mid_run_reconnects_and_every_cdr_is_still_annota
     during = [place(asterisk_bench, pbx, 503, "Simultaneous calls limit reached", catalog="lifecell").row
               for _ in range(3)]
     assert [(r["pbx_code"], r["pbx_category"]) for r in during] == [("503", "capacity")] * 3
-    assert pbx.wait_until(lambda: pbx.ami_connections > connections, timeout=15)
+    block_until(lambda: pbx.ami_connections > connections, 15, what="the AMI listener connected again")
     after = place(asterisk_bench, pbx, 409, "Not enough money", catalog="lifecell").row
     assert after["pbx_category"] == "billing"
     assert [(a.code, a.phrase) for a in ami_annotations_for(pbx, after["dstchannel"])] == [
@@ -188,7 +188,7 @@ def test_fastagi_clients_that_close_or_send_garbage_cost_nothing(asterisk_bench:
     stats = pbx.agi.stats
     sessions, bad = stats.sessions, stats.bad_requests
     _junk_clients(pbx.agi.port)
-    assert pbx.wait_until(lambda: stats.bad_requests >= bad + 4, timeout=5)
+    block_until(lambda: stats.bad_requests >= bad + 4, 5, what="the junk sessions counted as bad requests")
     assert stats.sessions == sessions  # none of them reached a handler
     call = place(asterisk_bench, pbx, 480, "Temporarily Unavailable", catalog="lifecell")
     assert (call.row["pbx_code"], call.row["pbx_category"]) == ("480", "unavailable")
@@ -197,16 +197,21 @@ def test_fastagi_clients_that_close_or_send_garbage_cost_nothing(asterisk_bench:
 
 def test_every_failed_cdr_of_the_run_is_annotated_and_published_once(asterisk_bench: AsteriskBench,
                                                                      pbx: PbxCodesInProcess) -> None:
-    time.sleep(0.2)  # let the last Getvar answers arrive: this test reads totals, not one call
     rows = [r for r in asterisk_bench.cdr_rows() if r.get("pbx_trunk")]
     started = min(t.started for t in pbx.timings)
     ours = [r for r in rows if r["uniqueid"] in {t.uniqueid for t in pbx.timings}]
     assert ours and started
     assert all(r["pbx_code"] and r["pbx_category"] for r in ours)
     failed = [r for r in ours if r["disposition"] != "ANSWERED"]
-    by_leg: dict[str, int] = {}
-    for ann in pbx.bus_annotations:
-        by_leg[ann.observation.channel or ""] = by_leg.get(ann.observation.channel or "", 0) + 1
+
+    def published() -> dict[str, int]:
+        by_leg: dict[str, int] = {}
+        for ann in pbx.bus_annotations:
+            by_leg[ann.observation.channel or ""] = by_leg.get(ann.observation.channel or "", 0) + 1
+        return by_leg
     # Calls placed while AMI was down may be missed by the listener (it logs the gap), never published twice.
+    # The last calls' Getvar answers may still be on their way: wait for them, then read the totals.
+    block_until(lambda: sum(1 for r in failed if published().get(r["dstchannel"])) >= len(failed) - 3, 10,
+                what="the failed legs published by the AMI listener")
+    by_leg = published()
     assert all(by_leg.get(r["dstchannel"], 0) <= 1 for r in failed)
-    assert sum(1 for r in failed if by_leg.get(r["dstchannel"])) >= len(failed) - 3

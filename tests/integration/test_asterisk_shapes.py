@@ -7,8 +7,11 @@ FastAGI path for a call AMI never saw) says the same; and Asterisk logged no WAR
 """
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,8 @@ import pytest
 from pbx_codes.bench import shapes
 from pbx_codes.bench.asterisk import AsteriskBench
 from pbx_codes.bench.inprocess import PbxCodesInProcess
+from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS
+from support.waiting import block_until
 
 from integration.asterisk_calls import CATALOG_DIR
 
@@ -80,7 +85,7 @@ def place(bench: AsteriskBench, pbx: PbxCodesInProcess, attempts: int, call: Any
     def settled() -> bool:
         stored[:] = pbx.store_rows(linkedid)
         return len(stored) >= attempts
-    pbx.wait_until(settled, timeout=10, step=0.05)
+    block_until(settled, 10, what=f"{attempts} attempts of {linkedid} stored")
     return Placed(rows, stored, _warnings_since(bench, offset))
 
 
@@ -99,6 +104,8 @@ def test_each_call_shape_gets_its_answer_in_the_cdr_and_the_same_in_the_store_wi
     (row,) = call.rows
     assert tuple(row[name] for name in CDR_COLUMNS) == EXPECTED[shape]
     assert (row["pbx_attempt"], row["pbx_trunk"]) == ("1", shapes.SHAPES[shape].trunk)
+    (csv_row,) = [r for r in asterisk_bench.cdr_csv_rows() if r["linkedid"] == row["linkedid"]]
+    assert {n: csv_row[n] for n in PBX_OUTCOME_COLUMNS} == {n: row[n] for n in PBX_OUTCOME_COLUMNS}  # CSV = JSON
     (stored,) = call.store
     expected_view = EXPECTED[shape]
     if shape in ("unreachable",):
@@ -148,3 +155,42 @@ def test_failover_chain_of_three_carriers_ends_answered_with_every_attempt_in_or
     assert [(r["attempt"], r["code"], r["outcome"]) for r in call.store] == [
         (1, "503", "carrier_final"), (2, "408", "carrier_final"), (3, "200", "answered")]
     assert call.warnings == []
+
+
+def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_the_current_one(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess, tmp_path: Path) -> None:
+    """A pbx_codes.csv written before and after the mapping gained the outcome fields: the real records of a call,
+    each as the first layout wrote it (its first fields) and as Asterisk writes it now, the annotation's fields
+    emptied as when the FastAGI server was down. enrich annotates every row; backfill reads every row, both
+    layouts naming the leg the same."""
+    from pbx_codes.backfill.readers import read_observations
+    from pbx_codes.bench.asterisk import CDR_CSV
+    from pbx_codes.cli.main import main
+
+    chain = [("486", "Busy Here")]
+    linkedid = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_failover(bench, chain)).last["linkedid"]
+    with (asterisk_bench.rootfs / CDR_CSV).open(encoding="utf-8", newline="") as fh:
+        records = [r for r in csv.reader(fh) if r[PBX_CDR_CUSTOM_COLUMNS.index("linkedid")] == linkedid]
+    assert [len(r) for r in records] == [len(PBX_CDR_CUSTOM_COLUMNS) + len(PBX_OUTCOME_COLUMNS)]
+    verdict = [PBX_CDR_CUSTOM_COLUMNS.index(c) for c in PBX_COLUMNS if c != "pbx_catalog"]
+    unannotated = [[("" if i in verdict or i >= len(PBX_CDR_CUSTOM_COLUMNS) else v) for i, v in enumerate(r)]
+                   for r in records]
+    mixed = [r[:len(PBX_CDR_CUSTOM_COLUMNS)] for r in unannotated] + unannotated
+    source = tmp_path / "pbx_codes.csv"
+    with source.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(mixed)
+    summary_path = tmp_path / "summary.json"
+    assert main(["enrich", str(source), "--preset", "asterisk-cdr-custom-pbx", "--catalog-dir", str(CATALOG_DIR),
+                 "--summary", str(summary_path), "--no-progress"]) == 0
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    assert (summary["annotated"], summary["malformed_lines"]) == (2, [])
+    with (tmp_path / "pbx_codes.enriched.csv").open(encoding="utf-8", newline="") as fh:
+        enriched = list(csv.reader(fh))
+    code = PBX_CDR_CUSTOM_COLUMNS.index("pbx_code")
+    assert [r[code] for r in enriched] == ["486", "486"]
+    assert [len(r) for r in enriched] == [len(r) for r in mixed]
+    observations, stats = read_observations("asterisk", [source])
+    assert (stats.records, stats.malformed, stats.skipped) == (2, 0, 0)
+    legs = [(o.call_id, o.channel, o.sip_code, o.phrase) for o in observations]
+    assert legs[0] == legs[1] == (linkedid, records[0][PBX_CDR_CUSTOM_COLUMNS.index("dstchannel")], "486",
+                                  "Busy Here")

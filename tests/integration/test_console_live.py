@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from pbx_codes.bench.asterisk import AsteriskBench
+from support.waiting import block_until
 
 from integration.live_console import (FEED_WATCH_JS, Latency, PlacedCall, ServeInBackground, ami_logged_in,
-                                      free_tcp_port, latency_report, lifecell_entry, place, store_rows, wait_until,
-                                      write_config)
+                                      free_tcp_port, latency_report, lifecell_entry, place, store_rows, write_config)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -83,12 +83,12 @@ def live(asterisk_bench: AsteriskBench, tmp_path_factory: pytest.TempPathFactory
         config = write_config(tmp / "pbx-codes.toml", asterisk_bench, secret_env=SECRET_ENV, alerts=[CAPACITY_RULE])
         # Another module's listener logs in as the same user: wait until its session is gone, so the one seen
         # below is this program's.
-        assert wait_until(lambda: not ami_logged_in(asterisk_bench), timeout=15), "an earlier AMI session stays"
+        block_until(lambda: not ami_logged_in(asterisk_bench), 15, what="an earlier AMI session has gone")
         running = ServeInBackground(config, store_url=f"sqlite://{db}", console=f"127.0.0.1:{free_tcp_port()}")
         try:
             running.wait_console()
             # The listener must see a call's DialBegin to follow it: no call before Asterisk lists its session.
-            assert wait_until(lambda: ami_logged_in(asterisk_bench), timeout=15), "AMI listener never logged in"
+            block_until(lambda: ami_logged_in(asterisk_bench), 15, what="the AMI listener logged in")
             with sync_api.sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -264,7 +264,8 @@ def test_metrics_parse_and_the_hangup_counters_match_the_calls_placed(live: Live
                        for c in failed)
     # An answered leg is counted too, as ok (lifecell has no 200 of its own: the standard catalog answers).
     expected.update(("asterisk", TRUNK, "sip", "ok", "200") for c in all_calls if not c.failed)
-    wait_until(lambda: sum(_hangup_counts(live.serve.get("/metrics").decode()).values()) >= len(all_calls), 10)
+    block_until(lambda: sum(_hangup_counts(live.serve.get("/metrics").decode()).values()) >= len(all_calls), 10,
+                what="every call counted in /metrics")
     text = live.serve.get("/metrics").decode("utf-8")
     assert _hangup_counts(text) == expected
     assert expected[("asterisk", TRUNK, "lifecell", "capacity", "503")] == CAPACITY_RUN
@@ -272,7 +273,7 @@ def test_metrics_parse_and_the_hangup_counters_match_the_calls_placed(live: Live
 
 def test_store_holds_one_row_per_call_failed_ones_with_their_reason(live: Live, all_calls: list[PlacedCall]) -> None:
     failed = _failed(all_calls)
-    wait_until(lambda: len(store_rows(live.db)) >= len(all_calls), 10)
+    block_until(lambda: len(store_rows(live.db)) >= len(all_calls), 10, what="every call stored")
     everything = store_rows(live.db)
     assert sorted(r["linkedid"] for r in everything if r["category"] == "ok") == sorted(
         c.linkedid for c in all_calls if not c.failed)

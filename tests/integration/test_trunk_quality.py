@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from integration.live_console import (ServeInBackground, ami_logged_in, free_tcp_port, store_rows, wait_until,
-                                      write_config)
+from integration.live_console import ServeInBackground, ami_logged_in, free_tcp_port, store_rows, write_config
 from pbx_codes.bench.asterisk import AsteriskBench
 from pbx_codes.bench.sipp import new_src, plan_call, render_uac, run_sipp
 from pbx_codes.cli.main import main
 from pbx_codes.quality.measures import percentile
+from support.waiting import block_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Asterisk bench needs root (debootstrap, chroot)")
 
@@ -131,18 +131,18 @@ def quality_run(asterisk_bench: AsteriskBench, tmp_path_factory: pytest.TempPath
         mp.setenv(SECRET_ENV, asterisk_bench.ami_secret)
         mp.delenv("PBX_CODES_CONSOLE_TOKEN", raising=False)
         config = write_config(tmp / "pbx-codes.toml", asterisk_bench, secret_env=SECRET_ENV, alerts=[])
-        assert wait_until(lambda: not ami_logged_in(asterisk_bench), timeout=15), "an earlier AMI session stays"
+        block_until(lambda: not ami_logged_in(asterisk_bench), 15, what="an earlier AMI session has gone")
         running = ServeInBackground(config, store_url=f"sqlite://{db}", console=f"127.0.0.1:{free_tcp_port()}")
         try:
             running.wait_console()
-            assert wait_until(lambda: ami_logged_in(asterisk_bench), timeout=15), "AMI listener never logged in"
+            block_until(lambda: ami_logged_in(asterisk_bench), 15, what="the AMI listener logged in")
             for call in MIX:
                 place(asterisk_bench, call)
 
             def stored() -> bool:
                 running.raise_if_ended()
                 return sum(1 for r in store_rows(db) if r["trunk"] == TRUNK and r["attempt"] is not None) >= len(MIX)
-            assert wait_until(stored, timeout=20), store_rows(db)
+            block_until(stored, 20, what="every call of the mix stored")
             yield Run(running, db)
         finally:
             running.stop()

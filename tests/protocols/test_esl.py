@@ -11,10 +11,13 @@ from pbx_codes.protocols.esl import (
     ApiResponse, AuthRequest, CommandInjectionError, CommandReply, DisconnectNotice, EslParser, Event, LogData,
     ProtocolError, UnknownFrame, build_command, parse_stream, sanitize_arg, truncate_utf8,
 )
+from support.esl_captures import CYRILLIC_PHRASE, continuation_bytes, with_carrier_phrase
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "freeswitch"
 CAPTURES = sorted(FIXTURES.glob("*.esl.txt"))
+#: The JSON captures of failed calls: each event carries the carrier's phrase, as FreeSWITCH writes it (UTF-8).
+FAILED_JSON = [p for p in sorted(FIXTURES.glob("*.json.esl.txt")) if b"sip_invite_failure_phrase" in p.read_bytes()]
 
 
 def frame(headers: str, body: bytes = b"") -> bytes:
@@ -24,6 +27,7 @@ def frame(headers: str, body: bytes = b"") -> bytes:
 
 def test_fixture_directory_has_captures():
     assert len(CAPTURES) >= 81
+    assert len(FAILED_JSON) >= 24
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
@@ -39,20 +43,26 @@ def test_capture_whole_equals_byte_by_byte(path: Path):
     assert isinstance(whole[0], AuthRequest)
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FAILED_JSON, ids=lambda p: p.name)
 def test_capture_split_inside_every_multibyte_char_equals_whole(path: Path):
-    data = path.read_bytes()
+    """A real JSON capture whose carrier answered in Cyrillic (the phrase replaced, frames re-measured), cut inside
+    every multibyte character: the same frames as whole, and the phrase arrives intact."""
+    original = path.read_bytes()
+    data = with_carrier_phrase(original, CYRILLIC_PHRASE)
+    cuts = continuation_bytes(data)
+    assert len(cuts) >= len(CYRILLIC_PHRASE.encode()) - len(CYRILLIC_PHRASE), "no multibyte character to cut inside"
     whole = parse_stream(data)
-    cuts = [i for i in range(1, len(data)) if 0x80 <= data[i] < 0xC0][:200]  # continuation bytes
-    cuts += [len(data) // 3, len(data) // 2]
+    assert len(whole) == len(parse_stream(original))
+    phrases = {e.headers.get("variable_sip_invite_failure_phrase") for e in whole if isinstance(e, Event)}
+    assert CYRILLIC_PHRASE in phrases
     parser = EslParser()
     out: list = []
     last = 0
-    for cut in sorted(set(cuts)):
+    for cut in cuts + [len(data)]:
         out.extend(parser.feed(data[last:cut]))
         last = cut
-    out.extend(parser.feed(data[last:]))
     assert out == whole
+    assert parser.buffered == 0
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)

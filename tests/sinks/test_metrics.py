@@ -11,6 +11,7 @@ from pbx_codes.model import Observation, Side
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.sinks.metrics import Metrics, run_metrics
+from support.waiting import wait_until
 
 
 def samples(body: bytes) -> dict[str, list]:
@@ -38,8 +39,7 @@ async def test_hangup_counters_match_the_annotations_fed(resolver: Resolver) -> 
     try:
         for ann in fed:
             bus.publish(ann)
-        while bus.subscriptions[0].queue.qsize():
-            await asyncio.sleep(0)
+        await wait_until(lambda: not bus.subscriptions[0].queue.qsize(), step=0, what="metrics took every annotation")
         got = samples(metrics.render())
     finally:
         await metrics.close()

@@ -14,6 +14,7 @@ from pbx_codes.store import Store, open_store, parse_store_settings
 from pbx_codes.store.journal import Journal
 from pbx_codes.store.store import make_backend
 from store.store_support import FlakyBackend, hangup
+from support.waiting import wait_until
 
 
 async def flaky_store(url: str, journal: str, **settings: object) -> tuple[Store, FlakyBackend]:
@@ -22,15 +23,6 @@ async def flaky_store(url: str, journal: str, **settings: object) -> tuple[Store
     backend = FlakyBackend(make_backend(url))
     await backend.ensure()
     return Store(backend, parse_store_settings(options, url), Journal(Path(journal))), backend
-
-
-async def until(condition, what: str) -> None:
-    """Yield to the loop until `condition()` holds (bounded by a generous limit, not asserted on time)."""
-    for _ in range(20000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 def journal_rids(path: str) -> list[str]:
@@ -50,7 +42,7 @@ async def test_rows_spilled_to_the_journal_are_written_after_a_crash(store_url: 
     backend.down = True
     for i in range(500):
         store.add(hangup(resolver, leg_id=f"leg-{i}"))
-    await until(lambda: backend.failed_calls > 0, "the writer tried the switched-off database")
+    await wait_until(lambda: backend.failed_calls > 0, limit=100, what="the writer tried the switched-off database")
     assert store.writer.pending <= 100  # the memory bound held
     spilled = journal_rids(journal_path)
     assert len(spilled) >= 400 and len(set(spilled)) == len(spilled)
@@ -138,7 +130,7 @@ async def test_postgresql_stopped_mid_burst_and_restarted_loses_no_annotation(po
         await asyncio.sleep(0)
         await asyncio.to_thread(postgres_server.stop, "immediate")  # the server process goes away mid-burst
         burst(400)
-        await until(lambda: not store.stats.available, "the writer noticed the database is gone")
+        await wait_until(lambda: not store.stats.available, limit=100, what="the writer noticed the database is gone")
         burst(400)  # more than max_pending while it is away: some of these go to the journal
         await asyncio.sleep(0.5)
         await asyncio.to_thread(postgres_server.start)

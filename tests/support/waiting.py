@@ -5,9 +5,16 @@ The deadline is a guard against a hung test, never a measurement: a test asserts
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+import time
+from typing import Awaitable, Callable, TypeVar
 
 GUARD = 20.0  # seconds
+
+T = TypeVar("T")
+
+
+def _expired(limit: float, what: object) -> AssertionError:
+    return AssertionError(f"still not true after {limit:g} s: {what}")
 
 
 async def wait_until(predicate: Callable[[], object], limit: float = GUARD, step: float = 0.005,
@@ -20,7 +27,18 @@ async def wait_until(predicate: Callable[[], object], limit: float = GUARD, step
         async with asyncio.timeout(limit):
             await poll()
     except TimeoutError:
-        raise AssertionError(f"still not true after {limit:g} s: {what or predicate}") from None
+        raise _expired(limit, what or predicate) from None
+
+
+def block_until(predicate: Callable[[], T], limit: float = GUARD, step: float = 0.05, what: str = "") -> T:
+    """`wait_until` for synchronous tests (a real Asterisk, a browser, subprocesses): blocks this thread between
+    polls and returns the predicate's first true value."""
+    deadline = time.monotonic() + limit
+    while not (value := predicate()):
+        if time.monotonic() >= deadline:
+            raise _expired(limit, what or predicate)
+        time.sleep(step)
+    return value
 
 
 class SleepRecorder:
@@ -40,20 +58,26 @@ class SleepRecorder:
         await asyncio.sleep(0)
 
 
+async def eventually(check: Callable[[], Awaitable[T]], limit: float = GUARD, step: float = 0.02, what: str = "",
+                     retry_on: tuple[type[BaseException], ...] = ()) -> T:
+    """Like `wait_until` for a check that must await (an HTTP request, a connection): its first true result.
 
+    `retry_on` names exceptions that mean "not yet" (a server still binding its port refuses the connection)."""
+    async def attempt() -> T | None:
+        try:
+            return await check()
+        except retry_on:
+            return None
 
-async def eventually(check: Callable[[], "Awaitable[object]"], limit: float = GUARD, step: float = 0.02,
-                     what: str = "") -> object:
-    """Like `wait_until` for a check that must await (an HTTP request): its first true result."""
-    async def poll() -> object:
-        while not (result := await check()):
+    async def poll() -> T:
+        while not (result := await attempt()):
             await asyncio.sleep(step)
         return result
     try:
         async with asyncio.timeout(limit):
             return await poll()
     except TimeoutError:
-        raise AssertionError(f"still not true after {limit:g} s: {what or check}") from None
+        raise _expired(limit, what or check) from None
 
 
-__all__ = ["GUARD", "SleepRecorder", "eventually", "wait_until"]
+__all__ = ["GUARD", "SleepRecorder", "block_until", "eventually", "wait_until"]
