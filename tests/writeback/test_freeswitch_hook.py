@@ -170,11 +170,31 @@ async def test_http_endpoint_refuses_oversized_body():
     port = await server.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /annotate HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+        writer.write(b"POST /annotate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n")
         await writer.drain()
         raw = await reader.read()
         writer.close()
         assert raw.startswith(b"HTTP/1.1 413")
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_http_endpoint_refuses_a_request_that_is_not_http_with_400_and_keeps_serving():
+    server = HookServer(echo_resolve, port=0)
+    port = await server.start()
+    try:
+        for garbage in (b"POST /annotate HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",  # HTTP/1.1 without Host
+                        b"\x00\x01 not http at all\r\n\r\n"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(garbage)
+            await writer.drain()
+            raw = await reader.read()
+            writer.close()
+            assert raw.split(b" ")[1] == b"400"
+        status, payload = await post_hook(port, form("Not enough money"))
+        assert status == 200 and b"pbx_phrase=Not enough money" in payload
+        assert (await post_hook(port, b"", path="/health"))[0] == 404  # /health is GET only
     finally:
         await server.close()
 
