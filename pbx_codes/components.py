@@ -24,7 +24,7 @@ async def start_sinks(app: "App", store_url: str | None, console: str | None) ->
     cfg = app.config
     if store_url or cfg.store:
         from pbx_codes.store import run_store
-        app.store = await run_store(dict(cfg.store or {}), app.bus, url=store_url)
+        app.store = await run_store(cfg.store, app.bus, url=store_url)
         app.closers.append(app.store.close)
         reach = StoreReach()
         app.health.add(store_status(app.store, reach))

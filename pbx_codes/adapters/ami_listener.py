@@ -9,7 +9,7 @@ Optional AMI write-back (``ami.writeback = true``) sets ``CDR(pbx_*)`` on the A-
 (which CDR record it lands in depends on timing, and after the A-leg's ``Hangup`` it always fails), so the
 dependable path is the FastAGI ``annotate`` handler from the hangup handler; this is off by default.
 
-Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
+Configuration (``[asterisk]`` section of ``pbx-codes.toml``, read into `pbx_codes.config.AsteriskSection`)::
 
     [asterisk]
     catalog = "lifecell"          # optional: force a catalog (else trunk bindings, else the default)
@@ -28,9 +28,10 @@ Configuration (``[asterisk]`` section of ``pbx-codes.toml``)::
     report_answered = true        # publish answered legs too (category ok): the denominator of failure rates
     ping_interval = 20.0
     ping_timeout = 5.0
-    backoff_max = 30.0
+    reconnect_min = 0.5           # after a session that worked; doubles for a server that breaks at once
+    reconnect_max = 30.0          # (backoff_initial / backoff_max before: still read, with a warning)
     probe_interval = 0.5          # between connects while Asterisk refuses them: back within ~1 s of it listening
-    refused_backoff = 60.0        # at least this long after a refused login
+    auth_failure_backoff = 60.0   # at least this long after a refused login (refused_backoff before)
 
     [asterisk.agi]
     enabled = true
@@ -47,9 +48,10 @@ import asyncio
 import logging
 from typing import Any, Callable, Mapping
 
-from pbx_codes.adapters.agi_server import DEFAULT_HOST, DEFAULT_PORT, AgiServer, agi_limits
+from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
 from pbx_codes.adapters.secrets import read_secret
+from pbx_codes.config import AmiSection, AsteriskSection, parse_table
 from pbx_codes.model import Observation
 from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver, PhraseFetch, parse_tech_cause
 from pbx_codes.protocols import safe_value
@@ -169,57 +171,52 @@ class AmiListener:
         task.add_done_callback(self._tasks.discard)
 
 
-def ami_settings(section: Mapping[str, Any]) -> AmiSettings:
-    """`AmiSettings` from the ``[asterisk.ami]`` table."""
+def ami_settings(section: AmiSection | Mapping[str, Any]) -> AmiSettings:
+    """`AmiSettings` from the ``[asterisk.ami]`` section (a table is read through `pbx_codes.config`)."""
+    ami: AmiSection = parse_table(AmiSection, section, section="asterisk.ami")
     # Off by default: the Filter action needs `system` write, which the shipped least-privilege user lacks; its
     # `eventfilter` lines in manager_pbx_codes.conf already make Asterisk send only these events.
-    filters = filters_for(WANTED_EVENTS) if section.get("server_filters", False) else ()
+    filters = filters_for(WANTED_EVENTS) if ami.server_filters else ()
     return AmiSettings(
-        host=str(section.get("host", "127.0.0.1")), port=int(section.get("port", 5038)),
-        username=str(section.get("username", "pbx-codes")), events=str(section.get("events", "on")),
+        host=ami.host, port=ami.port, username=ami.username, events=ami.events,
         filters=filters, wanted_events=WANTED_EVENTS,
-        ping_interval=float(section.get("ping_interval", 20.0)), ping_timeout=float(section.get("ping_timeout", 5.0)),
-        backoff_initial=float(section.get("backoff_initial", 0.5)),
-        backoff_max=float(section.get("backoff_max", 30.0)),
-        probe_interval=float(section.get("probe_interval", 0.5)),
-        refused_backoff=float(section.get("refused_backoff", 60.0)),
-        action_timeout=float(section.get("action_timeout", 5.0)),
+        ping_interval=ami.ping_interval, ping_timeout=ami.ping_timeout,
+        backoff_initial=ami.reconnect_min, backoff_max=ami.reconnect_max,
+        probe_interval=ami.probe_interval, refused_backoff=ami.auth_failure_backoff,
+        action_timeout=ami.action_timeout,
     )
 
 
-async def run_asterisk(config_section: Mapping[str, Any] | None, resolver: Any, bus: Any, *,
+async def run_asterisk(config_section: AsteriskSection | Mapping[str, Any] | None, resolver: Any, bus: Any, *,
                        language: str = "en", default_catalog: str | None = None,
                        on_client: Callable[[str, Any], None] | None = None) -> None:
     """Start what the ``[asterisk]`` section enables (AMI listener, FastAGI server) and run until cancelled."""
-    section = dict(config_section or {})
-    ami = dict(section.get("ami") or {})
-    agi = dict(section.get("agi") or {})
-    language = str(section.get("language", language))
-    catalog = section.get("catalog")
-    max_bytes = int(agi.get("max_bytes", 255))
+    section: AsteriskSection = parse_table(AsteriskSection, config_section, section="asterisk")
+    ami, agi = section.ami, section.agi
+    language = section.language or language
+    catalog = section.catalog
+    max_bytes = agi.max_bytes
     jobs: list[Any] = []
     closers: list[Any] = []
     # A missing secret is a start-up error: found before anything listens, so nothing is left half started.
-    secret = read_secret(ami.get("secret_env", "PBX_CODES_AMI_SECRET"), ami.get("secret_file")) \
-        if ami.get("enabled", False) else ""
-    if agi.get("enabled", True):
+    secret = read_secret(ami.secret_env, ami.secret_file) if ami.enabled else ""
+    if agi.enabled:
         # With the AMI listener on, it publishes every leg it saw; the AGI path then publishes only the attempts
         # that created no leg (no channel, so no AMI event): a call reaches the store whichever path saw it.
         server = AgiServer(
             make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, bus.publish,
-                        publish_all=not ami.get("enabled", False)),
-            host=str(agi.get("host", DEFAULT_HOST)), port=int(agi.get("port", DEFAULT_PORT)),
-            timeout=float(agi.get("timeout", 10.0)), **agi_limits(agi))
+                        publish_all=not ami.enabled),
+            host=agi.host, port=agi.port, timeout=agi.timeout, max_sessions=agi.max_sessions,
+            max_session_bytes=agi.max_session_bytes)
         await server.start()
         if on_client is not None:  # metrics read its sessions and refusals at scrape time
             on_client("fastagi", server)
         jobs.append(server.serve_forever())
         closers.append(server.close)
-    if ami.get("enabled", False):
+    if ami.enabled:
         listener = AmiListener(ami_settings(ami), secret, resolver, bus, catalog=catalog,
-                               fetch_phrases=bool(ami.get("fetch_phrases", True)),
-                               writeback=bool(ami.get("writeback", False)), language=language, max_bytes=max_bytes,
-                               report_answered=bool(ami.get("report_answered", True)))
+                               fetch_phrases=ami.fetch_phrases, writeback=ami.writeback, language=language,
+                               max_bytes=max_bytes, report_answered=ami.report_answered)
         if on_client is not None:  # e.g. metrics reading the connection state at scrape time
             on_client("asterisk", listener.client)
         jobs.append(listener.run())

@@ -1,29 +1,34 @@
 """The live FreeSWITCH listener: ESL client -> observer -> resolver -> bus, plus the hangup-hook endpoint.
 
 `run_freeswitch(config_section, resolver, bus)` is what ``pbx-codes serve`` starts for a ``[freeswitch]`` section.
-Config keys (all optional):
+Configuration (read into `pbx_codes.config.FreeswitchSection`; every key optional)::
 
-============================  ===================  =====================================================
-key                           default              meaning
-============================  ===================  =====================================================
-``host``                      ``127.0.0.1``        ESL address (event_socket.conf.xml ``listen-ip``)
-``port``                      ``8021``             ESL port
-``password_env``              ``PBX_CODES_ESL_PASSWORD``  environment variable holding the ESL password
-``password_file``             (none)               file whose first line is the password (if env unset)
-``events``                    hangup set           event names to subscribe to
-``event_format``              ``json``             ``json`` or ``plain``
-``heartbeat_timeout``         ``60``               seconds without any frame before reconnecting
-``reconnect_min``/``_max``    ``0.5`` / ``30``     backoff bounds, seconds
-``auth_failure_backoff``      ``60``               wait after a refused password, seconds
-``probe_interval``            ``0.5``              between connects while FreeSWITCH refuses them, seconds
-``esl``                       ``true``             run the ESL listener at all
-``hook``                      ``true``             run the hangup-hook endpoint
-``hook_host``/``hook_port``   ``127.0.0.1``/8089   where the hook endpoint listens (loopback only)
-``language``                  top-level language   language of ``pbx_reason`` (uk, ru, en); ``hook_lang`` is
-                                                   the older name and still read
-``hook_publish``              ``false``            also publish hook-annotated legs to the bus (set it
-                                                   when ``esl`` is off, or legs are counted twice)
-============================  ===================  =====================================================
+    [freeswitch]
+    language = "uk"               # pbx_reason's language; default: the top-level language
+
+    [freeswitch.esl]              # the event-socket listener (the store's live feed)
+    enabled = true
+    host = "127.0.0.1"            # event_socket.conf.xml listen-ip
+    port = 8021
+    secret_env = "PBX_CODES_ESL_PASSWORD"  # the password is read from here ...
+    secret_file = "/etc/pbx-codes/esl.secret"  # ... or from the first line of this file
+    events = [...]                # the hangup set; CHANNEL_HANGUP_COMPLETE is always added
+    event_format = "json"         # json | plain
+    heartbeat_timeout = 60        # seconds without any frame before reconnecting
+    reconnect_min = 0.5           # backoff bounds, seconds
+    reconnect_max = 30
+    auth_failure_backoff = 60     # wait after a refused password
+    probe_interval = 0.5          # between connects while FreeSWITCH refuses them
+
+    [freeswitch.hook]             # the hangup-hook endpoint (the CDR write-back)
+    enabled = true
+    host = "127.0.0.1"            # loopback only
+    port = 8089
+    publish = false               # also publish hook-annotated legs to the bus (set it when esl is off, or legs
+                                  # are counted twice)
+
+The older flat keys (``host``, ``port``, ``password_env``, ``password_file``, ``events``..., ``esl = false``,
+``hook = false``, ``hook_host``, ``hook_port``, ``hook_publish``, ``hook_lang``) are still read, with a warning.
 """
 from __future__ import annotations
 
@@ -31,12 +36,12 @@ import asyncio
 import logging
 from typing import Any, Callable, Mapping
 
-from pbx_codes.adapters.esl_client import DEFAULT_EVENTS, EslClient, EslClientConfig
+from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
 from pbx_codes.adapters.secrets import SecretError, read_secret
-from pbx_codes.model import LANGS
+from pbx_codes.config import ConfigError, EslSection, FreeswitchSection, parse_table
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.protocols.esl import Event
-from pbx_codes.writeback.freeswitch_hook import DEFAULT_PORT, HookServer
+from pbx_codes.writeback.freeswitch_hook import HookServer
 
 log = logging.getLogger("pbx_codes.freeswitch")
 
@@ -63,57 +68,52 @@ class FreeswitchListener:
             self.published += 1
 
 
-def client_config(section: Mapping[str, Any]) -> EslClientConfig:
-    """The ESL part of a ``[freeswitch]`` section, with the password read from env or file."""
+def _section(section: FreeswitchSection | Mapping[str, Any] | None) -> FreeswitchSection:
+    return parse_table(FreeswitchSection, section, section="freeswitch")
+
+
+def client_config(section: FreeswitchSection | EslSection | Mapping[str, Any]) -> EslClientConfig:
+    """The ESL part of a ``[freeswitch]`` section (its ``[freeswitch.esl]``), with the password read from env or
+    file."""
+    esl = section if isinstance(section, EslSection) else _section(section).esl
     try:
-        password = read_secret(section.get("password_env", "PBX_CODES_ESL_PASSWORD"), section.get("password_file"))
+        password = read_secret(esl.secret_env, esl.secret_file)
     except SecretError as exc:
-        raise ValueError(f"freeswitch: no ESL password ({exc}; set the environment variable named by "
-                         "password_env, default PBX_CODES_ESL_PASSWORD, or password_file)") from None
-    events = tuple(section.get("events", DEFAULT_EVENTS))
+        raise ConfigError(f"[freeswitch.esl] no ESL password ({exc}; set the environment variable named by "
+                          f"secret_env, here {esl.secret_env}, or secret_file)") from None
+    events = esl.events
     if "ALL" not in events and DECIDING_EVENT not in events:
         events += (DECIDING_EVENT,)  # a leg is decided there: without it no leg would ever be annotated
     return EslClientConfig(
-        host=str(section.get("host", "127.0.0.1")),
-        port=int(section.get("port", 8021)),
-        password=password,
-        events=tuple(events),
-        event_format=str(section.get("event_format", "json")),
-        heartbeat_timeout=float(section.get("heartbeat_timeout", 60)),
-        reconnect_min=float(section.get("reconnect_min", 0.5)),
-        reconnect_max=float(section.get("reconnect_max", 30)),
-        auth_failure_backoff=float(section.get("auth_failure_backoff", 60)),
-        probe_interval=float(section.get("probe_interval", 0.5)),
+        host=esl.host, port=esl.port, password=password, events=events, event_format=esl.event_format,
+        heartbeat_timeout=esl.heartbeat_timeout, reconnect_min=esl.reconnect_min, reconnect_max=esl.reconnect_max,
+        auth_failure_backoff=esl.auth_failure_backoff, probe_interval=esl.probe_interval,
         wanted_events=FreeswitchListener.WANTED_EVENTS,
     )
 
 
-def section_language(section: Mapping[str, Any], default: str = "en") -> str:
-    """The language of ``pbx_reason``: the section's ``language`` (the configuration fills in the top-level one),
-    else the older ``hook_lang``, else `default`."""
-    lang = str(section.get("language") or section.get("hook_lang") or default)
-    if lang not in LANGS:
-        raise ValueError(f"freeswitch: language must be one of {list(LANGS)}, got {lang!r}")
-    return lang
+def section_language(section: FreeswitchSection | Mapping[str, Any], default: str = "en") -> str:
+    """The language of ``pbx_reason``: the section's ``language`` (the configuration fills in the top-level one;
+    the older ``hook_lang`` is read as it), else `default`."""
+    return _section(section).language or default
 
 
-async def run_freeswitch(config_section: Mapping[str, Any], resolver: Any, bus: Any, *,
+async def run_freeswitch(config_section: FreeswitchSection | Mapping[str, Any] | None, resolver: Any, bus: Any, *,
                          on_client: Callable[[str, Any], None] | None = None, language: str = "en") -> None:
     """Run the ESL listener and the hook endpoint until cancelled."""
-    section = dict(config_section or {})
-    lang = section_language(section, language)
+    section = _section(config_section)
+    lang = section.language or language
     tasks: list[asyncio.Task] = []
-    if section.get("esl", True):
+    if section.esl.enabled:
         listener = FreeswitchListener(resolver, bus)
-        client = EslClient(client_config(section), listener.on_event)
+        client = EslClient(client_config(section.esl), listener.on_event)
         if on_client is not None:  # e.g. metrics reading the connection state at scrape time
             on_client("freeswitch", client)
         tasks.append(asyncio.create_task(client.run(), name="freeswitch-esl"))
-    if section.get("hook", True):
-        publish = bus.publish if section.get("hook_publish", False) else None
-        server = HookServer(resolver.resolve, host=str(section.get("hook_host", "127.0.0.1")),
-                            port=int(section.get("hook_port", DEFAULT_PORT)), lang=lang,
-                            publish=publish)
+    if section.hook.enabled:
+        hook = section.hook
+        server = HookServer(resolver.resolve, host=hook.host, port=hook.port, lang=lang,
+                            publish=bus.publish if hook.publish else None)
         tasks.append(asyncio.create_task(server.serve_forever(), name="freeswitch-hook"))
     if not tasks:
         log.warning("freeswitch: both esl and hook are disabled; nothing to run")

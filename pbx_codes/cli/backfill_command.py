@@ -12,6 +12,7 @@ import logging
 import sys
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, resolver_from
+from pbx_codes.config import StoreSection
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 log = logging.getLogger("pbx_codes.cli")
 
 
-async def _store(url: str, section: dict, annotations: list) -> tuple[int, int]:
+async def _store(url: str, section: StoreSection | None, annotations: list) -> tuple[int, int]:
     from pbx_codes.store import open_store
 
     store = await open_store(url, section)
@@ -61,9 +62,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     observations = [replace(o, instance=o.instance or config.instance) for o in observations]  # this agent's legs
     annotations = [resolver.resolve(replace(o, catalog=args.catalog) if args.catalog else o) for o in observations]
-    section = {k: v for k, v in dict(config.store or {}).items() if k != "url"}
     try:
-        before, after = asyncio.run(_store(args.store, section, annotations))
+        before, after = asyncio.run(_store(args.store, config.store, annotations))
     except Exception as exc:  # noqa: BLE001 - any driver's failure is one line; the URL may carry a password
         from pbx_codes.store.dsn import safe_error, safe_url
         log.debug("backfill: the store failed", exc_info=True)

@@ -237,7 +237,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from pbx_codes.console.central import run_central
 
     config = config_from(args)
-    url = args.store or (config.store or {}).get("url")
+    url = args.store or (config.store.url if config.store else None)
     if not url:
         raise CliError("console: give --store URL (or [store] url in the configuration)")
     if args.poll <= 0:

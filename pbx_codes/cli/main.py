@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "pbx_codes.cli.enrich_command",
     "pbx_codes.cli.report_command",
     "pbx_codes.cli.backfill_command",
+    "pbx_codes.cli.config_command",
 )
 
 

@@ -127,7 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         legs = _cdr_legs(args, resolver, since, until)
         origin = ", ".join(str(p) for p in args.cdr)
     else:
-        url = args.store or (config.store or {}).get("url")
+        url = args.store or (config.store.url if config.store else None)
         if not url:
             raise CliError("no store: give --store URL (or [store] url in the configuration), or --cdr FILE...")
         legs = _store_legs(url, since, until, args.trunk, args.instance)

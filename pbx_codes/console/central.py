@@ -43,7 +43,7 @@ async def run_central(config: Config, store_url: str, *, listen: str | None = No
 
     settings = parse_console_settings(config.console, language=config.language, listen=listen)
     quality = load_table(config.quality)
-    store = await open_store(store_url, {k: v for k, v in dict(config.store or {}).items() if k != "url"})
+    store = await open_store(store_url, config.store)
     bus = AnnotationBus()
     closers: list[Any] = [store.close]
     health = Health()

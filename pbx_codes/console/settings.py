@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pbx_codes.adapters.secrets import SecretError, read_secret
-from pbx_codes.config import ConfigError
+from pbx_codes.config import ConfigError, ConsoleSection, parse_table
 from pbx_codes.model import LANGS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
 DEFAULT_TOKEN_ENV = "PBX_CODES_CONSOLE_TOKEN"
-_KEYS = {"listen", "token_env", "token_file", "show_numbers", "language", "history"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +69,18 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def parse_console_settings(section: Mapping[str, Any] | None, language: str = "en",
+def parse_console_settings(section: ConsoleSection | Mapping[str, Any] | None, language: str = "en",
                            listen: str | None = None) -> ConsoleSettings:
-    """Validate the section; `listen` (the `serve --console` option) overrides the file. Reads the token now."""
-    section = dict(section or {})
-    unknown = set(section) - _KEYS
-    if unknown:
-        raise ConfigError(f"[console]: unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
-    host, port = parse_listen(listen or str(section.get("listen", f"{DEFAULT_HOST}:{DEFAULT_PORT}")))
-    lang = section.get("language", language)
+    """The ``[console]`` section (a table is read through `pbx_codes.config`); `listen` (the `serve --console`
+    option) overrides the file. Reads the token now."""
+    console: ConsoleSection = parse_table(ConsoleSection, section, section="console")
+    host, port = parse_listen(listen or console.listen)
+    lang = console.language or language
     if lang not in LANGS:
         raise ConfigError(f"[console] language must be one of {list(LANGS)}, got {lang!r}")
-    show_numbers = section.get("show_numbers", False)
-    if not isinstance(show_numbers, bool):
-        raise ConfigError("[console] show_numbers must be true or false")
-    history = section.get("history", 500)
-    if not isinstance(history, int) or isinstance(history, bool) or not 1 <= history <= 100_000:
-        raise ConfigError("[console] history must be an integer 1..100000")
-    token_env = section.get("token_env", DEFAULT_TOKEN_ENV)
-    token_file = section.get("token_file")
-    for key, value in (("token_env", token_env), ("token_file", token_file)):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"[console] {key} must be a string")
+    show_numbers, history, token_file = console.show_numbers, console.history, console.token_file
     try:
-        token: str | None = read_secret(token_env, token_file)
+        token: str | None = read_secret(console.token_env, token_file)
     except SecretError as exc:
         if token_file:
             raise ConfigError(f"[console] access token: {exc}") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from pbx_codes.config import QualitySection, parse_table, to_table
 from pbx_codes.errors import ConfigError
 from pbx_codes.model import Category
 
@@ -147,8 +148,11 @@ def build_table(raw: Mapping[str, Any], override: Mapping[str, Any] | None = Non
     return ClassTable(tuple(classes.values()), MappingProxyType(rfc), str(raw.get("source", "")))
 
 
-def load_table(override: Mapping[str, Any] | None = None, path: Path = DATA) -> ClassTable:
-    """The class table: the shipped data file, with the ``[quality]`` section applied."""
+def load_table(override: QualitySection | Mapping[str, Any] | None = None, path: Path = DATA) -> ClassTable:
+    """The class table: the shipped data file, with the ``[quality]`` section applied (a table is read through
+    `pbx_codes.config`, which checks keys and types; here, what the classes mean)."""
+    if override is not None:
+        override = to_table(parse_table(QualitySection, override, section="quality", error=QualityConfigError))
     return build_table(tomllib.loads(path.read_text(encoding="utf-8")), override, where=path.name)
 
 

@@ -37,6 +37,7 @@ from pbx_codes.model import Annotation, Category
 from pbx_codes.quality.classes import ClassTable, load_table
 from pbx_codes.quality import legs as quality_legs
 from pbx_codes.quality.measures import percentile
+from pbx_codes.config import AlertSection, parse_table, to_table
 from pbx_codes.errors import ConfigError
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.status import DOWN, UP, PartStatus, describe_error
@@ -48,8 +49,6 @@ WEBHOOK_BACKOFF = BackoffPolicy(initial=1.0, maximum=30.0)
 SUCCESS_CATEGORIES = frozenset({"ok", "pending"})
 ANY = "*"
 _CATEGORIES = frozenset(c.value for c in Category)
-_KEYS = frozenset({"name", "trunk", "category", "catalog", "pbx", "instance", "above", "count_at_least", "window", "min_calls",
-                   "clear_below", "hold", "webhook", "measure", "below", "clear_above"})
 #: Trunk quality measures an alert may watch: shares (0..1) and values (milliseconds, seconds).
 RATIO_MEASURES = ("asr", "ner", "ser", "seer", "isa")
 VALUE_MEASURES = ("pdd_p50_ms", "pdd_p95_ms", "srd_p95_ms", "acd_s")
@@ -126,15 +125,11 @@ def _number(where: str, key: str, value: Any, *, integer: bool = False) -> float
     return value
 
 
-def parse_rule(raw: Mapping[str, Any], index: int = 0) -> AlertRule:
-    """One table into a rule; every mistake is named with the table's position."""
+def parse_rule(section: AlertSection | Mapping[str, Any], index: int = 0) -> AlertRule:
+    """One ``[[alerts]]`` section into a rule (a table is read through `pbx_codes.config`, which checks keys and
+    types); here, which keys go together. Every mistake is named with the table's position."""
     where = f"[[alerts]] #{index + 1}"
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise AlertConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
-    for key in ("name", "trunk", "category", "catalog", "pbx", "instance", "webhook"):
-        if key in raw and not isinstance(raw[key], str):
-            raise AlertConfigError(f"{where}: {key} must be a string")
+    raw = to_table(parse_table(AlertSection, section, section="alerts", label=where, error=AlertConfigError))
     if "measure" in raw:
         return _parse_measure_rule(raw, where)
     if "below" in raw or "clear_above" in raw:
@@ -222,7 +217,7 @@ def _parse_measure_rule(raw: Mapping[str, Any], where: str) -> AlertRule:
                      webhook=webhook, measure=measure)
 
 
-def parse_rules(tables: Iterable[Mapping[str, Any]]) -> tuple[AlertRule, ...]:
+def parse_rules(tables: Iterable[AlertSection | Mapping[str, Any]]) -> tuple[AlertRule, ...]:
     return tuple(parse_rule(raw, i) for i, raw in enumerate(tables))
 
 

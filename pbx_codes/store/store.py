@@ -21,6 +21,7 @@ from pbx_codes.store import queries
 from pbx_codes.store.dsn import safe_error
 from pbx_codes.store.export import starter_catalog
 from pbx_codes.store.journal import Journal
+from pbx_codes.config import StoreSection, parse_table
 from pbx_codes.errors import ConfigError
 from pbx_codes.store.schema import Dialect, prepare_row, row_from_annotation
 from pbx_codes.store.writer import BatchWriter, WriterStats
@@ -51,11 +52,14 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+DEFAULT_URL = "sqlite:///var/lib/pbx-codes/annotations.db"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """The `[store]` section, checked."""
 
-    url: str = "sqlite:///var/lib/pbx-codes/annotations.db"
+    url: str = DEFAULT_URL
     batch_size: int = 500
     flush_ms: int = 200
     max_pending: int = 50_000
@@ -67,29 +71,17 @@ class StoreSettings:
     queue_size: int = 100_000
 
 
-_FIELDS = set(StoreSettings.__dataclass_fields__)
-
-
-def parse_store_settings(section: Mapping[str, Any] | None, url: str | None = None) -> StoreSettings:
-    """The section as settings; `url` (from the command line) overrides the section's."""
-    raw = dict(section or {})
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise StoreConfigError(f"[store]: unknown key(s) {sorted(unknown)}")
-    if url:
-        raw["url"] = url
-    try:
-        settings = StoreSettings(**raw)
-    except TypeError as exc:
-        raise StoreConfigError(f"[store]: {exc}") from None
-    for name in ("batch_size", "flush_ms", "max_pending", "queue_size"):
-        value = getattr(settings, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise StoreConfigError(f"[store] {name} must be a positive integer, got {value!r}")
-    if settings.retention_days is not None and (not isinstance(settings.retention_days, (int, float))
-                                                or settings.retention_days <= 0):
+def parse_store_settings(section: StoreSection | Mapping[str, Any] | None, url: str | None = None) -> StoreSettings:
+    """The ``[store]`` section (a table is read through `pbx_codes.config`) as settings; `url` (from the command
+    line) overrides the section's."""
+    store: StoreSection = parse_table(StoreSection, section, section="store", error=StoreConfigError)
+    if store.retention_days is not None and store.retention_days <= 0:
         raise StoreConfigError("[store] retention_days must be a positive number (omit it to keep rows forever)")
-    return settings
+    return StoreSettings(
+        url=url or store.url or DEFAULT_URL, batch_size=store.batch_size, flush_ms=store.flush_ms,
+        max_pending=store.max_pending, journal=store.journal, retention_days=store.retention_days,
+        retention_interval=store.retention_interval, retry_max=store.retry_max,
+        connect_timeout=store.connect_timeout, queue_size=store.queue_size)
 
 
 def sqlite_path(url: str) -> str:
@@ -323,7 +315,7 @@ class Store:
         return int((await self._fetch(queries.count()))[0][0])
 
 
-async def open_store(url: str, section: Mapping[str, Any] | None = None) -> Store:
+async def open_store(url: str, section: StoreSection | Mapping[str, Any] | None = None) -> Store:
     """A store for `url` with the section's settings; the database is reached (and migrated) if it answers now,
     and otherwise later by the writer, so a store opened while its server is down still accepts annotations."""
     settings = parse_store_settings(section, url)
@@ -342,10 +334,11 @@ async def open_store(url: str, section: Mapping[str, Any] | None = None) -> Stor
     return store
 
 
-async def run_store(section: Mapping[str, Any] | None, bus: AnnotationBus, *, url: str | None = None) -> Store:
+async def run_store(section: StoreSection | Mapping[str, Any] | None, bus: AnnotationBus, *,
+                    url: str | None = None) -> Store:
     """What `serve` calls: open the configured store, subscribe it to the bus, start it. Close with `await close()`."""
     settings = parse_store_settings(section, url)
-    store = await open_store(settings.url, {**dict(section or {}), "url": settings.url})
+    store = await open_store(settings.url, section)
     store.start(bus)
     return store
 
