@@ -324,6 +324,10 @@ class CallMemory:
     def gateway_for(self, a_leg: str) -> tuple[str, str | None] | None:
         return self._gateways.get(a_leg)
 
+    def legs_made(self, a_leg: str | None) -> int:
+        """How many outbound legs (attempts) the call of this A-leg created."""
+        return len(self._attempts.get(a_leg) or ()) if a_leg else 0
+
     def record(self, v: Mapping[str, str], obs: Observation) -> None:
         """A B-leg was decided: its A-leg carries this unless a later attempt replaces it."""
         parent = parent_of(v)
@@ -487,6 +491,12 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
     else:
         return None
 
+    attempt = memory.attempt_of(v) if memory is not None else (None if parent_of(v) else (1 if outbound else None))
+    if attempt is None and not outbound and not bridged and pbx_cause in NO_LEG_CAUSES and (
+            _gateway_of_bridge(v) or v.get("pbx_codes_trunk")):
+        # The last bridge created no leg (a gateway marked down, the throttle): A stands for that attempt on the
+        # trunk its dial string (or the dialplan) named, after the legs the call did create.
+        attempt = (memory.legs_made(uuid) if memory is not None else int(no_leg_last)) + 1
     timings = _timings(v)
     timestamp = None
     micro = _int(v.get("event_timestamp"))
@@ -511,8 +521,7 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
         timestamp=timestamp,
         outcome=outcome,
         certain=certain,
-        attempt=memory.attempt_of(v) if memory is not None else (None if parent_of(v) else
-                                                                 (1 if outbound else None)),
+        attempt=attempt,
         pbx_cause=pbx_cause,
         **timings,
     )

@@ -51,13 +51,15 @@ EXPECTED: dict[str, dict[str, Leg]] = {
                                      "B via lab_gw2": BUSY_GW2._replace(attempt=1)},
     "failover_503_then_486.direct_dup_uuid": {"B": LIFECELL_503._replace(attempt=1)},
     "gateway_down.bridge": {"A": CLOSED_PORT, "B": CLOSED_PORT._replace(attempt=1)},
-    "gateway_down.bridge_marked_down": {"A": Leg(None, "network", "failover", "local", "unreachable", False, "sip")},
+    # no B-leg: A stands for the attempt on the gateway its bridge dialled
+    "gateway_down.bridge_marked_down": {"A": Leg(None, "network", "failover", "local", "unreachable", False, "sip",
+                                                 1)},
     "gateway_down.bridge_timeout": {"A": TIMER, "B": TIMER._replace(attempt=1)},
     "gateway_down.direct": {"B": CLOSED_PORT._replace(attempt=1)},
     "gateway_down.direct_marked_down": {},
     "progress_reason_503.bridge": {"A": LIFECELL_503, "B": LIFECELL_503._replace(attempt=1)},
     "progress_reason_503.direct": {"B": LIFECELL_503._replace(attempt=1)},
-    "throttled.bridge": {"A": Leg(None, "capacity", "failover", "local", "pbx_limit", False, "lifecell")},
+    "throttled.bridge": {"A": Leg(None, "capacity", "failover", "local", "pbx_limit", False, "lifecell", 1)},
     "throttled.direct": {},
 }
 CAPTURES = sorted(EXPECTED)
