@@ -167,11 +167,14 @@ def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_t
     from pbx_codes.bench.asterisk import CDR_CSV
     from pbx_codes.cli.main import main
 
-    chain = [("486", "Busy Here")]
-    linkedid = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_failover(bench, chain)).last["linkedid"]
-    with (asterisk_bench.rootfs / CDR_CSV).open(encoding="utf-8", newline="") as fh:
-        records = [r for r in csv.reader(fh) if r[PBX_CDR_CUSTOM_COLUMNS.index("linkedid")] == linkedid]
-    assert [len(r) for r in records] == [len(PBX_CDR_CUSTOM_COLUMNS) + len(PBX_OUTCOME_COLUMNS)]
+    from pbx_codes.bench.sipp import run_call
+
+    linkedid = place(asterisk_bench, pbx, 1, lambda bench: run_call(bench, code=486, phrase="Busy Here")).last[
+        "linkedid"]
+    code = PBX_CDR_CUSTOM_COLUMNS.index("pbx_code")
+    with (asterisk_bench.rootfs / CDR_CSV).open(encoding="utf-8", newline="") as fh:  # the annotated record
+        records = [r for r in csv.reader(fh) if r[PBX_CDR_CUSTOM_COLUMNS.index("linkedid")] == linkedid and r[code]]
+    assert [(len(r), r[code]) for r in records] == [(len(PBX_CDR_CUSTOM_COLUMNS) + len(PBX_OUTCOME_COLUMNS), "486")]
     verdict = [PBX_CDR_CUSTOM_COLUMNS.index(c) for c in PBX_COLUMNS if c != "pbx_catalog"]
     unannotated = [[("" if i in verdict or i >= len(PBX_CDR_CUSTOM_COLUMNS) else v) for i, v in enumerate(r)]
                    for r in records]
@@ -186,7 +189,6 @@ def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_t
     assert (summary["annotated"], summary["malformed_lines"]) == (2, [])
     with (tmp_path / "pbx_codes.enriched.csv").open(encoding="utf-8", newline="") as fh:
         enriched = list(csv.reader(fh))
-    code = PBX_CDR_CUSTOM_COLUMNS.index("pbx_code")
     assert [r[code] for r in enriched] == ["486", "486"]
     assert [len(r) for r in enriched] == [len(r) for r in mixed]
     observations, stats = read_observations("asterisk", [source])
