@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Mapping
 from pbx_codes.model import Observation, Outcome, Side
 from pbx_codes.observers import freeswitch_cdr
 from pbx_codes.observers.asterisk import parse_tech_cause, trunk_of as asterisk_trunk_of
+from pbx_codes.observers.asterisk_causes import DIAL_STATUS_OUTCOME
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.errors import InputError
 from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
@@ -155,9 +156,6 @@ def _asterisk_time(value: str | None) -> float | None:
         return None
 
 
-#: Asterisk's CDR dispositions / DIALSTATUS -> the outcome the live observer gives the same leg.
-_ASTERISK_DIAL_OUTCOME = {"ANSWER": Outcome.ANSWERED, "ANSWERED": Outcome.ANSWERED, "CANCEL": Outcome.CALLER_CANCEL,
-                          "NOANSWER": Outcome.RING_TIMEOUT, "NO ANSWER": Outcome.RING_TIMEOUT}
 #: The project's cdr_custom layouts, by field count: the first release's, and the one with the outcome fields the
 #: FastAGI annotation writes (pbx_hangup_by ... pbx_attempts); `enrich` reads the same ones.
 ASTERISK_CDR_LAYOUTS: Mapping[int, tuple[str, ...]] = PBX_CDR_CUSTOM_LAYOUTS
@@ -183,7 +181,7 @@ def asterisk_observation(record: dict[str, str], catalog: str | None = None) -> 
     if not linkedid or not (dialed or attempt):
         return None
     status = (record.get("pbx_dialstatus") or record.get("disposition") or "").strip().upper()
-    outcome = _OUTCOMES.get((record.get("pbx_outcome") or "").strip()) or _ASTERISK_DIAL_OUTCOME.get(status)
+    outcome = _OUTCOMES.get((record.get("pbx_outcome") or "").strip()) or DIAL_STATUS_OUTCOME.get(status)
     code, phrase = parse_tech_cause(record.get("pbx_rawcause"))
     if outcome is Outcome.ANSWERED:
         code, phrase = "200", None

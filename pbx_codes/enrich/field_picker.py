@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Collection, Sequence
 
 from pbx_codes.enrich.interpret import KeyPlan
+from pbx_codes.observers.channels import ASTERISK_SUFFIX_BYTES
 
 #: Any field, not captured: quoted (quotes doubled inside) or bare.
 _ANY_FIELD = rb'(?:"[^"]*+(?:""[^"]*+)*+"|[^",\r\n]*+)'
@@ -30,8 +31,8 @@ _NEEDED_FIELD = rb'(")?((?(%(f)d)[^"]*+|[^",\r\n]*+))(?(%(f)d)")'
 #: A dialed channel: the whole value, and either its stem before Asterisk's ``-`` + 8 hex digits (``;1`` on Local
 #: channels) suffix, or (any other name) the whole name again. The trunk is a function of the stem, so rows of one
 #: trunk share a cache entry although every channel name is new.
-_CHANNEL_FIELD = (rb'(")?(((?(%(f)d)[^"]*|[^",\r\n]*))-[0-9a-fA-F]{8}(?:;[0-9])?'
-                  rb'|((?(%(f)d)[^"]*+|[^",\r\n]*+)))(?(%(f)d)")')
+_CHANNEL_FIELD = (rb'(")?(((?(%(f)d)[^"]*|[^",\r\n]*))-' + ASTERISK_SUFFIX_BYTES.pattern
+                  + rb'|((?(%(f)d)[^"]*+|[^",\r\n]*+)))(?(%(f)d)")')
 _LINE_END = rb'(?:\r?\n)?'
 
 

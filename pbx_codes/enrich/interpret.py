@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from pbx_codes.model import Category, Observation, Retry
-from pbx_codes.observers.asterisk_causes import asterisk_cause_q850
 from pbx_codes.observers.asterisk import parse_tech_cause
-from pbx_codes.observers.asterisk import trunk_of as asterisk_trunk_of
+from pbx_codes.observers.asterisk_causes import DISPOSITION_NO_CAUSE, DISPOSITION_Q850, asterisk_cause_q850
+from pbx_codes.observers.causes import reason_q850, sip_code
+from pbx_codes.observers.channels import ASTERISK_SUFFIX_BYTES, ASTERISK_SUFFIX_TEXT, trunk_of_channel
 from pbx_codes.observers.freeswitch import HANGUP_CAUSE_Q850
 from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value
 
@@ -33,19 +34,9 @@ from pbx_codes.enrich.mapping import KEY_FIELDS
 EXACT, INEXACT, COARSE_Q850, COARSE_DISPOSITION, NO_CAUSE = "exact", "inexact", "coarse_q850", "coarse_disposition", \
     "no_cause"
 
-#: Asterisk's CDR dispositions -> the Q.850 cause each implies. FAILED is deliberately absent (see the module doc).
-DISPOSITION_Q850: Mapping[str, int] = {"ANSWERED": 16, "BUSY": 17, "NO ANSWER": 19, "NOANSWER": 19,
-                                       "CONGESTION": 34}
-DISPOSITION_NO_CAUSE = frozenset({"FAILED"})
-
-
-_SIP_CODE = re.compile(r"^\s*(?:sip:)?([1-6]\d\d)\s*$", re.IGNORECASE)
 _CODE_PAIR = re.compile(r"^\s*(\d{1,4}/\d{0,4})\s*$")
-_REASON_CAUSE = re.compile(r"Q\.850\s*;\s*cause\s*=\s*(\d{1,3})", re.IGNORECASE)
-_FS_GATEWAY = re.compile(r"^sofia/gateway/([^/]+)/")
-#: What Asterisk puts after a channel's name: ``-`` and 8 hex digits (``;1``/``;2`` on Local channels).
-_SUFFIX_TEXT = re.compile(r"[0-9a-fA-F]{8}(?:;\d)?").fullmatch
-_SUFFIX_BYTES = re.compile(rb"[0-9a-fA-F]{8}(?:;\d)?").fullmatch
+_SUFFIX_TEXT = ASTERISK_SUFFIX_TEXT.fullmatch
+_SUFFIX_BYTES = ASTERISK_SUFFIX_BYTES.fullmatch
 _PHRASE_MAX_BYTES = 512
 
 CATEGORY_VALUES = frozenset(c.value for c in Category)
@@ -56,9 +47,9 @@ def parse_sip_code(value: str | None) -> str | None:
     """``486``, ``sip:486`` -> ``486``; a callback pair ``200/486`` as is; anything else None."""
     if not value:
         return None
-    match = _SIP_CODE.match(value)
-    if match:
-        return match.group(1)
+    code = sip_code(value)
+    if code:
+        return code
     match = _CODE_PAIR.match(value)
     return match.group(1) if match else None
 
@@ -71,25 +62,13 @@ def parse_q850(value: str | None) -> int | None:
     if text.isdigit():  # also true for '²', which int() refuses; and a long run of digits is no cause either
         number = int(text) if text.isdecimal() and len(text) <= 6 else 1000
         return number if number <= 127 else None  # above 127: a PBX's own cause (FreeSWITCH UNWANTED = 819)
-    match = _REASON_CAUSE.search(text)
-    if match:
-        return int(match.group(1))
+    from_reason = reason_q850(text)
+    if from_reason is not None:
+        return from_reason
     named = HANGUP_CAUSE_Q850.get(text.upper())
     if named is not None:
         return named
     return asterisk_cause_q850(text)
-
-
-def trunk_from_channel(channel: str | None) -> str | None:
-    """The trunk a dialed channel went through: ``PJSIP/trunk-00000009`` or ``sofia/gateway/gw1/409``."""
-    if not channel:
-        return None
-    match = _FS_GATEWAY.match(channel)
-    if match:
-        return match.group(1)
-    if channel.startswith("sofia/"):
-        return None
-    return asterisk_trunk_of(channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +148,7 @@ class KeyPlan:
                 if trunk is memo:
                     if len(memo) > 4096:
                         memo.clear()
-                    trunk = memo[stem] = trunk_from_channel(_text(name))
+                    trunk = memo[stem] = trunk_of_channel(_text(name))
                 if trunk:
                     break
             return getter(row) + (trunk,)
@@ -283,6 +262,6 @@ class RowAnnotator:
         return text
 
 
-__all__ = ["CATEGORY_VALUES", "COARSE_DISPOSITION", "COARSE_Q850", "DISPOSITION_Q850",
+__all__ = ["CATEGORY_VALUES", "COARSE_DISPOSITION", "COARSE_Q850",
            "EXACT", "INEXACT", "KeyPlan", "NOTHING", "NO_CAUSE", "Outcome", "RETRY_VALUES", "RowAnnotator",
-           "parse_q850", "parse_sip_code", "trunk_from_channel"]
+           "parse_q850", "parse_sip_code"]

@@ -25,13 +25,14 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
 from pbx_codes.observers.asterisk_outcome import LegFacts, LegVerdict, decide, parse_tech_cause
+from pbx_codes.observers.causes import NORMAL_Q850
+from pbx_codes.observers.channels import asterisk_trunk as trunk_of
 from pbx_codes.protocols import safe_value, small_int
 from pbx_codes.protocols.ami import AmiParser, Event, Response
 
@@ -45,26 +46,11 @@ RINGING_DIAL_STATES = frozenset({"RINGING", "PROGRESS"})
 #: DialStatus values that mean the dialed leg did not connect.
 FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL",
                                   "TORTURE", "INVALIDARGS"})
-#: Q.850 causes that are an ordinary end of a call, not a failure.
-NORMAL_CAUSES = frozenset({0, 16})
-
-_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}(?:;\d)?$")
 _CALLER, _CARRIER, _LOCAL = Side.CALLER, Side.CARRIER, Side.LOCAL  # an Enum member lookup is not free per event
 #: `decide` is pure and a PBX meets the same few shapes over and over: its verdicts are kept, up to this many
 #: (and only for phrases up to `_CACHED_PHRASE_MAX` characters, so the cache's memory stays small).
 _VERDICTS_MAX = 4096
 _CACHED_PHRASE_MAX = 256
-
-
-def trunk_of(channel: str | None) -> str | None:
-    """``PJSIP/trunk-00000009`` -> ``trunk``: the endpoint a dialed channel went out through."""
-    if not channel or "/" not in channel:
-        return None
-    tech, _, rest = channel.partition("/")
-    if tech == "Local":
-        return None
-    name = _CHANNEL_SUFFIX.sub("", rest)
-    return name or None
 
 
 def _seconds(timestamp: str | None) -> float | None:
@@ -321,7 +307,7 @@ class AsteriskObserver:
             return True
         if leg.dial_status in FAILED_DIAL_STATUSES:
             return True
-        return leg.cause is not None and leg.cause not in NORMAL_CAUSES
+        return leg.cause is not None and leg.cause not in NORMAL_Q850
 
     def _maybe_emit(self, leg: _Leg) -> list[Observation]:
         if not leg.hung_up or (leg.fetch is not None and not leg.fetch_done):

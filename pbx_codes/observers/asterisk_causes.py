@@ -1,10 +1,24 @@
-"""Asterisk's Q.850 cause descriptions (`ast_cause2str`, what `${HANGUPCAUSE(<leg>,ast)}` answers) read back.
+"""What Asterisk writes about a leg's end, read back: its cause descriptions (`ast_cause2str`, what
+`${HANGUPCAUSE(<leg>,ast)}` answers) and its CDR dispositions / DIALSTATUS values.
 
-The FastAGI write-back reads a leg's cause as this text, and CDR files keep it too; one table serves both.
+The FastAGI write-back reads a leg's cause as this text, and CDR files keep it too; one table serves both. The
+disposition tables serve the offline readers (enrich, backfill) of records that hold nothing better.
 """
 from __future__ import annotations
 
 from typing import Mapping
+
+from pbx_codes.model import Outcome
+
+#: Asterisk's CDR dispositions -> the Q.850 cause each implies. FAILED implies none: Asterisk writes it for
+#: CHANUNAVAIL, for CONGESTION without ``congestion=yes`` and for anything else that did not connect.
+DISPOSITION_Q850: Mapping[str, int] = {"ANSWERED": 16, "BUSY": 17, "NO ANSWER": 19, "NOANSWER": 19,
+                                       "CONGESTION": 34}
+DISPOSITION_NO_CAUSE = frozenset({"FAILED"})
+#: CDR dispositions / DIALSTATUS -> the outcome the live observer gives the same leg (where they say it alone).
+DIAL_STATUS_OUTCOME: Mapping[str, Outcome] = {
+    "ANSWER": Outcome.ANSWERED, "ANSWERED": Outcome.ANSWERED, "CANCEL": Outcome.CALLER_CANCEL,
+    "NOANSWER": Outcome.RING_TIMEOUT, "NO ANSWER": Outcome.RING_TIMEOUT}
 
 #: Asterisk's cause descriptions (``ast_cause2str``, what ``HANGUPCAUSE(<leg>,ast)`` answers) -> Q.850 cause.
 ASTERISK_CAUSES: Mapping[str, int] = {

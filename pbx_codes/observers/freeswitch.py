@@ -27,12 +27,13 @@ What a real FreeSWITCH reports (see the recorded captures and tests/fixtures/fre
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from pbx_codes.model import Annotation, Observation, Outcome, Side
+from pbx_codes.observers.causes import NORMAL_CAUSE_NAMES, Q850_MAX, reason_q850, sip_code
+from pbx_codes.observers.channels import GATEWAY_CHANNEL, GATEWAY_IN_DIAL
 from pbx_codes.protocols import small_int
 from pbx_codes.protocols.esl import Event, EslParser
 
@@ -56,8 +57,6 @@ HANGUP_CAUSE_Q850: Mapping[str, int] = {
     "WRONG_CALL_STATE": 101, "RECOVERY_ON_TIMER_EXPIRE": 102, "MANDATORY_IE_LENGTH_ERROR": 103,
     "PROTOCOL_ERROR": 111, "INTERWORKING": 127,
 }
-Q850_MAX = 127
-
 #: FreeSWITCH's own causes (switch_types.h, 1.10 and later): numbered above 127, never Q.850 causes.
 FREESWITCH_CAUSES: Mapping[str, int] = {
     "SUCCESS": 142, "ORIGINATOR_CANCEL": 487, "CRASH": 700, "SYSTEM_SHUTDOWN": 701, "LOSE_RACE": 702,
@@ -70,9 +69,6 @@ FREESWITCH_CAUSES: Mapping[str, int] = {
     "REJECT_ALL": 825,
 }
 _CAUSE_BY_NUMBER = {number: name for name, number in FREESWITCH_CAUSES.items()}
-
-# Causes that mean "the call ended as calls end": no failure to explain unless a SIP code says otherwise.
-NORMAL_CAUSES = frozenset({"", "NONE", "NORMAL_CLEARING", "SUCCESS"})
 
 #: A bridge that never reached a carrier (no SIP response at all): what FreeSWITCH's verdict on the A-leg means,
 #: and whether it is certain. DESTINATION_OUT_OF_ORDER is the sessions-per-second throttle, but a duplicate
@@ -114,10 +110,6 @@ _EVENT_FIELDS = {
     "Caller-Channel-Hangup-Time": "end_uepoch",
 }
 
-_SIP_CODE = re.compile(r"^\s*(?:sip:)?([1-6]\d\d)\s*$", re.IGNORECASE)
-_REASON_CAUSE = re.compile(r"Q\.850\s*;\s*cause\s*=\s*(\d{1,3})", re.IGNORECASE)
-_GATEWAY_CHANNEL = re.compile(r"^sofia/gateway/([^/]+)/")
-_GATEWAY_IN_DIAL = re.compile(r"sofia/gateway/([^/\s|,\]{}]+)/")
 
 
 def variables_from_event(headers: Mapping[str, Any]) -> dict[str, str]:
@@ -133,22 +125,6 @@ def variables_from_event(headers: Mapping[str, Any]) -> dict[str, str]:
     if "Event-Date-Timestamp" in headers and "event_timestamp" not in out:
         out["event_timestamp"] = str(headers["Event-Date-Timestamp"])
     return out
-
-
-def _sip_code(value: str | None) -> str | None:
-    if not value:
-        return None
-    match = _SIP_CODE.match(value)
-    return match.group(1) if match else None
-
-
-def reason_q850(sip_reason: str | None) -> int | None:
-    """The cause of a ``Reason: Q.850;cause=17;text="User busy"`` header, or None (also for a number above 127)."""
-    if not sip_reason:
-        return None
-    match = _REASON_CAUSE.search(sip_reason)
-    number = int(match.group(1)) if match else None
-    return number if number is not None and number <= Q850_MAX else None
 
 
 def cause_q850(name: str | None) -> int | None:
@@ -190,17 +166,17 @@ def _first(variables: Mapping[str, str], *names: str) -> str | None:
 
 def sip_code_and_phrase(v: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
     """(code, carrier phrase, method) of the leg's final SIP answer, preferring the bridged leg's copy on A."""
-    code = _sip_code(v.get("last_bridge_proto_specific_hangup_cause"))
+    code = sip_code(v.get("last_bridge_proto_specific_hangup_cause"))
     if code is None:
-        code = _sip_code(v.get("sip_invite_failure_status"))
+        code = sip_code(v.get("sip_invite_failure_status"))
     if code is None:
-        code = _sip_code(v.get("proto_specific_hangup_cause"))
+        code = sip_code(v.get("proto_specific_hangup_cause"))
     if code is None:
-        code = _sip_code(v.get("sip_term_status"))
+        code = sip_code(v.get("sip_term_status"))
     if code is None:
         return None, None, None
     phrase = None
-    if _sip_code(v.get("sip_invite_failure_status")) == code:
+    if sip_code(v.get("sip_invite_failure_status")) == code:
         phrase = v.get("sip_invite_failure_phrase") or v.get("sip_hangup_phrase")
     elif v.get("last_bridge_proto_specific_hangup_cause"):
         phrase = v.get("sip_hangup_phrase")
@@ -217,7 +193,7 @@ def observed_causes(v: Mapping[str, str], cause: str | None) -> tuple[int | None
     is kept."""
     q = reason_q850(v.get("sip_reason"))
     name = cause_name(cause)
-    own = name if name and name not in HANGUP_CAUSE_Q850 and name not in NORMAL_CAUSES - {"SUCCESS"} else None
+    own = name if name and name not in HANGUP_CAUSE_Q850 and name not in NORMAL_CAUSE_NAMES - {"SUCCESS"} else None
     if q is not None:
         return q, own
     if name and name in HANGUP_CAUSE_Q850:
@@ -242,7 +218,7 @@ def _gateway_of_bridge(v: Mapping[str, str]) -> str | None:
     if (v.get("current_application") or v.get("last_app") or "bridge") != "bridge":
         return None
     for name in ("current_application_data", "last_arg"):
-        match = _GATEWAY_IN_DIAL.search(v.get(name) or "")
+        match = GATEWAY_IN_DIAL.search(v.get(name) or "")
         if match:
             return match.group(1)
     return None
@@ -254,7 +230,7 @@ def trunk_of(v: Mapping[str, str]) -> str | None:
     explicit = _first(v, "pbx_codes_trunk", "sip_gateway_name")
     if explicit:
         return explicit
-    match = _GATEWAY_CHANNEL.match(v.get("channel_name", ""))
+    match = GATEWAY_CHANNEL.match(v.get("channel_name", ""))
     if match:
         return match.group(1)
     return _gateway_of_bridge(v) or v.get("sofia_profile_name") or None
@@ -308,7 +284,7 @@ class CallMemory:
         if uuid not in legs and len(legs) < 64:
             legs.append(uuid)
         gateway = _first(v, "pbx_codes_trunk", "sip_gateway_name")
-        match = _GATEWAY_CHANNEL.match(v.get("channel_name", ""))
+        match = GATEWAY_CHANNEL.match(v.get("channel_name", ""))
         gateway = gateway or (match.group(1) if match else None)
         if gateway:
             self._put(self._gateways, parent, (gateway, v.get("pbx_codes_catalog") or None))
@@ -344,7 +320,7 @@ def is_failure(code: str | None, cause: str | None) -> bool:
     ``sip_term_status=200`` after a BYE is the BYE's answer: a normal clearing."""
     if code is not None:
         return code >= "300"
-    return (cause or "").strip().upper() not in NORMAL_CAUSES
+    return (cause or "").strip().upper() not in NORMAL_CAUSE_NAMES
 
 
 def _deciding_cause(v: Mapping[str, str]) -> str | None:
@@ -354,7 +330,7 @@ def _deciding_cause(v: Mapping[str, str]) -> str | None:
         return v["last_bridge_hangup_cause"]
     own = v.get("hangup_cause")
     failed = v.get("originate_failed_cause")
-    if failed and (own or "").upper() in NORMAL_CAUSES and v.get("direction", "").lower() != "outbound":
+    if failed and (own or "").upper() in NORMAL_CAUSE_NAMES and v.get("direction", "").lower() != "outbound":
         return failed
     return own or failed
 
@@ -451,7 +427,7 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
         elif gateway and not v.get("pbx_codes_trunk") and not v.get("sip_gateway_name"):
             trunk, catalog = gateway[0], catalog or gateway[1]
     via_gateway = bool(trunk and (v.get("pbx_codes_trunk") or v.get("sip_gateway_name") or inherited
-                                  or _GATEWAY_CHANNEL.match(v.get("channel_name", "")) or _gateway_of_bridge(v)
+                                  or GATEWAY_CHANNEL.match(v.get("channel_name", "")) or _gateway_of_bridge(v)
                                   or (memory is not None and uuid and memory.gateway_for(uuid))))
     far_end = Side.CARRIER if via_gateway else Side.CALLEE
 

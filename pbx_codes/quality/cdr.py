@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from pbx_codes.enrich.interpret import RowAnnotator, trunk_from_channel
+from pbx_codes.enrich.interpret import RowAnnotator
+from pbx_codes.observers.channels import trunk_of_channel
 from pbx_codes.enrich.mapping import FIELDS, Preset
 from pbx_codes.enrich.tolerant_csv import split_line
 from pbx_codes.model import Observation
@@ -106,7 +107,7 @@ def leg_from_cdr(row: Mapping[str, Any], preset: Preset, annotator: RowAnnotator
                  resolve: Callable[[Observation], Any]) -> Leg:
     fields = _fields(row, preset)
     channel = next(iter(fields.get("channel", ())), None)
-    trunk = next(iter(fields.get("trunk", ())), None) or trunk_from_channel(channel) or ""
+    trunk = next(iter(fields.get("trunk", ())), None) or trunk_of_channel(channel) or ""
     if preset.pbx == "asterisk":
         seizure = bool(row.get("dstchannel")) and bool(trunk)
         answered_flag = str(row.get("disposition", "")).upper() == "ANSWERED"
