@@ -307,3 +307,18 @@ def test_config_check_refuses_what_serve_would_refuse_beyond_keys_and_types(tmp_
     path = tmp_path / "pbx-codes.toml"
     path.write_text('[[alerts]]\ncategory = "capacity"\nabove = 1.5\n', encoding="utf-8")
     assert main(["config", "check", str(path)]) == 2
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[asterisk.agi]\nmax_sessions = 0", "[asterisk.agi] max_sessions must be at least 1, got 0"),
+    ("[asterisk.ami]\nport = 70000", "[asterisk.ami] port must be 1..65535, got 70000"),
+    ('[freeswitch.esl]\nevent_format = "xml"', "[freeswitch.esl] event_format must be one of ['json', 'plain']"),
+    ("[console]\nhistory = 0", "[console] history must be 1..100000, got 0"),
+])
+def test_a_value_out_of_its_range_is_refused_naming_the_section_and_key(tmp_path: Path, line: str,
+                                                                        message: str) -> None:
+    path = tmp_path / "pbx-codes.toml"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
