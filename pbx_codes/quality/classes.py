@@ -28,6 +28,12 @@ FALLBACK_CLASS = "other"
 RESPONSE_SETS = ("ser", "seer", "isa")
 #: Outcomes whose INVITE our side cancelled (Outcome values): the carrier's response was 487.
 CANCELLED_OUTCOMES = frozenset({"ring_timeout", "caller_cancel"})
+#: Outcomes of an attempt that may have sent no INVITE (Outcome values): a trunk marked down, no route, the PBX's
+#: own limit. Without any SIP response (not even one the PBX made up) no INVITE went out.
+NO_INVITE_OUTCOMES = frozenset({"unreachable", "pbx_limit"})
+#: The response bucket of an attempt that sent no INVITE: a seizure (ASR, NER) but no session request (RFC 6076).
+NOT_SENT = "not_sent"
+_SIP: Any = object()  # `ClassTable.response`'s default code: the SIP code it is given
 _CATEGORIES = frozenset(c.value for c in Category)
 
 
@@ -68,10 +74,15 @@ class ClassTable:
             return found
         return self.by_category.get("unknown") or OutcomeClass(FALLBACK_CLASS, (), False)
 
-    def response(self, sip: str | None, outcome: str | None = None) -> str:
+    def response(self, sip: str | None, outcome: str | None = None, code: Any = _SIP) -> str:
         """The RFC 6076 bucket of a final response: ``200``, ``effective`` (SEER's other codes), ``ineffective``
         (ISA's), ``redirect`` (3xx, out of SER's and SEER's denominators) or ``other``. A leg our side ended (its
-        dial timer, or the caller's cancel) got the 487 its CANCEL produced, whatever the cause's SIP equivalent."""
+        dial timer, or the caller's cancel) got the 487 its CANCEL produced, whatever the cause's SIP equivalent.
+        An attempt that sent no INVITE is `NOT_SENT`: out of every RFC 6076 ratio, which count INVITEs. `code` is
+        the code the leg got (the carrier's, or one the PBX made up), when `sip` may be an equivalent the catalogs
+        gave a Q.850 cause (``404`` for cause 3, no route); by default `sip` is that code."""
+        if outcome in NO_INVITE_OUTCOMES and not (sip if code is _SIP else code):
+            return NOT_SENT
         if not sip or outcome in CANCELLED_OUTCOMES:
             return "other"
         if sip in self.rfc6076["ser"]:
@@ -156,4 +167,5 @@ def load_table(override: QualitySection | Mapping[str, Any] | None = None, path:
     return build_table(tomllib.loads(path.read_text(encoding="utf-8")), override, where=path.name)
 
 
-__all__ = ["ClassTable", "DATA", "OutcomeClass", "QualityConfigError", "build_table", "load_table"]
+__all__ = ["ClassTable", "DATA", "NOT_SENT", "NO_INVITE_OUTCOMES", "OutcomeClass", "QualityConfigError", "build_table",
+           "load_table"]

@@ -1,11 +1,14 @@
 """The measures over a set of legs: counts, ratios and distributions, per trunk (or any grouping).
 
 Definitions (the README has one line each, with the source):
-- seizures: outbound attempts on the trunk; answered: seizures answered; ASR = answered / seizures (ITU-T E.411);
+- seizures: outbound attempts on the trunk, those that never reached the carrier included (a gateway marked down,
+  the PBX's own limit: the route chose the trunk); answered: seizures answered; ASR = answered / seizures (ITU-T
+  E.411);
 - NER = seizures whose class counts for NER (answered, busy, no answer, rejected, abandoned, wrong number) /
-  seizures (ITU-T E.425);
-- SER = 200 / (seizures - 3xx); SEER = (200, 480, 486, 600, 603) / (seizures - 3xx); ISA = (408, 500, 503, 504) /
-  seizures (RFC 6076 4.6, 4.7, 4.8); the code sets are data (`classes`);
+  seizures (ITU-T E.425): an attempt that never reached the carrier is a network failure;
+- invites: the seizures that sent an INVITE; SER = 200 / (invites - 3xx); SEER = (200, 480, 486, 600, 603) /
+  (invites - 3xx); ISA = (408, 500, 503, 504) / invites (RFC 6076 4.6, 4.7, 4.8); the code sets are data
+  (`classes`);
 - SRD (RFC 6076 4.3), PDD (dial -> first ringing/progress) and call duration as distributions; ACD = mean duration of
   answered seizures (ITU-T E.411 family, "average call duration").
 Percentiles interpolate linearly between the closest ranks (the common "linear" method).
@@ -17,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from pbx_codes.quality.classes import ClassTable
+from pbx_codes.quality.classes import NOT_SENT, ClassTable
 from pbx_codes.quality.legs import Leg
 
 TOP_FAILURES = 5
@@ -72,7 +75,7 @@ class TrunkQuality:
         self.ner_hits += cls.ner
         answered = leg.answered
         self.answered += answered
-        self.responses["200" if answered else self.table.response(leg.sip, leg.outcome)] += 1
+        self.responses["200" if answered else self.table.response(leg.sip, leg.outcome, leg.code)] += 1
         if not answered:
             self.failures[(leg.category, leg.code or leg.sip or "", leg.phrase or "")] += 1
         for bucket, value in ((self.pdd, leg.pdd()), (self.srd, leg.srd()), (self.durations, leg.duration())):
@@ -82,13 +85,14 @@ class TrunkQuality:
     def result(self) -> dict[str, Any]:
         """The measures as one JSON-ready object (ratios None when there is nothing to divide by)."""
         n, r = self.seizures, self.responses
-        not_redirected = n - r["redirect"]
+        invites = n - r[NOT_SENT]
+        not_redirected = invites - r["redirect"]
         acd = sum(self.durations) / len(self.durations) if self.durations else None
         return {
-            "pbx": self.pbx, "trunk": self.trunk, "seizures": n, "answered": self.answered,
+            "pbx": self.pbx, "trunk": self.trunk, "seizures": n, "invites": invites, "answered": self.answered,
             "asr": _ratio(self.answered, n), "ner": _ratio(self.ner_hits, n),
             "ser": _ratio(r["200"], not_redirected), "seer": _ratio(r["200"] + r["effective"], not_redirected),
-            "isa": _ratio(r["ineffective"], n),
+            "isa": _ratio(r["ineffective"], invites),
             "pdd_p50_ms": _ms(percentile(self.pdd, 50)), "pdd_p95_ms": _ms(percentile(self.pdd, 95)),
             "srd_p50_ms": _ms(percentile(self.srd, 50)), "srd_p95_ms": _ms(percentile(self.srd, 95)),
             "acd_s": _s(acd), "duration_p50_s": _s(percentile(self.durations, 50)),
