@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.model import Annotation, Category
-from pbx_codes.quality.classes import ClassTable, load_table
+from pbx_codes.quality.classes import NOT_SENT, ClassTable, load_table
 from pbx_codes.quality import legs as quality_legs
 from pbx_codes.quality.measures import percentile
 from pbx_codes.config import AlertSection, parse_table, to_table
@@ -331,7 +331,7 @@ def _seizure(table: ClassTable, annotation: Annotation) -> _Seizure | None:
     answered = quality_legs.is_answered(category, outcome)
     started, progress, answer, end = obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at
     return _Seizure(answered, table.classify(category).ner,
-                    "200" if answered else table.response(res.sip or obs.sip_code, outcome),
+                    "200" if answered else table.response(res.sip or obs.sip_code, outcome, res.code),
                     quality_legs.pdd(started, progress, answer, answered),
                     quality_legs.srd(started, progress, answer, end, answered, outcome, category),
                     quality_legs.duration(answer, end, answered))
@@ -344,6 +344,8 @@ def _contribution(measure: str, leg: _Seizure) -> tuple[int, int, float | None]:
     if measure == "ner":
         return int(leg.ner), 1, None
     response = leg.response
+    if response == NOT_SENT and measure in ("ser", "seer", "isa"):  # no INVITE went out: RFC 6076 counts none
+        return 0, 0, None
     if measure in ("ser", "seer"):
         if response == "redirect":
             return 0, 0, None

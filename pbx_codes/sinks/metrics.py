@@ -151,7 +151,8 @@ class Metrics:
                                  "From the PBX's hangup time to the annotation reaching the sinks",
                                  ["pbx"], buckets=LATENCY_BUCKETS, registry=r)
         # Trunk quality: one count per seizure with its outcome class, whether the class counts for NER, and its
-        # RFC 6076 response bucket (200, effective, ineffective, redirect, other), so PromQL computes ASR, NER,
+        # RFC 6076 response bucket (200, effective, ineffective, redirect, other; not_sent: no INVITE went out, out
+        # of SER, SEER and ISA), so PromQL computes ASR, NER,
         # SER, SEER and ISA over any window (see prometheus/pbx-codes.rules.yml).
         self.seizures = Counter("pbx_codes_trunk_seizures", "Outbound attempts on a trunk by outcome class",
                                 ["pbx", "trunk", "class", "ner", "response"], registry=r)
@@ -200,7 +201,7 @@ class Metrics:
         answered = quality_legs.is_answered(category, outcome)
         cls = table.classify(category)
         key = (pbx, trunk, cls.name, "yes" if cls.ner else "no",
-               "200" if answered else table.response(res.sip or obs.sip_code, outcome))
+               "200" if answered else table.response(res.sip or obs.sip_code, outcome, res.code))
         found = self._seized.get(key)
         if found is None:
             labels = self._bounded("seizures", key, 1)  # past the bound a new trunk is `other`, here and below

@@ -69,7 +69,7 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         group.ner_hits += cls.ner * n
         answered = category == "ok" or outcome == "answered"
         group.answered += answered * n
-        group.responses["200" if answered else table.response(sip, outcome)] += n
+        group.responses["200" if answered else table.response(sip, outcome, code)] += n
         if not answered:
             group.failures[(category, code or sip or "", phrase or "")] += n
     timing = {(r[0], r[1]): r[2:] for r in delays}
