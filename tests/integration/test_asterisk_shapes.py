@@ -20,6 +20,9 @@ from pbx_codes.bench import shapes
 from pbx_codes.bench.asterisk import AsteriskBench
 from pbx_codes.bench.inprocess import PbxCodesInProcess
 from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS
+from pbx_codes.quality.classes import load_table
+from pbx_codes.quality.legs import leg_from_row
+from pbx_codes.quality.measures import per_trunk
 from support.waiting import block_until
 
 from integration.asterisk_calls import CATALOG_DIR
@@ -124,6 +127,11 @@ def test_a_call_that_created_no_leg_reaches_the_store_through_the_fastagi_path(
     assert call.last["dstchannel"] == ""  # no B channel: the AMI listener saw no DialBegin
     (stored,) = call.store
     assert stored["channel"] is None and stored["uniqueid"] is None and stored["outcome"] == "unreachable"
+    # a seizure of the trunk the route dialled that sent no INVITE: ASR and NER fall, no RFC 6076 ratio counts it
+    (quality,) = per_trunk([leg_from_row(stored)], load_table())
+    assert (quality["trunk"], quality["seizures"], quality["invites"], quality["asr"], quality["ner"]) == (
+        shapes.SHAPES["qualify-down"].trunk, 1, 0, 0.0, 0.0)
+    assert (quality["ser"], quality["seer"], quality["isa"]) == (None, None, None)
 
 
 def test_shipped_failover_example_fails_over_on_503_and_lists_both_attempts(
