@@ -7,13 +7,14 @@ from what each template carries:
   ``answermsec`` after the start, and the ``*_stamp`` columns with ``billsec``);
 - Asterisk: ``start``/``answer``/``end`` and ``billsec`` (Master.csv has no ringing time, so no PDD from it).
 Stamps without a zone are read as UTC. A row is a seizure when it names its own trunk leg: an Asterisk row with a
-dialed channel, a FreeSWITCH leg with its own gateway that is not inbound.
+dialed channel (or an attempt the FastAGI annotation numbered: ``pbx_attempt``, with its ``pbx_outcome``), a
+FreeSWITCH leg with its own gateway that is not inbound.
 """
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -22,10 +23,11 @@ from pbx_codes.enrich.interpret import RowAnnotator
 from pbx_codes.observers.channels import trunk_of_channel
 from pbx_codes.enrich.mapping import FIELDS, Preset
 from pbx_codes.enrich.tolerant_csv import split_line
-from pbx_codes.model import Observation
+from pbx_codes.model import Observation, Outcome
 from pbx_codes.quality.legs import Leg
 
 FILE_KINDS = ("csv", "json")
+_OUTCOMES = {o.value: o for o in Outcome}
 
 
 @dataclass(slots=True)
@@ -108,9 +110,12 @@ def leg_from_cdr(row: Mapping[str, Any], preset: Preset, annotator: RowAnnotator
     fields = _fields(row, preset)
     channel = next(iter(fields.get("channel", ())), None)
     trunk = next(iter(fields.get("trunk", ())), None) or trunk_of_channel(channel) or ""
+    outcome = None
     if preset.pbx == "asterisk":
-        seizure = bool(row.get("dstchannel")) and bool(trunk)
+        # A Dial that created no channel (qualify: Unavailable) is an attempt when the annotation numbered it.
+        seizure = bool(row.get("dstchannel") or str(row.get("pbx_attempt") or "").isdecimal()) and bool(trunk)
         answered_flag = str(row.get("disposition", "")).upper() == "ANSWERED"
+        outcome = _OUTCOMES.get(str(row.get("pbx_outcome") or ""))  # the annotation's verdict, where it ran
     else:
         own_gateway = row.get("sip_gateway_name") or row.get("pbx_codes_trunk")
         seizure = bool(own_gateway) and str(row.get("direction", "outbound")) != "inbound"
@@ -120,6 +125,8 @@ def leg_from_cdr(row: Mapping[str, Any], preset: Preset, annotator: RowAnnotator
     if trunk:
         fields["trunk"] = [trunk]  # the dialed channel's trunk picks its bound catalog, as in enrich
     obs, _ = annotator.observation(fields)
+    if obs is not None and outcome is not None:
+        obs = replace(obs, outcome=outcome)
     if answered:
         category, sip, code, phrase, catalog = "ok", "200", "200", None, (obs.catalog if obs else None)
     elif obs is None:
@@ -131,7 +138,8 @@ def leg_from_cdr(row: Mapping[str, Any], preset: Preset, annotator: RowAnnotator
         if category == "ok":  # ended normally, never answered: the call was given up before an answer
             category = "cancelled"
     return Leg(pbx=preset.pbx, trunk=trunk, ts=float(end or start or 0.0), category=category, sip=sip, code=code,
-               phrase=phrase, catalog=catalog, seizure=seizure, started_at=start, progress_at=progress,
+               phrase=phrase, catalog=catalog, outcome=outcome.value if outcome else None, seizure=seizure,
+               started_at=start, progress_at=progress,
                answered_at=answer if answered else None, ended_at=end,
                call_id=str(row.get("linkedid") or row.get("call_uuid") or "") or None,
                leg_id=str(row.get("uuid") or row.get("uniqueid") or "") or None)
@@ -158,6 +166,8 @@ def _csv_rows(path: Path, preset: Preset, stats: CdrReadStats, columns: tuple[st
             if names is None:  # the first row names the columns
                 names = tuple(values)
                 continue
+            if not columns and preset.longer:  # a headerless template's later layouts, told by their length
+                names = preset.layouts.get(len(values), names)
             if len(values) < len(names) - 2:  # Master.csv may lack uniqueid/userfield; anything shorter is broken
                 stats.malformed += 1
                 continue

@@ -194,7 +194,8 @@ def as_html(results: Sequence[dict[str, Any]], title: str = "Trunk quality", sub
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{charts}"
             "<p>ASR = answered / seizures (ITU-T E.411); NER = (answered + user-determined failures) / seizures "
-            "(ITU-T E.425); SER, SEER, ISA, SRD: RFC 6076; PDD: dial to first ringing or progress; ACD: mean "
+            "(ITU-T E.425); SER, SEER, ISA (over the INVITEs sent), SRD: RFC 6076; PDD: dial to first ringing or "
+            "progress; ACD: mean "
             "duration of answered seizures.</p></body></html>\n")
 
 

@@ -3,6 +3,8 @@ unavailable) is a seizure of the trunk the route named: ASR and NER fall (ITU-T 
 while SER, SEER and ISA, which count INVITEs sent (RFC 6076 section 4), do not see it."""
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from pbx_codes.catalog import load_catalogs
@@ -105,3 +107,30 @@ def test_failover_to_a_gateway_marked_down_is_the_calls_second_attempt_on_that_g
     q = by_trunk([leg_from_annotation(RESOLVER.resolve(o)) for o in (first, last)])
     assert [(t, q[t]["seizures"], q[t]["invites"], q[t]["isa"]) for t in sorted(q)] == [
         ("backup", 1, 0, None), ("lifecell", 1, 1, 1.0)]
+
+
+def test_report_over_cdr_custom_rows_counts_a_qualify_down_attempt_the_annotation_numbered(tmp_path) -> None:
+    """The CSV's current layout carries pbx_attempt and pbx_outcome: a Dial that created no channel is a seizure of
+    its trunk with no INVITE, beside the rows of the first layout."""
+    from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, get_preset
+    from pbx_codes.quality.cdr import read_legs
+
+    common = {"start": "2026-11-23 09:00:00", "end": "2026-11-23 09:00:01", "linkedid": "1795426000.0",
+              "lastapp": "Dial", "pbx_trunk": "dead", "pbx_catalog": "sip"}
+    down = {**common, "disposition": "FAILED", "pbx_dialstatus": "CHANUNAVAIL", "pbx_category": "network",
+            "pbx_retry": "failover", "pbx_exact": "0", "pbx_hangup_by": "local", "pbx_outcome": "unreachable",
+            "pbx_q850_observed": "3", "pbx_attempt": "1", "pbx_attempts": "1:dead:::network:failover:unreachable"}
+    busy = {**common, "linkedid": "1795426001.0", "disposition": "BUSY", "dstchannel": "PJSIP/dead-00000001",
+            "pbx_dialstatus": "BUSY", "pbx_rawcause": "SIP 486 Busy Here"}
+    new = (*PBX_CDR_CUSTOM_COLUMNS, "pbx_hangup_by", "pbx_outcome", "pbx_q850_observed", "pbx_attempt",
+           "pbx_attempts")
+    path = tmp_path / "pbx_codes.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow([down.get(c, "") for c in new])
+        writer.writerow([busy.get(c, "") for c in PBX_CDR_CUSTOM_COLUMNS])
+    legs, stats = read_legs([path], get_preset("asterisk-cdr-custom-pbx"), RESOLVER.resolve)
+    assert (stats.rows, stats.malformed) == (2, 0)
+    q = by_trunk(legs)["dead"]
+    assert (q["seizures"], q["invites"], q["asr"], q["ner"]) == (2, 1, 0.0, 0.5)
+    assert (q["ser"], q["seer"], q["isa"]) == (0.0, 1.0, 0.0)
