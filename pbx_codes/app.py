@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pbx_codes import status as states
 from pbx_codes.config import Config
@@ -69,7 +70,7 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
     app.jobs.append(_log_annotations(app))
 
 
-def _part_ended(app: App, task: "asyncio.Future[Any]") -> None:
+def _part_ended(app: App, task: asyncio.Future[Any]) -> None:
     """A part's job ended before `stop`. What start-up finds wrong (a section, a secret, a port: ValueError and
     OSError; every PbxCodesError) ends serve with one line; anything else is a crash of that part alone: logged, shown, not fatal."""
     exc = task.exception()

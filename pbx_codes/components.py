@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pbx_codes import status as states
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbx_codes.serve")
 
 
-async def start_sinks(app: "App", store_url: str | None, console: str | None) -> None:
+async def start_sinks(app: App, store_url: str | None, console: str | None) -> None:
     """Store, metrics and alerts when configured, then the console."""
     cfg = app.config
     if store_url or cfg.store:
@@ -92,7 +93,7 @@ def store_status(store: Any, reach: StoreReach | None = None) -> Callable[[], Pa
     return read
 
 
-def part_watcher(app: "App") -> Callable[[str, Any], None]:
+def part_watcher(app: App) -> Callable[[str, Any], None]:
     """What the listeners call with each part they start: its state goes to `app.health`, its counters to /metrics."""
     def watch(name: str, part: Any) -> None:
         status = getattr(part, "status", None)

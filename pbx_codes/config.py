@@ -19,9 +19,10 @@ import stat
 import tomllib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from pbx_codes.errors import ConfigError  # re-exported: the configuration's kind of error
 from pbx_codes.model import LANGS
@@ -609,9 +610,7 @@ def _emit_table(lines: list[str], name: str, table: Mapping[str, Any]) -> None:
     lines += ["", f"[{name}]"]
     nested = []
     for key, value in table.items():
-        if isinstance(value, dict):
-            nested.append((key, value))
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
+        if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)):
             nested.append((key, value))
         else:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")

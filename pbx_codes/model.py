@@ -5,9 +5,10 @@ Asterisk and FreeSWITCH report a failed leg in very different words; observers t
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 
 class Category(str, Enum):

@@ -130,14 +130,14 @@ class SafeLogFormatter(logging.Formatter):
     (which may quote network text in its exception message) escaped too and indented, so no line of one can be
     taken for a record."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = clean(record.message, LOG_LINE)
         return super().formatMessage(record)
 
-    def formatException(self, ei) -> str:  # noqa: N802, ANN001 - logging's name and signature
+    def formatException(self, ei) -> str:
         return _indented(super().formatException(ei))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+    def formatStack(self, stack_info: str) -> str:
         return _indented(super().formatStack(stack_info))
 
 

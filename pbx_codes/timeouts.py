@@ -7,7 +7,8 @@ fixed in 3.12); a task stopped that way keeps running, so a listener ignores shu
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping
 
 from pbx_codes.errors import PbxConnectionError
 from pbx_codes.protocols import ProtocolError
@@ -83,7 +83,7 @@ class AgiSession:
 
     __slots__ = ("request", "hangup", "_protocol")
 
-    def __init__(self, request: AgiRequest, protocol: "_AgiProtocol") -> None:
+    def __init__(self, request: AgiRequest, protocol: _AgiProtocol) -> None:
         self.request = request
         self.hangup = False  # Asterisk sent HANGUP (AGISIGHUP=yes); commands still get answers in a handler
         self._protocol = protocol
@@ -110,7 +110,7 @@ class _AgiProtocol(asyncio.Protocol):
     __slots__ = ("server", "transport", "core", "waiter", "session", "task", "timer", "closed", "opened", "slotted",
                  "request_timer")
 
-    def __init__(self, server: "AgiServer") -> None:
+    def __init__(self, server: AgiServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.core = AgiCore(max_session_bytes=server.max_session_bytes)
@@ -316,7 +316,7 @@ class AgiServer:
         self.stats.active = len(self._slots)
         self.stats.open = len(self._open)
 
-    async def start(self) -> "AgiServer":
+    async def start(self) -> AgiServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _AgiProtocol(self), self.host, self.port, backlog=1024)
         sock = self._server.sockets[0]
@@ -336,7 +336,7 @@ class AgiServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> "AgiServer":
+    async def __aenter__(self) -> AgiServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -21,14 +21,13 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable
 
-from pbx_codes.errors import AuthenticationError, PbxCodesError, PbxConnectionError
 from pbx_codes.adapters.reconnect import BackoffPolicy, ReconnectingClient
+from pbx_codes.errors import AuthenticationError, PbxCodesError, PbxConnectionError
 from pbx_codes.protocols import StateError
-from pbx_codes.protocols.ami import AmiConnection, AmiState, Banner, Event, FilterRefused, Reply, Response, \
-    StateChanged
+from pbx_codes.protocols.ami import AmiConnection, AmiState, Banner, Event, FilterRefused, Reply, Response, StateChanged
 from pbx_codes.timeouts import within
 
 log = logging.getLogger(__name__)
@@ -195,7 +194,7 @@ class AmiClient(ReconnectingClient):
             await asyncio.sleep(s.ping_interval)
             try:
                 await self.send_action("Ping", timeout=s.ping_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AmiError(f"no answer to Ping within {s.ping_timeout}s: dropping the connection") from None
 
     def _drop(self, reason: BaseException) -> None:

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.adapters.ami_client import AmiClient, AmiError, AmiSettings, filters_for
@@ -121,7 +122,7 @@ class AmiListener:
         """One Getvar; None when it failed (the channel is gone, or the connection)."""
         try:
             response = await self.client.send_action("Getvar", Channel=channel, Variable=variable)
-        except (AmiError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, AmiError, OSError) as exc:
             log.debug("Getvar %s on %s failed: %s", variable, channel, exc)
             return None
         return response.get("Value") or "" if response.ok else None
@@ -159,7 +160,7 @@ class AmiListener:
             try:
                 response = await self.client.send_action(
                     "Setvar", Channel=a_channel, Variable=f"CDR({name})", Value=safe_value(value, self.max_bytes))
-            except (AmiError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, AmiError, OSError):
                 return
             if not response.ok:  # the A-leg is gone: every further Setvar would fail too
                 log.debug("AMI write-back to %s stopped: %s", a_channel, response.message)

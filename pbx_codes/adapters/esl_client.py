@@ -25,17 +25,26 @@ import random
 import time
 import uuid as uuid_mod
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from pbx_codes.errors import AuthenticationError, CommandError, PbxConnectionError
 from pbx_codes.adapters.reconnect import BackoffPolicy, ClientProtocol, ReconnectingClient
+from pbx_codes.adapters.secrets import read_secret
+from pbx_codes.errors import AuthenticationError, CommandError, PbxConnectionError
 from pbx_codes.protocols import StateError
 from pbx_codes.protocols.esl import (
-    ApiResponse, CommandReply, DisconnectNotice, EslConnection, EslState, Event, JobDone, ProtocolError, Reply,
+    ApiResponse,
+    CommandReply,
+    DisconnectNotice,
+    EslConnection,
+    EslState,
+    Event,
+    JobDone,
+    ProtocolError,
+    Reply,
     StateChanged,
 )
-from pbx_codes.adapters.secrets import read_secret
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.esl")

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
 from pbx_codes.adapters.secrets import SecretError, read_secret

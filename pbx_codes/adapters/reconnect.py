@@ -28,9 +28,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pbx_codes import status as states
 from pbx_codes.errors import AuthenticationError, PbxCodesError, PbxConnectionError, ProtocolError
@@ -189,7 +190,7 @@ class ReconnectingClient:
             try:
                 await self._session()
                 err: BaseException = PbxConnectionError(f"connection closed by the {self.kind} server")
-            except (OSError, asyncio.TimeoutError, EOFError, PbxCodesError) as exc:
+            except (TimeoutError, OSError, EOFError, PbxCodesError) as exc:
                 err = exc
             except Exception as exc:  # a bug must not end the listener: say so, back off, try again
                 self.log.exception("%s %s:%s: session failed", self.kind, self.host, self.port)

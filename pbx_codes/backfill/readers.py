@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
-from pbx_codes.model import Observation, Outcome, Side
-from pbx_codes.observers import freeswitch_cdr
-from pbx_codes.observers.asterisk import parse_tech_cause, trunk_of as asterisk_trunk_of
-from pbx_codes.observers.asterisk_causes import DIAL_STATUS_OUTCOME
-from pbx_codes.observers.freeswitch import FreeswitchObserver
-from pbx_codes.errors import InputError
 from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 from pbx_codes.enrich.tolerant_csv import split_line
+from pbx_codes.errors import InputError
+from pbx_codes.model import Observation, Outcome, Side
+from pbx_codes.observers import freeswitch_cdr
+from pbx_codes.observers.asterisk import parse_tech_cause
+from pbx_codes.observers.asterisk import trunk_of as asterisk_trunk_of
+from pbx_codes.observers.asterisk_causes import DIAL_STATUS_OUTCOME
+from pbx_codes.observers.freeswitch import FreeswitchObserver
 
 PBXS = ("asterisk", "freeswitch")
 _JSON_SUFFIXES = (".json", ".jsonl")

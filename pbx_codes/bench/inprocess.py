@@ -19,8 +19,8 @@ from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
-from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes, publishes
 from pbx_codes.timeouts import within
+from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes, publishes
 
 if TYPE_CHECKING:
     from pbx_codes.adapters.ami_listener import AmiListener

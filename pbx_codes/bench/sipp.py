@@ -16,9 +16,10 @@ import subprocess
 import tempfile
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from pbx_codes.bench.asterisk import BenchError, free_port
 

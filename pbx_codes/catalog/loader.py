@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Iterator, Mapping
 
 from pbx_codes.catalog.schema import Catalog, CatalogError, build_catalog
 

@@ -6,9 +6,10 @@ resolver can trust every field without checking it again on the hot path.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from pbx_codes import errors
 from pbx_codes.model import LANGS, Category, Retry, Side
@@ -112,7 +113,7 @@ def fold(text: str) -> str:
 
 
 def _want(path: str, entry: str | None, name: str, value: Any, kind: type | tuple[type, ...]) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         kinds = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise CatalogError(path, f"must be {kinds}, got {type(value).__name__}", entry, name)
     return value

@@ -64,7 +64,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     annotations = [resolver.resolve(replace(o, catalog=args.catalog) if args.catalog else o) for o in observations]
     try:
         before, after = asyncio.run(_store(args.store, config.store, annotations))
-    except Exception as exc:  # noqa: BLE001 - any driver's failure is one line; the URL may carry a password
+    except Exception as exc:
         from pbx_codes.store.dsn import safe_error, safe_url
         log.debug("backfill: the store failed", exc_info=True)
         raise CliError(f"store {safe_url(args.store)}: {safe_error(exc, args.store)}") from None

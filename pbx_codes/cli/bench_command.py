@@ -13,7 +13,8 @@ import os
 import shutil
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_lang_option, print_json
 

@@ -8,9 +8,17 @@ import sys
 
 from pbx_codes.catalog import CatalogError, validate_file
 from pbx_codes.catalog.sql_export import SqlExportError, sql_script, view_of
-from pbx_codes.cli.common import (EXIT_NO_MATCH, EXIT_OK, CliError, add_catalog_options, add_lang_option,
-                                  catalogs_from, print_json, resolver_from)
-from pbx_codes.model import Annotation, LANGS
+from pbx_codes.cli.common import (
+    EXIT_NO_MATCH,
+    EXIT_OK,
+    CliError,
+    add_catalog_options,
+    add_lang_option,
+    catalogs_from,
+    print_json,
+    resolver_from,
+)
+from pbx_codes.model import LANGS, Annotation
 from pbx_codes.text import csv_cell
 
 

@@ -14,9 +14,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_lang_option
 from pbx_codes.text import TERMINAL, clean
@@ -198,7 +199,7 @@ class SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects as urllib does, but the token goes only where it was meant to: a redirect to another
     origin (host, port or scheme) loses the Authorization header, and it is not given back later."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(new.full_url) != origin(req.full_url):
             new.remove_header("Authorization")

@@ -11,7 +11,8 @@ import importlib
 import logging
 import os
 import sys
-from typing import Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from pbx_codes import __version__
 from pbx_codes.cli.common import EXIT_USAGE, CliError
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit:
         raise          # --help and --version end here with their output, an argument error with its one line
-    except Exception as exc:  # noqa: BLE001 - the one place every failure becomes one line
+    except Exception as exc:
         if not isinstance(exc, USER_ERRORS):
             log.debug("unexpected error", exc_info=True)
         sys.stderr.write(describe_failure(exc, args_list) + "\n")

@@ -6,8 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from pbx_codes.cli.common import (EXIT_OK, CliError, add_catalog_options, add_lang_option, print_json,
-                                  resolver_from)
+from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, add_lang_option, print_json, resolver_from
 from pbx_codes.model import Annotation
 from pbx_codes.protocols import ProtocolError
 

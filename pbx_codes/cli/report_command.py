@@ -6,7 +6,7 @@ import asyncio
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pbx_codes.cli.common import CliError, add_catalog_options, resolver_from
@@ -47,7 +47,7 @@ def parse_when(text: str) -> float:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CliError(f"cannot read the time {text!r}: give ISO 8601 (2026-12-01T10:00) or epoch seconds") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def time_range(args: argparse.Namespace, default_last: str | None, now: float) -> tuple[float, float]:
@@ -147,4 +147,4 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _fmt_time(value: float) -> str:
     if value in (float("inf"), float("-inf")):
         return "any time"
-    return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from collections.abc import Sequence
 
 from pbx_codes.cli.common import CliError
 from pbx_codes.model import Annotation

@@ -5,15 +5,15 @@ see exactly what an operator sees. Every reply passes through the access check a
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
 import time
-from pathlib import Path
+from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 from string import Template
-from typing import Any, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -107,14 +107,14 @@ async def events(request: web.Request) -> web.StreamResponse:
         while True:
             try:
                 item = await within(client.queue.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
             if item is None:
                 break
             name, data = item
             payload = json.dumps(data, ensure_ascii=False, default=str)  # JSON escapes CR/LF: one data line per event
-            await response.write(f"event: {name}\ndata: {payload}\n\n".encode("utf-8"))
+            await response.write(f"event: {name}\ndata: {payload}\n\n".encode())
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

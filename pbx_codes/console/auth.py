@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy

@@ -6,9 +6,10 @@ its last four digits by default. Every other text goes out as data; the page ren
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from pbx_codes.model import LANGS, Annotation
 

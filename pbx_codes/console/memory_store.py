@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pbx_codes.model import Annotation
 from pbx_codes.store.export import starter_catalog

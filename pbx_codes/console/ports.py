@@ -6,7 +6,8 @@ plain function or a coroutine function: the console awaits whatever is awaitable
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 Row = Mapping[str, Any]
 """One leg as `Annotation.to_dict()` shapes it (the store's rows have the same keys)."""

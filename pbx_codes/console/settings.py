@@ -6,8 +6,9 @@ else it must not start without an access token.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.config import ConfigError, ConsoleSection, parse_table

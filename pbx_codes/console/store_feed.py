@@ -14,8 +14,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pbx_codes.model import Annotation, Category, Observation, Outcome, Resolution, Retry, Side
 from pbx_codes.sinks.bus import AnnotationBus

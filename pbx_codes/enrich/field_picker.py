@@ -17,8 +17,8 @@ left to the reader. Captured values are bytes, like the fields of the plain ``",
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Callable, Collection, Sequence
 
 from pbx_codes.enrich.interpret import KeyPlan
 from pbx_codes.observers.channels import ASTERISK_SUFFIX_BYTES
@@ -55,7 +55,7 @@ class FieldPicker:
 
     @classmethod
     def build(cls, count: int, plan: KeyPlan, done_from_end: tuple[int, int] | None, done_min_len: int,
-              categories: Collection, retries: Collection) -> "FieldPicker":
+              categories: Collection, retries: Collection) -> FieldPicker:
         """`done_from_end`: (category, retry) positions counted from the row's end, as the engine's done check for
         an appended block reads them; a row is checked only when it is longer than `done_min_len`."""
         done_at: tuple[int, int] | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbx_codes.errors import InputError
 from pbx_codes.enrich.state import Fingerprint, RunState, load_state, state_path
 from pbx_codes.enrich.summary import Summary
+from pbx_codes.errors import InputError
 
 ALREADY_DONE = "already enriched: the input has not changed since the last complete run"
 

@@ -16,10 +16,11 @@ How much a row says decides how exact its annotation is:
 from __future__ import annotations
 
 import re
-from operator import itemgetter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from operator import itemgetter
 
+from pbx_codes.enrich.mapping import KEY_FIELDS
 from pbx_codes.model import Category, Observation, Retry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.observers.asterisk_causes import DISPOSITION_NO_CAUSE, DISPOSITION_Q850, asterisk_cause_q850
@@ -27,8 +28,6 @@ from pbx_codes.observers.causes import reason_q850, sip_code
 from pbx_codes.observers.channels import ASTERISK_SUFFIX_BYTES, ASTERISK_SUFFIX_TEXT, trunk_of_channel
 from pbx_codes.observers.freeswitch import HANGUP_CAUSE_Q850
 from pbx_codes.protocols import MAX_VALUE_BYTES, safe_value
-
-from pbx_codes.enrich.mapping import KEY_FIELDS
 
 # What the kind of an annotation says about its source (counted in the summary).
 EXACT, INEXACT, COARSE_Q850, COARSE_DISPOSITION, NO_CAUSE = "exact", "inexact", "coarse_q850", "coarse_disposition", \
@@ -97,7 +96,7 @@ class KeyPlan:
     channel: tuple[int, ...] = ()
 
     @classmethod
-    def build(cls, bound: Mapping[str, tuple[int, ...]], fields: Sequence[str]) -> "KeyPlan":
+    def build(cls, bound: Mapping[str, tuple[int, ...]], fields: Sequence[str]) -> KeyPlan:
         positions: list[int] = []
         slices: dict[str, tuple[int, int]] = {}
         for name in fields:

@@ -7,9 +7,9 @@ Headerless files (cdr_csv's Master.csv, cdr_custom, mod_cdr_csv) need the column
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping, Sequence
 
 from pbx_codes.errors import InputError
 
@@ -48,7 +48,7 @@ class ColumnMap:
     def candidates(self, name: str) -> tuple[str, ...]:
         return self.columns.get(name, ())
 
-    def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> "ColumnMap":
+    def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> ColumnMap:
         """A copy where each overridden field reads only the given columns (an empty tuple: the field is unused)."""
         merged = dict(self.columns)
         merged.update(overrides)
@@ -87,7 +87,7 @@ class Preset:
         """A headerless preset's layouts by field count (`columns` and its `longer` forms)."""
         return {len(names): names for names in (self.columns, *self.longer) if names}
 
-    def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> "Preset":
+    def with_overrides(self, overrides: Mapping[str, tuple[str, ...]]) -> Preset:
         return replace(self, mapping=self.mapping.with_overrides(overrides)) if overrides else self
 
 

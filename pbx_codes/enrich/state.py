@@ -27,7 +27,7 @@ class Fingerprint:
     head_len: int = 0
 
     @classmethod
-    def of(cls, path: Path, head_len: int | None = None) -> "Fingerprint":
+    def of(cls, path: Path, head_len: int | None = None) -> Fingerprint:
         """`head_len`: hash that many bytes (to compare with an earlier fingerprint of a file that grew)."""
         st = path.stat()
         with path.open("rb") as f:
@@ -48,7 +48,7 @@ class RunState:
     extra_lines: int = 0          # lines before input_offset that continued a quoted field (for line numbers)
 
     def advanced(self, *, input_offset: int, output_offset: int, rows: int, complete: bool = False,
-                 fingerprint: Fingerprint | None = None, extra_lines: int | None = None) -> "RunState":
+                 fingerprint: Fingerprint | None = None, extra_lines: int | None = None) -> RunState:
         return replace(self, input_offset=input_offset, output_offset=output_offset, rows=rows, complete=complete,
                        fingerprint=fingerprint or self.fingerprint,
                        extra_lines=self.extra_lines if extra_lines is None else extra_lines)

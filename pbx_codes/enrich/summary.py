@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-
 #: How many malformed rows a summary lists by line (all are counted).
 MAX_LISTED = 100
 

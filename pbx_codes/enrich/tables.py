@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pbx_codes.enrich.files import EnrichError
 from pbx_codes.enrich.interpret import NO_CAUSE, KeyPlan, RowAnnotator

@@ -18,7 +18,7 @@ quote-free (see `RowAnnotator.quote_free`), so the output reads back the same wa
 from __future__ import annotations
 
 import csv
-from typing import Collection
+from collections.abc import Collection
 
 SEPARATOR = b'","'
 QUOTE = b'"'

@@ -26,8 +26,9 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
 from pbx_codes.observers.asterisk_outcome import LegFacts, LegVerdict, decide, parse_tech_cause

@@ -6,7 +6,7 @@ disposition tables serve the offline readers (enrich, backfill) of records that 
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from pbx_codes.model import Outcome
 

@@ -28,14 +28,15 @@ What a real FreeSWITCH reports (see the recorded captures and tests/fixtures/fre
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from pbx_codes.model import Annotation, Observation, Outcome, Side
 from pbx_codes.observers.causes import NORMAL_CAUSE_NAMES, Q850_MAX, reason_q850, sip_code
 from pbx_codes.observers.channels import GATEWAY_CHANNEL, GATEWAY_IN_DIAL
 from pbx_codes.protocols import small_int
-from pbx_codes.protocols.esl import Event, EslParser
+from pbx_codes.protocols.esl import EslParser, Event
 
 PBX = "freeswitch"
 
@@ -435,7 +436,7 @@ def observation_from_variables(v: Mapping[str, str], *, memory: CallMemory | Non
     certain, local = True, False
     q850, pbx_cause = observed_causes(v, cause)
     dial_status = _first(v, "DIALSTATUS", "originate_disposition")
-    if code is not None and code >= "300" or is_failure(code, cause) and not (answered and code is None):
+    if (code is not None and code >= "300") or (is_failure(code, cause) and not (answered and code is None)):
         cancelled = (code == "487" or (cause or "").upper() == "ORIGINATOR_CANCEL"
                      or v.get("sip_hangup_disposition") in ("recv_cancel", "send_cancel"))
         if cancelled:

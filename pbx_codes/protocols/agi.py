@@ -24,9 +24,10 @@ The rules, in one place:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Union
+from typing import Union
 from urllib.parse import parse_qsl
 
 from pbx_codes.errors import InjectionError

@@ -24,9 +24,10 @@ Every rule of the protocol as this project meets it, in one place:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Mapping, Union
+from typing import Union
 
 from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError, StateError, safe_value

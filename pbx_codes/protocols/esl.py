@@ -36,14 +36,16 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
     _json_loads = json.loads
 import re
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import methodcaller
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Union
 from urllib.parse import unquote, unquote_to_bytes
 
 from pbx_codes.errors import InjectionError
-from pbx_codes.protocols import ProtocolError as SharedProtocolError, StateError
+from pbx_codes.protocols import ProtocolError as SharedProtocolError
+from pbx_codes.protocols import StateError
 from pbx_codes.text import ESL_ARGUMENT, clean
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -576,7 +578,7 @@ class Reply:
     """The reply (``command/reply`` or ``api/response``) to the command `token` stands for."""
 
     token: int
-    frame: "CommandReply | ApiResponse"
+    frame: CommandReply | ApiResponse
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pbx_codes.enrich.interpret import RowAnnotator
-from pbx_codes.observers.channels import trunk_of_channel
 from pbx_codes.enrich.mapping import FIELDS, Preset
 from pbx_codes.enrich.tolerant_csv import split_line
 from pbx_codes.model import Observation, Outcome
+from pbx_codes.observers.channels import trunk_of_channel
 from pbx_codes.quality.legs import Leg
 
 FILE_KINDS = ("csv", "json")
@@ -59,7 +60,7 @@ def _stamp(value: Any) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 

@@ -14,10 +14,11 @@ replace a class's categories or its NER flag, add a class, or replace an RFC 607
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from pbx_codes.config import QualitySection, parse_table, to_table
 from pbx_codes.errors import ConfigError

@@ -7,8 +7,9 @@ gateway of their own).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pbx_codes.model import Annotation, Outcome
 

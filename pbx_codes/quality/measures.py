@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from pbx_codes.quality.classes import NOT_SENT, ClassTable
 from pbx_codes.quality.legs import Leg

@@ -6,8 +6,9 @@ import csv
 import html
 import io
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.legs import Leg
@@ -43,7 +44,7 @@ def build(legs: Iterable[Leg], table: ClassTable, by: str = "trunk") -> list[dic
 
 
 def _iso(start: int, by: str) -> str:
-    moment = datetime.fromtimestamp(start, tz=timezone.utc)
+    moment = datetime.fromtimestamp(start, tz=UTC)
     return moment.strftime("%Y-%m-%d" if by == "day" else "%Y-%m-%dT%H:00Z")
 
 

@@ -17,9 +17,9 @@ own reason text instead of "unknown".
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Mapping
 
 from pbx_codes.model import Category, Outcome, Resolution, Retry, Side
 

@@ -6,9 +6,9 @@ catalog knows still gets an annotation, by class or as `unknown`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from pbx_codes.catalog.loader import CatalogSet
 from pbx_codes.catalog.schema import Catalog, Entry, fold

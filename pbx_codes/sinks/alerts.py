@@ -28,17 +28,18 @@ import logging
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
-from pbx_codes.model import Annotation, Category
-from pbx_codes.quality.classes import NOT_SENT, ClassTable, load_table
-from pbx_codes.quality import legs as quality_legs
-from pbx_codes.quality.measures import percentile
 from pbx_codes.config import AlertSection, parse_table, to_table
 from pbx_codes.errors import ConfigError
+from pbx_codes.model import Annotation, Category
+from pbx_codes.quality import legs as quality_legs
+from pbx_codes.quality.classes import NOT_SENT, ClassTable, load_table
+from pbx_codes.quality.measures import percentile
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.status import DOWN, UP, PartStatus, describe_error
 
@@ -367,7 +368,7 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: float = 5.0) -> int
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json; charset=utf-8",
                                               "User-Agent": "pbx-codes-alerts"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked at parse time
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return int(response.status)
 
 

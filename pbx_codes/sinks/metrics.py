@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from pbx_codes.model import Annotation
-from pbx_codes.quality.classes import ClassTable, load_table
 from pbx_codes.quality import legs as quality_legs
+from pbx_codes.quality.classes import ClassTable, load_table
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

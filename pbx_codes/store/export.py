@@ -8,7 +8,8 @@ every string is written as an escaped TOML basic string, so no phrase can add a 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pbx_codes.catalog.schema import fold
 from pbx_codes.model import LANGS, Category

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
-from pbx_codes.store.schema import (DAY, INSERT_COLUMNS, POSTGRES, SCHEMA_VERSION_TABLE, COLUMNS, partition_name,
-                                    pending_migrations, reason_texts, stored_values)
+from pbx_codes.store.schema import (
+    COLUMNS,
+    DAY,
+    INSERT_COLUMNS,
+    POSTGRES,
+    SCHEMA_VERSION_TABLE,
+    partition_name,
+    pending_migrations,
+    reason_texts,
+    stored_values,
+)
 
 #: The channel on which every agent announces the rows it committed: "<first id> <last id> <first day>", a few
 #: bytes whatever the batch (NOTIFY payloads are bounded); a console reads the rows themselves by id.
@@ -153,20 +163,19 @@ class PostgresBackend:
         await self._ensure_days(conn, {v[-1] for v in values})
         texts = [t for t in reason_texts(rows) if t[0] not in self._texts_known]
         added: list[tuple[int, int]] = []
-        async with conn.transaction():
-            async with conn.cursor() as cur:
-                if texts:
-                    now = time.time()
-                    await cur.executemany(_INSERT_TEXTS, [(*t, now) for t in texts])
-                for start in range(0, len(values), _CHUNK):
-                    chunk = values[start:start + _CHUNK]
-                    sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
-                    await cur.execute(sql, [v for row in chunk for v in row])
-                    added.extend(await cur.fetchall())
-                if added:
-                    ids = [a[0] for a in added]
-                    await cur.execute("SELECT pg_notify(%s, %s)",
-                                      (CHANNEL, f"{min(ids)} {max(ids)} {min(a[1] for a in added)}"))
+        async with conn.transaction(), conn.cursor() as cur:
+            if texts:
+                now = time.time()
+                await cur.executemany(_INSERT_TEXTS, [(*t, now) for t in texts])
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start:start + _CHUNK]
+                sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
+                await cur.execute(sql, [v for row in chunk for v in row])
+                added.extend(await cur.fetchall())
+            if added:
+                ids = [a[0] for a in added]
+                await cur.execute("SELECT pg_notify(%s, %s)",
+                                  (CHANNEL, f"{min(ids)} {max(ids)} {min(a[1] for a in added)}"))
         self._texts_known.update(t[0] for t in texts)
         return len(added)
 

@@ -8,7 +8,8 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.legs import NO_RESPONSE_OUTCOMES

@@ -6,7 +6,8 @@ in-memory view alike.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pbx_codes.store.schema import SELECT_COLUMNS, Dialect, dict_from_record
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pbx_codes.model import LANGS, Annotation
 

@@ -8,12 +8,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
-from pbx_codes.store.schema import (INSERT_COLUMNS, SCHEMA_VERSION_TABLE, SQLITE, COLUMNS, pending_migrations,
-                                    reason_texts, stored_values)
+from pbx_codes.store.schema import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    SCHEMA_VERSION_TABLE,
+    SQLITE,
+    pending_migrations,
+    reason_texts,
+    stored_values,
+)
 
 T = TypeVar("T")
 _INSERT = f"INSERT INTO hangups ({INSERT_COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS)}) " \

@@ -11,18 +11,19 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
+from pbx_codes.config import StoreSection, parse_table
+from pbx_codes.errors import ConfigError
 from pbx_codes.model import Annotation
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
 from pbx_codes.store import queries
 from pbx_codes.store.dsn import safe_error
 from pbx_codes.store.export import starter_catalog
 from pbx_codes.store.journal import Journal
-from pbx_codes.config import StoreSection, parse_table
-from pbx_codes.errors import ConfigError
 from pbx_codes.store.schema import Dialect, prepare_row, row_from_annotation
 from pbx_codes.store.writer import BatchWriter, WriterStats
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -174,7 +175,7 @@ class HookServer:
                 return _answer(413, b"")  # refused before a byte of it is read
             try:
                 body = await asyncio.wait_for(request.read(), READ_TIMEOUT)
-            except (asyncio.TimeoutError, web.HTTPRequestEntityTooLarge, ConnectionError, ValueError):
+            except (TimeoutError, web.HTTPRequestEntityTooLarge, ConnectionError, ValueError):
                 return _answer(400, b"")
             status, payload = self.answer(body)
             return _answer(status, payload)
