@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.adapters.agi_server import AgiServer  # noqa: E402
-from pbx_codes.model import Observation  # noqa: E402
-from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes  # noqa: E402
+from pbx_codes.adapters.agi_server import AgiServer
+from pbx_codes.model import Observation
+from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes
 
 B_LEG = "PJSIP/trunk-00000009"
-REQUEST = ("agi_network: yes\nagi_network_script: annotate\nagi_request: agi://127.0.0.1/annotate\n"
-           "agi_channel: PJSIP/caller-00000008\nagi_uniqueid: 1795422919.16\nagi_language: en\n\n").encode()
+REQUEST = (b"agi_network: yes\nagi_network_script: annotate\nagi_request: agi://127.0.0.1/annotate\n"
+           b"agi_channel: PJSIP/caller-00000008\nagi_uniqueid: 1795422919.16\nagi_language: en\n\n")
 # The channel's own values (keys, status, hangup source, catalog, cause, attempts, last lookup, dstchannel), then the
 # listed leg's Q.850 cause and status line: the two reads of an annotate session.
 COMBINED_ANSWER = (f"200 result=1 ({B_LEG}{SEPARATOR}CHANUNAVAIL{SEPARATOR}{B_LEG}{SEPARATOR}{SEPARATOR}21"

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from panoramisk import Manager  # noqa: E402
-from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 
-from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver  # noqa: E402
-from pbx_codes.protocols.ami import AmiParser, Event  # noqa: E402
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver
+from pbx_codes.protocols.ami import AmiParser, Event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "asterisk"
 CHUNK = 4096

@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.bench.asterisk import AsteriskBench  # noqa: E402
-from pbx_codes.bench.inprocess import PbxCodesInProcess  # noqa: E402
-from pbx_codes.bench.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas  # noqa: E402
+from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.bench.inprocess import PbxCodesInProcess
+from pbx_codes.bench.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas
 
 SECRET_ENV = "PBX_CODES_BENCH_AMI_SECRET"
 PHRASE = "Simultaneous calls limit reached"

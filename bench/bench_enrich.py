@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.catalog import load_catalogs  # noqa: E402
-from pbx_codes.enrich import enrich_file, get_preset  # noqa: E402
-from pbx_codes.enrich.interpret import RowAnnotator  # noqa: E402
-from pbx_codes.resolve import Resolver  # noqa: E402
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.enrich import enrich_file, get_preset
+from pbx_codes.enrich.interpret import RowAnnotator
+from pbx_codes.resolve import Resolver
 
 # (weight, disposition, raw cause, Asterisk dial status)
 OUTCOMES = [

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.writeback.freeswitch_hook import HookServer  # noqa: E402
+from pbx_codes.writeback.freeswitch_hook import HookServer
 
 FORM = urlencode({"uuid": "b-leg", "call_uuid": "a-leg", "direction": "outbound", "sip_gateway_name": "gw409",
                   "sip_invite_failure_status": "409", "sip_invite_failure_phrase": "Not enough money",
@@ -85,7 +85,7 @@ class HandWritten(HookServer):
                     length = int(value.strip())
             body = await reader.readexactly(length) if length else b""
             status, payload = self.answer(body) if method == "POST" else (404, b"")
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
             status, payload = 400, b""
         reason = {200: "OK", 204: "No Content"}.get(status, "Error")
         writer.write((f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.catalog import load_catalogs  # noqa: E402
-from pbx_codes.catalog.sql_export import sql_script, view_of  # noqa: E402
-from pbx_codes.resolve import Resolver  # noqa: E402
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.catalog.sql_export import sql_script, view_of
+from pbx_codes.resolve import Resolver
 
 ANNOTATION = ("pbx_category", "pbx_retry", "pbx_exact", "pbx_q850", "pbx_reason")
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.catalog import load_catalogs  # noqa: E402
-from pbx_codes.model import Annotation, Observation, Side  # noqa: E402
-from pbx_codes.resolve import Resolver  # noqa: E402
-from pbx_codes.sinks.bus import AnnotationBus  # noqa: E402
-from pbx_codes.store import open_store  # noqa: E402
-from pbx_codes.store.schema import row_from_annotation  # noqa: E402
-from pbx_codes.store.store import make_backend  # noqa: E402
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.model import Annotation, Observation, Side
+from pbx_codes.resolve import Resolver
+from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.store import open_store
+from pbx_codes.store.schema import row_from_annotation
+from pbx_codes.store.store import make_backend
 
 CAUSES = [("503", "Simultaneous calls limit reached"), ("486", "Busy Here"), ("409", "Not enough money"),
           ("480", "Temporarily Unavailable"), ("499", "Недостатньо коштів"), ("404", "Not found")]
@@ -112,7 +112,7 @@ async def main() -> None:
     try:
         from tests.conftest_postgres import LocalPostgres
         server = LocalPostgres.launch()
-    except Exception as exc:  # noqa: BLE001 - any reason is reported, the SQLite numbers stand
+    except Exception as exc:
         print(f"PostgreSQL  skipped: {exc}")
         return
     try:

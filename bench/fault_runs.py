@@ -34,9 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from pbx_codes.bench.asterisk import AsteriskBench  # noqa: E402
-
 from integration import fault_scenarios as fs  # noqa: E402
+from pbx_codes.bench.asterisk import AsteriskBench  # noqa: E402
 
 COLUMNS = (("fault", "fault"), ("calls", "calls placed"), ("cdrs", "CDRs"), ("annotated_live", "annotated live"),
            ("after_backfill", "annotated after backfill"), ("missing", "missing"),

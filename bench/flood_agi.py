@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import statistics
 import subprocess
@@ -97,7 +96,7 @@ async def flooder(port: int, deadline: float, counts: dict[str, int], target: st
             if left > 0:
                 try:
                     await asyncio.wait_for(reader.read(), left)  # hold until the server gives up on us
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except OSError:
             counts["cut"] += 1
@@ -112,7 +111,7 @@ async def real_hook_request(port: int) -> float | None:
         writer.write(HOOK_REQUEST)
         answer = await asyncio.wait_for(reader.read(), 15)
         writer.close()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     return time.perf_counter() - start if b"pbx_category=billing" in answer else None
 
@@ -128,7 +127,7 @@ async def real_session(port: int) -> float | None:
             else:
                 writer.write(b"200 result=1\n")
         writer.close()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     return time.perf_counter() - start
 

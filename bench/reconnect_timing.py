@@ -20,9 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def measure_ami(outage: float) -> float:
-    from pbx_codes.adapters.ami_client import AmiClient, AmiSettings
-
     from adapters.ami_test_server import AmiTestServer
+    from pbx_codes.adapters.ami_client import AmiClient, AmiSettings
 
     server = await AmiTestServer(secret="s3cret").start()
     client = AmiClient(AmiSettings(port=server.port), "s3cret", lambda e: None)
@@ -43,9 +42,8 @@ async def measure_ami(outage: float) -> float:
 
 
 async def measure_esl(outage: float) -> float:
-    from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
-
     from adapters.esl_test_server import PASSWORD, FakeFreeswitch
+    from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
 
     server = FakeFreeswitch(after_subscribe="silent")
     await server.start()

@@ -135,7 +135,7 @@ class LocalPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
     @classmethod
-    def launch(cls) -> "LocalPostgres":
+    def launch(cls) -> LocalPostgres:
         server = cls()
         try:
             server.init()

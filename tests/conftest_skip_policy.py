@@ -28,7 +28,7 @@ class MissingPiece:
     message: str
 
     @property
-    def reprcrash(self) -> "MissingPiece":  # pytest's short summary reads ``longrepr.reprcrash.message``
+    def reprcrash(self) -> MissingPiece:  # pytest's short summary reads ``longrepr.reprcrash.message``
         return self
 
     def toterminal(self, tw: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 from pbx_codes.app import serve
@@ -120,8 +121,8 @@ async def test_a_refused_ami_login_does_not_stop_serve_and_shows_in_the_console_
     import json
     import socket
 
-    from adapters.ami_test_server import AmiTestServer
     from adapters.agi_test_client import agi_request, play_res_agi
+    from adapters.ami_test_server import AmiTestServer
     from support.waiting import wait_until
 
     def free_port() -> int:

@@ -19,14 +19,13 @@ from urllib.parse import urlencode
 
 import pytest
 
+from adapters.agi_test_client import agi_request, play_res_agi
+from adapters.ami_test_server import AmiTestServer
+from adapters.esl_test_server import PASSWORD, FakeFreeswitch
 from pbx_codes.app import serve
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.config import parse_config
 from pbx_codes.resolve import Resolver
-
-from adapters.agi_test_client import agi_request, play_res_agi
-from adapters.ami_test_server import AmiTestServer
-from adapters.esl_test_server import PASSWORD, FakeFreeswitch
 from support.hook_client import post_hook
 from support.waiting import eventually
 
@@ -60,7 +59,7 @@ class Webhook:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server name
+            def do_POST(self) -> None:
                 received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(204)
                 self.end_headers()

@@ -11,9 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from pbx_codes.config import (AgiSection, AlertSection, AmiSection, AsteriskSection, Config, ConfigError,
-                              ConsoleSection, EslSection, FreeswitchSection, HookSection, QualityClass, QualitySection,
-                              Rfc6076Section, StoreSection, load_config, parse_config, section_keys)
+from pbx_codes.config import (
+    AgiSection,
+    AlertSection,
+    AmiSection,
+    AsteriskSection,
+    Config,
+    ConfigError,
+    ConsoleSection,
+    EslSection,
+    FreeswitchSection,
+    HookSection,
+    QualityClass,
+    QualitySection,
+    Rfc6076Section,
+    StoreSection,
+    load_config,
+    parse_config,
+    section_keys,
+)
 
 
 def test_defaults_without_a_file() -> None:
@@ -59,8 +75,8 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 
 def test_shipped_example_config_is_accepted_by_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/pbx-codes.example.toml is what users copy: the top level and each section must parse."""
-    from pbx_codes.adapters.esl_listener import client_config
     from pbx_codes.adapters.ami_listener import ami_settings
+    from pbx_codes.adapters.esl_listener import client_config
     from pbx_codes.console.settings import parse_console_settings
     from pbx_codes.sinks.alerts import parse_rule
     from pbx_codes.store.store import parse_store_settings
@@ -116,7 +132,7 @@ def _table_keys(cls: type) -> list[str]:
     return [k for k in section_keys(cls) if not is_dataclass(_hint(cls, k)) and k not in ("class", "alerts")]
 
 
-def _hint(cls: type, key: str):  # noqa: ANN202
+def _hint(cls: type, key: str):
     import typing
 
     from pbx_codes.config import _is_optional, toml_key
@@ -205,7 +221,7 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, 
         try:
             load_config(path)
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+        except BaseException as exc:
             outcome.append(exc)
 
     reader = threading.Thread(target=load, daemon=True)

@@ -8,8 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_codes.text import (AGI_ARGUMENT, AMI_VALUE, CSV_CELL, ESL_ARGUMENT, FS_CHANNEL_VARIABLE, LOG_LINE, PROFILES,
-                            TERMINAL, SafeLogFormatter, clean, csv_cell)
+from pbx_codes.text import (
+    AGI_ARGUMENT,
+    AMI_VALUE,
+    CSV_CELL,
+    ESL_ARGUMENT,
+    FS_CHANNEL_VARIABLE,
+    LOG_LINE,
+    PROFILES,
+    TERMINAL,
+    SafeLogFormatter,
+    clean,
+    csv_cell,
+)
 
 #: A formula, a forged second log line, an ANSI colour, a backslash, a FreeSWITCH variable, a right-to-left
 #: override, a bell, and a non-ASCII letter that must survive.

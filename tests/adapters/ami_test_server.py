@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Mapping
+
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT
@@ -79,7 +79,7 @@ def _header(frame: bytes, key: bytes) -> str | None:
 class AmiSession:
     """One client connection as the server sees it."""
 
-    server: "AmiTestServer"
+    server: AmiTestServer
     writer: asyncio.StreamWriter
     actions: list[dict[str, str]] = field(default_factory=list)
     filters: list[str] = field(default_factory=list)
@@ -112,7 +112,7 @@ class AmiSession:
                 await self._new_action.wait()
         try:
             await asyncio.wait_for(poll(), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -183,7 +183,7 @@ class AmiTestServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
-    async def start(self) -> "AmiTestServer":
+    async def start(self) -> AmiTestServer:
         """Listen (again) on 127.0.0.1: on a fresh port the first time, on the same port after `stop`."""
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
+
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "freeswitch"

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import pytest
 import pytest_asyncio
 
+from adapters.agi_test_client import agi_request, play_res_agi
 from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.model import Observation
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes
-
-from adapters.agi_test_client import agi_request, play_res_agi
 from support.waiting import wait_until
 
 B_LEG = "PJSIP/trunk-00000009"

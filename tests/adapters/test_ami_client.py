@@ -7,11 +7,10 @@ import random
 
 import pytest
 
+from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording
 from pbx_codes.adapters.ami_client import AmiClient, AmiSettings
 from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.protocols.ami import AmiParser, Event
-
-from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording
 from support.waiting import SleepRecorder, wait_until
 
 RECORDING = load_recording("money409")

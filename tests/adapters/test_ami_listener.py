@@ -17,15 +17,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from adapters.agi_test_client import agi_request, play_res_agi
+from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording, renumber
 from pbx_codes.adapters.ami_listener import run_asterisk
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Category, Retry, Side
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
-
-from adapters.agi_test_client import agi_request, play_res_agi
-from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording, renumber
 from support.waiting import eventually, wait_until
 
 SECRET_ENV = "PBXC_TEST_LISTENER_AMI_SECRET"
@@ -99,7 +98,7 @@ def getvars(server: AmiTestServer) -> list[tuple[str, str]]:
 class Harness:
     """`run_asterisk` running against a test AMI server, with a recording bus and the real resolver."""
 
-    def __init__(self, server: AmiTestServer, bus: RecordingBus, task: "asyncio.Task[None]", agi_port: int) -> None:
+    def __init__(self, server: AmiTestServer, bus: RecordingBus, task: asyncio.Task[None], agi_port: int) -> None:
         self.server = server
         self.bus = bus
         self.task = task

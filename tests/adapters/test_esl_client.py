@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.esl_test_server import PASSWORD, FakeFreeswitch
 from pbx_codes.adapters.esl_client import EslAuthError, EslClient, EslClientConfig, read_secret
 from pbx_codes.protocols.esl import Event, ProtocolError, parse_stream
-
-from adapters.esl_test_server import FakeFreeswitch, PASSWORD
 from support.waiting import GUARD, SleepRecorder
+
 
 def config(port: int, **kw) -> EslClientConfig:
     base = dict(port=port, password=PASSWORD, heartbeat_timeout=GUARD, reconnect_min=0.5, reconnect_max=8,

@@ -18,13 +18,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
 from pbx_codes.adapters.esl_listener import run_freeswitch
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Category, Observation
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.resolve import Resolver
-
-from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
 from support.hook_client import post_hook
 from support.waiting import GUARD, eventually, wait_until
 
@@ -70,7 +69,7 @@ def section(esl_port: int, hook_port: int, **extra: Any) -> dict[str, Any]:
     return base
 
 
-async def stop(task: "asyncio.Task[None]") -> None:
+async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

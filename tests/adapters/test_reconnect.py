@@ -71,7 +71,7 @@ def test_the_ami_and_esl_clients_are_one_reconnecting_client_shape() -> None:
 
 @pytest.mark.asyncio
 async def test_esl_reconnect_records_the_missed_window_and_reports_it_for_metrics() -> None:
-    from adapters.esl_test_server import FakeFreeswitch, PASSWORD, heartbeat
+    from adapters.esl_test_server import PASSWORD, FakeFreeswitch, heartbeat
     from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
     from support.waiting import wait_until
 
@@ -93,7 +93,7 @@ async def test_esl_reconnect_records_the_missed_window_and_reports_it_for_metric
 
 @pytest.mark.asyncio
 async def test_an_async_esl_handler_gets_every_event_in_order_with_reading_paused_meanwhile() -> None:
-    from adapters.esl_test_server import FakeFreeswitch, PASSWORD
+    from adapters.esl_test_server import PASSWORD, FakeFreeswitch
     from pbx_codes.adapters.esl_client import EslClient, EslClientConfig
     from pbx_codes.protocols.esl import Event, parse_stream
     from support.waiting import SleepRecorder

@@ -41,7 +41,7 @@ def test_url_encoded_values_are_decoded_and_plain_ones_are_left_as_written() -> 
     headers = dict(headers, variable_sip_invite_failure_phrase='Not enough money %41 "quoted"')
     encoded = json_cdr_document(headers, encode_values=True)
     plain = json_cdr_document(headers, encode_values=False)
-    assert "Not%20enough%20money%20%2541%20%22quoted%22" == encoded["variables"]["sip_invite_failure_phrase"]
+    assert encoded["variables"]["sip_invite_failure_phrase"] == "Not%20enough%20money%20%2541%20%22quoted%22"
     assert is_url_encoded(encoded["variables"]) and not is_url_encoded(plain["variables"])
     for doc in (encoded, plain):
         assert variables_from_json_cdr(doc)["sip_invite_failure_phrase"] == 'Not enough money %41 "quoted"'

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from console.support import FakeAlerts, hangup
 from pbx_codes.cli.common import CliError
-from pbx_codes.cli.console_commands import (SseParser, format_hangup, format_stats, read_events, register,
-                                            terminal_safe)
+from pbx_codes.cli.console_commands import SseParser, format_hangup, format_stats, read_events, register, terminal_safe
 from pbx_codes.console import ConsoleSettings, start_console
 from pbx_codes.console.app import HUB
 from pbx_codes.resolve import Resolver

@@ -67,7 +67,7 @@ def test_a_command_module_that_cannot_be_loaded_is_reported_not_skipped(monkeypa
 def test_an_unexpected_error_is_one_line_too(monkeypatch: pytest.MonkeyPatch) -> None:
     from pbx_codes.cli import catalog_commands
 
-    def boom(args):  # noqa: ANN001
+    def boom(args):
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(catalog_commands, "cmd_catalogs", boom)
@@ -214,7 +214,7 @@ def test_every_kind_of_pbx_codes_error_is_one_line_and_exit_2(monkeypatch: pytes
     from pbx_codes import errors
     from pbx_codes.cli import catalog_commands
 
-    def fail(args):  # noqa: ANN001
+    def fail(args):
         raise getattr(errors, kind)("the store at db.example refused the batch")
 
     monkeypatch.setattr(catalog_commands, "cmd_catalogs", fail)

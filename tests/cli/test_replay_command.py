@@ -26,7 +26,7 @@ def test_asterisk_capture_gives_the_carrier_phrase_and_provider_meaning(capsys) 
                         "--catalog", "lifecell", "--json")
     assert code == 0 and len(rows) == 1
     row = rows[0]
-    assert REQUIRED <= set(row)
+    assert set(row) >= REQUIRED
     assert (row["code"], row["phrase"], row["category"], row["retry"]) == (
         "503", "Simultaneous calls limit reached", "capacity", "failover")
     assert row["linkedid"] != row["uniqueid"]
@@ -37,7 +37,7 @@ def test_freeswitch_capture_gives_one_object_per_failed_leg_with_the_same_keys(c
                         str(FIXTURES / "freeswitch" / "409_not_enough_money.direct.json.esl.txt"),
                         "--catalog", "lifecell", "--json")
     assert code == 0 and len(rows) == 1
-    assert REQUIRED <= set(rows[0])
+    assert set(rows[0]) >= REQUIRED
     assert (rows[0]["code"], rows[0]["phrase"], rows[0]["category"]) == ("409", "Not enough money", "billing")
 
 

@@ -1,9 +1,10 @@
 """Shared by the console tests: annotations resolved by the real resolver, and doubles for alerts and metrics."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from support.hangups import resolved_hangup
 

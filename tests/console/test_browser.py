@@ -3,8 +3,9 @@ hostile carrier phrase shown as text. Screenshots go to artifacts/console/ for a
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +19,7 @@ from pbx_codes.console.store_feed import StoreFeed
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store import Store, open_store
-from support.waiting import eventually, wait_until
+from support.waiting import wait_until
 
 
 class Agent:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from aiohttp.test_utils import TestClient, TestServer
 
 from pbx_codes.console import ConsoleSettings, create_app

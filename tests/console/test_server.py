@@ -60,10 +60,9 @@ async def test_listen_override_wins_over_the_section() -> None:
 @pytest.mark.asyncio
 async def test_shutdown_ends_open_event_streams() -> None:
     runner, port = await start_console(ConsoleSettings(port=0), AnnotationBus())
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/events") as response:
-            assert await response.content.readline() == b": connected\n"
-            await wait_until(lambda: runner.app[HUB].clients, what="the event stream is registered")
-            await runner.cleanup()
-            rest = await response.content.read()
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/events") as response:
+        assert await response.content.readline() == b": connected\n"
+        await wait_until(lambda: runner.app[HUB].clients, what="the event stream is registered")
+        await runner.cleanup()
+        rest = await response.content.read()
     assert rest == b"\n"  # the blank line after the comment, then the end of the stream

@@ -6,12 +6,25 @@ import json
 import sqlite3
 
 import pytest
-from enrich.cdr_inputs import (FS_RECORDED_COLUMNS, LEGACY_COLUMNS, asterisk_scenarios, asterisk_sections, fs_rows,
-                             fs_summaries, mod_cdr_csv_line)
 
+from enrich.cdr_inputs import (
+    FS_RECORDED_COLUMNS,
+    LEGACY_COLUMNS,
+    asterisk_scenarios,
+    asterisk_sections,
+    fs_rows,
+    fs_summaries,
+    mod_cdr_csv_line,
+)
 from pbx_codes.enrich import enrich_file, get_preset
-from pbx_codes.enrich.mapping import (FS_CDR_CSV_COLUMNS, MASTER_CSV_COLUMNS, PBX_CDR_CUSTOM_COLUMNS,
-                                     PBX_CDR_CUSTOM_LAYOUTS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS)
+from pbx_codes.enrich.mapping import (
+    FS_CDR_CSV_COLUMNS,
+    MASTER_CSV_COLUMNS,
+    PBX_CDR_CUSTOM_COLUMNS,
+    PBX_CDR_CUSTOM_LAYOUTS,
+    PBX_COLUMNS,
+    PBX_OUTCOME_COLUMNS,
+)
 from pbx_codes.enrich.tables import enrich_sqlite
 
 SCENARIOS = asterisk_scenarios()

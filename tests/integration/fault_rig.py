@@ -102,7 +102,7 @@ class FaultRig(LoopHosted):
             # sends, leaving close() waiting on it for ever; a second cancellation (from this timeout) ends it.
             try:
                 await asyncio.wait_for(self.store.close(), 15)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.store_close_hung = True
                 await self.store.backend.close()
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 from pbx_codes.bench.asterisk import AsteriskBench
 from pbx_codes.bench.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry
@@ -25,8 +26,6 @@ from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE
 from support.waiting import block_until
-
-from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 
 SECRET_ENV = "PBX_CODES_IT_AMI_SECRET"
 WRITTEN = (*CDR_FIELDS, "pbx_attempts")

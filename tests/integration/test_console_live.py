@@ -21,11 +21,21 @@ from typing import Any
 
 import pytest
 
+from integration.live_console import (
+    FEED_WATCH_JS,
+    Latency,
+    PlacedCall,
+    ServeInBackground,
+    ami_logged_in,
+    free_tcp_port,
+    latency_report,
+    lifecell_entry,
+    place,
+    store_rows,
+    write_config,
+)
 from pbx_codes.bench.asterisk import AsteriskBench
 from support.waiting import block_until
-
-from integration.live_console import (FEED_WATCH_JS, Latency, PlacedCall, ServeInBackground, ami_logged_in,
-                                      free_tcp_port, latency_report, lifecell_entry, place, store_rows, write_config)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

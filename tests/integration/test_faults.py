@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from pbx_codes.bench.asterisk import AsteriskBench
-
 from conftest_postgres import LocalPostgres
 from integration import fault_scenarios as fs
+from pbx_codes.bench.asterisk import AsteriskBench
 
 CALLS, RATE = 24, 6
 

@@ -6,7 +6,6 @@ Legs are named by their role in the capture's summary (``A``, ``B``, or ``B via 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlencode
 

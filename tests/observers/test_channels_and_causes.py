@@ -9,8 +9,13 @@ import pytest
 from pbx_codes.model import Outcome
 from pbx_codes.observers.asterisk_causes import DIAL_STATUS_OUTCOME, DISPOSITION_NO_CAUSE, DISPOSITION_Q850
 from pbx_codes.observers.causes import NORMAL_CAUSE_NAMES, NORMAL_Q850, reason_q850, sip_code
-from pbx_codes.observers.channels import (ASTERISK_SUFFIX_BYTES, ASTERISK_SUFFIX_TEXT, asterisk_trunk,
-                                          freeswitch_gateway, trunk_of_channel)
+from pbx_codes.observers.channels import (
+    ASTERISK_SUFFIX_BYTES,
+    ASTERISK_SUFFIX_TEXT,
+    asterisk_trunk,
+    freeswitch_gateway,
+    trunk_of_channel,
+)
 from pbx_codes.observers.freeswitch import FREESWITCH_CAUSES, HANGUP_CAUSE_Q850
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pbx_codes"

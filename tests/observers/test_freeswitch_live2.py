@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from observers.freeswitch_live2 import CAPTURES, EXPECTED, by_role, capture_bytes, hook_forms, resolver, roles
 from pbx_codes.model import Observation, Outcome
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.writeback.freeswitch_hook import HookServer
-
-from observers.freeswitch_live2 import CAPTURES, EXPECTED, by_role, capture_bytes, hook_forms, leg_of, resolver, roles
 
 RESOLVER = resolver()
 

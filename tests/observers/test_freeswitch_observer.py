@@ -9,8 +9,15 @@ import pytest
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation, Category, Observation, Outcome, Resolution, Retry, Side
 from pbx_codes.observers.freeswitch import (
-    CallMemory, FreeswitchObserver, annotate_events, cause_q850, iter_events, observation_from_variables, reason_q850,
-    replay, variables_from_event,
+    CallMemory,
+    FreeswitchObserver,
+    annotate_events,
+    cause_q850,
+    iter_events,
+    observation_from_variables,
+    reason_q850,
+    replay,
+    variables_from_event,
 )
 from pbx_codes.protocols.esl import Event
 from pbx_codes.resolve import Resolver

@@ -9,8 +9,9 @@ import subprocess
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ class _Feeder:
         feeder = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with feeder.lock:
                     body = feeder.metrics.render()
                 self.send_response(200)
@@ -72,7 +73,7 @@ class _Feeder:
                 for ann in mix("lifecell") + mix("kyivstar", pbx="freeswitch"):
                     self.metrics.observe(ann)
 
-    def __enter__(self) -> "_Feeder":
+    def __enter__(self) -> _Feeder:
         for t in self.threads:
             t.start()
         return self

@@ -4,8 +4,16 @@ from __future__ import annotations
 import pytest
 
 from pbx_codes.protocols import ProtocolError
-from pbx_codes.protocols.agi import (AgiHangup, AgiParser, AgiReply, AgiRequest, IncompleteRequest, build_command,
-                                     parse_reply_line, unquote_args)
+from pbx_codes.protocols.agi import (
+    AgiHangup,
+    AgiParser,
+    AgiReply,
+    AgiRequest,
+    IncompleteRequest,
+    build_command,
+    parse_reply_line,
+    unquote_args,
+)
 
 REQUEST = (b"agi_network: yes\n"
            b"agi_network_script: annotate?catalog=lifecell&lang=uk\n"

@@ -5,7 +5,14 @@ import pytest
 
 from pbx_codes.protocols import StateError
 from pbx_codes.protocols.agi import (
-    AGI_TRANSITIONS, AgiHangup, AgiReply, AgiRequest, AgiSession, AgiState, IncompleteRequest, ProtocolError,
+    AGI_TRANSITIONS,
+    AgiHangup,
+    AgiReply,
+    AgiRequest,
+    AgiSession,
+    AgiState,
+    IncompleteRequest,
+    ProtocolError,
     SessionTooLarge,
 )
 

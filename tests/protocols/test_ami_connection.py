@@ -5,8 +5,17 @@ import pytest
 
 from pbx_codes.protocols import StateError
 from pbx_codes.protocols.ami import (
-    AMI_TRANSITIONS, AmiConnection, AmiParser, AmiState, Event, FilterRefused, ProtocolError, Reply, Response,
-    StateChanged, build_action,
+    AMI_TRANSITIONS,
+    AmiConnection,
+    AmiParser,
+    AmiState,
+    Event,
+    FilterRefused,
+    ProtocolError,
+    Reply,
+    Response,
+    StateChanged,
+    build_action,
 )
 from support.paths import FIXTURES, captures
 

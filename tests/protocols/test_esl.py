@@ -8,8 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbx_codes.protocols.esl import (
-    ApiResponse, AuthRequest, CommandInjectionError, CommandReply, DisconnectNotice, EslParser, Event, LogData,
-    ProtocolError, UnknownFrame, build_command, parse_stream, sanitize_arg, truncate_utf8,
+    ApiResponse,
+    AuthRequest,
+    CommandInjectionError,
+    CommandReply,
+    DisconnectNotice,
+    EslParser,
+    Event,
+    LogData,
+    ProtocolError,
+    UnknownFrame,
+    build_command,
+    parse_stream,
+    sanitize_arg,
+    truncate_utf8,
 )
 from support.esl_captures import CYRILLIC_PHRASE, continuation_bytes, with_carrier_phrase
 from support.paths import FIXTURES as FIXTURES_ROOT
@@ -297,7 +309,8 @@ def test_byte_level_plain_decoding_equals_the_per_text_decoding(pieces: list[str
 
 
 def test_a_refused_argument_is_not_quoted_in_the_error_it_may_be_the_password():
-    from pbx_codes.protocols.esl import CommandInjectionError, build_command as build
+    from pbx_codes.protocols.esl import CommandInjectionError
+    from pbx_codes.protocols.esl import build_command as build
 
     with pytest.raises(CommandInjectionError) as refused:
         build("auth", "s3cret-value\n")

@@ -5,8 +5,18 @@ import pytest
 
 from pbx_codes.protocols import StateError
 from pbx_codes.protocols.esl import (
-    ESL_TRANSITIONS, ApiResponse, CommandReply, DisconnectNotice, EslConnection, EslState, Event, JobDone,
-    ProtocolError, Reply, StateChanged, build_command, parse_stream,
+    ESL_TRANSITIONS,
+    ApiResponse,
+    CommandReply,
+    DisconnectNotice,
+    EslConnection,
+    EslState,
+    Event,
+    JobDone,
+    ProtocolError,
+    StateChanged,
+    build_command,
+    parse_stream,
 )
 from support.paths import FIXTURES, captures
 

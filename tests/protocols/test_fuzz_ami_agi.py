@@ -1,12 +1,10 @@
 """Random and mutated input never makes the cores raise anything but ProtocolError (or ValueError for builders)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbx_codes.observers.asterisk import AsteriskObserver, WANTED_EVENTS
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver
 from pbx_codes.protocols import ProtocolError, safe_value
 from pbx_codes.protocols.agi import AgiParser, build_command, unquote_args
 from pbx_codes.protocols.ami import END_COMMAND, AmiParser, Event, Response, build_action

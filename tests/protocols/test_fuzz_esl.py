@@ -1,9 +1,8 @@
 """Mutated ESL frames: the parser answers with frames or ProtocolError, never any other exception."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pbx_codes.protocols.esl import EslParser, ProtocolError
 from support.paths import FIXTURES as FIXTURES_ROOT

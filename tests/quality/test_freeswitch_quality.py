@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 
 from pbx_codes.catalog import load_catalogs
+from pbx_codes.observers.freeswitch import FreeswitchObserver, iter_events
 from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.legs import leg_from_annotation
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.resolve import Resolver
-from pbx_codes.observers.freeswitch import FreeswitchObserver, iter_events
 from quality.fs_timings import annotated_legs, leg_facts
 from support.paths import FIXTURES
 

@@ -1,7 +1,8 @@
 """The resolver's order of precedence, class fallback and its promise never to raise, over the shipped catalogs."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbx_codes.model import Category, Observation, Retry, Side
 from pbx_codes.resolve import Resolver, failing_leg

@@ -6,8 +6,9 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -129,7 +130,7 @@ def test_a_count_rule_on_every_trunk_fires_per_trunk_and_clears_when_the_window_
 class _Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], body))
         self.send_response(204)

@@ -1,7 +1,8 @@
 """Store fixtures: every store test runs on SQLite and on a real PostgreSQL (tests.conftest_postgres)."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio

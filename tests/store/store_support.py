@@ -1,8 +1,9 @@
 """Shared by the store tests: annotations from the real resolver, and a database that can be switched off."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 from support.hangups import resolved_hangup
 

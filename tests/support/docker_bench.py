@@ -17,9 +17,10 @@ import subprocess
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from support.waiting import wait_until
 
@@ -169,7 +170,7 @@ class DockerBench:
         url = f"http://127.0.0.1:{self.prometheus_port}{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the bench's loopback port
+        with urllib.request.urlopen(url, timeout=10) as response:
             body = json.load(response)
         assert body["status"] == "success", body
         return body["data"]

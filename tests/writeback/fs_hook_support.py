@@ -14,10 +14,11 @@ import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import quote, unquote_to_bytes
+
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,7 +143,7 @@ async def run_hook(lua: str, variables: Mapping[str, str], port: int, workdir: P
                                                 str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), guard)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise AssertionError(f"the hook script did not return within {guard} s") from None

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
+from adapters.agi_test_client import agi_request, play_res_agi
 from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes
-
-from adapters.agi_test_client import agi_request, play_res_agi
 
 A_LEG, B1, B2 = "PJSIP/caller-00000001", "PJSIP/trunk-00000002", "PJSIP/backup-00000003"
 OWN = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",

@@ -17,9 +17,13 @@ from pbx_codes.catalog import load_catalogs
 from pbx_codes.observers.freeswitch import HOOK_VARIABLES
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.freeswitch_hook import PBX_VARIABLES, HookServer
-
 from writeback.fs_hook_support import (
-    HOSTILE_PHRASE, carrier_legs, csv_template, expand, hangup_channels, with_phrase,
+    HOSTILE_PHRASE,
+    carrier_legs,
+    csv_template,
+    expand,
+    hangup_channels,
+    with_phrase,
 )
 
 SCENARIOS = ["409_not_enough_money", "503_simul_limit", "480_reason_q850_17"]

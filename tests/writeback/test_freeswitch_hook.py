@@ -13,9 +13,12 @@ from pbx_codes.model import Annotation, Category, Observation, Resolution, Retry
 from pbx_codes.observers.freeswitch import iter_events, variables_from_event
 from pbx_codes.protocols.esl import build_command
 from pbx_codes.writeback.freeswitch_hook import (
-    MAX_VALUE_BYTES, PBX_VARIABLES, HookServer, cdr_safe, hook_values,
+    MAX_VALUE_BYTES,
+    PBX_VARIABLES,
+    HookServer,
+    cdr_safe,
+    hook_values,
 )
-
 from support.hook_client import post_hook
 
 HOSTILE = [
@@ -91,9 +94,9 @@ def test_long_non_ascii_is_cut_on_a_character_boundary():
 
 
 def test_url_encoded_newline_in_plain_event_is_neutralized():
-    body = ("Event-Name: CHANNEL_HANGUP\nUnique-ID: u1\nCall-Direction: outbound\n"
-            "variable_sip_invite_failure_status: 409\nvariable_sip_invite_failure_phrase: Not%0Aenough%22money%0D\n"
-            "variable_sip_hangup_disposition: recv_refuse\nHangup-Cause: NORMAL_UNSPECIFIED\n").encode()
+    body = (b"Event-Name: CHANNEL_HANGUP\nUnique-ID: u1\nCall-Direction: outbound\n"
+            b"variable_sip_invite_failure_status: 409\nvariable_sip_invite_failure_phrase: Not%0Aenough%22money%0D\n"
+            b"variable_sip_hangup_disposition: recv_refuse\nHangup-Cause: NORMAL_UNSPECIFIED\n")
     data = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
     (event,) = iter_events(data)
     v = variables_from_event(event.headers)

@@ -19,9 +19,14 @@ from pbx_codes.model import Annotation
 from pbx_codes.observers.freeswitch import CallMemory, observation_from_variables
 from pbx_codes.resolve import Resolver
 from pbx_codes.writeback.freeswitch_hook import MAX_VALUE_BYTES, PBX_VARIABLES, HookServer, cdr_safe, hook_values
-
 from writeback.fs_hook_support import (
-    HOSTILE_PHRASE, HookRun, carrier_legs, hangup_channels, lua_interpreters, run_hook, with_phrase,
+    HOSTILE_PHRASE,
+    HookRun,
+    carrier_legs,
+    hangup_channels,
+    lua_interpreters,
+    run_hook,
+    with_phrase,
 )
 
 LUAS = lua_interpreters()
@@ -262,8 +267,8 @@ async def test_a_phrase_of_100_kb_is_cut_and_the_leg_is_still_annotated(lua: str
 
 def hook_time_variables(capture: str) -> list[dict[str, str]]:
     """What each leg's hook saw on the live FreeSWITCH (the API event mod_lua fired for it), in hook order."""
-    from pbx_codes.observers.freeswitch import iter_events, variables_from_event
     from observers.freeswitch_live2 import capture_bytes
+    from pbx_codes.observers.freeswitch import iter_events, variables_from_event
 
     return [variables_from_event(e.headers) for e in iter_events(capture_bytes(capture))
             if e.headers.get("API-Command") == "lua" and not e.headers.get("Event-Name")]
@@ -278,7 +283,8 @@ async def test_the_script_writes_every_live_legs_annotation_into_its_cdr(lua: st
                                                                          tmp_path: Path) -> None:
     """The shipped script under each Lua, fed what the live hook saw, sets on every leg (a bridge that never
     reached a carrier and an answered call included) the values the listener's annotation gives."""
-    from observers.freeswitch_live2 import capture_bytes, resolver as live_resolver
+    from observers.freeswitch_live2 import capture_bytes
+    from observers.freeswitch_live2 import resolver as live_resolver
     from pbx_codes.observers.freeswitch import replay
 
     resolver = live_resolver()
@@ -294,7 +300,8 @@ async def test_the_script_writes_every_live_legs_annotation_into_its_cdr(lua: st
 @pytest.mark.asyncio
 @pytest.mark.parametrize("lua", LUAS)
 async def test_the_mod_curl_fallback_writes_the_same_annotations(lua: str, tmp_path: Path) -> None:
-    from observers.freeswitch_live2 import capture_bytes, resolver as live_resolver
+    from observers.freeswitch_live2 import capture_bytes
+    from observers.freeswitch_live2 import resolver as live_resolver
     from pbx_codes.observers.freeswitch import replay
 
     resolver = live_resolver()
