@@ -20,11 +20,13 @@ pytestmark = pytest.mark.asyncio
 
 def varied(rng: random.Random, n: int) -> list:
     """Seizures on three trunks of two PBXs and two agents: answers, busy, ring timeouts, cancels, 3xx, 503s,
-    local failures, legs with no timings, some with an unknown code."""
+    local failures, attempts that sent no INVITE, legs with no timings, some with an unknown code."""
     shapes = [("ok", "200", Outcome.ANSWERED), ("busy", "486", Outcome.CARRIER_FINAL),
               ("no_answer", "480", Outcome.RING_TIMEOUT), ("cancelled", "487", Outcome.CALLER_CANCEL),
               ("capacity", "503", Outcome.CARRIER_FINAL), ("unavailable", "302", Outcome.CARRIER_FINAL),
-              ("network", "502", Outcome.UNREACHABLE), ("unknown", "499", Outcome.CARRIER_FINAL)]
+              ("network", "502", Outcome.UNREACHABLE), ("unknown", "499", Outcome.CARRIER_FINAL),
+              ("network", None, Outcome.UNREACHABLE), ("capacity", None, Outcome.PBX_LIMIT),  # no INVITE sent,
+              ("network", "404", Outcome.UNREACHABLE)]  # nor here: 404 only names Q.850 3 (no route), no code
     out = []
     for i in range(n):
         category, sip, outcome = shapes[rng.randrange(len(shapes))]
@@ -35,6 +37,8 @@ def varied(rng: random.Random, n: int) -> list:
                       answer_after=rng.uniform(9.5, 20.0) if category == "ok" else None,
                       talk=rng.uniform(1.0, 300.0) if category == "ok" else None,
                       end_after=rng.uniform(0.2, 30.0))
+        if outcome is Outcome.UNREACHABLE and sip == "404":
+            ann = replace(ann, resolution=replace(ann.resolution, code=None))
         obs = replace(ann.observation, instance=f"pbx-{i % 2}")
         if not timed:  # a PBX that told no timings
             obs = replace(obs, started_at=None, progress_at=None, answered_at=None)
@@ -53,6 +57,7 @@ async def test_postgresql_table_equals_the_python_one(postgres_url, tmp_path):
         inside = await trunk_quality(store.backend, table, 999_000.0, 1_002_000.0)
         outside = per_trunk(await legs_in_range(store, 999_000.0, 1_002_000.0), table)
         assert len(inside) == 7 and same_measures(inside, outside)  # lifecell, 3 trunks x 2 PBXs
+        assert all(0 < r["invites"] < r["seizures"] for r in inside if r["trunk"] != "lifecell")
         lifecell = next(r for r in inside if r["trunk"] == "lifecell")
         assert {k: lifecell[k] for k in MIX_EXPECTED} == pytest.approx(MIX_EXPECTED)
         one = await trunk_quality(store.backend, table, 999_000.0, 1_002_000.0, instance="pbx-1", trunk="t1")
