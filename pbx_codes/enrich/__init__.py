@@ -7,6 +7,7 @@ stopped run resumes where it stopped.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pbx_codes.enrich.files import EnrichError, enriched_path
 from pbx_codes.enrich.interpret import RowAnnotator
@@ -15,7 +16,7 @@ from pbx_codes.enrich.summary import Summary
 
 
 def enrich_file(source: Path, preset: Preset, annotator: RowAnnotator, *, output: Path | None = None,
-                **options) -> Summary:
+                **options: Any) -> Summary:
     """Enrich a CSV or JSON CDR file (or a folder of json_cdr files) into `output` (default: beside it)."""
     source = Path(source)
     target = Path(output) if output else enriched_path(source)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pbx_codes.enrich.interpret import KeyPlan
 from pbx_codes.observers.channels import ASTERISK_SUFFIX_BYTES
@@ -47,15 +48,15 @@ class FieldPicker:
     """
 
     count: int
-    match: Callable[[bytes], re.Match | None]
+    match: Callable[[bytes], re.Match[bytes] | None]
     groups: tuple[int, ...]
     skip: int
-    is_done: Callable[[Sequence], bool]
-    key_of: Callable[[re.Match], tuple]
+    is_done: Callable[[Sequence[Any]], bool]
+    key_of: Callable[[re.Match[bytes]], tuple[Any, ...]]
 
     @classmethod
     def build(cls, count: int, plan: KeyPlan, done_from_end: tuple[int, int] | None, done_min_len: int,
-              categories: Collection, retries: Collection) -> FieldPicker:
+              categories: Collection[Any], retries: Collection[Any]) -> FieldPicker:
         """`done_from_end`: (category, retry) positions counted from the row's end, as the engine's done check for
         an appended block reads them; a row is checked only when it is longer than `done_min_len`."""
         done_at: tuple[int, int] | None = None
@@ -92,14 +93,14 @@ class FieldPicker:
             groups.append(groups[0])  # match.group() of one group gives no tuple; the copy only lengthens the key
 
         if done_at is None:
-            def is_done(values: Sequence) -> bool:
+            def is_done(values: Sequence[Any]) -> bool:
                 return False
         else:
             def index(position: int) -> int:
                 return done_only.index(position) if position in done_only else skip + plan.positions.index(position)
             cat, retry = index(done_at[0]), index(done_at[1])
 
-            def is_done(values: Sequence) -> bool:
+            def is_done(values: Sequence[Any]) -> bool:
                 return values[retry] in retries and values[cat] in categories
 
         # The full row's key, from a row of just the key fields and the channels' whole names.
@@ -110,10 +111,10 @@ class FieldPicker:
         if len(full) == 1:
             only = full[0]
 
-            def key_of(m: re.Match) -> tuple:
+            def key_of(m: re.Match[bytes]) -> tuple[Any, ...]:
                 return row_key((m.group(only),))
         else:
-            def key_of(m: re.Match) -> tuple:
+            def key_of(m: re.Match[bytes]) -> tuple[Any, ...]:
                 return row_key(m.group(*full))
         return cls(count, pattern.fullmatch, tuple(groups), skip, is_done, key_of)
 

@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 from pbx_codes.enrich.mapping import KEY_FIELDS
-from pbx_codes.model import Category, Observation, Retry
+from pbx_codes.model import Annotation, Category, Observation, Retry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.observers.asterisk_causes import DISPOSITION_NO_CAUSE, DISPOSITION_Q850, asterisk_cause_q850
 from pbx_codes.observers.causes import reason_q850, sip_code
@@ -112,9 +113,10 @@ class KeyPlan:
     def empty(self) -> bool:
         return not self.positions and not self.channel
 
-    def row_key(self) -> Callable[[Sequence[str]], tuple]:
+    def row_key(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
         """A fast row -> key function for list rows (csv.reader, database tuples)."""
         positions, channel = self.positions, self.channel
+        getter: Callable[[Sequence[Any]], tuple[Any, ...]]
         if len(positions) > 1:
             getter = itemgetter(*positions)
         elif positions:
@@ -127,8 +129,9 @@ class KeyPlan:
 
         memo: dict[object, str | None] = {}
 
-        def with_trunk(row: Sequence[str]) -> tuple:
+        def with_trunk(row: Sequence[Any]) -> tuple[Any, ...]:
             trunk = None
+            suffix: Callable[[Any, int], object]  # a str or a bytes pattern's fullmatch, as the name is
             for i in channel:
                 name = row[i]
                 if not name:
@@ -178,7 +181,7 @@ class RowAnnotator:
     `exact_words` is how this PBX spells pbx_exact (Asterisk ``1``/``0``, FreeSWITCH ``true``/``false``).
     """
 
-    def __init__(self, resolve: Callable[[Observation], object], *, lang: str = "en", pbx: str = "asterisk",
+    def __init__(self, resolve: Callable[[Observation], Annotation], *, lang: str = "en", pbx: str = "asterisk",
                  use_trunk: bool = False, quote_free: bool = False, max_bytes: int = MAX_VALUE_BYTES,
                  cache_limit: int = 200_000) -> None:
         self._resolve = resolve
@@ -188,14 +191,14 @@ class RowAnnotator:
         self.quote_free = quote_free
         self.max_bytes = max_bytes
         self.exact_words = ("1", "0") if pbx == "asterisk" else ("true", "false")
-        self.cache: dict[tuple, Outcome] = {}
+        self.cache: dict[tuple[Any, ...], Outcome] = {}
         self.cache_limit = cache_limit
 
     def key_fields(self) -> tuple[str, ...]:
         """The fields that make up the key: trunk and channel only matter when trunks are bound to catalogs."""
         return KEY_FIELDS if self.use_trunk else tuple(f for f in KEY_FIELDS if f not in ("trunk", "channel"))
 
-    def outcome(self, plan: KeyPlan, key: tuple) -> Outcome:
+    def outcome(self, plan: KeyPlan, key: tuple[Any, ...]) -> Outcome:
         """The cached outcome for a key tuple (as `plan` laid it out)."""
         found = self.cache.get(key)
         if found is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pbx_codes.enrich.files import EnrichError, begin_run
+from pbx_codes.enrich.files import EnrichError, StartPoint, begin_run
 from pbx_codes.enrich.interpret import NO_CAUSE, KeyPlan, RowAnnotator
 from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_COLUMNS, Preset
 from pbx_codes.enrich.progress import Progress
@@ -48,7 +48,7 @@ class JsonEnricher:
         self.plan = KeyPlan.build(preset.mapping.bind(self.names), annotator.key_fields())
         self.key_of = self.plan.row_key()
 
-    def container(self, doc: Any) -> dict | None:
+    def container(self, doc: Any) -> dict[str, Any] | None:
         if not isinstance(doc, dict):
             return None
         if self.preset.json_container:
@@ -124,7 +124,7 @@ class JsonEnricher:
         except ValueError as exc:
             raise EnrichError(f"{self.source}: not JSON lines and not one JSON document ({exc})") from None
 
-    def _run_lines(self, start, summary: Summary) -> None:
+    def _run_lines(self, start: StartPoint, summary: Summary) -> None:
         state = start.state
         spath = state_path(self.output)
         progress = Progress(self.source.stat().st_size, enabled=self.progress_enabled)

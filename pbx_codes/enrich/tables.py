@@ -62,8 +62,8 @@ class _TableJob:
         return (f"UPDATE {quote_ident(self.table)} SET {sets} WHERE {key_column} = "
                 f"{key_placeholder or self.placeholder} AND {self.pending_predicate()}")
 
-    def process(self, batches: Callable[[Any], list[tuple]], apply: Callable[[list[tuple]], None], total: int,
-                plan: KeyPlan, summary: Summary) -> None:
+    def process(self, batches: Callable[[Any], list[tuple[Any, ...]]],
+                apply: Callable[[list[tuple[Any, ...]]], None], total: int, plan: KeyPlan, summary: Summary) -> None:
         """Run the batch loop: `batches(after)` gives rows (key, *columns) after a key; `apply` writes updates."""
         key_of = plan.row_key()
         progress = Progress(total, enabled=self.progress_enabled, unit="rows")
@@ -103,7 +103,7 @@ def _table_info_sql(table: str) -> str:
     return f"PRAGMA table_info({quote_ident(table)})"
 
 
-def _text_row(row: Sequence[Any]) -> tuple:
+def _text_row(row: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(v if v is None or isinstance(v, str) else str(v) for v in row)
 
 
@@ -142,10 +142,10 @@ def enrich_sqlite(path: str, preset: Preset, annotator: RowAnnotator, *, table: 
         total = con.execute(f"SELECT count(*) FROM {quote_ident(table)} WHERE {job.pending_predicate()}").fetchone()[0]
         update = job.update_sql("rowid")
 
-        def batches(after: Any) -> list[tuple]:
+        def batches(after: Any) -> list[tuple[Any, ...]]:
             return [_text_row(r) for r in con.execute(select, (after if after is not None else -2**63,))]
 
-        def apply(updates: list[tuple]) -> None:
+        def apply(updates: list[tuple[Any, ...]]) -> None:
             with con:
                 con.executemany(update, updates)
 
@@ -198,17 +198,18 @@ def enrich_postgres(url: str, preset: Preset, annotator: RowAnnotator, *, table:
         # ends, and a row left pending (no cause) keeps its place behind the cursor.
         select = (f"SELECT {key_sql}, {cols} FROM {quote_ident(table)} WHERE {job.pending_predicate()} "
                   f"AND ({key_sql} > {key_param} OR %s::boolean) ORDER BY {key_sql} LIMIT {job.batch_rows}")
-        total = con.execute(f"SELECT count(*) FROM {quote_ident(table)} WHERE {job.pending_predicate()}").fetchone()[0]
+        counted = con.execute(f"SELECT count(*) FROM {quote_ident(table)} WHERE {job.pending_predicate()}").fetchone()
+        total = counted[0] if counted else 0  # count(*) always gives one row
         con.commit()
         update = job.update_sql(key_sql, key_param)
 
-        def batches(after: Any) -> list[tuple]:
+        def batches(after: Any) -> list[tuple[Any, ...]]:
             cur = con.execute(select, (after if after is not None else _first_key(order_key), after is None))
             out = [(str(r[0]) if not order_key else r[0], *r[1:]) for r in cur.fetchall()]
             con.commit()
             return out
 
-        def apply(updates: list[tuple]) -> None:
+        def apply(updates: list[tuple[Any, ...]]) -> None:
             if updates:
                 with con.cursor() as cur:
                     cur.executemany(update, updates)
