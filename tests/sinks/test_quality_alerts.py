@@ -78,3 +78,21 @@ def test_the_callers_leg_never_counts_for_a_measure():
 def test_wrong_measure_rules_are_refused_with_the_reason(table, error):
     with pytest.raises(AlertConfigError, match=error):
         parse_rule(table)
+
+
+def test_attempts_that_sent_no_invite_lower_ner_but_stay_out_of_isa():
+    """A gateway marked down (the recorded FreeSWITCH bridge): NER counts the attempt, ISA counts INVITEs only."""
+    from pbx_codes.catalog import load_catalogs
+    from pbx_codes.observers.freeswitch import replay
+    from pbx_codes.resolve import Resolver
+    from support.paths import FIXTURES
+
+    capture = FIXTURES / "freeswitch" / "live2" / "gateway_down.bridge_marked_down.plain.esl.txt"
+    (down,) = replay(capture.read_bytes(), Resolver(load_catalogs()))
+    eng = engine({"trunk": "lab_pingdown", "measure": "ner", "below": 0.9, "min_calls": 2},
+                 {"trunk": "lab_pingdown", "measure": "isa", "above": 0.1, "min_calls": 2})
+    events = feed(eng, [seizure("lab_pingdown", "ok", "200", answer_after=1.0, talk=5.0, leg="a"), down,
+                        seizure("lab_pingdown", "capacity", "503", leg="c")])
+    by_measure = {e.category: e for e in events}
+    assert (by_measure["ner"].value, by_measure["ner"].calls) == (pytest.approx(1 / 2), 2)  # the answer and down
+    assert (by_measure["isa"].value, by_measure["isa"].calls) == (pytest.approx(1 / 2), 3)  # the 503 of 2 INVITEs

@@ -63,3 +63,18 @@ def test_an_overridden_class_table_relabels_the_counters():
     m = Metrics(quality=table)
     m.observe(seizure("t", "cancelled", "487"))
     assert seized(samples(m), **{"class": "caller_abandon"}, ner="no") == 1
+
+
+def test_an_attempt_that_sent_no_invite_is_counted_with_response_not_sent():
+    """A trunk Asterisk's qualify says is unavailable: no channel, no INVITE (as the FastAGI path publishes it)."""
+    from pbx_codes.catalog import load_catalogs
+    from pbx_codes.model import Observation, Outcome
+    from pbx_codes.resolve import Resolver
+
+    down = Resolver(load_catalogs()).resolve(Observation(q850=3, trunk="dead", pbx="asterisk", call_id="1.0",
+                                                         outcome=Outcome.UNREACHABLE, certain=True, attempt=1))
+    m = Metrics()
+    m.observe(down)
+    found = samples(m)
+    assert seized(found, trunk="dead") == 1
+    assert seized(found, trunk="dead", response="not_sent", ner="no") == 1
