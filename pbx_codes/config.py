@@ -20,7 +20,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +49,7 @@ def _table(cls: type, doc: str = "") -> Any:
     return field(default_factory=cls, metadata=_key(doc))
 
 
-_LANG = {"choices": LANGS}
+_LANG: dict[str, Any] = {"choices": LANGS}
 
 
 # --- [asterisk] ---------------------------------------------------------------------------------------------------
@@ -268,14 +268,15 @@ class Config:
 
 # --- reading tables into sections -----------------------------------------------------------------------------------
 
-def toml_key(f: Any) -> str:
+def toml_key(f: Field[Any]) -> str:
     """How a dataclass field is written in the file."""
-    return (f.metadata or {}).get("toml") or f.name
+    toml: str | None = f.metadata.get("toml")
+    return toml or f.name
 
 
 def section_keys(cls: type) -> list[str]:
     """The keys a section's table may hold, in declaration order."""
-    return [toml_key(f) for f in fields(cls) if not (f.metadata or {}).get("internal")]
+    return [toml_key(f) for f in fields(cls) if not f.metadata.get("internal")]
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -382,7 +383,7 @@ def _value(tp: Any, value: Any, meta: Mapping[str, Any], place: str, key: str, f
     def wrong() -> ConfigError:
         return error(f"{place} {key} must be {expect}, got {value!r}")
 
-    if is_dataclass(inner):
+    if isinstance(inner, type) and is_dataclass(inner):
         if not isinstance(value, dict):
             raise wrong()
         return parse_table(inner, value, file=file, section=f"{section}.{key}" if section else key, error=error,
@@ -391,7 +392,7 @@ def _value(tp: Any, value: Any, meta: Mapping[str, Any], place: str, key: str, f
         item = typing.get_args(inner)[0]
         if not isinstance(value, list):
             raise wrong()
-        if is_dataclass(item):
+        if isinstance(item, type) and is_dataclass(item):
             if not all(isinstance(v, dict) for v in value):
                 raise wrong()
             path = f"{section}.{key}" if section else key
@@ -440,7 +441,7 @@ def parse_table(cls: type, raw: Mapping[str, Any] | None, *, file: str | None = 
         raise error(f"{place} must be a table")
     raw = _apply_aliases(cls, dict(raw), place, section, error, warned)
     hints = _hints(cls)
-    by_key = {toml_key(f): f for f in fields(cls) if not (f.metadata or {}).get("internal")}
+    by_key = {toml_key(f): f for f in fields(cls) if not f.metadata.get("internal")}
     known = list(by_key)
     for key in raw:
         if key not in by_key:
@@ -448,7 +449,7 @@ def parse_table(cls: type, raw: Mapping[str, Any] | None, *, file: str | None = 
             raise error(f"{place} unknown key {key!r}{hint}; only {known} are known")
     values: dict[str, Any] = {}
     for key, f in by_key.items():
-        meta = f.metadata or {}
+        meta = f.metadata
         if key not in raw:
             if f.default is MISSING and f.default_factory is MISSING:
                 expect = meta.get("expect") or _describe(hints[f.name])
@@ -462,7 +463,7 @@ def to_table(obj: Any, *, redact: bool = False) -> dict[str, Any]:
     """A section back as its TOML table (keys as written, unset keys left out); `redact` hides secret values."""
     out: dict[str, Any] = {}
     for f in fields(obj):
-        meta = f.metadata or {}
+        meta = f.metadata
         if meta.get("internal"):
             continue
         value = getattr(obj, f.name)
