@@ -94,7 +94,17 @@ class StoreFeed:
         self._marks.append((time.monotonic(), self._high))
 
     async def run(self) -> None:
-        await self.start_point()
+        delay = 0.2
+        while True:  # a store that does not answer yet: the console serves (503 from the API) and keeps trying
+            try:
+                await self.start_point()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("console feed: the store does not answer (%s); retrying", self.store.explain(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         tasks = [asyncio.create_task(self._poll_loop(), name="pbx-codes-feed-poll"),
                  asyncio.create_task(self._read_loop(), name="pbx-codes-feed-read")]
         if self._partitioned:

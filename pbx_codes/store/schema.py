@@ -249,8 +249,9 @@ def clean_text(value: Any) -> str | None:
 
 
 def row_identity(pbx: str | None, *, leg_id: str | None = None, call_id: str | None = None,
-                 channel: str | None = None, attempt: int | None = None) -> str | None:
-    """The `rid` of one PBX leg (32 hex digits), or None when the fields that name a leg are missing."""
+                 channel: str | None = None, attempt: int | None = None, instance: str | None = None) -> str | None:
+    """The `rid` of one PBX leg (32 hex digits), or None when the fields that name a leg are missing. The agent's
+    `instance` is part of it: two PBXs of a fleet reuse ids (Asterisk's are its start time and a counter)."""
     fields = {"leg_id": leg_id, "call_id": call_id, "channel": channel}
     names = IDENTITY_FIELDS.get(pbx or "", _DEFAULT_IDENTITY)
     values: list[Any] = [fields[name] for name in names]
@@ -261,7 +262,7 @@ def row_identity(pbx: str | None, *, leg_id: str | None = None, call_id: str | N
             values = [call_id, "attempt", attempt]
         else:
             return None
-    key = "\x1f".join([pbx or "", *map(str, values)])
+    key = "\x1f".join([pbx or "", *([f"@{instance}"] if instance else []), *map(str, values)])
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -274,7 +275,7 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
     t = clean_text
     return {
         "rid": row_identity(obs.pbx, leg_id=obs.leg_id, call_id=obs.call_id, channel=obs.channel,
-                            attempt=obs.attempt) or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
+                            attempt=obs.attempt, instance=obs.instance) or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
         "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
         "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
         "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
@@ -326,7 +327,7 @@ def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, 
         elif name == "rid":
             value = str(value) if value else (
                 row_identity(data.get("pbx"), leg_id=data.get("uniqueid"), call_id=data.get("linkedid"),
-                             channel=data.get("channel"), attempt=data.get("attempt")) or uuid.uuid4().hex)
+                             channel=data.get("channel"), attempt=data.get("attempt"), instance=data.get("instance")) or uuid.uuid4().hex)
         elif name == "ts":
             value = float(value if value is not None else data.get("timestamp") or now)
         elif name == "stored_at":

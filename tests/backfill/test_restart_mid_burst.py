@@ -11,6 +11,7 @@ writes them, half plain) are the backfill's source.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import uuid
 from pathlib import Path
@@ -95,7 +96,7 @@ async def test_a_restart_mid_burst_ends_with_one_row_per_leg_of_every_call_after
     server = RestartingFreeswitch()
     server.queue.append(first)
     port = await server.start()
-    bus = AnnotationBus()
+    bus = AnnotationBus(instance=socket.gethostname())  # as serve's, named like the backfill (the host by default)
     store = await run_store({"journal": str(tmp_path / "journal.jsonl")}, bus, url=f"sqlite://{db}")
     clients = []
     task = asyncio.create_task(run_freeswitch(section(port), resolver(), bus,

@@ -1,6 +1,8 @@
 """`pbx-codes backfill`: a PBX's own CDR files into the store, once, under the live path's row identity."""
 from __future__ import annotations
 
+import socket
+
 import sqlite3
 from pathlib import Path
 
@@ -72,8 +74,9 @@ def test_asterisk_cdr_custom_rows_are_stored_as_dialed_legs_named_like_the_live_
         ("1795422889.0", "PJSIP/trunk-00000001", "486", "Busy Here", "busy", "later"),
         ("1795422900.2", "PJSIP/lifecell-00000003", "503", "Simultaneous calls limit reached", "capacity", "failover"),
     ]
+    # named as the live observer of this agent (its instance: the host name by default) names it
     assert got[0][0] == row_identity("asterisk", leg_id="1795422889.1", call_id="1795422889.0",
-                                     channel="PJSIP/trunk-00000001")
+                                     channel="PJSIP/trunk-00000001", instance=socket.gethostname())
 
 
 def test_a_missing_path_is_one_clear_line_and_exit_2(tmp_path: Path, capsys) -> None:
@@ -110,9 +113,10 @@ def test_asterisk_rows_with_the_annotations_outcome_fields_keep_its_verdict_and_
         (1, None, None, "network", "failover", "local", "unreachable", None),
         (2, "PJSIP/backup-00000011", "486", "busy", "later", "carrier", "carrier_final", 17)]
     # the same names the live FastAGI path gives these legs (linkedid + channel; linkedid + attempt without one)
-    assert [g[0] for g in got] == [row_identity("asterisk", call_id="1795426000.0", attempt=1),
+    host = socket.gethostname()  # the agent's default instance, live and backfilled alike
+    assert [g[0] for g in got] == [row_identity("asterisk", call_id="1795426000.0", attempt=1, instance=host),
                                    row_identity("asterisk", call_id="1795426000.0",
-                                                channel="PJSIP/backup-00000011")]
+                                                channel="PJSIP/backup-00000011", instance=host)]
 
 
 def test_a_store_that_cannot_be_opened_is_named_without_its_password(tmp_path: Path) -> None:

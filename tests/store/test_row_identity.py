@@ -74,3 +74,11 @@ async def test_a_database_of_the_previous_version_gains_the_new_columns_and_keep
         assert [(r["rid"], r["uniqueid"], r["outcome"], r["attempt"]) for r in rows] == [("old", "u1", None, None)]
     finally:
         await store.close()
+
+
+def test_two_agents_of_a_fleet_reusing_the_same_ids_are_two_legs() -> None:
+    # Two Asterisks started in the same second name their first calls alike (uniqueid = start time + counter).
+    same = dict(leg_id="1796122910.1", call_id="1796122910.0", channel="PJSIP/lifecell-5061-00000000")
+    a, b = (row_identity("asterisk", instance=name, **same) for name in ("pbx-a", "pbx-b"))
+    assert a != b and a == row_identity("asterisk", instance="pbx-a", **same)
+    assert row_identity("asterisk", **same) not in (a, b)
