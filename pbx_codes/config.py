@@ -427,7 +427,7 @@ def _value(tp: Any, value: Any, meta: Mapping[str, Any], place: str, key: str, f
     return value
 
 
-def parse_table(cls: type, raw: Mapping[str, Any] | None, *, file: str | None = None, section: str = "",
+def parse_table(cls: type, raw: object, *, file: str | None = None, section: str = "",
                 label: str | None = None, error: type[ConfigError] = ConfigError,
                 warned: list[str] | None = None) -> Any:
     """The one reader of a table into its section's dataclass: unknown keys and wrong types are refused with the

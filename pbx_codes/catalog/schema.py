@@ -131,7 +131,7 @@ _HEADER_KEYS = frozenset({
 def _q850(path: str, label: str, raw: dict[str, Any], key: str) -> int | None:
     if key not in raw:
         return None
-    value = _want(path, label, key, raw[key], int)
+    value: int = _want(path, label, key, raw[key], int)
     if not 0 <= value <= 127:
         raise CatalogError(path, f"Q.850 cause must be 0-127, got {value}", label, key)
     return value
@@ -235,10 +235,10 @@ def build_catalog(path: str, raw: dict[str, Any]) -> Catalog:
     seen: dict[tuple[str, str | None, frozenset[str]], int] = {}
     by_code: dict[str, list[Entry]] = {}
     for i, entry in enumerate(entries):
-        key = (entry.code, entry.match_key, entry.methods)
-        if key in seen:
-            raise CatalogError(path, f"duplicates entry #{seen[key] + 1}", f"#{i + 1} (code {entry.code!r})", "code")
-        seen[key] = i
+        same = (entry.code, entry.match_key, entry.methods)
+        if same in seen:
+            raise CatalogError(path, f"duplicates entry #{seen[same] + 1}", f"#{i + 1} (code {entry.code!r})", "code")
+        seen[same] = i
         by_code.setdefault(entry.code, []).append(entry)
     classes = raw.get("classes", {})
     if not isinstance(classes, dict):

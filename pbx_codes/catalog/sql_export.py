@@ -168,7 +168,7 @@ def _catalog_row(view: ResolverView, catalog: Catalog) -> str:
     return _row(catalog.path, values)
 
 
-def _row(where: str, values: list[object]) -> str:
+def _row(where: str, values: Sequence[object]) -> str:
     try:
         return "(" + ", ".join(literal(v) for v in values) + ")"
     except SqlExportError as exc:

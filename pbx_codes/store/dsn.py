@@ -57,10 +57,10 @@ def _split_uri(url: str) -> _Parts:
         user_shown = f"{user}{':' + MASK if colon else ''}@"
     else:
         # No "@" before the first "/": a password holding "/" (libpq would read host and port out of it).
-        colon, later = _first(rest, ":"), rest.rfind("@", 0, _first(rest, "?"))
-        if colon < slash and later > colon:
-            secrets.append(rest[colon + 1:later])
-            user_shown = f"{rest[:colon]}:{MASK}@"
+        cut, later = _first(rest, ":"), rest.rfind("@", 0, _first(rest, "?"))
+        if cut < slash and later > cut:
+            secrets.append(rest[cut + 1:later])
+            user_shown = f"{rest[:cut]}:{MASK}@"
             rest = rest[later + 1:]
     query_at = _first(rest, "?")
     head, query = rest[:query_at], rest[query_at + 1:]

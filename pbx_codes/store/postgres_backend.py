@@ -216,7 +216,8 @@ class PostgresBackend:
             conn = await self._writer_conn()
             try:
                 cur = await conn.execute(POSTGRES.sql(sql), tuple(params))
-                return max(cur.rowcount, 0)
+                rowcount: int = cur.rowcount
+                return max(rowcount, 0)
             except BaseException:
                 if not self._usable(conn):
                     await self._discard("_writer")

@@ -97,7 +97,7 @@ def same_measures(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> b
             return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
         if isinstance(x, list) and isinstance(y, list):
             return len(x) == len(y) and all(close(i, j) for i, j in zip(x, y))
-        return x == y
+        return bool(x == y)
     return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
 
 

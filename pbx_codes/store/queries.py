@@ -34,7 +34,8 @@ def recent(*, limit: int, pbx: str | None = None, trunk: str | None = None, cate
            code: str | None = None, search: str | None = None, instance: str | None = None,
            now: float | None = None) -> Query:
     """Newest first, filtered; `search` is a substring of the call id, the leg id or the number."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if (pbx or trunk or category or code or search or instance) and now is not None:
         where.append("ts > ?")  # a substring has no index: the search reads the last hour, the others a week
         params.append(now - (SEARCH_LOOKBACK if search else RECENT_LOOKBACK))
@@ -124,7 +125,8 @@ def unknown_codes(trunk: str | None = None, since: float | None = None, instance
     per-day counts the store keeps as it writes (`unknown_seen`): bounded by the distinct codes, not the rows."""
     if since is None:
         since = (now if now is not None else 0.0) - UNKNOWN_DAYS * 86400
-    where, params = ["day >= ?", "last_seen >= ?"], [int(since // 86400), since]
+    where = ["day >= ?", "last_seen >= ?"]
+    params: list[object] = [int(since // 86400), since]
     for column, value in (("trunk", trunk), ("instance", instance)):
         if value:
             where.append(f"{column} = ?")

@@ -72,7 +72,8 @@ class StoreSettings:
     queue_size: int = 100_000
 
 
-def parse_store_settings(section: StoreSection | Mapping[str, Any] | None, url: str | None = None) -> StoreSettings:
+def parse_store_settings(section: StoreSection | Mapping[str, Any] | None,
+                         url: str | None = None) -> StoreSettings:
     """The ``[store]`` section (a table is read through `pbx_codes.config`) as settings; `url` (from the command
     line) overrides the section's."""
     store: StoreSection = parse_table(StoreSection, section, section="store", error=StoreConfigError)
@@ -233,7 +234,7 @@ class Store:
         cutoff = now - float(self.settings.retention_days) * 86400
         retire = getattr(self.backend, "retire", None)
         if retire is not None:  # PostgreSQL: whole days' partitions dropped, no row read
-            days = await retire(cutoff)
+            days: int = await retire(cutoff)
             if days:
                 log.info("store: retention dropped %d day(s) older than %s days", days, self.settings.retention_days)
             return days
