@@ -216,6 +216,12 @@ class ReconnectingClient:
         self._closing = True
         self._end_session()
 
+    def cut(self) -> None:
+        """Drop the current connection at once, as a network fault would (fault runs); `run` reconnects."""
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.fail(PbxConnectionError(f"{self.kind} connection cut"))
+
     def report(self) -> dict[str, Any]:
         """The connection's state for /metrics and the console: the status, the counters and the gaps."""
         missed = sum(end - start for start, end in self.missed_windows)

@@ -136,9 +136,7 @@ def bench_ami_listener(bench: AsteriskBench, secret: str, resolver: Resolver, bu
 
 def abort_ami_socket(listener: AmiListener) -> None:
     """Close the listener's AMI socket under it, as a network fault would; call it on the listener's loop."""
-    writer = listener.client._writer  # the socket itself: nothing public closes it without stopping the client
-    if writer is not None:
-        writer.transport.abort()
+    listener.client.cut()
 
 
 def _timed(script: str, handler: Handler, records: _Records) -> Handler:
