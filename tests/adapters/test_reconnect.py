@@ -117,3 +117,24 @@ async def test_an_async_esl_handler_gets_every_event_in_order_with_reading_pause
         await asyncio.gather(task, return_exceptions=True)
         await server.close()
     assert seen == expected and seen
+
+
+@pytest.mark.asyncio
+async def test_a_cut_connection_is_reconnected_and_its_gap_is_recorded() -> None:
+    from adapters.ami_test_server import AmiTestServer
+    from pbx_codes.adapters.ami_client import AmiClient, AmiSettings
+    from support.waiting import wait_until
+
+    server = await AmiTestServer(ready_after_filter=None).start()
+    client = AmiClient(AmiSettings(port=server.port, backoff_initial=0.01, jitter=0.0), "s3cret", lambda e: None)
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_until(lambda: client.connections == 1, what="the first login")
+        client.cut()
+        await wait_until(lambda: client.connections == 2, what="the login after the cut")
+        assert len(client.missed_windows) == 1 and server.logins == 2
+        assert client.report()["state"] == "up"
+    finally:
+        await client.close()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.close()
