@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from itertools import chain
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -109,6 +110,7 @@ class _Rewriter:
 
 
 _REWRITE = b"<rewrite>"   # marker: rows of this key are rewritten field by field
+_EOF, _STOP = object(), object()   # what a shape loop ended on, besides a line it hands back
 
 
 @dataclass(slots=True, eq=False)
@@ -121,6 +123,107 @@ class _Entry:
     outcome: Outcome
     hits: int = 0
     cells: tuple[str, ...] = ()      # the outcome's values as CSV cells (formula-neutralised)
+
+
+class _Cache:
+    """The finished bytes per distinct raw key (`entries`), and per field picker's key (`picked`: the stem of a
+    channel instead of its unique name); both bounded. Each entry counts its rows; `fold` adds them to the
+    summary (when the cache is emptied, and at the end)."""
+
+    __slots__ = ("entries", "picked", "_enricher", "_layout", "_summary", "_outcome", "_plan")
+
+    def __init__(self, enricher: "CsvEnricher", layout: Layout, summary: Summary) -> None:
+        self.entries: dict[tuple, _Entry] = {}
+        self.picked: dict[tuple, _Entry] = {}
+        self._enricher, self._layout, self._summary = enricher, layout, summary
+        self._outcome, self._plan = enricher.annotator.outcome, layout.plan
+
+    def entry(self, key: tuple) -> _Entry:
+        """The entry of a key seen for the first time: annotated once here."""
+        if len(self.entries) >= _CACHE_LIMIT:
+            self.fold()
+            self.entries.clear()
+            self.picked.clear()           # its entries are no longer counted
+        entry = self.entries[key] = self._enricher._entry(self._layout, self._outcome(self._plan, key))
+        return entry
+
+    def fold(self) -> None:
+        summary = self._summary
+        for entry in self.entries.values():
+            if entry.hits:
+                if entry.outcome.kind == NO_CAUSE:
+                    summary.skipped_no_cause += entry.hits
+                else:
+                    summary.count(entry.outcome.category, entry.outcome.kind, entry.hits)
+                entry.hits = 0
+
+
+class _Run:
+    """What the shape loops share between turns (each keeps it in locals while it runs, and hands it back), and the
+    writing of what they produced: a checkpoint every `checkpoint_rows` rows, the summary at the end."""
+
+    def __init__(self, enricher: "CsvEnricher", fin, fout, state: RunState, summary: Summary,
+                 joined: list[int], fold: Callable[[], None]) -> None:
+        self.fin, self.fout, self.state, self.summary, self.joined = fin, fout, state, summary, joined
+        self.tolerant, self.source = enricher.tolerant, enricher.source
+        self.rows = self.base_rows = state.rows
+        self.offset = self.start_offset = fin.tell()
+        self.done = 0
+        self.parts: list[bytes] = []
+        # Input lines before the first row, and lines that continued a quoted field: a row's line number is
+        # first_line + rows + joined[0] (a record over several lines counts once in rows).
+        self.first_line = 1 if enricher.header else 0
+        joined[0] = state.extra_lines
+        self.checkpoint_rows = enricher.checkpoint_rows
+        self.next_checkpoint = self.rows + enricher.checkpoint_rows
+        self.stop_at = self.rows + enricher.stop_after if enricher.stop_after is not None else -1
+        self.spath = state_path(enricher.output)
+        self.progress = Progress(enricher.source.stat().st_size, enabled=enricher.progress_enabled)
+        self._fold = fold                 # the cache's: its rows' counts into the summary
+
+    def malformed_at(self, raw: bytes, offset: int, rows: int) -> tuple[bytes, int]:
+        """A malformed record: its first line to copy as it is, and where reading goes on (see `_first_record`)."""
+        raw, offset = _first_record(raw, offset, self.fin, self.joined, self.tolerant)
+        self.summary.malformed_at(self.first_line + rows + self.joined[0])
+        return raw, offset
+
+    def malformed(self, raw: bytes, offset: int, rows: int) -> bytes:
+        raw, self.offset = self.malformed_at(raw, offset, rows)
+        return raw
+
+    def spill(self, rows: int, offset: int, pending: bool) -> int:
+        """Write what the loops produced; at a checkpoint (never inside a record) save where the run is. Returns
+        the row count of the next checkpoint."""
+        fout = self.fout
+        fout.write(b"".join(self.parts))
+        self.parts.clear()
+        if rows >= self.next_checkpoint and not pending:
+            fout.flush()
+            self.state = self.state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows,
+                                             extra_lines=self.joined[0])
+            save_state(self.spath, self.state)
+            self.next_checkpoint = rows + self.checkpoint_rows
+        self.progress.update(offset, rows - self.base_rows, base=self.start_offset)
+        return self.next_checkpoint
+
+    def _end(self) -> None:
+        self.fout.write(b"".join(self.parts))
+        self.parts.clear()
+        self.fout.flush()
+        self._fold()
+        self.progress.close()
+        self.summary.rows_read, self.summary.skipped_annotated = self.rows - self.base_rows, self.done
+
+    def stop(self) -> None:
+        """`stop_after` reached: end as a killed process would, after the last checkpoint only."""
+        self._end()
+        self.summary.note = f"stopped after row {self.rows:,} (resume from the last checkpoint)"
+
+    def finish(self) -> None:
+        self._end()
+        save_state(self.spath, self.state.advanced(
+            input_offset=self.offset, output_offset=self.fout.tell(), rows=self.rows, complete=True,
+            fingerprint=type(self.state.fingerprint).of(self.source), extra_lines=self.joined[0]))
 
 
 class CsvEnricher:
@@ -228,189 +331,194 @@ class CsvEnricher:
         return picker
 
     def _loop(self, fin, fout, layout: Layout, state: RunState, summary: Summary) -> None:
-        """The row loop, written for speed: locals only, the common line shapes handled inline."""
-        annotator, plan = self.annotator, layout.plan
-        key_of = plan.row_key()
+        """Hands the file to the loop of each line shape in turn, for as long as lines keep that shape: lines a
+        field picker reads (`_picked_lines`), and records read whole (`_whole_rows`). Each loop keeps what it
+        needs in locals (no call per row); `_Run` holds what they share between turns and writes checkpoints."""
+        cache = _Cache(self, layout, summary)
+        slow, pending, joined = self._slow_reader(fin, layout.widths | layout.done_widths if self.tolerant else None)
+        run = _Run(self, fin, fout, state, summary, joined, cache.fold)
+        pickers = self._pickers(layout)
+        picker_count = len(layout.names)
+        picked = self._picked_lines(pickers(picker_count), layout, cache, run, fin) if pickers is not None else None
+        whole = self._whole_rows(layout, cache, run, fin, slow, pending, one_record=pickers is not None)
+        while True:
+            left = None
+            if picked is not None and not pending:
+                left = picked()
+                if left is _STOP:
+                    run.stop()
+                    return
+            ended = whole(left) if left is not _EOF else _EOF
+            if ended is _STOP:
+                run.stop()
+                return
+            if ended is _EOF:
+                raw, _ = slow(None)
+                if raw is None:
+                    break
+                # An unterminated record at the end of the file: its first line is malformed, the rest is read
+                # again.
+                run.rows += 1
+                run.parts.append(run.malformed(raw, run.offset, run.rows))
+            elif pickers is not None and ended is not None and ended != picker_count:
+                # Rows of another field count (loguniqueid off, an enriched file): their own pattern now.
+                picker_count = ended
+                picked = self._picked_lines(pickers(picker_count), layout, cache, run, fin)
+        run.finish()
+
+    def _picked_lines(self, picker: FieldPicker | None, layout: Layout, cache: "_Cache", run: "_Run", fin
+                      ) -> Callable[[], bytes] | None:
+        """Shape 1, an appending layout: the loop over lines that `picker` reads (one whole record of its field
+        count). Only the needed fields are taken, and a row's entry is found by the picker's own key (the
+        channel's stem, not its unique name): most rows cost one match and one dict lookup. Returns the first line
+        it does not read (not yet counted in the offset), `_EOF` or `_STOP`."""
+        if picker is None:
+            return None
+        match, groups, skip, key_of = picker.match, picker.groups, picker.skip, picker.key_of
+        is_done = picker.is_done if picker.count in layout.done_widths else None
+        picked, entries, entry_for = cache.picked, cache.entries, cache.entry
+        parts = run.parts
+        out = parts.append
+        limit = _CACHE_LIMIT
+
+        # Everything the loop reads is a default argument: a local to it, the fastest name there is.
+        def lines(fin=fin, match=match, groups=groups, skip=skip, key_of=key_of, is_done=is_done, picked=picked,
+                  entries=entries, entry_for=entry_for, parts=parts, out=out, limit=limit, run=run) -> bytes:
+            rows, offset, next_checkpoint, stop_at = run.rows, run.offset, run.next_checkpoint, run.stop_at
+            left = _EOF
+            for raw in fin:
+                m = match(raw)
+                if m is None:
+                    left = raw
+                    break
+                offset += len(raw)
+                rows += 1
+                values = m.group(*groups)
+                if is_done is not None:          # a count only an annotated row has: done, or malformed
+                    if is_done(values):
+                        run.done += 1
+                        out(raw)
+                    else:
+                        raw, offset = run.malformed_at(raw, offset, rows)
+                        out(raw)
+                else:
+                    entry = picked.get(values[skip:] if skip else values)
+                    if entry is None:
+                        if len(picked) >= limit:
+                            picked.clear()
+                        key = key_of(m)
+                        entry = entries.get(key)
+                        if entry is None:
+                            entry = entry_for(key)
+                        picked[values[skip:] if skip else values] = entry
+                    entry.hits += 1
+                    if entry.lf is None:
+                        out(raw)
+                    elif raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                        out(raw[:-1] + entry.lf)
+                    else:
+                        body, eol = _split_eol(raw)
+                        out(body + entry.payload + eol)
+                if rows >= next_checkpoint or len(parts) >= 2048:
+                    next_checkpoint = run.spill(rows, offset, False)
+                if rows == stop_at:
+                    left = _STOP
+                    break
+            run.rows, run.offset = rows, offset
+            return left
+        return lines
+
+    def _whole_rows(self, layout: Layout, cache: "_Cache", run: "_Run", fin, slow, pending: list[bytes], *,
+                    one_record: bool) -> Callable[[bytes | None], object]:
+        """Shapes 2 and 3, records read into all their fields: the common line (every field quoted, no quote
+        inside a value, one line per record) split on ``","``, anything else by the slow reader. The annotation
+        is appended, fills the template's empty pbx_* tail, or (pbx_* columns elsewhere) the row is rewritten.
+
+        ``whole(first)`` reads from `first` (a line already taken from the file, or None) on; with `one_record`
+        (a field picker is tried first on every line) it returns after one record with that record's field count
+        (None when malformed), otherwise at the end of the file (`_EOF`) or the stop (`_STOP`)."""
+        key_of = layout.plan.row_key()
         is_done = self._done_check(layout)
         widths, done_widths = layout.widths, layout.done_widths
         width = len(layout.names)                           # the usual count, compared first
         done_in_place = layout.done_index is not None      # a row of the layout's own width may be annotated
         appending = not layout.fill
-        entries: dict[tuple, _Entry] = {}
+        entries, entry_for = cache.entries, cache.entry
         rewriter = _Rewriter()
-        tail_q = b',""' * (len(PBX_COLUMNS) + layout.tail_extra)
-        tail_q_lf = tail_q + _LF
+        tail_q_lf = b',""' * (len(PBX_COLUMNS) + layout.tail_extra) + _LF
         cut_q_lf = len(tail_q_lf)
-        tolerant = self.tolerant
-        lengths = widths | done_widths if tolerant else None
-        slow, pending, joined = self._slow_reader(fin, lengths)
-        # The field picker of the field count last seen (Master.csv rows of one file share one count).
-        pickers = self._pickers(layout)
-        picker_count = len(layout.names)
-        picker = pickers(picker_count) if pickers is not None else None
-        if picker is not None:
-            p_match, p_groups, p_skip = picker.match, picker.groups, picker.skip
-            p_done = picker.is_done if picker_count in done_widths else None
-        picked: dict[tuple, _Entry] = {}      # a picker's cache key -> the entry of the row's full key
-        parts: list[bytes] = []
-        out = parts.append
-        offset = fin.tell()
-        start_offset = offset
-        rows = state.rows
-        base_rows = rows
-        done_rows = 0
-        # Input lines before the first row, and lines that continued a quoted field: a row's line number is
-        # first_line + rows + joined[0] (a record over several lines counts once in rows).
-        first_line = 1 if self.header else 0
-        joined[0] = state.extra_lines
-        progress = Progress(self.source.stat().st_size, enabled=self.progress_enabled)
-        next_checkpoint = rows + self.checkpoint_rows
-        stop_at = rows + self.stop_after if self.stop_after is not None else -1
-        spath = state_path(self.output)
+        tolerant, lengths = self.tolerant, (widths | done_widths if self.tolerant else None)
         quote, quote_lf, sep = b'"', b'"' + _LF, b'","'
         if self.reader_only:
             quote_lf = b"\n\n"          # a line never ends so: the split below is never tried
+        parts = run.parts
+        out = parts.append
+        rewrite = self._rewrite
 
-        def fold() -> None:
-            for entry in entries.values():
-                if entry.hits:
-                    if entry.outcome.kind == NO_CAUSE:
-                        summary.skipped_no_cause += entry.hits
-                    else:
-                        summary.count(entry.outcome.category, entry.outcome.kind, entry.hits)
-                    entry.hits = 0
-
-        def lookup(key: tuple) -> _Entry:
-            if len(entries) >= _CACHE_LIMIT:
-                fold()
-                entries.clear()
-                picked.clear()           # its entries are no longer counted
-            outcome = annotator.outcome(plan, key)
-            entry = entries[key] = self._entry(layout, outcome)
-            return entry
-
-        def flush() -> None:
-            fout.write(b"".join(parts))
-            parts.clear()
-            fout.flush()
-
-        while True:
-            for raw in fin:
+        # Everything the loop reads is a default argument: a local to it, the fastest name there is.
+        def whole(first: bytes | None, fin=fin, key_of=key_of, is_done=is_done, widths=widths,
+                  done_widths=done_widths, width=width, done_in_place=done_in_place, appending=appending,
+                  entries=entries, entry_for=entry_for, rewriter=rewriter, tail_q_lf=tail_q_lf, cut_q_lf=cut_q_lf,
+                  tolerant=tolerant, lengths=lengths, quote=quote, quote_lf=quote_lf, sep=sep, parts=parts,
+                  out=out, rewrite=rewrite, layout=layout, slow=slow, pending=pending, one_record=one_record,
+                  run=run) -> object:
+            rows, offset, next_checkpoint, stop_at = run.rows, run.offset, run.next_checkpoint, run.stop_at
+            ended: object = _EOF
+            for raw in (fin if first is None else chain((first,), fin)):
                 offset += len(raw)
-                # An appending layout: only the needed fields, when the line is one whole record of the usual count.
-                m = p_match(raw) if picker is not None and not pending else None
-                if m is not None:
-                    rows += 1
-                    values = m.group(*p_groups)
-                    if p_done is not None:          # a count only an annotated row has: done, or malformed
-                        if p_done(values):
-                            done_rows += 1
-                            out(raw)
-                        else:
-                            raw, offset = _first_record(raw, offset, fin, joined, tolerant)
-                            summary.malformed_at(first_line + rows + joined[0])
-                            out(raw)
-                    else:
-                        entry = picked.get(values[p_skip:] if p_skip else values)
-                        if entry is None:
-                            if len(picked) >= _CACHE_LIMIT:
-                                picked.clear()
-                            key = picker.key_of(m)
-                            entry = entries.get(key)
-                            if entry is None:
-                                entry = lookup(key)
-                            picked[values[p_skip:] if p_skip else values] = entry
-                        entry.hits += 1
-                        if entry.lf is None:
-                            out(raw)
-                        elif raw[-1:] == _LF and raw[-2:-1] != b"\r":
-                            out(raw[:-1] + entry.lf)
-                        else:
-                            body, eol = _split_eol(raw)
-                            out(body + entry.payload + eol)
+                if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
+                    row = raw[1:-2].split(sep)
+                    if tolerant:
+                        if len(row) not in lengths:
+                            row = None
+                    elif raw.count(quote) != 2 * len(row):
+                        raw, row = slow(raw, True)
                 else:
-                    # The common shape: every field quoted, no quote inside a value, one line per record.
-                    if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
-                        row = raw[1:-2].split(sep)
-                        if tolerant:
-                            if len(row) not in lengths:
-                                row = None
-                        elif raw.count(quote) != 2 * len(row):
-                            raw, row = slow(raw, True)
+                    raw, row = slow(raw)
+                if raw is None:                  # a record that goes on in the next line
+                    continue
+                rows += 1
+                if row is not None and (len(row) == width or len(row) in widths):
+                    if done_in_place and is_done(row):
+                        run.done += 1
+                        out(raw)
                     else:
-                        raw, row = slow(raw)
-                    if raw is None:              # a record that goes on in the next line
-                        continue
-                    rows += 1
-                    if row is not None and (len(row) == width or len(row) in widths):
-                        if done_in_place and is_done(row):
-                            done_rows += 1
+                        key = key_of(row)
+                        entry = entries.get(key)
+                        if entry is None:
+                            entry = entry_for(key)
+                        entry.hits += 1
+                        if entry.lf is None:                                   # nothing to add
                             out(raw)
-                        else:
-                            key = key_of(row)
-                            entry = entries.get(key)
-                            if entry is None:
-                                entry = lookup(key)
-                            entry.hits += 1
-                            if entry.lf is None:                                   # nothing to add
-                                out(raw)
-                            elif appending:
-                                if raw[-1:] == _LF and raw[-2:-1] != b"\r":
-                                    out(raw[:-1] + entry.lf)
-                                else:
-                                    body, eol = _split_eol(raw)
-                                    out(body + entry.payload + eol)
-                            elif entry.lf is not _REWRITE and len(row) == width and raw.endswith(tail_q_lf):
-                                out(raw[:-cut_q_lf] + entry.lf)
+                        elif appending:
+                            if raw[-1:] == _LF and raw[-2:-1] != b"\r":
+                                out(raw[:-1] + entry.lf)
                             else:
                                 body, eol = _split_eol(raw)
-                                out(self._rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
-                    elif row is not None and len(row) in done_widths and is_done(row):
-                        done_rows += 1
-                        out(raw)
-                    else:
-                        raw, offset = _first_record(raw, offset, fin, joined, tolerant)
-                        summary.malformed_at(first_line + rows + joined[0])
-                        out(raw)
-                        row = None
-                    if pickers is not None and row is not None and len(row) != picker_count:
-                        # Rows of another field count (loguniqueid off, an enriched file): their own pattern now.
-                        picker_count = len(row)
-                        picker = pickers(picker_count)
-                        p_match, p_groups, p_skip = picker.match, picker.groups, picker.skip
-                        p_done = picker.is_done if picker_count in done_widths else None
+                                out(body + entry.payload + eol)
+                        elif entry.lf is not _REWRITE and len(row) == width and raw.endswith(tail_q_lf):
+                            out(raw[:-cut_q_lf] + entry.lf)
+                        else:
+                            body, eol = _split_eol(raw)
+                            out(rewrite(layout, row, entry.cells, rewriter) + (eol or b""))
+                elif row is not None and len(row) in done_widths and is_done(row):
+                    run.done += 1
+                    out(raw)
+                else:
+                    raw, offset = run.malformed_at(raw, offset, rows)
+                    out(raw)
+                    row = None
                 if rows >= next_checkpoint or len(parts) >= 2048:
-                    fout.write(b"".join(parts))
-                    parts.clear()
-                    if rows >= next_checkpoint and not pending:
-                        fout.flush()
-                        state = state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows,
-                                               extra_lines=joined[0])
-                        save_state(spath, state)
-                        next_checkpoint = rows + self.checkpoint_rows
-                    progress.update(offset, rows - base_rows, base=start_offset)
+                    next_checkpoint = run.spill(rows, offset, bool(pending))
                 if rows == stop_at:
-                    flush()
-                    fold()
-                    summary.rows_read, summary.skipped_annotated = rows - base_rows, done_rows
-                    summary.note = f"stopped after row {rows:,} (resume from the last checkpoint)"
-                    progress.close()
-                    return
-            raw, row = slow(None)
-            if raw is None:
-                break
-            # An unterminated record at the end of the file: its first line is malformed, the rest is read again.
-            rows += 1
-            raw, offset = _first_record(raw, offset, fin, joined, tolerant)
-            summary.malformed_at(first_line + rows + joined[0])
-            out(raw)
-        flush()
-        fold()
-        progress.close()
-        summary.rows_read, summary.skipped_annotated = rows - base_rows, done_rows
-        save_state(spath, state.advanced(input_offset=offset, output_offset=fout.tell(), rows=rows, complete=True,
-                                         fingerprint=type(state.fingerprint).of(self.source),
-                                         extra_lines=joined[0]))
+                    ended = _STOP
+                    break
+                if one_record:
+                    ended = len(row) if row is not None else None
+                    break
+            run.rows, run.offset = rows, offset
+            return ended
+        return whole
 
     def _entry(self, layout: Layout, outcome: Outcome) -> "_Entry":
         """The bytes a row with this outcome gets, prepared once: `payload` without and `lf` with the line end."""
