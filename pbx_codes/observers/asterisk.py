@@ -71,8 +71,8 @@ def _number(dial_string: str | None) -> str | None:
     target = dial_string.split("&", 1)[0].split(",", 1)[0]
     target = target.rsplit("/", 1)[-1]
     number = target.split("@", 1)[0]
-    if len(number) <= 64 and number.isascii() and number.isprintable():
-        return number.strip() or None  # what safe_value gives such text, without its general path
+    if len(number) <= 64 and number.isascii() and number.isprintable() and " " not in number:
+        return number or None  # nothing safe_value would change: skip its general path (once per dialed leg)
     return safe_value(number, 64) or None
 
 

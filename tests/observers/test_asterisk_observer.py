@@ -203,3 +203,33 @@ def test_answered_legs_are_reported_as_200_only_when_asked() -> None:
         observer = AsteriskObserver(fetch_phrases=False, report_answered=report)
         got = [obs for event in stream for obs in observer.on_event(event)] + observer.flush()
         assert [(o.sip_code, o.dial_status, o.leg_id) for o in got] == expected
+
+
+@pytest.mark.parametrize("dial_string", ["409@trunk", "PJSIP/+380501234567@lifecell", "*21#@t&PJSIP/x@y",
+                                         "  409 @trunk", "40\t9@trunk", "номер@trunk", "9" * 80 + "@trunk", "",
+                                         "Local/486@x/n", "a\u202eb@trunk"])
+def test_dialed_number_is_what_safe_value_makes_of_it(dial_string) -> None:
+    """The observer skips safe_value's general path for plain numbers; the answer must not change."""
+    from pbx_codes.observers.asterisk import _number
+    from pbx_codes.protocols import safe_value
+
+    target = dial_string.split("&", 1)[0].split(",", 1)[0].rsplit("/", 1)[-1].split("@", 1)[0]
+    assert _number(dial_string) == (safe_value(target, 64) or None)
+
+
+def test_legs_of_one_shape_share_a_verdict_and_other_shapes_get_their_own() -> None:
+    """The observer keeps decide()'s verdicts per leg shape: every capture replayed in one observer, twice over,
+    gives each leg what it gets alone."""
+    alone = {path.name: observe_stream(path.read_bytes()) for path in CAPTURES}
+    parser, observer, together = AmiParser(), AsteriskObserver(), []
+    for path in CAPTURES * 2:
+        for message in parser.feed(path.read_bytes().split(b"\r\n", 1)[1]):
+            if isinstance(message, Event):
+                together.extend(observer.on_event(message))
+                observer.take_fetches()
+            else:
+                together.extend(observer.on_response(message))
+    together.extend(observer.flush())
+    expected = [obs for name in sorted(alone) for obs in alone[name]] * 2
+    assert [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in together] == \
+        [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in expected]
