@@ -13,9 +13,10 @@ import sys
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, resolver_from
 from pbx_codes.config import StoreSection
+from pbx_codes.model import Annotation
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backfill", help="store the legs in a PBX's own CDR files (idempotent)")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="CDR files or folders: FreeSWITCH json_cdr (*.json, either encode-values form) or cdr_csv "
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 log = logging.getLogger("pbx_codes.cli")
 
 
-async def _store(url: str, section: StoreSection | None, annotations: list) -> tuple[int, int]:
+async def _store(url: str, section: StoreSection | None, annotations: list[Annotation]) -> tuple[int, int]:
     from pbx_codes.store import open_store
 
     store = await open_store(url, section)

@@ -23,7 +23,7 @@ SUMMARY_FIELDS = ("disposition", "pbx_dialstatus", "pbx_rawcause", "pbx_catalog"
                   "pbx_category", "pbx_retry", "pbx_q850", "pbx_exact", "pbx_reason")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="a real Asterisk on loopback for trying pbx-codes (root, sipp)")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
     call = bench_sub.add_parser(
@@ -77,6 +77,7 @@ def _free_tcp_port() -> int:
 def _plan(args: argparse.Namespace) -> Callable[[Any], str]:
     """Check the request before touching anything; returns what places the call (bench -> caller id)."""
     from pbx_codes.bench import shapes
+    from pbx_codes.bench.asterisk import ROUTES
     from pbx_codes.bench.sipp import check_phrase, plan_call, run_call
 
     try:
@@ -86,8 +87,8 @@ def _plan(args: argparse.Namespace) -> Callable[[Any], str]:
             chain = [shapes.parse_link(link) for link in args.failover]
             for _, phrase in chain:
                 check_phrase(phrase)
-            if len(chain) > len(shapes.ROUTES):
-                raise ValueError(f"a failover chain has at most {len(shapes.ROUTES)} carriers")
+            if len(chain) > len(ROUTES):
+                raise ValueError(f"a failover chain has at most {len(ROUTES)} carriers")
             return lambda bench: shapes.place_failover(bench, chain, args.catalog)
         plan_call(args.code, args.phrase, args.catalog)
         return lambda bench: run_call(bench, args.code, args.phrase, args.catalog)

@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import sys
+from typing import Any
 
 from pbx_codes.catalog import CatalogError, validate_file
 from pbx_codes.catalog.sql_export import SqlExportError, sql_script, view_of
@@ -22,7 +23,7 @@ from pbx_codes.model import LANGS, Annotation
 from pbx_codes.text import csv_cell
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("lookup", help="explain a code (and optional reason phrase)")
     p.add_argument("code", help="SIP code, Q.850 cause, provider code (e.g. 2219, 200/486, 030) or message")
     p.add_argument("phrase", nargs="?", help="the reason phrase the carrier sent")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_validate)
 
 
-def lookup_dict(ann: Annotation) -> dict:
+def lookup_dict(ann: Annotation) -> dict[str, Any]:
     """The lookup's JSON: what matched and what it means, without call ids."""
     d = ann.to_dict()
     keys = ("catalog", "code", "phrase", "matched", "exact", "match_kind", "category", "retry", "fault", "sip",

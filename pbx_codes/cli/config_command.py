@@ -13,7 +13,7 @@ import sys
 from pbx_codes.cli.common import EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="check a pbx-codes.toml and print the configuration it gives")
     actions = p.add_subparsers(dest="config_action", required=True)
     check = actions.add_parser("check", help="refuse unknown keys and wrong types; print the effective "

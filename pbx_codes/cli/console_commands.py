@@ -16,8 +16,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.client import HTTPMessage
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_lang_option
 from pbx_codes.text import TERMINAL, clean
@@ -33,7 +34,7 @@ CATEGORY_COLOURS: Mapping[str, str] = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tail", help="follow a running console's live feed of annotated hangups")
     _add_connection_options(p)
     add_lang_option(p, default="en")
@@ -199,7 +200,8 @@ class SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects as urllib does, but the token goes only where it was meant to: a redirect to another
     origin (host, port or scheme) loses the Authorization header, and it is not given back later."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: HTTPMessage,
+                         newurl: str) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(new.full_url) != origin(req.full_url):
             new.remove_header("Authorization")

@@ -14,7 +14,7 @@ from pbx_codes.enrich import EnrichError, MappingError, RowAnnotator, enrich_fil
 from pbx_codes.enrich.mapping import FIELDS, PRESETS, parse_columns, parse_overrides
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
     p = sub.add_parser("enrich", help="annotate existing CDRs (CSV, JSON, SQLite, PostgreSQL)",
                        description=__doc__.split("\n\n")[0] + f" Presets: {presets}.")

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from pbx_codes import __version__
 from pbx_codes.cli.common import EXIT_USAGE, CliError
@@ -43,7 +43,7 @@ MAX_MESSAGE_CHARS = 2000
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with one clear line, as the CLI promises
+    def error(self, message: str) -> NoReturn:  # exit 2 with one clear line, as the CLI promises
         sys.stderr.write(describe_failure(CliError(f"{self.prog}: error: {message} (see --help)")) + "\n")
         raise SystemExit(EXIT_USAGE)
 

@@ -5,10 +5,12 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, add_lang_option, print_json, resolver_from
 from pbx_codes.model import Annotation
 from pbx_codes.protocols import ProtocolError
+from pbx_codes.resolve import Resolver
 
 OBSERVERS = {"asterisk": "pbx_codes.observers.asterisk", "freeswitch": "pbx_codes.observers.freeswitch"}
 REPLAY_KEYS = ("pbx", "instance", "uniqueid", "linkedid", "channel", "trunk", "code", "phrase", "q850", "observed_q850",
@@ -16,7 +18,7 @@ REPLAY_KEYS = ("pbx", "instance", "uniqueid", "linkedid", "channel", "trunk", "c
                "texts")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="annotate the failed legs of a raw AMI or ESL capture")
     p.add_argument("file", help="raw bytes of one AMI connection or one ESL connection (plain or JSON events)")
     p.add_argument("--pbx", required=True, choices=sorted(OBSERVERS))
@@ -28,13 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def replay_file(pbx: str, data: bytes, resolver, catalog: str | None) -> list[Annotation]:
+def replay_file(pbx: str, data: bytes, resolver: Resolver, catalog: str | None) -> list[Annotation]:
     """The annotations the live listener would have produced for this capture."""
     observer = importlib.import_module(OBSERVERS[pbx])
-    return observer.replay(data, resolver, catalog=catalog)
+    annotations: list[Annotation] = observer.replay(data, resolver, catalog=catalog)
+    return annotations
 
 
-def replay_dict(ann: Annotation, instance: str | None = None) -> dict:
+def replay_dict(ann: Annotation, instance: str | None = None) -> dict[str, Any]:
     d = ann.to_dict()
     d["instance"] = d["instance"] or instance
     d["pbx"] = d["pbx"] or ann.observation.pbx

@@ -8,16 +8,21 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pbx_codes.cli.common import CliError, add_catalog_options, resolver_from
 from pbx_codes.quality.classes import QualityConfigError, load_table
 from pbx_codes.quality.report import FORMATS, GROUPINGS, build, render
 
+if TYPE_CHECKING:  # imported where used, for the CLI's start-up time
+    from pbx_codes.quality.legs import Leg
+    from pbx_codes.resolve import Resolver
+
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="trunk quality: ASR, NER, SEER, ISA, PDD, ACD per trunk",
                        description="Trunk quality over the annotation store (default) or directly over CDR files.")
     source = p.add_mutually_exclusive_group()
@@ -66,7 +71,8 @@ def time_range(args: argparse.Namespace, default_last: str | None, now: float) -
     return since, until
 
 
-def _store_legs(url: str, since: float, until: float, trunk: str | None, instance: str | None = None) -> list:
+def _store_legs(url: str, since: float, until: float, trunk: str | None,
+                instance: str | None = None) -> list[Leg]:
     from pbx_codes.quality.source import legs_in_range
     from pbx_codes.store import open_store
     from pbx_codes.store.store import StoreConfigError
@@ -77,7 +83,7 @@ def _store_legs(url: str, since: float, until: float, trunk: str | None, instanc
         if path != ":memory:" and not Path(path).is_file():
             raise CliError(f"store {path}: no such database file")
 
-    async def run() -> list:
+    async def run() -> list[Leg]:
         try:
             store = await open_store(url, {"journal": ""})
         except StoreConfigError as exc:
@@ -92,7 +98,7 @@ def _store_legs(url: str, since: float, until: float, trunk: str | None, instanc
     return asyncio.run(run())
 
 
-def _cdr_legs(args: argparse.Namespace, resolver, since: float, until: float) -> list:
+def _cdr_legs(args: argparse.Namespace, resolver: Resolver, since: float, until: float) -> list[Leg]:
     from pbx_codes.enrich.mapping import MappingError, get_preset, parse_columns
     from pbx_codes.quality.cdr import read_legs
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pbx_codes.cli.common import EXIT_OK, CliError, add_catalog_options, resolver_from
 from pbx_codes.errors import PbxCodesError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the listeners, FastAGI/hook servers and console from pbx-codes.toml")
     add_catalog_options(p)
     p.add_argument("--store", metavar="URL", help="annotation store (sqlite:///path or postgresql://…), overrides TOML")
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _loop_factory():
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (a dependency on Linux): it carries FastAGI past 3,000 sessions/s."""
     try:
         import uvloop
