@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +81,7 @@ class Health:
     def snapshot(self) -> list[dict[str, Any]]:
         return [p.snapshot() for p in self.parts()]
 
-    def __iter__(self) -> Iterable[PartStatus]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[PartStatus]:
         return iter(self.parts())
 
 

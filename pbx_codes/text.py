@@ -23,10 +23,13 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from types import TracebackType
 
 #: C0 controls, DEL, C1 controls, the Unicode line/paragraph separators and the bidirectional controls.
 _LINE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 _FORMAT_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+#: What logging hands formatException: sys.exc_info()'s triple.
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _FORMULA_START = frozenset("=+-@\t\r")
 
@@ -134,7 +137,7 @@ class SafeLogFormatter(logging.Formatter):
         record.message = clean(record.message, LOG_LINE)
         return super().formatMessage(record)
 
-    def formatException(self, ei) -> str:
+    def formatException(self, ei: ExcInfo) -> str:
         return _indented(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pbx_codes.enrich.mapping import FS_CDR_CSV_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 from pbx_codes.enrich.tolerant_csv import split_line
@@ -59,7 +60,7 @@ def cdr_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _json_documents(path: Path, stats: BackfillStats) -> Iterator[dict]:
+def _json_documents(path: Path, stats: BackfillStats) -> Iterator[dict[str, Any]]:
     data = path.read_bytes()
     try:
         doc = json.loads(data)
@@ -211,7 +212,7 @@ def asterisk_observations(files: Iterable[Path], stats: BackfillStats) -> list[O
     out: list[Observation] = []
     for path in files:
         stats.files += 1
-        records: Iterable[dict] = (_json_documents(path, stats) if _looks_json(path)
+        records: Iterable[dict[str, Any]] = (_json_documents(path, stats) if _looks_json(path)
                                    else _csv_records(path, ASTERISK_CDR_LAYOUTS, stats))
         for record in records:
             stats.records += 1

@@ -146,7 +146,8 @@ def leg_from_cdr(row: Mapping[str, Any], preset: Preset, annotator: RowAnnotator
                leg_id=str(row.get("uuid") or row.get("uniqueid") or "") or None)
 
 
-def _csv_rows(path: Path, preset: Preset, stats: CdrReadStats, columns: tuple[str, ...] | None) -> Iterator[dict]:
+def _csv_rows(path: Path, preset: Preset, stats: CdrReadStats,
+              columns: tuple[str, ...] | None) -> Iterator[dict[str, Any]]:
     names = columns or preset.columns
     with path.open("rb") as handle:
         for raw in handle:
@@ -192,7 +193,7 @@ def _json_documents(path: Path, stats: CdrReadStats) -> Iterator[Any]:
             stats.malformed += 1
 
 
-def _json_rows(path: Path, preset: Preset, stats: CdrReadStats) -> Iterator[dict]:
+def _json_rows(path: Path, preset: Preset, stats: CdrReadStats) -> Iterator[dict[str, Any]]:
     for doc in _json_documents(path, stats):
         if not isinstance(doc, dict):
             stats.malformed += 1

@@ -131,7 +131,8 @@ def _parse_codes(raw: Any, where: str) -> frozenset[str]:
     return frozenset(raw)
 
 
-def build_table(raw: Mapping[str, Any], override: Mapping[str, Any] | None = None, where: str = "classes") -> ClassTable:
+def build_table(raw: Mapping[str, Any], override: Mapping[str, Any] | None = None,
+                where: str = "classes") -> ClassTable:
     """The shipped table with ``override`` (the ``[quality]`` section) applied on top; every mistake is named."""
     classes: dict[str, OutcomeClass] = {}
     for i, item in enumerate(raw.get("class", [])):

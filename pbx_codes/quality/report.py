@@ -33,8 +33,8 @@ def build(legs: Iterable[Leg], table: ClassTable, by: str = "trunk") -> list[dic
         results = per_trunk(legs, table, key=lambda leg: (leg.pbx, leg.trunk, leg.instance or "-"))
         for result in results:
             result["instance"] = result.pop("bucket")
-    elif GROUPINGS[by]:
-        results = per_trunk(legs, table, key=bucketed(GROUPINGS[by]))
+    elif step := GROUPINGS[by]:
+        results = per_trunk(legs, table, key=bucketed(step))
     else:
         results = per_trunk(legs, table, key=trunk_key)
     for result in results:

@@ -14,7 +14,8 @@ _COLUMNS = ("pbx", "trunk", "ts", "category", "sip", "code", "phrase", "catalog"
 def legs_query(since: float, until: float, *, trunk: str | None = None, pbx: str | None = None,
                category: str | None = None, instance: str | None = None) -> tuple[str, list[Any]]:
     """SQL (``?`` placeholders) for the legs that ended in [since, until), oldest first."""
-    where, params = ["ts >= ?", "ts < ?"], [since, until]
+    where = ["ts >= ?", "ts < ?"]
+    params: list[Any] = [since, until]
     for column, value in (("trunk", trunk), ("pbx", pbx), ("category", category), ("instance", instance)):
         if value:
             where.append(f"{column} = ?")

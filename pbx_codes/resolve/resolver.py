@@ -147,7 +147,7 @@ class Resolver:
                 if entry.match_key and entry.match_key in folded and _method_fits(entry, method):
                     return entry, entry.code, "phrase", True
             for entry in catalog.messages:
-                if entry.match_key in folded:
+                if entry.match_key and entry.match_key in folded:
                     return entry, entry.code, "phrase", True
         if not code:
             return None

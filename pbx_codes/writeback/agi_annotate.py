@@ -219,7 +219,7 @@ async def read_call(session: AgiSession, default_catalog: str | None = None,
     keys_text, dial_status, source, catalog_var, own_cause, attempts_text, looked_up, dst = parts
     keys = [k.strip() for k in keys_text.split(",") if _CHANNEL_NAME.match(k.strip())][:MAX_KEYS]
     state = CallState(_attempts(attempts_text), looked_up)
-    dial_status = dial_status.upper() or args.dial_status or None
+    dial: str | None = dial_status.upper() or args.dial_status or None
     if args.leg_told:
         bleg = args.bleg
         legs = [bleg] if bleg and bleg in keys else []
@@ -236,7 +236,7 @@ async def read_call(session: AgiSession, default_catalog: str | None = None,
             bleg, tech, cause = leg, leg_tech, _cause(ast_text.strip())
         if code is not None and int(code) >= 300:
             break  # several legs (parallel Dial): the one with a final answer is the outcome
-    verdict = decide(LegFacts(dial_status, tech, has_leg=bool(bleg), cause=cause if bleg else _cause(own_cause),
+    verdict = decide(LegFacts(dial, tech, has_leg=bool(bleg), cause=cause if bleg else _cause(own_cause),
                               hangup_by=_hangup_by(source, bleg, request.channel)))
     named = [*args.catalogs, *([catalog_var] if catalog_var and _CATALOG_ID.match(catalog_var) else []),
              *([default_catalog] if default_catalog else [])]
@@ -245,7 +245,7 @@ async def read_call(session: AgiSession, default_catalog: str | None = None,
         sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=catalog,
         trunk=args.trunk or trunk_of(bleg), hangup_by=verdict.hangup_by, pbx=PBX,
         call_id=request.env.get("agi_linkedid") or request.uniqueid, leg_id=None, channel=bleg,
-        number=request.env.get("agi_dnid") or None, dial_status=dial_status, outcome=verdict.outcome,
+        number=request.env.get("agi_dnid") or None, dial_status=dial, outcome=verdict.outcome,
         certain=verdict.certain, attempt=len(state.attempts) + (0 if _same_leg(state.looked_up, bleg) else 1),
         timestamp=time.time(),
     ), state
@@ -351,5 +351,6 @@ def make_routes(resolver: SupportsResolve, settings: WritebackSettings = Writeba
     }
 
 
-__all__ = ["PLAIN_VALUE", "publishes", "ATTEMPTS_FIELD", "AnnotateArgs", "CDR_FIELDS", "CallState", "attempt_entry", "read_call", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields", "make_annotate", "make_lookup", "make_routes",
-           "read_observation"]
+__all__ = ["PLAIN_VALUE", "publishes", "ATTEMPTS_FIELD", "AnnotateArgs", "CDR_FIELDS", "CallState", "attempt_entry",
+           "read_call", "MAX_WRITEBACK_BYTES", "annotate_args", "WritebackSettings", "annotation_fields",
+           "make_annotate", "make_lookup", "make_routes", "read_observation"]
