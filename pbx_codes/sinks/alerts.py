@@ -30,7 +30,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
@@ -165,10 +165,11 @@ def parse_rule(section: AlertSection | Mapping[str, Any], index: int = 0) -> Ale
     if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
         raise AlertConfigError(f"{where}: webhook must be an http:// or https:// URL")
     trunk = raw.get("trunk", ANY)
-    name = raw.get("name") or f"{category if category != ANY else 'failures'} on {trunk if trunk != ANY else 'any trunk'}"
+    name = (raw.get("name")
+            or f"{category if category != ANY else 'failures'} on {trunk if trunk != ANY else 'any trunk'}")
     return AlertRule(name=name, trunk=trunk, category=category, catalog=raw.get("catalog", ANY),
-                     pbx=raw.get("pbx", ANY), instance=raw.get("instance", ANY), above=above, count_at_least=count, window=window, min_calls=min_calls,
-                     clear_below=clear_below, hold=hold, webhook=webhook)
+                     pbx=raw.get("pbx", ANY), instance=raw.get("instance", ANY), above=above, count_at_least=count,
+                     window=window, min_calls=min_calls, clear_below=clear_below, hold=hold, webhook=webhook)
 
 
 def _parse_measure_rule(raw: Mapping[str, Any], where: str) -> AlertRule:
@@ -411,7 +412,7 @@ class AlertEngine:
         """Count one annotation in every rule that watches its trunk, and fire or clear what changed."""
         now = self.clock() if now is None else now
         events = []
-        leg = None
+        leg: _Seizure | Literal[False] | None = None  # False: looked at, not a seizure
         for index, rule in enumerate(self.rules):
             trunk = rule.scope(annotation)
             if trunk is None:
@@ -419,7 +420,7 @@ class AlertEngine:
             if rule.measure is not None:
                 if leg is None:
                     leg = _seizure(self.quality, annotation) or False
-                if not leg:  # the caller's own leg is no attempt on the trunk
+                if leg is False:  # the caller's own leg is no attempt on the trunk
                     continue
                 measured = self._windows.setdefault((index, trunk), _MeasureWindow())
                 measured.push(now, *_contribution(rule.measure, leg))
@@ -476,10 +477,12 @@ class AlertEngine:
     def _event(state: str, rule: AlertRule, trunk: str, window: Any, value: float, now: float) -> AlertEvent:
         category = rule.category if rule.category != ANY else "failures"
         if rule.measure is not None:
+            measured_by = rule.measure
+
             def shown(v: float) -> str:
-                if rule.measure in RATIO_MEASURES:
+                if measured_by in RATIO_MEASURES:
                     return f"{v:.0%}"
-                return f"{v:.0f} ms" if rule.measure.endswith("_ms") else f"{v:.1f} s"
+                return f"{v:.0f} ms" if measured_by.endswith("_ms") else f"{v:.1f} s"
             low = rule.below is not None
             measure = f"{_MEASURE_NAMES[rule.measure]} {shown(value)} over {window.calls} seizures"
             limit = (f"fires {'below' if low else 'above'} {shown(rule.threshold)}, "

@@ -240,11 +240,11 @@ class Metrics:
 
     def watch_health(self, health: Any) -> None:
         """Expose every part's state (`pbx_codes.status.Health`) at scrape time."""
-        self.registry.register(_HealthCollector(health))  # type: ignore[arg-type]
+        self.registry.register(_HealthCollector(health))
 
     def watch_agi(self, server: Any) -> None:
         """Expose a FastAGI server's open connections and its refusals at scrape time."""
-        self.registry.register(_AgiCollector(server))  # type: ignore[arg-type]
+        self.registry.register(_AgiCollector(server))
 
     def _poll_listeners(self) -> None:
         for pbx, client, seen in self._listeners:
@@ -256,7 +256,7 @@ class Metrics:
 
     def watch_bus(self, bus: AnnotationBus) -> None:
         """Expose the bus's own counters (published, per-sink drops and queue depth) at scrape time."""
-        self.registry.register(_BusCollector(bus))  # type: ignore[arg-type]
+        self.registry.register(_BusCollector(bus))
 
     def render(self) -> bytes:
         """The text exposition for /metrics."""
