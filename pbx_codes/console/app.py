@@ -16,17 +16,19 @@ from string import Template
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from pbx_codes.console.auth import access_middleware, add_security_headers
 from pbx_codes.console.events import hangup_event
 from pbx_codes.console.feed import FeedHub
 from pbx_codes.console.memory_store import MemoryStore
-from pbx_codes.console.ports import ConsoleStore
+from pbx_codes.console.ports import ConsoleStore, MetricsRenderer
 from pbx_codes.console.quality import add_quality_routes
 from pbx_codes.console.settings import ConsoleSettings, parse_console_settings
 from pbx_codes.model import LANGS, Category
 from pbx_codes.quality.classes import load_table
 from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.status import Health
 from pbx_codes.timeouts import within
 
 log = logging.getLogger("pbx_codes.console")
@@ -39,8 +41,8 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 HUB = web.AppKey("hub", FeedHub)
 STORE = web.AppKey("store", object)
-METRICS = web.AppKey("metrics", object)
-HEALTH = web.AppKey("health", object)
+METRICS: web.AppKey[MetricsRenderer | None] = web.AppKey("metrics")
+HEALTH: web.AppKey[Health | None] = web.AppKey("health")
 SETTINGS = web.AppKey("settings", ConsoleSettings)
 PAGE = web.AppKey("page", str)
 
@@ -186,7 +188,7 @@ async def api_health(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def store_unavailable(request: web.Request, handler: Any) -> web.StreamResponse:
+async def store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The store's queries fail while its database is away: answer 503 at once instead of a 500 and a traceback;
     the page, the feed, /metrics and /api/health keep working."""
     try:

@@ -92,7 +92,7 @@ def alert_event(alert: Any) -> dict[str, Any]:
         data = dict(alert)
     else:
         data = {k: getattr(alert, k) for k in dir(alert) if not k.startswith("_") and not callable(getattr(alert, k))}
-    data = _plain(data)
+    data = {str(k): _plain(v) for k, v in data.items()}  # what _plain does to a mapping, typed
     state = data.get("state") or data.get("kind") or data.get("event") or ("fired" if data.get("fired") else None)
     if state is None and "active" in data:
         state = "fired" if data["active"] else "cleared"

@@ -48,8 +48,9 @@ class MemoryStore:
                instance: str | None = None) -> list[dict[str, Any]]:
         out = []
         for row in reversed(self.rows):
-            if (instance and row.get("instance") != instance) or (pbx and row.get("pbx") != pbx) or (trunk and row.get("trunk") != trunk) \
-                    or (category and row.get("category") != category) or (code and row.get("code") != code):
+            if (instance and row.get("instance") != instance) or (pbx and row.get("pbx") != pbx) \
+                    or (trunk and row.get("trunk") != trunk) or (category and row.get("category") != category) \
+                    or (code and row.get("code") != code):
                 continue
             if search and not any(search in str(row.get(k) or "") for k in ("linkedid", "uniqueid", "number")):
                 continue

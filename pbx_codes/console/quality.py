@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from pbx_codes.quality.classes import ClassTable
+from pbx_codes.quality.legs import Leg
 from pbx_codes.quality.measures import TrunkQuality, per_trunk
 from pbx_codes.quality.source import legs_in_range
 
@@ -61,7 +62,7 @@ def _scope(request: web.Request) -> dict[str, str | None]:
     return {k: (request.query.get(k, "").strip() or None) for k in ("pbx", "trunk", "instance")}
 
 
-async def _legs(request: web.Request, **extra: Any) -> tuple[list, float, float]:
+async def _legs(request: web.Request, **extra: Any) -> tuple[list[Leg], float, float]:
     from pbx_codes.console.app import STORE  # the app's own key (no import cycle at module load)
 
     since, until = chosen_range(request)
@@ -131,6 +132,10 @@ async def api_quality_causes(request: web.Request) -> web.Response:
 _CODE = re.compile(r"^[0-9A-Za-z/_.-]{1,16}$")
 
 
+def _rounded(value: float | None, scale: float) -> float | None:
+    return None if value is None else round(value * scale, 3)
+
+
 async def api_quality_calls(request: web.Request) -> web.Response:
     """/api/quality/calls?trunk=&category=&code=: the seizures behind one cause, newest first (at most 200)."""
     category = request.query.get("category", "").strip() or None
@@ -142,8 +147,7 @@ async def api_quality_calls(request: web.Request) -> web.Response:
     chosen.sort(key=lambda leg: -leg.ts)
     items = [{"time": leg.ts, "pbx": leg.pbx, "trunk": leg.trunk, "linkedid": leg.call_id, "uniqueid": leg.leg_id,
               "category": leg.category, "code": leg.code, "phrase": leg.phrase,
-              "pdd_ms": None if leg.pdd() is None else round(leg.pdd() * 1000, 3),
-              "duration_s": None if leg.duration() is None else round(leg.duration(), 3)}
+              "pdd_ms": _rounded(leg.pdd(), 1000), "duration_s": _rounded(leg.duration(), 1)}
              for leg in chosen[:MAX_CALLS]]
     return _json({"from": since, "to": until, "total": len(chosen), "items": items})
 

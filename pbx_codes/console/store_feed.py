@@ -38,7 +38,7 @@ def annotation_from_row(row: Mapping[str, Any]) -> Annotation:
         catalog=row.get("catalog") or "", code=row.get("code"), phrase=row.get("phrase"), matched=row.get("matched"),
         exact=bool(row.get("exact")), match_kind=row.get("match_kind") or "none",
         category=_enum(Category, row.get("category"), Category.UNKNOWN),
-        retry=_enum(Retry, row.get("retry"), list(Retry)[0]), fault=_enum(Side, row.get("fault")),
+        retry=_enum(Retry, row.get("retry"), next(iter(Retry))), fault=_enum(Side, row.get("fault")),
         sip=row.get("sip"), q850=row.get("q850"), texts=dict(row.get("texts") or {}),
         original_lang=row.get("original_lang"))
     observation = Observation(
@@ -82,7 +82,8 @@ class StoreFeed:
 
     @property
     def _partitioned(self) -> bool:
-        return self.store.dialect.name == "postgresql"
+        name: str = self.store.dialect.name
+        return name == "postgresql"
 
     def _day_clause(self) -> str:
         return " AND day >= ?" if self._partitioned else ""

@@ -587,8 +587,8 @@ class AlertEngine:
         await self.notified()
 
 
-async def run_alerts(tables: Iterable[Mapping[str, Any]], bus: AnnotationBus, *, webhook: str | None = None,
-                     tick: float = 5.0, quality: ClassTable | None = None) -> AlertEngine:
+async def run_alerts(tables: Iterable[AlertSection | Mapping[str, Any]], bus: AnnotationBus, *,
+                     webhook: str | None = None, tick: float = 5.0, quality: ClassTable | None = None) -> AlertEngine:
     """What `serve` calls with `config.alerts`: parse the rules and start evaluating. Close with `await close()`."""
     engine = AlertEngine(parse_rules(tables), webhook=webhook, tick=tick, quality=quality)
     engine.start(bus)
