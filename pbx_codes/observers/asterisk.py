@@ -211,7 +211,7 @@ class AsteriskObserver:
             if len(self._attempts) > self.max_legs:
                 self._attempts.popitem(last=False)
         if len(self._legs) > self.max_legs:
-            old_uid, old = self._legs.popitem(last=False)
+            _, old = self._legs.popitem(last=False)
             self._forget(old)
             self.evicted += 1
         return []

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from pbx_codes.model import Annotation, Observation, Outcome, Side
 from pbx_codes.observers.causes import NORMAL_CAUSE_NAMES, Q850_MAX, reason_q850, sip_code
@@ -267,7 +267,7 @@ class CallMemory:
         self._gateways: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._last: OrderedDict[str, Attempt] = OrderedDict()
 
-    def _put(self, table: OrderedDict, key: str, value: Any) -> None:
+    def _put(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
         table[key] = value
         table.move_to_end(key)
         if len(table) > self._size:
@@ -360,7 +360,16 @@ def _response_source(v: Mapping[str, str]) -> str | None:
     return None
 
 
-def _timings(v: Mapping[str, str]) -> dict[str, float | None]:
+class _Timings(TypedDict):
+    """A leg's moments (epoch seconds), as Observation takes them."""
+
+    started_at: float | None
+    progress_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+
+
+def _timings(v: Mapping[str, str]) -> _Timings:
     progress = [t for t in (_seconds(v.get("progress_uepoch")), _seconds(v.get("progress_media_uepoch"))) if t]
     started = _seconds(v.get("start_uepoch"))
     if started is None and _int(v.get("start_epoch")):
@@ -528,7 +537,7 @@ class FreeswitchObserver:
         self._pending: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._size = memory
 
-    def _remember(self, table: OrderedDict, key: str, value: Any) -> None:
+    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
         table[key] = value
         table.move_to_end(key)
         if len(table) > self._size:
