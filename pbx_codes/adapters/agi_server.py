@@ -356,6 +356,6 @@ def agi_limits(section: Mapping[str, object]) -> dict[str, int]:
             (("max_sessions", DEFAULT_MAX_SESSIONS), ("max_session_bytes", DEFAULT_MAX_SESSION_BYTES))}
 
 
-__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "StateError", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
-           "DEFAULT_REQUEST_TIMEOUT",
-           "DEFAULT_MAX_SESSION_BYTES", "DEFAULT_PORT", "Handler", "agi_limits"]
+__all__ = ["AgiServer", "AgiSession", "AgiSessionClosed", "AgiStats", "DEFAULT_HOST", "DEFAULT_MAX_SESSIONS",
+           "DEFAULT_MAX_SESSION_BYTES", "DEFAULT_PORT", "DEFAULT_REQUEST_TIMEOUT", "Handler", "StateError",
+           "agi_limits"]

@@ -149,9 +149,10 @@ class AmiClient(ReconnectingClient):
         self._up(f"logged in as {s.username!r}")
         if self._on_connected is not None:
             self._on_connected()
-        pinger = asyncio.ensure_future(self._watchdog())
+        pinger: asyncio.Future[object] = asyncio.ensure_future(self._watchdog())
+        ended: asyncio.Future[object] = protocol.ended  # type: ignore[assignment]
         try:
-            await asyncio.wait({pinger, protocol.ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pinger, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             pinger.cancel()
         if pinger.done() and not pinger.cancelled():
@@ -166,24 +167,23 @@ class AmiClient(ReconnectingClient):
         assert conn is not None
         self.last_traffic_at = self._clock()
         for item in conn.receive_data(data):
-            cls = item.__class__
-            if cls is Event:
+            if isinstance(item, Event):
                 try:
-                    self._on_event(item)  # type: ignore[arg-type]
+                    self._on_event(item)
                 except Exception:  # a bug in a consumer must not kill the connection
-                    log.exception("AMI event handler failed on %s", item.name)  # type: ignore[union-attr]
-            elif cls is Reply:
-                future = self._waiters.pop(item.action_id, None)  # type: ignore[union-attr]
+                    log.exception("AMI event handler failed on %s", item.name)
+            elif isinstance(item, Reply):
+                future = self._waiters.pop(item.action_id, None)
                 if future is not None and not future.done():
-                    future.set_result(item.response)  # type: ignore[union-attr]
-            elif cls is StateChanged:
-                self._refusal = item.reason  # type: ignore[union-attr]
+                    future.set_result(item.response)
+            elif isinstance(item, StateChanged):
+                self._refusal = item.reason
                 self._progress.set()
-            elif cls is FilterRefused:
-                log.warning("AMI filter %r refused: %s", item.expression, item.message)  # type: ignore[union-attr]
+            elif isinstance(item, FilterRefused):
+                log.warning("AMI filter %r refused: %s", item.expression, item.message)
                 self._progress.set()
-            elif cls is Banner:
-                self.banner = item.version  # type: ignore[union-attr]
+            elif isinstance(item, Banner):
+                self.banner = item.version
         if conn.carried:
             self._carried = True
         return conn.data_to_send()

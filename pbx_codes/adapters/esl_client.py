@@ -213,7 +213,8 @@ class EslClient(ReconnectingClient):
                     if protocol is not None and protocol.transport is not None:
                         protocol.transport.pause_reading()
                     task = asyncio.ensure_future(result)
-                    task.add_done_callback(lambda t, name=item.name, p=protocol: self._handled(t, name, p))
+                    name: str = item.name
+                    task.add_done_callback(lambda t: self._handled(t, name, protocol))
                     return
             elif cls is Reply:
                 future = self._replies.pop(item.token, None)

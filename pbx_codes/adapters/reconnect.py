@@ -67,7 +67,7 @@ class BackoffPolicy:
 
     def exponential(self, failures: int) -> float:
         """The un-jittered wait after `failures` consecutive failures (0: the first)."""
-        return min(self.maximum, self.initial * (2 ** min(failures, 30)))
+        return float(min(self.maximum, self.initial * (2 ** min(failures, 30))))
 
 
 class Backoff:
@@ -198,7 +198,7 @@ class ReconnectingClient:
             finally:
                 self._end_session()
             self.last_error = err
-            if self._closing:
+            if self.closing:  # close() ran while the session was up
                 break
             ending = self._ending(err, unexpected)
             delay = backoff.after(ending)
@@ -210,6 +210,10 @@ class ReconnectingClient:
             self.log.debug("%s reconnect to %s:%s in %.2f s (%s)", self.kind, self.host, self.port, delay,
                            describe_error(err))
             await self._sleep(delay)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def close(self) -> None:
         """Stop `run` and drop the connection."""
@@ -256,13 +260,13 @@ class ReconnectingClient:
         wait with its reason; a step that does not come names `what()` was awaited."""
         while not done():
             progress.clear()
-            waiter = asyncio.ensure_future(progress.wait())
+            waiter: asyncio.Future[object] = asyncio.ensure_future(progress.wait())
+            ended: asyncio.Future[object] = protocol.ended  # type: ignore[assignment]
             try:
-                finished, _ = await asyncio.wait({waiter, protocol.ended}, timeout=timeout,
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                finished, _ = await asyncio.wait({waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
-            if protocol.ended in finished and not done():  # the answer and the close may come in one read
+            if ended in finished and not done():  # the answer and the close may come in one read
                 self._raise_ended(protocol)
             if not finished:
                 raise self._handshake_timeout(what() or "answer", timeout)

@@ -573,9 +573,9 @@ class AmiConnection:
         out: list[Banner | Event | Reply | StateChanged | FilterRefused] = []
         subscribed = self.state is AmiState.SUBSCRIBED
         for message in messages:
-            if message.__class__ is Event:
+            if isinstance(message, Event):
                 self.carried = True
-                out.append(message)  # type: ignore[arg-type]
+                out.append(message)
             elif isinstance(message, Response):
                 if subscribed:
                     self.carried = True
@@ -596,7 +596,7 @@ class AmiConnection:
         self._out.append(data)
         return action_id
 
-    def _answer(self, response: Response, out: list) -> None:
+    def _answer(self, response: Response, out: list[Banner | Event | Reply | StateChanged | FilterRefused]) -> None:
         action_id = response.action_id or ""
         name = self._pending.pop(action_id, None)
         if name is None:
@@ -624,14 +624,14 @@ class AmiConnection:
                 out.append(FilterRefused(step, response.message or response.status))
             self._subscribed_if_done(out)
 
-    def _subscribed_if_done(self, out: list) -> None:
+    def _subscribed_if_done(self, out: list[Banner | Event | Reply | StateChanged | FilterRefused]) -> None:
         if self.state is AmiState.AUTHENTICATED and not self._handshake:
             self._step("filtered")
             out.append(StateChanged(self.state, f"logged in as {self.username!r}"))
 
 
 __all__ = [
-    "AMI_TRANSITIONS", "AmiConnection", "AmiParser", "AmiState", "Banner", "FilterRefused", "MAX_PENDING", "Reply",
-    "StateChanged", "StateError", "END_COMMAND", "Event", "MAX_FRAME", "MAX_LINE", "Message", "ProtocolError", "Response",
-    "build_action", "safe_value",
+    "AMI_TRANSITIONS", "AmiConnection", "AmiParser", "AmiState", "Banner", "END_COMMAND", "Event", "FilterRefused",
+    "MAX_FRAME", "MAX_LINE", "MAX_PENDING", "Message", "ProtocolError", "Reply", "Response", "StateChanged",
+    "StateError", "build_action", "safe_value",
 ]

@@ -709,7 +709,7 @@ class EslConnection:
 
     def _subscribed(self, frames: list[Frame]) -> list[Any]:
         if not frames:
-            return frames  # type: ignore[return-value]
+            return []
         if frames[0].__class__ is not DisconnectNotice:
             self.carried = True  # a frame other than the notice: this server works
         out: list[Any] = []

@@ -25,9 +25,10 @@ does, 2 shared CPUs): aiohttp costs about 1.3x the server CPU per request (about
 Under ``bench/flood_agi.py --target hook`` (connections each holding a 64 KB body less one byte) the process starts
 at 42 instead of 28 MiB and peaks at 63 / 179 MiB with 150 / 1,000 such connections (37 / 96 MiB before), every
 real hook request still answered. The endpoint listens on loopback only, where the one client is FreeSWITCH, so
-neither cost is a reason to keep our own HTTP; both are the price of not owning a parser. Bounds kept: a body over `MAX_REQUEST_BODY` gets 413 before it
-is read, request lines and headers are bounded by aiohttp's parser (8 KiB each), a body must arrive within
-`READ_TIMEOUT`, a connection that sends nothing is closed after it, and each connection serves one request.
+neither cost is a reason to keep our own HTTP; both are the price of not owning a parser. Bounds kept: a body
+over `MAX_REQUEST_BODY` gets 413 before it is read, request lines and headers are bounded by aiohttp's parser
+(8 KiB each), a body must arrive within `READ_TIMEOUT`, a connection that sends nothing is closed after it, and
+each connection serves one request.
 """
 from __future__ import annotations
 
