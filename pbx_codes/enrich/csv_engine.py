@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
-from itertools import chain
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
+from enum import Enum
+from itertools import chain
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Any, Final, Protocol
 
 from pbx_codes.enrich.field_picker import FieldPicker
 from pbx_codes.enrich.files import EnrichError, begin_run
@@ -53,7 +56,7 @@ class Layout:
     done_widths: frozenset[int]           # field counts of a row that carries the appended pbx_* block already
 
     @classmethod
-    def build(cls, names: Sequence[str], preset: Preset, annotator: RowAnnotator) -> "Layout":
+    def build(cls, names: Sequence[str], preset: Preset, annotator: RowAnnotator) -> Layout:
         names = tuple(names)
         bound = preset.mapping.bind(names)
         plan = KeyPlan.build(bound, annotator.key_fields())
@@ -110,15 +113,32 @@ class _Rewriter:
 
 
 _REWRITE = b"<rewrite>"   # marker: rows of this key are rewritten field by field
-_EOF, _STOP = object(), object()   # what a shape loop ended on, besides a line it hands back
+
+
+class _End(Enum):
+    """What a shape loop ended on, besides a line it hands back (compared by identity)."""
+
+    EOF = "eof"
+    STOP = "stop"
+
+
+_EOF: Final = _End.EOF
+_STOP: Final = _End.STOP
+_Key = tuple[Any, ...]   # a row's cache key: its key fields (str or bytes) and the trunk
+
+
+class _SlowReader(Protocol):
+    """``slow(raw)`` -> (record bytes or None while a quoted field goes on, its fields or None when unreadable)."""
+
+    def __call__(self, raw: bytes | None, split_tried: bool = False) -> tuple[bytes | None, list[Any] | None]: ...
 
 
 @dataclass(slots=True, eq=False)
 class _Entry:
     """One distinct raw key: the bytes to write for it (without and with a line end), its outcome, how many rows
-    used it."""
+    used it. `lf` None: nothing to write (no cause), and `payload` is not read."""
 
-    payload: bytes | None
+    payload: bytes
     lf: bytes | None
     outcome: Outcome
     hits: int = 0
@@ -132,13 +152,13 @@ class _Cache:
 
     __slots__ = ("entries", "picked", "_enricher", "_layout", "_summary", "_outcome", "_plan")
 
-    def __init__(self, enricher: "CsvEnricher", layout: Layout, summary: Summary) -> None:
-        self.entries: dict[tuple, _Entry] = {}
-        self.picked: dict[tuple, _Entry] = {}
+    def __init__(self, enricher: CsvEnricher, layout: Layout, summary: Summary) -> None:
+        self.entries: dict[_Key, _Entry] = {}
+        self.picked: dict[_Key, _Entry] = {}
         self._enricher, self._layout, self._summary = enricher, layout, summary
         self._outcome, self._plan = enricher.annotator.outcome, layout.plan
 
-    def entry(self, key: tuple) -> _Entry:
+    def entry(self, key: _Key) -> _Entry:
         """The entry of a key seen for the first time: annotated once here."""
         if len(self.entries) >= _CACHE_LIMIT:
             self.fold()
@@ -162,7 +182,7 @@ class _Run:
     """What the shape loops share between turns (each keeps it in locals while it runs, and hands it back), and the
     writing of what they produced: a checkpoint every `checkpoint_rows` rows, the summary at the end."""
 
-    def __init__(self, enricher: "CsvEnricher", fin, fout, state: RunState, summary: Summary,
+    def __init__(self, enricher: CsvEnricher, fin: IO[bytes], fout: IO[bytes], state: RunState, summary: Summary,
                  joined: list[int], fold: Callable[[], None]) -> None:
         self.fin, self.fout, self.state, self.summary, self.joined = fin, fout, state, summary, joined
         self.tolerant, self.source = enricher.tolerant, enricher.source
@@ -274,9 +294,9 @@ class CsvEnricher:
         summary.elapsed = time.perf_counter() - began
         return summary
 
-    def _read_layout(self, fin) -> tuple[Layout, bytes | None]:
-        if not self.header:
-            return Layout.build(self.columns, self.preset, self.annotator), None
+    def _read_layout(self, fin: IO[bytes]) -> tuple[Layout, bytes | None]:
+        if not self.header:   # then the columns are named (checked when built)
+            return Layout.build(self.columns or (), self.preset, self.annotator), None
         first = fin.readline()
         body, _ = _split_eol(first)
         if not body.strip():
@@ -301,7 +321,7 @@ class CsvEnricher:
 
     # -- rows ---------------------------------------------------------------------------------------------------
 
-    def _done_check(self, layout: Layout) -> Callable[[Sequence], bool]:
+    def _done_check(self, layout: Layout) -> Callable[[Sequence[Any]], bool]:
         """Whether a row carries an annotation already."""
         if layout.done_index is not None:
             idx = layout.done_index
@@ -321,16 +341,15 @@ class CsvEnricher:
         counts = layout.widths | layout.done_widths
 
         def picker(count: int) -> FieldPicker | None:
-            found = built.get(count, built)
-            if found is built:
+            if count not in built:
                 if len(built) >= _PICKER_LIMIT:
                     built.clear()
-                found = built[count] = (FieldPicker.build(count, layout.plan, done_from_end, minimum, _CATEGORIES,
-                                                          _RETRIES) if count in counts else None)
-            return found
+                built[count] = (FieldPicker.build(count, layout.plan, done_from_end, minimum, _CATEGORIES, _RETRIES)
+                                if count in counts else None)
+            return built[count]
         return picker
 
-    def _loop(self, fin, fout, layout: Layout, state: RunState, summary: Summary) -> None:
+    def _loop(self, fin: IO[bytes], fout: IO[bytes], layout: Layout, state: RunState, summary: Summary) -> None:
         """Hands the file to the loop of each line shape in turn, for as long as lines keep that shape: lines a
         field picker reads (`_picked_lines`), and records read whole (`_whole_rows`). Each loop keeps what it
         needs in locals (no call per row); `_Run` holds what they share between turns and writes checkpoints."""
@@ -342,13 +361,13 @@ class CsvEnricher:
         picked = self._picked_lines(pickers(picker_count), layout, cache, run, fin) if pickers is not None else None
         whole = self._whole_rows(layout, cache, run, fin, slow, pending, one_record=pickers is not None)
         while True:
-            left = None
+            left: bytes | _End | None = None
             if picked is not None and not pending:
                 left = picked()
                 if left is _STOP:
                     run.stop()
                     return
-            ended = whole(left) if left is not _EOF else _EOF
+            ended = _EOF if left is _EOF or left is _STOP else whole(left)   # _STOP: returned above
             if ended is _STOP:
                 run.stop()
                 return
@@ -360,14 +379,14 @@ class CsvEnricher:
                 # again.
                 run.rows += 1
                 run.parts.append(run.malformed(raw, run.offset, run.rows))
-            elif pickers is not None and ended is not None and ended != picker_count:
+            elif pickers is not None and isinstance(ended, int) and ended != picker_count:
                 # Rows of another field count (loguniqueid off, an enriched file): their own pattern now.
                 picker_count = ended
                 picked = self._picked_lines(pickers(picker_count), layout, cache, run, fin)
         run.finish()
 
-    def _picked_lines(self, picker: FieldPicker | None, layout: Layout, cache: "_Cache", run: "_Run", fin
-                      ) -> Callable[[], bytes] | None:
+    def _picked_lines(self, picker: FieldPicker | None, layout: Layout, cache: _Cache, run: _Run, fin: IO[bytes]
+                      ) -> Callable[[], bytes | _End] | None:
         """Shape 1, an appending layout: the loop over lines that `picker` reads (one whole record of its field
         count). Only the needed fields are taken, and a row's entry is found by the picker's own key (the
         channel's stem, not its unique name): most rows cost one match and one dict lookup. Returns the first line
@@ -382,10 +401,15 @@ class CsvEnricher:
         limit = _CACHE_LIMIT
 
         # Everything the loop reads is a default argument: a local to it, the fastest name there is.
-        def lines(fin=fin, match=match, groups=groups, skip=skip, key_of=key_of, is_done=is_done, picked=picked,
-                  entries=entries, entry_for=entry_for, parts=parts, out=out, limit=limit, run=run) -> bytes:
+        def lines(fin: IO[bytes] = fin, match: Callable[[bytes], re.Match[bytes] | None] = match,
+                  groups: tuple[int, ...] = groups, skip: int = skip,
+                  key_of: Callable[[re.Match[bytes]], _Key] = key_of,
+                  is_done: Callable[[Sequence[Any]], bool] | None = is_done, picked: dict[_Key, _Entry] = picked,
+                  entries: dict[_Key, _Entry] = entries, entry_for: Callable[[_Key], _Entry] = entry_for,
+                  parts: list[bytes] = parts, out: Callable[[bytes], None] = out, limit: int = limit,
+                  run: _Run = run) -> bytes | _End:
             rows, offset, next_checkpoint, stop_at = run.rows, run.offset, run.next_checkpoint, run.stop_at
-            left = _EOF
+            left: bytes | _End = _EOF
             for raw in fin:
                 m = match(raw)
                 if m is None:
@@ -428,8 +452,8 @@ class CsvEnricher:
             return left
         return lines
 
-    def _whole_rows(self, layout: Layout, cache: "_Cache", run: "_Run", fin, slow, pending: list[bytes], *,
-                    one_record: bool) -> Callable[[bytes | None], object]:
+    def _whole_rows(self, layout: Layout, cache: _Cache, run: _Run, fin: IO[bytes], slow: _SlowReader,
+                    pending: list[bytes], *, one_record: bool) -> Callable[[bytes | None], int | _End | None]:
         """Shapes 2 and 3, records read into all their fields: the common line (every field quoted, no quote
         inside a value, one line per record) split on ``","``, anything else by the slow reader. The annotation
         is appended, fills the template's empty pbx_* tail, or (pbx_* columns elsewhere) the row is rewritten.
@@ -447,7 +471,7 @@ class CsvEnricher:
         rewriter = _Rewriter()
         tail_q_lf = b',""' * (len(PBX_COLUMNS) + layout.tail_extra) + _LF
         cut_q_lf = len(tail_q_lf)
-        tolerant, lengths = self.tolerant, (widths | done_widths if self.tolerant else None)
+        tolerant, lengths = self.tolerant, (widths | done_widths if self.tolerant else frozenset())  # read if tolerant
         quote, quote_lf, sep = b'"', b'"' + _LF, b'","'
         if self.reader_only:
             quote_lf = b"\n\n"          # a line never ends so: the split below is never tried
@@ -456,14 +480,21 @@ class CsvEnricher:
         rewrite = self._rewrite
 
         # Everything the loop reads is a default argument: a local to it, the fastest name there is.
-        def whole(first: bytes | None, fin=fin, key_of=key_of, is_done=is_done, widths=widths,
-                  done_widths=done_widths, width=width, done_in_place=done_in_place, appending=appending,
-                  entries=entries, entry_for=entry_for, rewriter=rewriter, tail_q_lf=tail_q_lf, cut_q_lf=cut_q_lf,
-                  tolerant=tolerant, lengths=lengths, quote=quote, quote_lf=quote_lf, sep=sep, parts=parts,
-                  out=out, rewrite=rewrite, layout=layout, slow=slow, pending=pending, one_record=one_record,
-                  run=run) -> object:
+        def whole(first: bytes | None, fin: IO[bytes] = fin, key_of: Callable[[Sequence[Any]], _Key] = key_of,
+                  is_done: Callable[[Sequence[Any]], bool] = is_done, widths: Set[int] = widths,
+                  done_widths: Set[int] = done_widths, width: int = width, done_in_place: bool = done_in_place,
+                  appending: bool = appending, entries: dict[_Key, _Entry] = entries,
+                  entry_for: Callable[[_Key], _Entry] = entry_for, rewriter: _Rewriter = rewriter,
+                  tail_q_lf: bytes = tail_q_lf, cut_q_lf: int = cut_q_lf, tolerant: bool = tolerant,
+                  lengths: Set[int] = lengths, quote: bytes = quote, quote_lf: bytes = quote_lf,
+                  sep: bytes = sep, parts: list[bytes] = parts, out: Callable[[bytes], None] = out,
+                  rewrite: Callable[[Layout, list[Any], Sequence[str], _Rewriter], bytes] = rewrite,
+                  layout: Layout = layout, slow: _SlowReader = slow, pending: list[bytes] = pending,
+                  one_record: bool = one_record, run: _Run = run) -> int | _End | None:
             rows, offset, next_checkpoint, stop_at = run.rows, run.offset, run.next_checkpoint, run.stop_at
-            ended: object = _EOF
+            ended: int | _End | None = _EOF
+            raw: bytes | None
+            row: list[Any] | None
             for raw in (fin if first is None else chain((first,), fin)):
                 offset += len(raw)
                 if not pending and raw.endswith(quote_lf) and raw[:1] == quote:
@@ -520,10 +551,10 @@ class CsvEnricher:
             return ended
         return whole
 
-    def _entry(self, layout: Layout, outcome: Outcome) -> "_Entry":
+    def _entry(self, layout: Layout, outcome: Outcome) -> _Entry:
         """The bytes a row with this outcome gets, prepared once: `payload` without and `lf` with the line end."""
         if outcome.kind == NO_CAUSE:
-            return _Entry(None, None, outcome)
+            return _Entry(b"", None, outcome)
         values = tuple(csv_cell(v) for v in outcome.values)   # no cell enrich writes starts a formula
         if not layout.fill:
             if self.tolerant:
@@ -537,7 +568,7 @@ class CsvEnricher:
             return _Entry(payload, payload + _LF, outcome, cells=values)
         return _Entry(_REWRITE, _REWRITE, outcome, cells=values)
 
-    def _rewrite(self, layout: Layout, row: list, values: Sequence[str], rewriter: _Rewriter) -> bytes:
+    def _rewrite(self, layout: Layout, row: list[Any], values: Sequence[str], rewriter: _Rewriter) -> bytes:
         row = list(row)
         if self.tolerant:
             encoded = [v.encode("utf-8", "surrogateescape") for v in values]
@@ -551,7 +582,8 @@ class CsvEnricher:
         row.extend(values[i] for i in layout.append)
         return rewriter.render(row)
 
-    def _slow_reader(self, fin, lengths: set[int] | None):
+    def _slow_reader(self, fin: IO[bytes], lengths: Set[int] | None
+                     ) -> tuple[_SlowReader, list[bytes], list[int]]:
         """The reader for every line the loop's fast path does not take: ``slow(raw)`` -> (record bytes, fields
         or None when unreadable), or (None, None) while a quoted field goes on in the next line; ``slow(None)`` at
         the end of the file hands back an unterminated record. Also returns the list of lines of a record still
@@ -571,7 +603,7 @@ class CsvEnricher:
             pending.clear()
             return record
 
-        def slow(raw: bytes | None, split_tried: bool = False):
+        def slow(raw: bytes | None, split_tried: bool = False) -> tuple[bytes | None, list[Any] | None]:
             if raw is None:
                 return (take(), None) if pending else (None, None)
             body, _ = _split_eol(raw)
@@ -620,7 +652,7 @@ class _Stash:
     def clear(self) -> None:
         self._items.clear()
 
-    def __iter__(self) -> "_Stash":
+    def __iter__(self) -> _Stash:
         return self
 
     def __next__(self) -> str:
@@ -633,7 +665,7 @@ _CATEGORIES = CATEGORY_VALUES | {c.encode() for c in CATEGORY_VALUES}   # fields
 _RETRIES = RETRY_VALUES | {r.encode() for r in RETRY_VALUES}
 
 
-def _first_record(raw: bytes, end: int, fin, joined: list[int], tolerant: bool) -> tuple[bytes, int]:
+def _first_record(raw: bytes, end: int, fin: IO[bytes], joined: list[int], tolerant: bool) -> tuple[bytes, int]:
     """A malformed record that ran over several lines (an unterminated quote, or one that paired with a quote
     further down) is not one record: only its first line is malformed, and reading goes on right after it (`fin` is
     moved back there). Returns the bytes to copy and the input offset reading goes on from; `end` is where the
@@ -656,7 +688,7 @@ def _appended_done_at(layout: Layout) -> tuple[tuple[int, int], int]:
     return (cat_from_end, cat_from_end - 1), len(layout.append) + 1
 
 
-def enrich_csv(source: Path, output: Path, preset: Preset, annotator: RowAnnotator, **options) -> Summary:
+def enrich_csv(source: Path, output: Path, preset: Preset, annotator: RowAnnotator, **options: Any) -> Summary:
     """Enrich one CSV file into `output` (see `CsvEnricher` for the options)."""
     return CsvEnricher(source, output, preset, annotator, **options).run()
 
