@@ -126,7 +126,7 @@ async def fill(url: str, rows: int, days: int, now: float) -> None:
                 "'+38044' || lpad((g %% 10000000)::text, 7, '0'), 1, t - 30, t - 28, "
                 "CASE WHEN answered THEN t - 25 END, t, 'pbx-' || (g %% %(agents)s), floor(t / 86400)::int, "
                 + ", ".join(f"m.{c}" for c in DATA_COLUMNS) + " "
-                "FROM (SELECT g, %(start)s + g * %(step)s AS t FROM generate_series(%(first)s, %(last)s) AS g) s "
+                "FROM (SELECT g, %(start)s + g * %(step)s AS t FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g) s "
                 "JOIN mix m ON ((s.g * 7919) %% 100) >= m.lo AND ((s.g * 7919) %% 100) < m.hi",
                 {"trunks": TRUNKS, "agents": AGENTS, "start": start, "step": step, "first": first,
                  "last": first + n - 1})
@@ -260,9 +260,11 @@ async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> N
             base.observation, leg_id=f"{name}-{i}", call_id=f"{name}-call-{i}", trunk=f"trunk-{i % TRUNKS}",
             channel=f"PJSIP/trunk-{i % TRUNKS}-{i:08x}", number=f"+38044{i:07d}", timestamp=now,
             started_at=now - 20, ended_at=now)))
-    await store.flush(timeout=120)
-    await store.close()
-    Path(out).write_text("\n".join(commits) + "\n")
+    try:
+        await store.flush(timeout=600)
+    finally:
+        Path(out).write_text("\n".join(commits) + "\n")
+        await store.close()
 
 
 async def browser_lag(console: str, expected: int, deadline: float) -> dict[str, float]:
@@ -328,11 +330,12 @@ def cmd_load(args: argparse.Namespace) -> None:
         t0 = time.time()
         arrived = asyncio.run(run())
         for proc in procs[1:]:
-            proc.wait(timeout=300)
+            proc.wait(timeout=900)
         elapsed = time.time() - t0
         commits: dict[str, float] = {}
         for n in range(args.agents):
-            for line in (work / f"agent-{n}.txt").read_text().split("\n"):
+            path = work / f"agent-{n}.txt"
+            for line in (path.read_text().split("\n") if path.exists() else []):
                 if line:
                     leg, at = line.split()
                     commits[leg] = float(at)
