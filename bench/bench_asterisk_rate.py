@@ -10,7 +10,7 @@ Latencies reported per rate:
 - ``hangup->cdr``: from the carrier leg's Hangup (the AMI event's Timestamp) to that last write, i.e. how long after
   the failure the CDR holds the annotation.
 
-Needs root, sipp and the provisioned root filesystem (see pbx_codes.bench.asterisk).
+Needs root, sipp and the provisioned root filesystem (see pbx_codes.testbed.asterisk).
 
     python3 bench/bench_asterisk_rate.py [--rates 5,10,20,40,80,160] [--calls 200] [--json]
 """
@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.bench.asterisk import AsteriskBench
-from pbx_codes.bench.inprocess import PbxCodesInProcess
-from pbx_codes.bench.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
+from pbx_codes.testbed.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas
 
 SECRET_ENV = "PBX_CODES_BENCH_AMI_SECRET"
 PHRASE = "Simultaneous calls limit reached"

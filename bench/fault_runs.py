@@ -15,7 +15,7 @@ Then the run's records are counted in the cdr_custom CSV file; ``pbx-codes enric
 ``asterisk-cdr-custom-pbx``) writes an enriched copy beside a snapshot of it, and the count is taken again; the
 same for the cdr_sqlite3_custom database (preset ``asterisk-sqlite3-custom``, in place on a copy).
 
-Needs root, sipp, the provisioned root filesystem (see pbx_codes.bench.asterisk) and, for the store run, Debian's
+Needs root, sipp, the provisioned root filesystem (see pbx_codes.testbed.asterisk) and, for the store run, Debian's
 PostgreSQL server and psycopg (skipped with a note otherwise).
 
     python3 bench/fault_runs.py [--calls 300] [--rate 10] [--faults ami,restart,store,agi] [--json]
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from integration import fault_scenarios as fs  # noqa: E402
-from pbx_codes.bench.asterisk import AsteriskBench  # noqa: E402
+from pbx_codes.testbed.asterisk import AsteriskBench  # noqa: E402
 
 COLUMNS = (("fault", "fault"), ("calls", "calls placed"), ("cdrs", "CDRs"), ("annotated_live", "annotated live"),
            ("after_backfill", "annotated after backfill"), ("missing", "missing"),

@@ -92,7 +92,7 @@ make_context() {
     local wheels="$1" out="$2" stage
     stage="$(mktemp -d)"
     (cd "${REPO_DIR}" && cp -a --parents asterisk docker scripts/provision-asterisk-rootfs.sh \
-        pbx_codes/bench/templates "${stage}/")
+        pbx_codes/testbed/templates "${stage}/")
     rm -rf "${stage}/docker/secrets" "${stage}/docker/plugin/wheels"
     mkdir -p "${stage}/docker/plugin/wheels"
     cp "${wheels}"/*.whl "${stage}/docker/plugin/wheels/"

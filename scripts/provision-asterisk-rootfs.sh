@@ -26,7 +26,7 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
-TEMPLATES_DIR="${REPO_DIR}/pbx_codes/bench/templates"
+TEMPLATES_DIR="${REPO_DIR}/pbx_codes/testbed/templates"
 CONFIG_DIR="${REPO_DIR}/asterisk"
 
 # Packages in the root filesystem. Lean on purpose: minbase plus Asterisk and what its modules need at run time.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pbx_codes.bench.asterisk import AsteriskBench, BenchError
+from pbx_codes.testbed.asterisk import AsteriskBench, BenchError
 
 
 def _free_tcp_port() -> int:

@@ -76,9 +76,9 @@ def _free_tcp_port() -> int:
 
 def _plan(args: argparse.Namespace) -> Callable[[Any], str]:
     """Check the request before touching anything; returns what places the call (bench -> caller id)."""
-    from pbx_codes.bench import shapes
-    from pbx_codes.bench.asterisk import ROUTES
-    from pbx_codes.bench.sipp import check_phrase, plan_call, run_call
+    from pbx_codes.testbed import shapes
+    from pbx_codes.testbed.asterisk import ROUTES
+    from pbx_codes.testbed.sipp import check_phrase, plan_call, run_call
 
     try:
         if args.scenario:
@@ -99,8 +99,8 @@ def _plan(args: argparse.Namespace) -> Callable[[Any], str]:
 def cmd_bench_call(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pbx_codes.bench.asterisk import AsteriskBench, BenchError, default_rootfs
-    from pbx_codes.bench.inprocess import PbxCodesInProcess
+    from pbx_codes.testbed.asterisk import AsteriskBench, BenchError, default_rootfs
+    from pbx_codes.testbed.inprocess import PbxCodesInProcess
 
     place = _plan(args)
     if os.geteuid() != 0:

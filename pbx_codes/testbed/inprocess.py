@@ -24,7 +24,7 @@ from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes, pub
 
 if TYPE_CHECKING:
     from pbx_codes.adapters.ami_listener import AmiListener
-    from pbx_codes.bench.asterisk import AsteriskBench
+    from pbx_codes.testbed.asterisk import AsteriskBench
 
 T = TypeVar("T")
 

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pbx_codes.bench.asterisk import DEAD, QUALIFY_DOWN, ROUTES, SILENT, BenchError
-from pbx_codes.bench.sipp import CallPlan, check_phrase, new_src, plan_call, render_uac, render_uas, run_sipp
+from pbx_codes.testbed.asterisk import DEAD, QUALIFY_DOWN, ROUTES, SILENT, BenchError
+from pbx_codes.testbed.sipp import CallPlan, check_phrase, new_src, plan_call, render_uac, render_uas, run_sipp
 
 if TYPE_CHECKING:
-    from pbx_codes.bench.asterisk import AsteriskBench
+    from pbx_codes.testbed.asterisk import AsteriskBench
 
 EXTEN = "100"
 

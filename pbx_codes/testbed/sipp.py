@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pbx_codes.bench.asterisk import BenchError, free_port
+from pbx_codes.testbed.rootfs import BenchError, free_port
 
 if TYPE_CHECKING:
-    from pbx_codes.bench.asterisk import AsteriskBench
+    from pbx_codes.testbed.asterisk import AsteriskBench
 
 SIPP = "sipp"
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.testbed.asterisk import AsteriskBench
 from pbx_codes.cli.main import main
 
 

@@ -310,7 +310,7 @@ def test_cdr_custom_file_with_rows_before_and_after_the_outcome_fields_is_annota
 
 
 def test_shipped_cdr_custom_csv_mapping_is_the_newest_layout_enrich_and_backfill_read() -> None:
-    from pbx_codes.bench.asterisk import _csv_field_names
+    from pbx_codes.testbed.cdr import csv_field_names as _csv_field_names
 
     names = tuple(_csv_field_names())
     assert PBX_CDR_CUSTOM_LAYOUTS[len(names)] == names

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pbx_codes.app import serve
-from pbx_codes.bench.asterisk import AsteriskBench
-from pbx_codes.bench.inprocess import BackgroundLoop
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import BackgroundLoop
 from pbx_codes.catalog import Entry, load_catalogs
 from pbx_codes.config import Config, load_config
 from pbx_codes.resolve import Resolver

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
-from pbx_codes.bench.asterisk import AsteriskBench
-from pbx_codes.bench.inprocess import PbxCodesInProcess
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value

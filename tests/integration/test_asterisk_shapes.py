@@ -1,6 +1,6 @@
 """Every call shape on the real Asterisk 22: the CDR (FastAGI path) and the store (AMI path) give one answer.
 
-Each test places one real call of a shape (see `pbx_codes.bench.shapes`) through the bench, with the pbx-codes
+Each test places one real call of a shape (see `pbx_codes.testbed.shapes`) through the bench, with the pbx-codes
 FastAGI server, AMI listener and a SQLite store running in this process as ``serve`` wires them, and checks:
 the annotated CDR record says what the shape is; the store's row (published by the AMI listener, or by the
 FastAGI path for a call AMI never saw) says the same; and Asterisk logged no WARNING while pbx-codes handled it.
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from pbx_codes.bench import shapes
-from pbx_codes.bench.asterisk import AsteriskBench
-from pbx_codes.bench.inprocess import PbxCodesInProcess
+from pbx_codes.testbed import shapes
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS
 from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.legs import leg_from_row
@@ -172,10 +172,10 @@ def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_t
     emptied as when the FastAGI server was down. enrich annotates every row; backfill reads every row, both
     layouts naming the leg the same."""
     from pbx_codes.backfill.readers import read_observations
-    from pbx_codes.bench.asterisk import CDR_CSV
+    from pbx_codes.testbed.asterisk import CDR_CSV
     from pbx_codes.cli.main import main
 
-    from pbx_codes.bench.sipp import run_call
+    from pbx_codes.testbed.sipp import run_call
 
     linkedid = place(asterisk_bench, pbx, 1, lambda bench: run_call(bench, code=486, phrase="Busy Here")).last[
         "linkedid"]

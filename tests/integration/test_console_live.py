@@ -34,7 +34,7 @@ from integration.live_console import (
     store_rows,
     write_config,
 )
-from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.testbed.asterisk import AsteriskBench
 from support.waiting import block_until
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,7 +21,7 @@ import pytest
 
 from conftest_postgres import LocalPostgres
 from integration import fault_scenarios as fs
-from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.testbed.asterisk import AsteriskBench
 
 CALLS, RATE = 24, 6
 

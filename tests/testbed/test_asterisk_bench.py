@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pbx_codes.bench.asterisk import AsteriskBench
+from pbx_codes.testbed.asterisk import AsteriskBench
 
 
 def test_busy_486_yields_one_cdr_record_with_busy_disposition(asterisk_bench: AsteriskBench) -> None:

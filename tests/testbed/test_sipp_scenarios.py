@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx_codes.bench.sipp import CallPlan, check_phrase, plan_call, render_uac, render_uas
+from pbx_codes.testbed.sipp import CallPlan, check_phrase, plan_call, render_uac, render_uas
 
 
 def test_carrier_phrase_goes_into_the_status_line_verbatim() -> None:
