@@ -27,7 +27,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
 from urllib.parse import parse_qsl
 
 from pbx_codes.errors import InjectionError
@@ -102,7 +101,7 @@ class AgiHangup:
     """Asterisk's ``HANGUP`` notice (only with AGISIGHUP): the channel is gone, commands may still be answered."""
 
 
-AgiMessage = Union[AgiRequest, AgiReply, AgiHangup]
+AgiMessage = AgiRequest | AgiReply | AgiHangup
 
 
 def parse_reply_line(line: str) -> AgiReply:

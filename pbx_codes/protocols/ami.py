@@ -27,7 +27,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError, StateError, safe_value
@@ -135,7 +134,7 @@ class Response:
         return self.headers.get(key, default)
 
 
-Message = Union[Banner, Event, Response]
+Message = Banner | Event | Response
 
 
 #: Bytes re-searched at the end of an incomplete buffer: a separator or END COMMAND marker may straddle reads.
@@ -365,7 +364,7 @@ class AmiParser:
         headers: dict[str, str] = {}
         lines = text.replace("\r\n", "\n").split("\n")
         body_start = 0
-        for body_start, line in enumerate(lines):
+        for body_start, line in enumerate(lines):  # noqa: B007 - read after the loop: where the body starts
             key, colon, value = line.partition(":")
             if not colon or key not in _FOLLOWS_HEADERS:
                 break

@@ -29,24 +29,25 @@ from __future__ import annotations
 
 import binascii
 import json
-
-try:  # orjson parses FreeSWITCH's JSON events ~2x faster; the stdlib parser is the fallback
-    from orjson import loads as _json_loads
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-    _json_loads = json.loads
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import methodcaller
-from typing import Any, Union
+from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 from pbx_codes.errors import InjectionError
 from pbx_codes.protocols import ProtocolError as SharedProtocolError
 from pbx_codes.protocols import StateError
 from pbx_codes.text import ESL_ARGUMENT, clean
+
+_json_loads: Callable[[str], Any]
+try:  # orjson parses FreeSWITCH's JSON events ~2x faster; the stdlib parser is the fallback
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _json_loads = json.loads
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -135,10 +136,10 @@ class UnknownFrame:
     body: str | None = None
 
 
-Frame = Union[AuthRequest, CommandReply, ApiResponse, Event, DisconnectNotice, LogData, UnknownFrame]
+Frame = AuthRequest | CommandReply | ApiResponse | Event | DisconnectNotice | LogData | UnknownFrame
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes | bytearray) -> str:
     # FreeSWITCH passes caller names and carrier phrases through as it got them; a stray Latin-1 byte must not
     # kill the connection, so undecodable bytes become U+FFFD instead of raising.
     return raw.decode("utf-8", "replace")
@@ -153,11 +154,11 @@ def _parse_block(text: str, *, url_decoded: bool) -> dict[str, str]:
         # FreeSWITCH always writes "Name: value"; these C-speed forms cover it, the loop below the rest. An empty
         # line makes a one-item split that dict() refuses: the second form skips empty lines, as the loop does.
         try:
-            return dict(map(_NAME_VALUE, text.split("\n")))  # type: ignore[arg-type]
+            return dict(map(_NAME_VALUE, text.split("\n")))
         except ValueError:
             pass
         try:
-            return dict(line.split(": ", 1) for line in text.split("\n") if line)  # type: ignore[misc]
+            return dict(line.split(": ", 1) for line in text.split("\n") if line)
         except ValueError:
             pass
     headers: dict[str, str] = {}
@@ -226,7 +227,7 @@ def _restore_line_breaks(headers: dict[str, str]) -> None:
             headers[name] = value.replace(_NL, "\n").replace(_CR, "\r")
 
 
-def _unescape_ascii(raw: bytes) -> tuple[bytes, bool]:
+def _unescape_ascii(raw: bytes | bytearray) -> tuple[bytes, bool]:
     """``unquote_to_bytes`` of an ASCII block at C speed, with encoded line breaks turned into their stand-ins;
     also says whether any line break was swapped.
 
@@ -244,7 +245,7 @@ def _unescape_ascii(raw: bytes) -> tuple[bytes, bool]:
     return binascii.a2b_qp(quoted.replace(b"%", b"=")), swapped
 
 
-def _parse_encoded_bytes(raw: bytes) -> dict[str, str]:
+def _parse_encoded_bytes(raw: bytes | bytearray) -> dict[str, str]:
     """`_parse_encoded_block` of ``raw`` decoded, computed on the bytes when they are ASCII (FreeSWITCH encodes
     every non-ASCII byte, so that is every real event): the same result, several times faster."""
     if b"%" not in raw:
@@ -270,7 +271,7 @@ def parse_plain_event(text: str) -> Event:
     return Event(name=headers.get("Event-Name", ""), headers=headers, body=body, format="plain")
 
 
-def _plain_event(raw: bytes) -> Event:
+def _plain_event(raw: bytes | bytearray) -> Event:
     """`parse_plain_event` straight from the frame's bytes (split first, then decoded: "\\n\\n" is ASCII, so the
     result is the same as decoding the whole body first)."""
     cut = raw.find(b"\n\n")
@@ -499,9 +500,10 @@ class EslParser:
         return out
 
 
-def parse_stream(data: bytes, **limits: int) -> list[Frame]:
+def parse_stream(data: bytes, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> list[Frame]:
     """Every complete frame in a whole capture (a trailing partial frame is ignored)."""
-    return EslParser(**limits).feed(data)
+    return EslParser(max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes).feed(data)
 
 
 # --- commands ---------------------------------------------------------------------------------------------------
