@@ -48,6 +48,6 @@ class InputError(PbxCodesError, ValueError):
 
 
 __all__ = [
-    "AuthenticationError", "CatalogError", "CommandError", "ConfigError", "InjectionError", "InputError", "PbxCodesError",
-    "PbxConnectionError", "ProtocolError", "StoreError",
+    "AuthenticationError", "CatalogError", "CommandError", "ConfigError", "InjectionError", "InputError",
+    "PbxCodesError", "PbxConnectionError", "ProtocolError", "StoreError",
 ]

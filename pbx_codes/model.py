@@ -207,4 +207,5 @@ def observation_fields() -> tuple[str, ...]:
     return tuple(Observation.__dataclass_fields__)
 
 
-__all__ = ["Annotation", "Category", "LANGS", "Observation", "Outcome", "Resolution", "Retry", "Side", "asdict", "observation_fields"]
+__all__ = ["Annotation", "Category", "LANGS", "Observation", "Outcome", "Resolution", "Retry", "Side", "asdict",
+           "observation_fields"]

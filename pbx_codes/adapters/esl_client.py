@@ -214,7 +214,8 @@ class EslClient(ReconnectingClient):
                         protocol.transport.pause_reading()
                     task = asyncio.ensure_future(result)
                     name: str = item.name
-                    task.add_done_callback(lambda t: self._handled(t, name, protocol))
+                    # The loop returns right below: name and protocol are this item's for good.
+                    task.add_done_callback(lambda t: self._handled(t, name, protocol))  # noqa: B023
                     return
             elif cls is Reply:
                 future = self._replies.pop(item.token, None)

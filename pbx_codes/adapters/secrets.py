@@ -1,4 +1,5 @@
-"""Reading a secret (AMI secret, ESL password, console token) from the environment or a file, never from the configuration itself.
+"""Reading a secret (AMI secret, ESL password, console token) from the environment or a file, never from the
+configuration itself.
 
 Errors name where the secret was looked for, never what it is; nothing here logs.
 """

@@ -122,19 +122,21 @@ def build_set(catalogs: Iterable[Catalog]) -> CatalogSet:
     by_id: dict[str, Catalog] = {}
     for catalog in catalogs:
         if catalog.id in by_id:
-            raise CatalogError(catalog.path, f"catalog id {catalog.id!r} is already loaded from {by_id[catalog.id].path}",
-                               None, "id")
+            raise CatalogError(catalog.path,
+                               f"catalog id {catalog.id!r} is already loaded from {by_id[catalog.id].path}", None, "id")
         by_id[catalog.id] = catalog
     for catalog in by_id.values():
         if catalog.fallback is not None and catalog.fallback not in by_id:
-            raise CatalogError(catalog.path, f"names catalog {catalog.fallback!r}, which is not loaded", None, "fallback")
+            raise CatalogError(catalog.path, f"names catalog {catalog.fallback!r}, which is not loaded", None,
+                               "fallback")
         if catalog.fallback == catalog.id:
             raise CatalogError(catalog.path, "a catalog cannot fall back to itself", None, "fallback")
     return CatalogSet(MappingProxyType(by_id))
 
 
 def load_catalogs(extra_dirs: Iterable[Path | str] = (), *, builtin: bool = True) -> CatalogSet:
-    """The shipped catalogs plus every catalog in `extra_dirs`; raises CatalogError and loads nothing if any is broken."""
+    """The shipped catalogs plus every catalog in `extra_dirs`; raises CatalogError and loads nothing if any is
+    broken."""
     parsed: list[Catalog] = []
     if builtin:
         parsed.extend(parse_file(name, text) for name, text in _builtin_files())

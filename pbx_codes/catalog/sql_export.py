@@ -386,7 +386,8 @@ def _helpers(tables: UnicodeTables) -> dict[str, str]:
         "SELECT CASE WHEN code COLLATE \"C\" ~ '^[0-9]{1,18}$' THEN code::bigint\n"
         "    WHEN char_length(code) <= 18 AND code COLLATE \"C\" ~ "
         f"{_e('^' + regex_class(tuple(map(ord, tables.decimals))) + '+$')}\n"
-        f"    THEN translate(code COLLATE \"C\", {literal(tables.decimals)}, {literal(tables.decimal_values)})::bigint END"
+        f"    THEN translate(code COLLATE \"C\", {literal(tables.decimals)}, "
+        f"{literal(tables.decimal_values)})::bigint END"
     )
     isdigit = f"SELECT code COLLATE \"C\" ~ {_e('^' + regex_class(tables.digits) + '+$')}"
     return {"FOLD": fold, "STRIP": strip, "NUMBER": number, "ISDIGIT": isdigit, "FAILING_LEG": _FAILING_LEG}

@@ -188,7 +188,8 @@ MIGRATIONS = MIGRATIONS + (
         + _UNKNOWN_WHEN + ") EXECUTE FUNCTION pbx_codes_count_unknown()",
         "DO $do$ DECLARE d INTEGER; BEGIN FOR d IN SELECT DISTINCT CAST(FLOOR(ts / 86400) AS INTEGER) FROM hangups_v3 "
         "LOOP EXECUTE format('CREATE TABLE %I PARTITION OF hangups FOR VALUES FROM (%s) TO (%s)', "
-        "'hangups_' || to_char(to_timestamp(d * 86400.0) AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + 1); END LOOP; END $do$",
+        "'hangups_' || to_char(to_timestamp(d * 86400.0) AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + 1); END LOOP; "
+        "END $do$",
         f"INSERT INTO hangups (id, {_PG_DATA_COLUMNS}, day) SELECT id, {_PG_DATA_COLUMNS}, "
         "CAST(FLOOR(ts / 86400) AS INTEGER) FROM hangups_v3",
         "DROP TABLE hangups_v3",
@@ -275,7 +276,8 @@ def row_from_annotation(annotation: Annotation, now: float | None = None) -> dic
     t = clean_text
     return {
         "rid": row_identity(obs.pbx, leg_id=obs.leg_id, call_id=obs.call_id, channel=obs.channel,
-                            attempt=obs.attempt, instance=obs.instance) or uuid.uuid4().hex, "ts": float(obs.timestamp) if obs.timestamp is not None else now,
+                            attempt=obs.attempt, instance=obs.instance) or uuid.uuid4().hex,
+        "ts": float(obs.timestamp) if obs.timestamp is not None else now,
         "stored_at": now, "pbx": t(obs.pbx or None), "linkedid": t(obs.call_id), "uniqueid": t(obs.leg_id),
         "channel": t(obs.channel), "trunk": t(obs.trunk), "number": t(obs.number), "catalog": t(res.catalog),
         "code": t(res.code), "phrase": t(res.phrase), "provider_code": t(obs.provider_code),
@@ -327,7 +329,8 @@ def prepare_row(data: Mapping[str, Any], now: float | None = None) -> dict[str, 
         elif name == "rid":
             value = str(value) if value else (
                 row_identity(data.get("pbx"), leg_id=data.get("uniqueid"), call_id=data.get("linkedid"),
-                             channel=data.get("channel"), attempt=data.get("attempt"), instance=data.get("instance")) or uuid.uuid4().hex)
+                             channel=data.get("channel"), attempt=data.get("attempt"), instance=data.get("instance"))
+                or uuid.uuid4().hex)
         elif name == "ts":
             value = float(value if value is not None else data.get("timestamp") or now)
         elif name == "stored_at":
