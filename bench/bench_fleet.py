@@ -20,21 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pbx_codes.catalog import load_catalogs  # noqa: E402
+from pbx_codes.catalog import load_catalogs  # noqa: E402 - after the path set-up above
 from pbx_codes.model import Observation, Outcome, Side  # noqa: E402
 from pbx_codes.resolve import Resolver  # noqa: E402
 from pbx_codes.store.schema import DAY, row_from_annotation  # noqa: E402
@@ -74,7 +73,7 @@ def answers(res: Resolver) -> list[tuple[int, int, dict[str, Any]]]:
 def _percentiles(values: list[float]) -> dict[str, float]:
     values = sorted(values)
     def q(p: float) -> float:
-        return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+        return values[min(len(values) - 1, round(p * (len(values) - 1)))]
     return {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": values[-1]}
 
 
@@ -126,7 +125,8 @@ async def fill(url: str, rows: int, days: int, now: float) -> None:
                 "'+38044' || lpad((g %% 10000000)::text, 7, '0'), 1, t - 30, t - 28, "
                 "CASE WHEN answered THEN t - 25 END, t, 'pbx-' || (g %% %(agents)s), floor(t / 86400)::int, "
                 + ", ".join(f"m.{c}" for c in DATA_COLUMNS) + " "
-                "FROM (SELECT g, %(start)s + g * %(step)s AS t FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g) s "
+                "FROM (SELECT g, %(start)s + g * %(step)s AS t "
+                "FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g) s "
                 "JOIN mix m ON ((s.g * 7919) %% 100) >= m.lo AND ((s.g * 7919) %% 100) < m.hi",
                 {"trunks": TRUNKS, "agents": AGENTS, "start": start, "step": step, "first": first,
                  "last": first + n - 1})
@@ -310,7 +310,7 @@ def cmd_load(args: argparse.Namespace) -> None:
             port = s.getsockname()[1]
         console = subprocess.Popen([sys.executable, "-m", "pbx_codes", "console", "--store", url, "--listen",
                                     f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=open(work / "console.log", "wb"))
+                                   stderr=open(work / "console.log", "wb"))  # noqa: SIM115 - the child's, for its life
         procs.append(console)
         _wait_http(f"http://127.0.0.1:{port}/healthz", 30)
         expected = int(args.rate * args.seconds)

@@ -77,7 +77,7 @@ class HandWritten(HookServer):
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
             lines = head.decode("latin-1").split("\r\n")
-            method, _, rest = lines[0].partition(" ")
+            method, _, _rest = lines[0].partition(" ")
             length = 0
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -123,7 +123,9 @@ async def main_async(requests: int, concurrency: int, rounds: int) -> None:
     print(f"hook endpoint: {requests} POST /annotate per run, one connection each, concurrency {concurrency}, "
           f"best of {rounds} interleaved ({multiprocessing.cpu_count()} CPUs, client in a second process)")
     for name, (rate, cpu, lat) in best.items():
-        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+        def p(q: float, lat: list[float] = lat) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+
         print(f"  {name:>12}: {rate:7,.0f} requests/s | server CPU {cpu:4.0f} us/request | latency ms p50 "
               f"{p(0.5):.2f} p99 {p(0.99):.2f}")
     print(f"  aiohttp / hand-written: {best['aiohttp'][0] / best['hand-written'][0]:.2f}x requests/s, "

@@ -18,16 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.catalog import load_catalogs  # noqa: E402
-from pbx_codes.model import Annotation  # noqa: E402
-from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver  # noqa: E402
-from pbx_codes.observers.freeswitch import FreeswitchObserver  # noqa: E402
-from pbx_codes.protocols.ami import AmiParser, Event as AmiEvent  # noqa: E402
-from pbx_codes.protocols.esl import EslParser, Event as EslEvent  # noqa: E402
-from pbx_codes.quality.classes import load_table  # noqa: E402
-from pbx_codes.resolve import Resolver  # noqa: E402
-from pbx_codes.sinks.alerts import AlertEngine, parse_rules  # noqa: E402
-from pbx_codes.sinks.metrics import Metrics  # noqa: E402
+from pbx_codes.catalog import load_catalogs
+from pbx_codes.model import Annotation
+from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver
+from pbx_codes.observers.freeswitch import FreeswitchObserver
+from pbx_codes.protocols.ami import AmiParser
+from pbx_codes.protocols.ami import Event as AmiEvent
+from pbx_codes.protocols.esl import EslParser
+from pbx_codes.protocols.esl import Event as EslEvent
+from pbx_codes.quality.classes import load_table
+from pbx_codes.resolve import Resolver
+from pbx_codes.sinks.alerts import AlertEngine, parse_rules
+from pbx_codes.sinks.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 CHUNK = 65536
@@ -132,7 +134,7 @@ def main() -> None:
         for _ in range(args.repeat):
             t_observer = min(t_observer, best(1, run, data, resolver))
             t_metrics = min(t_metrics, best(1, metrics_measures, legs,
-                                            setup=lambda: warm(Metrics(quality=TABLE), legs)))
+                                            setup=lambda: warm(Metrics(quality=TABLE), legs)))  # noqa: B023 - run here
             t_alerts = min(t_alerts, best(1, alert_measures, legs,
                                           setup=lambda: AlertEngine(ALERT_RULES, quality=TABLE)))
         share = t_metrics / t_observer

@@ -194,7 +194,8 @@ def main() -> int:
           f"the server)")
     print(f"server RSS: {base / 1024:.0f} MiB at start, peak {peak / 1024:.0f} MiB under the flood")
     print(f"server's refusals: {limits}")
-    print(f"real {'annotate sessions' if args.target == 'agi' else 'hook requests'} meanwhile: {len(ms)} answered, {failed} failed; "
+    real = "annotate sessions" if args.target == "agi" else "hook requests"
+    print(f"real {real} meanwhile: {len(ms)} answered, {failed} failed; "
           f"p50 {statistics.median(ms) if ms else float('nan'):.1f} ms, p99 {p99:.1f} ms")
     return 0
 

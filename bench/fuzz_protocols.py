@@ -187,8 +187,8 @@ def mutate(frame: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
             value = rng.choice(ODD_NUMBERS + [str(rng.choice((0, 1, 10, 2**23, 2**23 + 1, 2**31, 10**12))).encode()])
             text = bytes(data)
             if b"Content-Length: " in text and rng.random() < 0.7:
-                data = bytearray(re.sub(rb"Content-Length: [^\r\n]*", lambda m: b"Content-Length: " + value,
-                                        text, count=1))
+                data = bytearray(re.sub(rb"Content-Length: [^\r\n]*",
+                                        lambda m, value=value: b"Content-Length: " + value, text, count=1))
             else:
                 data[0:0] = b"Content-Length: " + value + b"\n"
         elif kind == 7:  # a number replaced by an odd one (TechCause, result=, status code, Cause)
@@ -274,7 +274,7 @@ def _ami_parser(rng: random.Random) -> ami_core.AmiParser:
 def _ami_touch(messages: list) -> None:
     for message in messages:  # what consumers call on an event must not fail either
         if isinstance(message, ami_core.Event):
-            message.headers
+            _ = message.headers
             message.get("Uniqueid")
             message.values("ChanVariable")
 
@@ -289,7 +289,7 @@ def _agi_touch(messages: list) -> None:
     for message in messages:
         if isinstance(message, agi_core.AgiRequest):
             message.param("bleg")
-            message.channel
+            _ = message.channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,8 @@ def test_every_exception_class_of_the_package_is_a_pbx_codes_error(cls: type[Bas
     ("pbx_codes.catalog.sql_export", "SqlExportError", errors.InputError, ValueError),
     ("pbx_codes.cli.common", "CliError", errors.InputError, ValueError),
 ])
-def test_an_old_name_still_imports_as_its_kind_and_its_builtin(module: str, name: str, kind: type, builtin: type) -> None:
+def test_an_old_name_still_imports_as_its_kind_and_its_builtin(module: str, name: str, kind: type,
+                                                               builtin: type) -> None:
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, kind) and issubclass(cls, builtin)
 

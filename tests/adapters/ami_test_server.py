@@ -123,7 +123,7 @@ class AmiSession:
                 variable = _header(frame, b"Variable")
                 if variable is not None:
                     await self.wait_for_action(
-                        lambda a: a.get("Action") == "Getvar" and a.get("Variable") == variable)
+                        lambda a: a.get("Action") == "Getvar" and a.get("Variable") == variable)  # noqa: B023 - awaited here
                 continue
             self.server.track_channels(frame)
             if self.passes_filters(frame):

@@ -204,7 +204,8 @@ def test_unknown_mango_code_falls_to_its_class_by_the_digits_rule(
 def test_mango_known_equivalents_hold(mango: dict[str, Any]) -> None:
     by_code = {entry["code"]: entry for entry in mango["entry"]}
     assert (by_code["1121"]["category"], by_code["1121"]["sip"], by_code["1121"]["q850"]) == ("busy", "486", 17)
-    assert (by_code["1133"]["category"], by_code["1133"]["sip"], by_code["1133"]["q850"]) == ("invalid_number", "404", 1)
+    assert (by_code["1133"]["category"], by_code["1133"]["sip"], by_code["1133"]["q850"]) == (
+        "invalid_number", "404", 1)
     assert (by_code["5001"]["category"], by_code["5001"]["retry"]) == ("capacity", "later")
     assert by_code["2240"]["category"] == "billing"
 
@@ -269,7 +270,8 @@ def test_voipnow_same_code_keeps_its_per_method_meanings(voipnow: dict[str, Any]
         "AssignPublicNo",
     )
     assert "AssignPublicNo" not in by_code["200"]["Duplicate record.{object_detail}"]
-    prefix = "Invalid channel password. Value must be at least 1 character long and cannot contain any of the following characters: "
+    prefix = ("Invalid channel password. Value must be at least 1 character long and cannot contain any of the "
+              "following characters: ")
     assert by_code["607"] == {prefix + ";/?:@&=+\\$.# .": ("AddChannel",), prefix + ";/?:@&=+\\$,# .": ("EditChannel",)}
 
 

@@ -164,7 +164,8 @@ def test_update_from_annotates_a_cdr_table(exported, resolver) -> None:
     cdrs = [(1, "lifecell", "503", "Simultaneous calls limit reached", None),
             (2, "lifecell", "500", "Service Unavailable. X-FWD-Original incorrect", None),
             (3, "mango", "2219", None, None), (4, "callback", "200/486", None, None),
-            (5, "voipnow", "030", None, "GetChannels"), (6, "sipcall", "403", "This call is not covered by your tariff plan", None),
+            (5, "voipnow", "030", None, "GetChannels"),
+            (6, "sipcall", "403", "This call is not covered by your tariff plan", None),
             (7, None, "486", "Busy Here", None), (8, "voipnow", "999", None, None)]
     exported.execute("CREATE TEMP TABLE cdr (id int PRIMARY KEY, trunk_catalog text, sip_code text, reason text,"
                      " api_method text, pbx_category text, pbx_retry text, pbx_exact boolean, pbx_q850 bigint,"
@@ -284,7 +285,7 @@ def test_configured_default_catalog_answers_for_a_missing_or_unknown_catalog(pos
         assert_same_answers(conn, resolver, keys)
 
 
-# --- the script itself: injection-safe, all-or-nothing, catalogs by id -------------------------------------------------
+# --- the script itself: injection-safe, all-or-nothing, catalogs by id ---------------------------------------------
 
 HOSTILE = [
     "'); DROP TABLE canary; --",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import socket
-
 import sqlite3
 from pathlib import Path
 
@@ -66,7 +65,8 @@ def test_asterisk_cdr_custom_rows_are_stored_as_dialed_legs_named_like_the_live_
     (tmp_path / "pbx_codes.csv").write_text(CDR_CUSTOM, encoding="utf-8")
     db = tmp_path / "store.db"
     for _ in range(2):
-        assert main(["backfill", "--pbx", "asterisk", "--store", f"sqlite://{db}", str(tmp_path / "pbx_codes.csv")]) == 0
+        assert main(["backfill", "--pbx", "asterisk", "--store", f"sqlite://{db}",
+                     str(tmp_path / "pbx_codes.csv")]) == 0
     with sqlite3.connect(db) as conn:
         got = conn.execute("SELECT rid, linkedid, channel, code, phrase, category, retry FROM hangups "
                            "ORDER BY ts").fetchall()

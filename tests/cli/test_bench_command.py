@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_codes.testbed.asterisk import AsteriskBench
 from pbx_codes.cli.main import main
+from pbx_codes.testbed.asterisk import AsteriskBench
 
 
 def test_bench_call_prints_the_annotated_cdr_record_as_json(asterisk_bench: AsteriskBench) -> None:

@@ -69,5 +69,5 @@ def test_listen_forms() -> None:
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:²", "[::1]:٨٠"])
 def test_a_port_of_non_ascii_digits_is_a_config_error_naming_the_port(listen: str) -> None:
-    with pytest.raises(ConfigError, match="port must be 0..65535"):
+    with pytest.raises(ConfigError, match=r"port must be 0..65535"):
         parse_listen(listen)

@@ -99,7 +99,7 @@ def test_a_table_that_cannot_take_the_pbx_columns_is_a_clear_error_not_a_crash(p
         con.execute(CDR_PGSQL.format(t="cdr_view_base"))
         con.execute("CREATE VIEW cdr_view_test AS SELECT uniqueid, disposition, pbx_rawcause FROM cdr_view_base")
     try:
-        with pytest.raises(EnrichError, match="cdr_view_test|view"):
+        with pytest.raises(EnrichError, match=r"cdr_view_test|view"):
             enrich_postgres(pg_url, get_preset("asterisk-pgsql"), make_annotator(), table="cdr_view_test",
                             progress=False)
     finally:

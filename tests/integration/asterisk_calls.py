@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry, load_catalogs
 from pbx_codes.model import Annotation
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from support.waiting import block_until
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalogs"

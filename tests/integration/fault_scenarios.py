@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from integration.fault_rig import FaultRig
+from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_CDR_CUSTOM_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 from pbx_codes.testbed.asterisk import CDR_CSV, CDR_SQLITE, AsteriskBench
 from pbx_codes.testbed.sipp import _end, _port_avoiding, _sipp_binary, _wait_bound, plan_call, render_uac, render_uas
-from pbx_codes.enrich.mapping import DONE_COLUMN, PBX_CDR_CUSTOM_COLUMNS, PBX_CDR_CUSTOM_LAYOUTS
 from support.waiting import block_until
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalogs"

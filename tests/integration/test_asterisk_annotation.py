@@ -19,11 +19,11 @@ from collections.abc import Iterator
 import pytest
 
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from pbx_codes.catalog import Entry
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE
 from support.waiting import block_until
 

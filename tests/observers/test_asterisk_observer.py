@@ -1,6 +1,7 @@
 """The Asterisk observer over every real capture: one observation per failed leg, with the carrier's code."""
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_capture_split_inside_a_utf8_character(path: Path) -> None:
     data = path.read_bytes().replace(b"ChannelStateDesc: ", "ChannelStateDesc: Стан ".encode())
     cuts = [i + 1 for i in range(len(data)) if data[i] == 0xD0]  # the middle of each two-byte character
     bounds = [0, *cuts, len(data)]
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert len(chunks) > 10
     check(scenario(path), observe_stream(data, chunks=chunks))
 

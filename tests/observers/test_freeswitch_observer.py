@@ -240,7 +240,8 @@ def test_an_a_leg_whose_last_attempt_never_reached_a_carrier_carries_that_attemp
     b1 = {"uuid": "b1", "direction": "outbound", "originator": "a", "call_uuid": "a", "sip_gateway_name": "lifecell",
           "sip_term_status": "503", "sip_invite_failure_status": "503", "sip_reply_port": "5090",
           "sip_hangup_disposition": "recv_refuse", "hangup_cause": "NORMAL_TEMPORARY_FAILURE"}
-    a = {"uuid": "a", "direction": "inbound", "hangup_cause": "NORMAL_CLEARING", "sip_hangup_disposition": "send_refuse",
+    a = {"uuid": "a", "direction": "inbound", "hangup_cause": "NORMAL_CLEARING",
+         "sip_hangup_disposition": "send_refuse",
          "last_bridge_proto_specific_hangup_cause": "sip:503", "last_bridge_hangup_cause": "NORMAL_TEMPORARY_FAILURE",
          "sip_invite_failure_status": "503", "originate_failed_cause": "GATEWAY_DOWN", "current_application": "bridge",
          "current_application_data": "sofia/gateway/backup/0501234567"}

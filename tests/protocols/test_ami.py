@@ -81,7 +81,8 @@ def test_invalid_utf8_is_replaced_not_raised() -> None:
 
 
 def test_bare_lf_stream_is_accepted() -> None:
-    events = AmiParser().feed(b"Asterisk Call Manager/9.0\nResponse: Success\nActionID: 7\n\nEvent: Hangup\nCause: 17\n\n")
+    events = AmiParser().feed(b"Asterisk Call Manager/9.0\nResponse: Success\nActionID: 7\n\n"
+                              b"Event: Hangup\nCause: 17\n\n")
     assert events[0] == Banner("9.0")
     assert events[1].action_id == "7"
     assert events[2].get("Cause") == "17"

@@ -1,6 +1,8 @@
 """Random and mutated input never makes the cores raise anything but ProtocolError (or ValueError for builders)."""
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +38,7 @@ def mutated(draw, base: bytes):
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     bounds = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def run_ami(chunks: list[bytes]) -> None:

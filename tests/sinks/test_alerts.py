@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -128,7 +128,7 @@ def test_a_count_rule_on_every_trunk_fires_per_trunk_and_clears_when_the_window_
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -192,7 +192,7 @@ async def test_a_webhook_that_comes_back_gets_the_event_on_a_retry_and_each_chan
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     handler = type("Recorder", (_Recorder,), {"received": []})
-    engine, events = engine_for({**CAPACITY_RULE, "webhook": f"http://127.0.0.1:{port}/hook"}, webhook_timeout=2,
+    engine, _events = engine_for({**CAPACITY_RULE, "webhook": f"http://127.0.0.1:{port}/hook"}, webhook_timeout=2,
                                 webhook_attempts=1000, webhook_backoff=FAST_RETRY)
     with caplog.at_level(logging.INFO, logger="pbx_codes.alerts"):
         for i in range(5):

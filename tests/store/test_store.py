@@ -90,7 +90,7 @@ async def test_retention_removes_only_rows_older_than_the_setting(store_url: str
     now = 1_800_000_000.0
     store.start()
     try:
-        for i, age_days in enumerate((30, 8, 6.9, 1, 0)):
+        for _i, age_days in enumerate((30, 8, 6.9, 1, 0)):
             store.add(hangup(resolver, leg_id=f"age-{age_days}", timestamp=now - age_days * 86400))
         await store.flush(timeout=30)
         assert await store.purge(now=now) == 2
@@ -115,12 +115,12 @@ async def test_window_counts_and_failure_series_agree_with_the_in_memory_view(st
     await store.flush(timeout=30)
 
     counts = await store.window_counts((60, 300, 900), now=now)
-    assert counts == memory.window_counts((60, 300, 900), now=now)
+    assert counts == await memory.window_counts((60, 300, 900), now=now)
     assert counts["by_trunk"]["lifecell-trunk"] == [2, 3, 4]
     assert counts["by_category"]["capacity"] == [2, 2, 2]
     assert counts["total"] == [2, 5, 8]
     series = await store.failure_rate_series(60, 15, now=now)
-    assert series == memory.failure_rate_series(60, 15, now=now)
+    assert series == await memory.failure_rate_series(60, 15, now=now)
     assert sum(p["total"] for p in series) == 8 and sum(p["failed"] for p in series) == 7
 
 

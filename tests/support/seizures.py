@@ -44,7 +44,8 @@ def mix(trunk: str = "lifecell", start: float = 1_000_000.0, pbx: str = "asteris
 
 
 #: The mix's measures, by hand: 10 seizures, 4 answered; NER counts answered 4 + busy + no answer + 404 = 7;
-#: SEER counts 200 x4 + 486 = 5 (the unanswered call ended by the dial timer: its CANCEL got 487, not 480); ISA counts the two 503s; PDD over the six that rang (or answered):
+#: SEER counts 200 x4 + 486 = 5 (the unanswered call ended by the dial timer: its CANCEL got 487, not 480); ISA
+#: counts the two 503s; PDD over the six that rang (or answered):
 #: 1, 2, 3, 4, 5, 6 s; ACD (10 + 20 + 30 + 40) / 4 = 25 s.
 MIX_EXPECTED = {"seizures": 10, "answered": 4, "asr": 0.4, "ner": 0.7, "ser": 0.4, "seer": 0.5, "isa": 0.2,
                 "pdd_p50_ms": 3500.0, "pdd_p95_ms": 5750.0, "acd_s": 25.0}

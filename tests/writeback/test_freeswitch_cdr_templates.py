@@ -86,7 +86,7 @@ def test_a_whole_csv_file_of_failed_and_answered_legs_keeps_its_shape():
 
 def test_raw_sip_reason_would_break_the_row_which_is_why_it_is_kept_out():
     """Control: mod_cdr_csv leaves a carrier's quotes alone, so a raw ${sip_reason} column breaks strict CSV."""
-    a_leg, b_leg = carrier_legs("480_reason_q850_17")
+    _a_leg, b_leg = carrier_legs("480_reason_q850_17")
     line = expand('"${uuid}","${sip_reason}","${pbx_code}"', annotated(b_leg)) + "\n"
     assert b_leg["sip_reason"] == 'Q.850;cause=17;text="User busy"'
     with pytest.raises(csv.Error):

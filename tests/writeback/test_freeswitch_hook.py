@@ -81,7 +81,7 @@ def test_hostile_phrase_cannot_break_esl_csv_or_json(phrase: str):
 
 
 def test_values_keep_meaning_when_harmless():
-    status, body = HookServer(echo_resolve).answer(form("Not enough money"))
+    _status, body = HookServer(echo_resolve).answer(form("Not enough money"))
     values = parse_lines(body)
     assert (values["pbx_code"], values["pbx_phrase"], values["pbx_category"], values["pbx_catalog"]) == \
         ("409", "Not enough money", "billing", "lifecell")
@@ -114,7 +114,7 @@ def test_newline_inside_json_event_value_is_neutralized():
                           "Hangup-Cause": "NORMAL_TEMPORARY_FAILURE"}).encode()
     data = b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(payload) + payload
     (event,) = iter_events(data)
-    status, out = HookServer(echo_resolve).answer(urlencode(variables_from_event(event.headers)).encode())
+    _status, out = HookServer(echo_resolve).answer(urlencode(variables_from_event(event.headers)).encode())
     values = parse_lines(out)
     assert values["pbx_phrase"] == "Simultaneous calls 'limit' reached"
     assert_template_safe(values)
@@ -136,7 +136,7 @@ def test_answered_leg_gets_who_hung_up_from_the_disposition_the_hook_sees():
 
 
 def test_unknown_form_fields_are_ignored():
-    status, body = HookServer(echo_resolve).answer(form("Busy", pbx_phrase="injected", evil="x"))
+    _status, body = HookServer(echo_resolve).answer(form("Busy", pbx_phrase="injected", evil="x"))
     assert parse_lines(body)["pbx_phrase"] == "Busy"
 
 
