@@ -32,7 +32,7 @@ from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.adapters.esl_listener import FreeswitchListener
+from pbx_codes.runtime.esl_listener import FreeswitchListener
 from pbx_codes.protocols.esl import EslParser, Event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "freeswitch"

@@ -75,8 +75,8 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 
 def test_shipped_example_config_is_accepted_by_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/pbx-codes.example.toml is what users copy: the top level and each section must parse."""
-    from pbx_codes.adapters.ami_listener import ami_settings
-    from pbx_codes.adapters.esl_listener import client_config
+    from pbx_codes.runtime.ami_listener import ami_settings
+    from pbx_codes.runtime.esl_listener import client_config
     from pbx_codes.console.settings import parse_console_settings
     from pbx_codes.sinks.alerts import parse_rule
     from pbx_codes.store.store import parse_store_settings

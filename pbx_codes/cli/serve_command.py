@@ -28,7 +28,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pbx_codes.app import serve
+    from pbx_codes.runtime.app import serve
 
     resolver, config = resolver_from(args)
     if logging.getLogger().level > logging.INFO:

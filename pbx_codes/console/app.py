@@ -5,7 +5,6 @@ see exactly what an operator sees. Every reply passes through the access check a
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from pbx_codes.console.auth import access_middleware, add_security_headers
 from pbx_codes.console.events import hangup_event
 from pbx_codes.console.feed import FeedHub
 from pbx_codes.console.memory_store import MemoryStore
-from pbx_codes.console.ports import ConsoleStore, MetricsRenderer
+from pbx_codes.console.ports import AlertSource, ConsoleStore, MetricsRenderer
 from pbx_codes.console.quality import add_quality_routes
 from pbx_codes.console.settings import ConsoleSettings, parse_console_settings
 from pbx_codes.model import LANGS, Category
@@ -45,11 +44,6 @@ METRICS: web.AppKey[MetricsRenderer | None] = web.AppKey("metrics")
 HEALTH: web.AppKey[Health | None] = web.AppKey("health")
 SETTINGS = web.AppKey("settings", ConsoleSettings)
 PAGE = web.AppKey("page", str)
-
-
-async def _result(value: Any) -> Any:
-    """Sync and async stores alike."""
-    return await value if inspect.isawaitable(value) else value
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -129,14 +123,14 @@ def _store(request: web.Request) -> ConsoleStore:
 
 
 async def api_recent(request: web.Request) -> web.Response:
-    rows = await _result(_store(request).recent(**_filters(request)))
+    rows = await _store(request).recent(**_filters(request))
     show = request.app[SETTINGS].show_numbers
     return _json({"items": [hangup_event(r, show) for r in rows]})
 
 
 async def api_call(request: web.Request) -> web.Response:
     linkedid = request.match_info["linkedid"]
-    rows = await _result(_store(request).call(linkedid))
+    rows = await _store(request).call(linkedid)
     if not rows:
         return _json({"error": "no such call", "linkedid": linkedid}, status=404)
     show = request.app[SETTINGS].show_numbers
@@ -151,19 +145,19 @@ def _instance(request: web.Request) -> dict[str, str]:
 
 async def api_stats(request: web.Request) -> web.Response:
     store, now, only = _store(request), time.time(), _instance(request)
-    counts = await _result(store.window_counts(WINDOWS, now=now, **only))
-    series = await _result(store.failure_rate_series(60, 15, now=now, **only))
+    counts = await store.window_counts(WINDOWS, now=now, **only)
+    series = await store.failure_rate_series(60, 15, now=now, **only)
     return _json(stats_payload(counts, series))
 
 
 async def api_unknown(request: web.Request) -> web.Response:
-    items = await _result(_store(request).unknown_codes(**_instance(request)))
+    items = await _store(request).unknown_codes(**_instance(request))
     return _json({"items": [dict(i) for i in items]})
 
 
 async def api_unknown_export(request: web.Request) -> web.Response:
     trunk = request.query.get("trunk", "").strip() or None
-    text = await _result(_store(request).export_unknown(trunk))
+    text = await _store(request).export_unknown(trunk)
     name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (trunk or "unknown-codes"))
     return web.Response(text=text, content_type="application/toml", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.toml"'})
@@ -177,7 +171,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     renderer = request.app[METRICS]
     if renderer is None:
         return web.Response(status=404, text="metrics are not configured\n")
-    body = await _result(renderer.render())
+    body = renderer.render()
     return web.Response(body=body, headers={"Content-Type": PROMETHEUS_TYPE})
 
 
@@ -212,20 +206,9 @@ async def no_icon(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _subscribe_alerts(alerts: Any, hub: FeedHub) -> None:
-    """Register the hub's callback with whatever the alerts engine offers."""
-    if alerts is None:
-        return
-    for name in ("add_listener", "subscribe", "on_event", "add_callback"):
-        register = getattr(alerts, name, None)
-        if callable(register):
-            register(hub.on_alert)
-            return
-    raise TypeError(f"{type(alerts).__name__} offers no way to register an alert callback")
-
-
-def create_app(bus: AnnotationBus, store: Any = None, metrics: Any = None, alerts: Any = None,
-               config: ConsoleSettings | Mapping[str, Any] | None = None, health: Any = None) -> web.Application:
+def create_app(bus: AnnotationBus, store: ConsoleStore | None = None, metrics: MetricsRenderer | None = None,
+               alerts: AlertSource | None = None, config: ConsoleSettings | Mapping[str, Any] | None = None,
+               health: Health | None = None) -> web.Application:
     """The console application. `store` None: the last `history` hangups are kept in memory instead."""
     settings = config if isinstance(config, ConsoleSettings) else parse_console_settings(config)
     memory = None
@@ -235,7 +218,8 @@ def create_app(bus: AnnotationBus, store: Any = None, metrics: Any = None, alert
     app = web.Application(middlewares=[access_middleware(settings), store_unavailable])
     app[HUB], app[STORE], app[METRICS], app[SETTINGS], app[HEALTH] = hub, store, metrics, settings, health
     app[PAGE] = render_page(settings)
-    _subscribe_alerts(alerts, hub)
+    if alerts is not None:
+        alerts.add_listener(hub.on_alert)
 
     async def start_feed(_: web.Application) -> None:
         hub.start()

@@ -43,7 +43,7 @@ class MemoryStore:
             row["timestamp"] = time.time() if now is None else now
         self.rows.append(row)
 
-    def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
+    async def recent(self, *, limit: int = 100, pbx: str | None = None, trunk: str | None = None,
                category: str | None = None, code: str | None = None, search: str | None = None,
                instance: str | None = None) -> list[dict[str, Any]]:
         out = []
@@ -59,10 +59,10 @@ class MemoryStore:
                 break
         return out
 
-    def call(self, linkedid: str) -> list[dict[str, Any]]:
+    async def call(self, linkedid: str) -> list[dict[str, Any]]:
         return sorted((r for r in self.rows if r.get("linkedid") == linkedid), key=_when)
 
-    def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None,
+    async def window_counts(self, windows: Sequence[int] = (60, 300, 900), now: float | None = None,
                       instance: str | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         by_trunk: dict[str, list[int]] = {}
@@ -79,7 +79,7 @@ class MemoryStore:
                     by_category.setdefault(row.get("category") or "unknown", [0] * len(windows))[i] += 1
         return {"windows": list(windows), "total": total, "by_trunk": by_trunk, "by_category": by_category}
 
-    def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None,
+    async def failure_rate_series(self, bucket: int = 60, buckets: int = 15, now: float | None = None,
                             instance: str | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
         start = (int(now) // bucket - buckets + 1) * bucket
@@ -94,7 +94,7 @@ class MemoryStore:
         return [{"t": start + i * bucket, "total": total[i], "failed": failed[i],
                  "rate": failed[i] / total[i] if total[i] else 0.0} for i in range(buckets)]
 
-    def unknown_codes(self, instance: str | None = None) -> list[dict[str, Any]]:
+    async def unknown_codes(self, instance: str | None = None) -> list[dict[str, Any]]:
         seen: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in self.rows:
             if not is_unknown(row) or (instance and row.get("instance") != instance):
@@ -106,10 +106,10 @@ class MemoryStore:
             item["last_seen"] = max(item["last_seen"], _when(row))
         return sorted(seen.values(), key=lambda i: (-i["count"], str(i["code"])))
 
-    def export_unknown(self, trunk: str | None = None) -> str:
+    async def export_unknown(self, trunk: str | None = None) -> str:
         # The store's own exporter: one format, and a file the catalog loader accepts as it is.
         ident = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (trunk or "my-carrier").lower())
-        return starter_catalog([u for u in self.unknown_codes() if trunk is None or u["trunk"] == trunk], trunk,
+        return starter_catalog([u for u in await self.unknown_codes() if trunk is None or u["trunk"] == trunk], trunk,
                                catalog_id=ident)
 
 

@@ -9,14 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from pbx_codes.console.app import create_app
+from pbx_codes.console.ports import AlertSource, ConsoleStore, MetricsRenderer
 from pbx_codes.console.settings import ConsoleSettings, parse_console_settings
 from pbx_codes.sinks.bus import AnnotationBus
+from pbx_codes.status import Health
 
 log = logging.getLogger("pbx_codes.console")
 
 
-async def start_console(settings: ConsoleSettings, bus: AnnotationBus, store: Any = None, metrics: Any = None,
-                        alerts: Any = None, *, health: Any = None) -> tuple[web.AppRunner, int]:
+async def start_console(settings: ConsoleSettings, bus: AnnotationBus, store: ConsoleStore | None = None,
+                        metrics: MetricsRenderer | None = None, alerts: AlertSource | None = None, *,
+                        health: Health | None = None) -> tuple[web.AppRunner, int]:
     """Start serving and return the runner (for `cleanup()`) and the port actually bound (port 0 picks one)."""
     runner = web.AppRunner(create_app(bus, store, metrics, alerts, settings, health), access_log=None,
                            shutdown_timeout=2.0)
@@ -36,8 +39,9 @@ async def start_console(settings: ConsoleSettings, bus: AnnotationBus, store: An
     return runner, port
 
 
-async def run_console(config_section: Mapping[str, Any] | None, bus: AnnotationBus, store: Any = None,
-                      metrics: Any = None, alerts: Any = None, language: str = "en", *,
+async def run_console(config_section: Mapping[str, Any] | None, bus: AnnotationBus,
+                      store: ConsoleStore | None = None, metrics: MetricsRenderer | None = None,
+                      alerts: AlertSource | None = None, language: str = "en", *,
                       listen: str | None = None) -> None:
     """Serve the console until cancelled. `listen` (HOST:PORT, `serve --console`) overrides the section.
 

@@ -2,7 +2,6 @@
 (rows shaped like `Annotation.to_dict()`)."""
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from pbx_codes.quality.legs import Leg, leg_from_row
@@ -31,10 +30,8 @@ async def legs_in_range(store: Any, since: float, until: float, *, trunk: str | 
     if backend is not None:
         sql, params = legs_query(since, until, trunk=trunk, pbx=pbx, category=category, instance=instance)
         return [leg_from_row(dict(zip(_COLUMNS, record))) for record in await backend.fetch(sql, params)]
-    rows = store.recent(limit=memory_limit, pbx=pbx, trunk=trunk, category=category,
-                        **({"instance": instance} if instance else {}))
-    if inspect.isawaitable(rows):
-        rows = await rows
+    rows = await store.recent(limit=memory_limit, pbx=pbx, trunk=trunk, category=category,
+                              **({"instance": instance} if instance else {}))
     legs = [leg_from_row(row) for row in rows]
     return sorted((leg for leg in legs if since <= leg.ts < until), key=lambda leg: leg.ts)
 

@@ -57,6 +57,7 @@ from pbx_codes.model import Observation
 from pbx_codes.observers.asterisk import WANTED_EVENTS, AsteriskObserver, PhraseFetch, parse_tech_cause
 from pbx_codes.protocols import safe_value
 from pbx_codes.protocols.ami import Event
+from pbx_codes.runtime.ports import Publishes, Resolves
 from pbx_codes.writeback.agi_annotate import WritebackSettings, annotation_fields, make_routes
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ PROVISIONAL_RETRY_DELAYS = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
 class AmiListener:
     """Wires an `AmiClient` to an `AsteriskObserver`, a resolver and a bus (anything with ``publish``)."""
 
-    def __init__(self, settings: AmiSettings, secret: str, resolver: Any, bus: Any, *, catalog: str | None = None,
+    def __init__(self, settings: AmiSettings, secret: str, resolver: Resolves, bus: Publishes, *,
+                 catalog: str | None = None,
                  fetch_phrases: bool = True, writeback: bool = False, language: str = "en",
                  max_bytes: int = 255, report_answered: bool = True) -> None:
         self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases,
@@ -188,7 +190,8 @@ def ami_settings(section: AmiSection | Mapping[str, Any]) -> AmiSettings:
     )
 
 
-async def run_asterisk(config_section: AsteriskSection | Mapping[str, Any] | None, resolver: Any, bus: Any, *,
+async def run_asterisk(config_section: AsteriskSection | Mapping[str, Any] | None, resolver: Resolves,
+                       bus: Publishes, *,
                        language: str = "en", default_catalog: str | None = None,
                        on_client: Callable[[str, Any], None] | None = None) -> None:
     """Start what the ``[asterisk]`` section enables (AMI listener, FastAGI server) and run until cancelled."""

@@ -55,17 +55,17 @@ async def _log_annotations(app: App) -> None:
 
 async def build(app: App, store_url: str | None, console: str | None) -> None:
     """Start the sinks (store, metrics, alerts, console) before the listeners, so no annotation is missed."""
-    from pbx_codes import components
+    from pbx_codes.runtime import components
 
     await components.start_sinks(app, store_url, console)
     cfg = app.config
     on_client = components.part_watcher(app)
     if cfg.asterisk is not None:
-        from pbx_codes.adapters.ami_listener import run_asterisk
+        from pbx_codes.runtime.ami_listener import run_asterisk
         app.jobs.append(run_asterisk(cfg.asterisk, app.resolver, app.bus, language=cfg.language,
                                      default_catalog=cfg.default_catalog, on_client=on_client))
     if cfg.freeswitch is not None:
-        from pbx_codes.adapters.esl_listener import run_freeswitch
+        from pbx_codes.runtime.esl_listener import run_freeswitch
         app.jobs.append(run_freeswitch(cfg.freeswitch, app.resolver, app.bus, on_client=on_client))
     app.jobs.append(_log_annotations(app))
 

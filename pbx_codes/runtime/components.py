@@ -15,7 +15,7 @@ from pbx_codes.adapters.reconnect import Backoff, BackoffPolicy, Ending
 from pbx_codes.status import PartStatus, describe_error
 
 if TYPE_CHECKING:
-    from pbx_codes.app import App
+    from pbx_codes.runtime.app import App
 
 log = logging.getLogger("pbx_codes.serve")
 

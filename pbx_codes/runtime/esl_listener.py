@@ -42,6 +42,7 @@ from pbx_codes.adapters.secrets import SecretError, read_secret
 from pbx_codes.config import ConfigError, EslSection, FreeswitchSection, parse_table
 from pbx_codes.observers.freeswitch import FreeswitchObserver
 from pbx_codes.protocols.esl import Event
+from pbx_codes.runtime.ports import Publishes, Resolves
 from pbx_codes.writeback.freeswitch_hook import HookServer
 
 log = logging.getLogger("pbx_codes.freeswitch")
@@ -57,7 +58,7 @@ class FreeswitchListener:
     # With ``events = ["ALL"]`` or any wide subscription, everything else is skipped unread.
     WANTED_EVENTS = FreeswitchObserver.WANTED_EVENTS | {"HEARTBEAT", "BACKGROUND_JOB"}
 
-    def __init__(self, resolver: Any, bus: Any) -> None:
+    def __init__(self, resolver: Resolves, bus: Publishes) -> None:
         self._resolver = resolver
         self._bus = bus
         self._observer = FreeswitchObserver(report_answered=True)  # answered legs: the rates' denominator
@@ -99,7 +100,8 @@ def section_language(section: FreeswitchSection | Mapping[str, Any], default: st
     return _section(section).language or default
 
 
-async def run_freeswitch(config_section: FreeswitchSection | Mapping[str, Any] | None, resolver: Any, bus: Any, *,
+async def run_freeswitch(config_section: FreeswitchSection | Mapping[str, Any] | None, resolver: Resolves,
+                         bus: Publishes, *,
                          on_client: Callable[[str, Any], None] | None = None, language: str = "en") -> None:
     """Run the ESL listener and the hook endpoint until cancelled."""
     section = _section(config_section)

@@ -23,7 +23,7 @@ from pbx_codes.timeouts import within
 from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes, publishes
 
 if TYPE_CHECKING:
-    from pbx_codes.adapters.ami_listener import AmiListener
+    from pbx_codes.runtime.ami_listener import AmiListener
     from pbx_codes.testbed.asterisk import AsteriskBench
 
 T = TypeVar("T")
@@ -125,7 +125,7 @@ def bench_ami_listener(bench: AsteriskBench, secret: str, resolver: Resolver, bu
 
     The ping and back-off times are the caller's: a fault run wants a cut connection noticed sooner.
     """
-    from pbx_codes.adapters.ami_listener import AmiListener, ami_settings
+    from pbx_codes.runtime.ami_listener import AmiListener, ami_settings
 
     section = {"host": "127.0.0.1", "port": bench.ami_port, "username": bench.ami_user,
                # manager_pbx_codes.conf filters events itself and grants no "system" write for Filter.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_codes.adapters.agi_server import AgiServer, Handler
-from pbx_codes.adapters.ami_listener import AmiListener
+from pbx_codes.runtime.ami_listener import AmiListener
 from pbx_codes.testbed.asterisk import AsteriskBench
 from pbx_codes.testbed.inprocess import LoopHosted, abort_ami_socket, bench_ami_listener
 from pbx_codes.catalog import load_catalogs

@@ -1,7 +1,7 @@
 """Helpers for the live console test: `pbx-codes serve` on a background loop, the calls placed, and what the page saw.
 
 The test drives sipp and a browser synchronously, so the program runs on its own event loop in a daemon thread,
-exactly as `serve` runs it (same `pbx_codes.app.serve`, same configuration file), and is stopped through its
+exactly as `serve` runs it (same `pbx_codes.runtime.app.serve`, same configuration file), and is stopped through its
 `stop` event. Nothing here knows the program's internals: what it did is read back from the console's HTTP API,
 its `/metrics`, the SQLite file and Asterisk's own view of its AMI sessions.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pbx_codes.app import serve
+from pbx_codes.runtime.app import serve
 from pbx_codes.testbed.asterisk import AsteriskBench
 from pbx_codes.testbed.inprocess import BackgroundLoop
 from pbx_codes.catalog import Entry, load_catalogs
@@ -84,7 +84,7 @@ def resolver_for(config: Config) -> Resolver:
 
 
 class ServeInBackground:
-    """`pbx_codes.app.serve` on its own loop; `stop()` sets its stop event and re-raises whatever ended it."""
+    """`pbx_codes.runtime.app.serve` on its own loop; `stop()` sets its stop event and re-raises whatever ended it."""
 
     def __init__(self, config_path: Path, *, store_url: str, console: str) -> None:
         self.config = load_config(config_path)

@@ -1,10 +1,11 @@
 """The whole program on a real Asterisk 22: calls fail at a sipp carrier, and the operator's page shows why, live.
 
-`pbx_codes.app.serve` runs in-process from a pbx-codes.toml (AMI listener + FastAGI on the bench's ports, the trunk
-bound to the lifecell catalog, a capacity alert), with a SQLite store (`--store`) and the console (`--console`) on
-a free loopback port. Headless Chromium keeps the console open while real calls are placed through Asterisk; the
-page, `/metrics` and the SQLite file are then checked against the calls. Screenshots go to artifacts/console/live-*.png
-and the measured feed latency to artifacts/console/live-latency.txt (measured and printed, never asserted).
+`pbx_codes.runtime.app.serve` runs in-process from a pbx-codes.toml (AMI listener + FastAGI on the bench's ports,
+the trunk bound to the lifecell catalog, a capacity alert), with a SQLite store (`--store`) and the console
+(`--console`) on a free loopback port. Headless Chromium keeps the console open while real calls are placed through
+Asterisk; the page, `/metrics` and the SQLite file are then checked against the calls. Screenshots go to
+artifacts/console/live-*.png and the measured feed latency to artifacts/console/live-latency.txt (measured and
+printed, never asserted).
 
 Needs root (the bench), sipp, Debian's /usr/bin/chromium and the playwright package; skipped with the reason
 otherwise.

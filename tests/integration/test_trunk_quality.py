@@ -2,7 +2,7 @@
 report (over the store `serve` wrote), /metrics and the console's quality API show exactly the values computed by
 hand from that mix (delays within the bench's timing resolution).
 
-The mix, one call at a time through `pbx_codes.app.serve` (AMI listener + FastAGI + SQLite store + console):
+The mix, one call at a time through `pbx_codes.runtime.app.serve` (AMI listener + FastAGI + SQLite store + console):
   answered after 180 at 300 ms (talk 1.0 s); answered after 180 at 600 ms (talk 2.0 s); 486 Busy Here after 180 at
   400 ms; no answer (180 at 200 ms, Asterisk's dial timer of 2 s ends it); 503 "Simultaneous calls limit reached",
   404 "Not Found" and 409 "Not enough money" at once (no ringing).

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from pbx_codes.app import serve
+from pbx_codes.runtime.app import serve
 from pbx_codes.config import parse_config
 from pbx_codes.resolve import Resolver
 from support.waiting import eventually
@@ -168,7 +168,7 @@ async def test_a_missing_ami_secret_is_a_start_up_error_that_ends_serve(catalogs
 @pytest.mark.asyncio
 async def test_a_part_that_crashes_after_start_up_is_logged_and_the_others_keep_running(
         catalogs, unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import pbx_codes.app as app_module
+    import pbx_codes.runtime.app as app_module
 
     async def crashing(app) -> None:
         raise RuntimeError("a bug in one part")

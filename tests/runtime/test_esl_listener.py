@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 
 from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
-from pbx_codes.adapters.esl_listener import run_freeswitch
+from pbx_codes.runtime.esl_listener import run_freeswitch
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Category, Observation
 from pbx_codes.observers.freeswitch import replay
@@ -189,7 +189,7 @@ async def test_the_top_level_language_reaches_pbx_reason_through_the_hook(monkey
 
 
 def test_the_event_a_leg_is_decided_on_is_always_subscribed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbx_codes.adapters.esl_listener import client_config
+    from pbx_codes.runtime.esl_listener import client_config
 
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     narrow = client_config({"password_env": PASSWORD_ENV, "events": ["CHANNEL_HANGUP"]})
