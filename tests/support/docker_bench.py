@@ -7,7 +7,6 @@ bench someone started by hand nor another session's is ever touched.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.waiting import wait_until
+from support.waiting import block_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "docker-bench.sh"
@@ -61,7 +60,7 @@ def free_tcp_port() -> int:
 
 def wait_for(predicate: Callable[[], object], limit: float, what: str) -> None:
     """The shared wait (support.waiting) for the synchronous checks here: each poll runs a container command."""
-    asyncio.run(wait_until(predicate, limit=limit, step=0.25, what=what))
+    block_until(predicate, limit, step=0.25, what=what)
 
 
 @dataclass
