@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pbx_codes.adapters.agi_server import AgiServer, Handler
-from pbx_codes.runtime.ami_listener import AmiListener
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.inprocess import LoopHosted, abort_ami_socket, bench_ami_listener
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.ami_listener import AmiListener
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store.store import Store, open_store
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import LoopHosted, abort_ami_socket, bench_ami_listener
 from pbx_codes.writeback.agi_annotate import WritebackSettings, make_routes
 
 

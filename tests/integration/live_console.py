@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pbx_codes.runtime.app import serve
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.inprocess import BackgroundLoop
 from pbx_codes.catalog import Entry, load_catalogs
 from pbx_codes.config import Config, load_config
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.app import serve
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import BackgroundLoop
 from support.waiting import block_until
 
 #: Records, in the page, the first moment each feed row (keyed by its call id) entered the DOM.

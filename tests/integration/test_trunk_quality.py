@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from integration.live_console import ServeInBackground, ami_logged_in, free_tcp_port, store_rows, write_config
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.sipp import new_src, plan_call, render_uac, run_sipp
 from pbx_codes.cli.main import main
 from pbx_codes.quality.measures import percentile
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.sipp import new_src, plan_call, render_uac, run_sipp
 from support.waiting import block_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Asterisk bench needs root (debootstrap, chroot)")

@@ -19,11 +19,11 @@ import pytest_asyncio
 
 from adapters.agi_test_client import agi_request, play_res_agi
 from adapters.ami_test_server import AmiSession, AmiTestServer, load_recording, renumber
-from pbx_codes.runtime.ami_listener import run_asterisk
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Category, Retry, Side
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.ami_listener import run_asterisk
 from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
 from support.waiting import eventually, wait_until
 
@@ -296,8 +296,8 @@ async def test_a_refused_login_keeps_fastagi_answering_and_never_reveals_the_sec
 @pytest.mark.asyncio
 async def test_close_publishes_a_hung_up_leg_still_waiting_for_its_phrase() -> None:
     from pbx_codes.adapters.ami_client import AmiSettings
-    from pbx_codes.runtime.ami_listener import AmiListener
     from pbx_codes.protocols.ami import Event as AmiEvent
+    from pbx_codes.runtime.ami_listener import AmiListener
 
     def ev(name: str, **headers: str) -> AmiEvent:
         return AmiEvent(name, "\r\n".join([f"Event: {name}", *(f"{k}: {v}" for k, v in headers.items())]))

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from pbx_codes.runtime.app import serve
 from pbx_codes.config import parse_config
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.app import serve
 from support.waiting import eventually
 
 

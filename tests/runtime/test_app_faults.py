@@ -22,10 +22,10 @@ import pytest
 from adapters.agi_test_client import agi_request, play_res_agi
 from adapters.ami_test_server import AmiTestServer
 from adapters.esl_test_server import PASSWORD, FakeFreeswitch
-from pbx_codes.runtime.app import serve
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.config import parse_config
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.app import serve
 from support.hook_client import post_hook
 from support.waiting import eventually
 

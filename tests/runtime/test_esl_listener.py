@@ -19,11 +19,11 @@ from urllib.parse import urlencode
 import pytest
 
 from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
-from pbx_codes.runtime.esl_listener import run_freeswitch
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Category, Observation
 from pbx_codes.observers.freeswitch import replay
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime.esl_listener import run_freeswitch
 from support.hook_client import post_hook
 from support.waiting import GUARD, eventually, wait_until
 
