@@ -94,7 +94,7 @@ class MemoryStore:
         return [{"t": start + i * bucket, "total": total[i], "failed": failed[i],
                  "rate": failed[i] / total[i] if total[i] else 0.0} for i in range(buckets)]
 
-    async def unknown_codes(self, instance: str | None = None) -> list[dict[str, Any]]:
+    async def unknown_codes(self, *, instance: str | None = None) -> list[dict[str, Any]]:
         seen: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in self.rows:
             if not is_unknown(row) or (instance and row.get("instance") != instance):

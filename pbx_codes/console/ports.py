@@ -34,8 +34,9 @@ class ConsoleStore(Protocol):
                                   instance: str | None = None) -> Sequence[Mapping[str, Any]]:
         """Oldest first, one point per bucket: {"t": start, "total": n, "failed": n, "rate": failed/total}."""
 
-    async def unknown_codes(self, instance: str | None = None) -> Sequence[Mapping[str, Any]]:
-        """Codes no catalog knew exactly: {"trunk", "catalog", "code", "phrase", "count", "last_seen"}."""
+    async def unknown_codes(self, *, instance: str | None = None) -> Sequence[Mapping[str, Any]]:
+        """Codes no catalog knew exactly: {"trunk", "catalog", "code", "phrase", "count", "last_seen"}. `instance`
+        by keyword: the store's own method takes a trunk and a time first."""
 
     async def export_unknown(self, trunk: str | None = None) -> str:
         """The unknown codes (of one trunk) as a starter catalog TOML for a person to fill in."""

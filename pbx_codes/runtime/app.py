@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ class App:
     metrics: Any = None
     alerts: Any = None
     health: Health = field(default_factory=Health)
-    jobs: list[Awaitable[Any]] = field(default_factory=list)
+    jobs: list[Coroutine[Any, Any, Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
 
@@ -72,7 +72,8 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
 
 def _part_ended(app: App, task: asyncio.Future[Any]) -> None:
     """A part's job ended before `stop`. What start-up finds wrong (a section, a secret, a port: ValueError and
-    OSError; every PbxCodesError) ends serve with one line; anything else is a crash of that part alone: logged, shown, not fatal."""
+    OSError; every PbxCodesError) ends serve with one line; anything else is a crash of that part alone: logged,
+    shown, not fatal."""
     exc = task.exception()
     if exc is None:
         return  # a part with nothing to run (e.g. [asterisk] with ami and agi both off)

@@ -71,7 +71,8 @@ class FreeswitchListener:
 
 
 def _section(section: FreeswitchSection | Mapping[str, Any] | None) -> FreeswitchSection:
-    return parse_table(FreeswitchSection, section, section="freeswitch")
+    parsed: FreeswitchSection = parse_table(FreeswitchSection, section, section="freeswitch")
+    return parsed
 
 
 def client_config(section: FreeswitchSection | EslSection | Mapping[str, Any]) -> EslClientConfig:
@@ -106,7 +107,7 @@ async def run_freeswitch(config_section: FreeswitchSection | Mapping[str, Any] |
     """Run the ESL listener and the hook endpoint until cancelled."""
     section = _section(config_section)
     lang = section.language or language
-    tasks: list[asyncio.Task] = []
+    tasks: list[asyncio.Task[None]] = []
     if section.esl.enabled:
         listener = FreeswitchListener(resolver, bus)
         client = EslClient(client_config(section.esl), listener.on_event)

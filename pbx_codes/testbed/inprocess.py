@@ -255,7 +255,8 @@ class PbxCodesInProcess(LoopHosted):
 
         async def rows() -> list[dict[str, Any]]:
             await store.flush(5.0)
-            return await store.call(linkedid)
+            legs: list[dict[str, Any]] = await store.call(linkedid)
+            return legs
         return self._loop.run(rows())
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:

@@ -116,7 +116,7 @@ class HookServer:
 
     def __init__(self, resolve: Callable[[Observation], Annotation], *, host: str = DEFAULT_HOST,
                  port: int = DEFAULT_PORT, lang: str = "en",
-                 publish: Callable[[Annotation], None] | None = None) -> None:
+                 publish: Callable[[Annotation], object] | None = None) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the hook endpoint listens on loopback only")
         self._resolve = resolve
@@ -196,7 +196,7 @@ def _answer(status: int, payload: bytes) -> web.Response:
 
 async def run_hook_server(resolve: Callable[[Observation], Annotation], *, host: str = DEFAULT_HOST,
                           port: int = DEFAULT_PORT, lang: str = "en",
-                          publish: Callable[[Annotation], None] | None = None) -> None:
+                          publish: Callable[[Annotation], object] | None = None) -> None:
     await HookServer(resolve, host=host, port=port, lang=lang, publish=publish).serve_forever()
 
 
