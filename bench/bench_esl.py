@@ -32,8 +32,8 @@ from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbx_codes.runtime.esl_listener import FreeswitchListener
 from pbx_codes.protocols.esl import EslParser, Event
+from pbx_codes.runtime.esl_listener import FreeswitchListener
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "freeswitch"
 GENESIS_VENV = Path(__file__).resolve().parent / ".venv-genesis"

@@ -254,7 +254,8 @@ async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> N
     while i < total:  # every 20 ms, the hangups due by then (as a PBX's events arrive: in small bursts)
         due = min(total, int((time.monotonic() - start) * rate) + 1)
         now = time.time()
-        for i in range(i, due):
+        first = i
+        for i in range(first, due):
             base = templates[i % len(templates)]
             bus.publish(replace(base, observation=replace(
                 base.observation, leg_id=f"{name}-{i}", call_id=f"{name}-call-{i}", trunk=f"trunk-{i % TRUNKS}",
@@ -324,8 +325,8 @@ def cmd_load(args: argparse.Namespace) -> None:
             await asyncio.sleep(8)  # the browser is up and connected before the first hangup
             for n in range(args.agents):
                 procs.append(subprocess.Popen(  # at a lower CPU priority: each stands for an agent on its own host
-                    ["nice", "-n", "10", sys.executable, __file__, "agent", "--url", url, "--name", f"pbx-{n:02d}", "--rate",
-                     str(per_agent), "--seconds", str(args.seconds), "--out", str(work / f"agent-{n}.txt")],
+                    ["nice", "-n", "10", sys.executable, __file__, "agent", "--url", url, "--name", f"pbx-{n:02d}",
+                     "--rate", str(per_agent), "--seconds", str(args.seconds), "--out", str(work / f"agent-{n}.txt")],
                     cwd=ROOT))
             return await watcher
 

@@ -75,9 +75,9 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 
 def test_shipped_example_config_is_accepted_by_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/pbx-codes.example.toml is what users copy: the top level and each section must parse."""
+    from pbx_codes.console.settings import parse_console_settings
     from pbx_codes.runtime.ami_listener import ami_settings
     from pbx_codes.runtime.esl_listener import client_config
-    from pbx_codes.console.settings import parse_console_settings
     from pbx_codes.sinks.alerts import parse_rule
     from pbx_codes.store.store import parse_store_settings
 
@@ -196,7 +196,7 @@ def test_an_older_name_is_read_as_its_current_key_with_a_warning(tmp_path: Path,
 def test_an_older_name_beside_its_current_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pbx-codes.toml"
     path.write_text("[freeswitch]\nhook_port = 1\n[freeswitch.hook]\nport = 2\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="hook_port and hook.port are the same key"):
+    with pytest.raises(ConfigError, match=r"hook_port and hook.port are the same key"):
         load_config(path)
 
 

@@ -21,9 +21,9 @@ import pytest
 from adapters.esl_test_server import PASSWORD, FakeFreeswitch, recorded_events
 from backfill.json_cdr import write_json_cdrs
 from observers.freeswitch_live2 import capture_bytes, resolver, roles
-from pbx_codes.runtime.esl_listener import run_freeswitch
 from pbx_codes.cli.main import main
 from pbx_codes.observers.freeswitch import replay
+from pbx_codes.runtime.esl_listener import run_freeswitch
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store import run_store
 from support.waiting import wait_until

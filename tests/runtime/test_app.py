@@ -133,7 +133,8 @@ async def test_a_refused_ami_login_does_not_stop_serve_and_shows_in_the_console_
     monkeypatch.setenv("PBXC_TEST_APP_SECRET", "wrong-secret")
     ami = await AmiTestServer(secret="right-secret").start()
     agi_port, console_port = free_port(), free_port()
-    config = parse_config({"asterisk": {"ami": {"enabled": True, "port": ami.port, "secret_env": "PBXC_TEST_APP_SECRET"},
+    config = parse_config({"asterisk": {"ami": {"enabled": True, "port": ami.port,
+                                                "secret_env": "PBXC_TEST_APP_SECRET"},
                                         "agi": {"port": agi_port}}})
     stop = asyncio.Event()
     task = asyncio.create_task(serve(config, Resolver(catalogs), console=f"127.0.0.1:{console_port}", stop=stop))
@@ -197,7 +198,7 @@ async def test_a_database_down_at_start_is_shown_down_until_it_answers_even_with
     from support.waiting import eventually
 
     async def store_state() -> str:
-        status, body = await http_get(unused_tcp_port, "/api/health")
+        _status, body = await http_get(unused_tcp_port, "/api/health")
         return next(p["state"] for p in json.loads(body)["parts"] if p["part"].startswith("store"))
 
     await asyncio.to_thread(postgres_server.stop)

@@ -123,7 +123,8 @@ class Running:
         assert status == 200 and "pbx-codes" in page, broken
         status, metrics = await asyncio.wait_for(http(self.console, "GET", "/metrics"), 10)
         assert status == 200, broken
-        down = [line for line in metrics.splitlines() if line.startswith("pbx_codes_part_up{") and line.endswith(" 0.0")]
+        down = [line for line in metrics.splitlines()
+                if line.startswith("pbx_codes_part_up{") and line.endswith(" 0.0")]
         assert any(broken in line for line in down), (broken, down)
 
 
