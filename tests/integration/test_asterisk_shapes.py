@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from pbx_codes.testbed import shapes
-from pbx_codes.testbed.asterisk import AsteriskBench
-from pbx_codes.testbed.inprocess import PbxCodesInProcess
+from integration.asterisk_calls import CATALOG_DIR
 from pbx_codes.enrich.mapping import PBX_CDR_CUSTOM_COLUMNS, PBX_COLUMNS, PBX_OUTCOME_COLUMNS
 from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.legs import leg_from_row
 from pbx_codes.quality.measures import per_trunk
+from pbx_codes.testbed import shapes
+from pbx_codes.testbed.asterisk import AsteriskBench
+from pbx_codes.testbed.inprocess import PbxCodesInProcess
 from support.waiting import block_until
-
-from integration.asterisk_calls import CATALOG_DIR
 
 SECRET_ENV = "PBX_CODES_IT_SHAPES_AMI_SECRET"
 
@@ -172,9 +171,8 @@ def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_t
     emptied as when the FastAGI server was down. enrich annotates every row; backfill reads every row, both
     layouts naming the leg the same."""
     from pbx_codes.backfill.readers import read_observations
-    from pbx_codes.testbed.asterisk import CDR_CSV
     from pbx_codes.cli.main import main
-
+    from pbx_codes.testbed.asterisk import CDR_CSV
     from pbx_codes.testbed.sipp import run_call
 
     linkedid = place(asterisk_bench, pbx, 1, lambda bench: run_call(bench, code=486, phrase="Busy Here")).last[
