@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 mkdir -p artifacts
+# Static checks before the suite (settings in pyproject.toml): a type error or a lint regression fails the run here,
+# in one line, instead of after the suite's minutes.
+.venv/bin/python -m mypy >artifacts/mypy.txt 2>&1 \
+  || { cat artifacts/mypy.txt >&2; echo "[test] mypy --strict pbx_codes failed: $(tail -n 1 artifacts/mypy.txt)" >&2; exit 1; }
+.venv/bin/python -m ruff check --quiet \
+  || { echo "[test] ruff check failed (the findings above)" >&2; exit 1; }
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -58,8 +58,15 @@ def sandbox(tmp_path: Path) -> Path:
         shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
     for name in ("setup.cfg", "pyproject.toml"):
         shutil.copy2(REPO / name, root / name)
-    # A stand-in interpreter that runs this one, and the stamp setup.sh leaves once the project is installed.
-    write_exe(root / ".venv" / "bin" / "python", f'exec "{sys.executable}" "$@"')
+    # A stand-in interpreter that runs this one (mypy and ruff stand in too: they pass unless STATIC_FAILS names
+    # them), and the stamp setup.sh leaves once the project is installed.
+    write_exe(root / ".venv" / "bin" / "python",
+              'if [ "$1" = -m ] && { [ "$2" = mypy ] || [ "$2" = ruff ]; }; then\n'
+              '  case " ${STATIC_FAILS:-} " in *" $2 "*) echo "pbx_codes/x.py:1: error: stand-in finding  [misc]"\n'
+              '    echo "Found 1 error in 1 file (checked 1 source file)"; exit 1 ;; esac\n'
+              '  exit 0\n'
+              'fi\n'
+              f'exec "{sys.executable}" "$@"')
     stamp = hashlib.sha256((root / "setup.cfg").read_bytes() + (root / "pyproject.toml").read_bytes())
     (root / ".venv" / ".pbx-codes-installed").write_text(stamp.hexdigest()[:16] + "\n", encoding="utf-8")
     return root
@@ -134,3 +141,17 @@ def test_test_script_passes_on_pytests_exit_code(sandbox: Path, tmp_path: Path) 
     failed = run(sandbox, "test.sh", env, "-p", "no:cacheprovider", "tests")
     assert failed.returncode == 1
     assert "1 failed, 1 passed" in failed.stdout
+
+
+@pytest.mark.parametrize(("tool", "line"), [("mypy", "[test] mypy --strict pbx_codes failed: Found 1 error in 1 file"),
+                                            ("ruff", "[test] ruff check failed")])
+def test_test_script_fails_on_a_type_or_lint_finding_before_running_the_tests(sandbox: Path, tmp_path: Path,
+                                                                               tool: str, line: str) -> None:
+    write_exe(sandbox / "scripts" / "setup.sh", "exit 0")
+    (sandbox / "tests").mkdir()
+    (sandbox / "tests" / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
+    env = fake_debian(tmp_path, installed=True) | {"STATIC_FAILS": tool}
+    result = run(sandbox, "test.sh", env, "-p", "no:cacheprovider", "tests")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(line), result.stderr
+    assert "passed" not in result.stdout      # the suite never started
