@@ -164,3 +164,30 @@ async def test_rows_keep_texts_by_reference_and_the_console_gets_them_back(
     assert (await kyiv.store.backend.fetch("SELECT COUNT(*) FROM reason_texts"))[0][0] == 1
     recent = await kyiv.store.recent(limit=5)
     assert {r["texts"]["uk"] for r in recent} == {hangup(resolver).texts["uk"]}
+
+
+@pytest.mark.asyncio
+async def test_over_sqlite_the_poll_alone_carries_the_feed(tmp_path: Any, resolver: Resolver) -> None:
+    url = f"sqlite://{tmp_path / 'one.db'}"
+    bus = AnnotationBus(instance="pbx-solo")
+    agent = await open_store(url, {"flush_ms": 10, "retention_days": None, "journal": ""})
+    agent.start(bus)
+    reader = await open_store(url, {"retention_days": None, "journal": ""})
+    feed_bus = AnnotationBus()
+    sub = feed_bus.subscribe("test")
+    feed = StoreFeed(reader, feed_bus, poll_interval=0.05)
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_until(lambda: feed._marks, what="the feed's starting point")
+        for n in range(3):
+            bus.publish(hangup(resolver, call_id=f"s{n}", leg_id=f"s{n}-leg"))
+        await agent.flush(timeout=20)
+        await wait_until(lambda: sub.queue.qsize() == 3, what="three rows polled")
+        legs = [sub.queue.get_nowait().observation for _ in range(3)]
+        assert [(o.instance, o.leg_id) for o in legs] == [("pbx-solo", f"s{n}-leg") for n in range(3)]
+        assert not feed.stats.listening and feed.stats.recovered == 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await agent.close()
+        await reader.close()
