@@ -149,10 +149,8 @@ async def timed(label: str, repeat: int, fn: Callable[[], Awaitable[Any]]) -> di
 
 async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any]:
     from pbx_codes.quality.classes import load_table
-    from pbx_codes.quality.measures import per_trunk
-    from pbx_codes.quality.source import legs_in_range
     from pbx_codes.store import open_store
-    from pbx_codes.store.quality_sql import trunk_quality
+    from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
 
     store = await open_store(url, {"retention_days": None, "journal": ""})
     table = load_table()
@@ -173,11 +171,11 @@ async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any
         await store.window_counts((60, 300, 900), now=now, instance=instance)
         await store.failure_rate_series(60, 15, now=now, instance=instance)
 
-    async def quality(span: float) -> None:  # what /api/quality runs on PostgreSQL
+    async def quality(span: float) -> None:  # what /api/quality runs: the hourly rollup plus the edge hours' rows
         await trunk_quality(store.backend, table, now - span, now)
 
-    async def quality_in_python(span: float) -> None:  # the same table from every leg, computed in Python
-        per_trunk(await legs_in_range(store, now - span, now), table)
+    async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)
+        await trunk_quality_raw(store.backend, table, now - span, now)
 
     plan: list[tuple[str, Callable[[], Awaitable[Any]], int]] = [
         ("/api/recent (newest 100)", lambda: store.recent(limit=100), repeat),
@@ -190,12 +188,20 @@ async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any
         ("/api/unknown (30 days)", store.unknown_codes, repeat),
         ("/api/call/<id>", lambda: store.call(linkedid), repeat),
         ("trunk quality table, last hour", lambda: quality(3600), repeat),
-        ("trunk quality table, last hour (legs in Python)", lambda: quality_in_python(3600), 3),
-        ("trunk quality table, last day", lambda: quality(DAY), 3),
-        ("trunk quality table, last week", lambda: quality(7 * DAY), 1),
+        ("trunk quality table, last day", lambda: quality(DAY), repeat),
+        ("trunk quality table, last week", lambda: quality(7 * DAY), repeat),
+        ("trunk quality table, last hour, every leg (before)", lambda: quality_raw(3600), 3),
+        ("trunk quality table, last day, every leg (before)", lambda: quality_raw(DAY), 1),
     ]
     for label, fn, n in plan:
         results.append(await timed(label, n, fn))
+    rolled = await trunk_quality(store.backend, table, now - DAY, now)
+    raw = await trunk_quality_raw(store.backend, table, now - DAY, now)
+    moved = max((abs(a[k] - b[k]) for a, b in zip(rolled, raw) for k in _PERCENTILES
+                 if a[k] is not None and b[k] is not None), default=0.0)
+    same = same_measures([_without_percentiles(r) for r in rolled], [_without_percentiles(r) for r in raw])
+    print(f"last day: rollup table equals the one from every leg: {same}; percentiles at most {moved:g} apart "
+          f"(ms; s for durations)")
     oldest = int((now - days * DAY) // DAY)
     keep = (now - (oldest + 1) * DAY) / DAY  # a retention that ends exactly where the oldest day ends
     keeper = await open_store(url, {"retention_days": keep, "journal": ""})
@@ -208,6 +214,13 @@ async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any
     await store.close()
     return {"rows": count, "heap_bytes_per_row": round(heap / count), "index_bytes_per_row": round(indexes / count),
             "queries": results, "retention": {"days": dropped, "rows": count - after, "ms": round(retire_ms, 1)}}
+
+
+_PERCENTILES = ("pdd_p50_ms", "pdd_p95_ms", "srd_p50_ms", "srd_p95_ms", "duration_p50_s", "duration_p95_s")
+
+
+def _without_percentiles(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _PERCENTILES}
 
 
 def cmd_store(args: argparse.Namespace) -> None:

@@ -80,7 +80,7 @@ async def api_quality(request: web.Request) -> web.Response:
 
     store = request.app[STORE]
     backend = getattr(store, "backend", None)
-    if getattr(getattr(backend, "dialect", None), "name", "") == "postgresql":  # a fleet's store: computed inside
+    if getattr(getattr(backend, "dialect", None), "name", "") in ("postgresql", "sqlite"):  # the hourly rollup
         from pbx_codes.store.quality_sql import trunk_quality
 
         since, until = chosen_range(request)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
+from pbx_codes.store.rollup import retire_statements
 from pbx_codes.store.schema import (
     COLUMNS,
     DAY,
@@ -197,6 +198,8 @@ class PostgresBackend:
                 for name in old:
                     await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
                 await conn.execute("DELETE FROM unknown_seen WHERE day < %s", (first_kept,))
+                for sql, params in retire_statements(first_kept * 24):
+                    await conn.execute(POSTGRES.sql(sql), params)
             self._days.difference_update({d for d in self._days if d < first_kept})
             return len(old)
 

@@ -12,25 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pbx_codes.quality.classes import ClassTable
-from pbx_codes.quality.legs import NO_RESPONSE_OUTCOMES
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
-
-_ANSWERED = "(category = 'ok' OR outcome = 'answered')"
-_NO_RESPONSE = ", ".join(f"'{o}'" for o in sorted(NO_RESPONSE_OUTCOMES))
-
-
-def _delay(start: str, end: str) -> str:
-    return f"CASE WHEN {start} IS NOT NULL AND {end} IS NOT NULL AND {end} >= {start} THEN {end} - {start} END"
-
-
-_PDD = ("CASE WHEN started_at IS NOT NULL THEN "
-        + _delay("started_at", f"COALESCE(progress_at, CASE WHEN {_ANSWERED} THEN answered_at END)") + " END")
-_SRD = ("CASE WHEN started_at IS NULL THEN NULL "
-        f"WHEN progress_at IS NOT NULL THEN {_delay('started_at', 'progress_at')} "
-        f"WHEN {_ANSWERED} THEN {_delay('started_at', 'answered_at')} "
-        f"WHEN outcome IN ({_NO_RESPONSE}) OR category IN ('cancelled', 'pending') THEN NULL "
-        f"ELSE {_delay('started_at', 'ended_at')} END")
-_DURATION = f"CASE WHEN {_ANSWERED} THEN {_delay('answered_at', 'ended_at')} END"
+from pbx_codes.store.rollup import DURATION as _DURATION
+from pbx_codes.store.rollup import HOUR, SEIZURE, counts_select, delays_select, hour_of
+from pbx_codes.store.rollup import PDD as _PDD
+from pbx_codes.store.rollup import SRD as _SRD
 
 
 def _where(since: float, until: float, filters: dict[str, str | None]) -> tuple[str, list[Any]]:
@@ -48,9 +34,11 @@ def _percentiles(expr: str) -> str:
             f"percentile_cont(0.95) WITHIN GROUP (ORDER BY {expr}), COUNT({expr})")
 
 
-async def trunk_quality(backend: Any, table: ClassTable, since: float, until: float, *, pbx: str | None = None,
-                        trunk: str | None = None, instance: str | None = None) -> list[dict[str, Any]]:
-    """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order."""
+async def trunk_quality_raw(backend: Any, table: ClassTable, since: float, until: float, *,
+                            pbx: str | None = None, trunk: str | None = None,
+                            instance: str | None = None) -> list[dict[str, Any]]:
+    """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order, from
+    every leg of the range (PostgreSQL; `trunk_quality` reads the hourly rollup instead)."""
     where, params = _where(since, until, {"pbx": pbx, "trunk": trunk, "instance": instance})
     counts = await backend.fetch(
         "SELECT COALESCE(pbx, ''), trunk, COALESCE(category, 'unknown'), outcome, sip, code, phrase, COUNT(*) "
@@ -63,16 +51,7 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         group = groups.get((pbx_name, trunk_name))
         if group is None:
             group = groups[(pbx_name, trunk_name)] = TrunkQuality(table, pbx=pbx_name, trunk=trunk_name)
-        n = int(n)
-        cls = table.classify(category)
-        group.seizures += n
-        group.classes[cls.name] += n
-        group.ner_hits += cls.ner * n
-        answered = category == "ok" or outcome == "answered"
-        group.answered += answered * n
-        group.responses["200" if answered else table.response(sip, outcome, code)] += n
-        if not answered:
-            group.failures[(category, code or sip or "", phrase or "")] += n
+        _count(group, table, category, outcome, sip, code, phrase, int(n))
     timing = {(r[0], r[1]): r[2:] for r in delays}
     out = []
     for key in sorted(groups):
@@ -101,4 +80,99 @@ def same_measures(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> b
     return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
 
 
-__all__ = ["same_measures", "trunk_quality"]
+def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
+    """`percentile` (linear between the closest ranks) over a histogram of (millisecond, count), in seconds."""
+    total = sum(n for _, n in histogram)
+    if not total:
+        return None
+    rank = (total - 1) * q
+    low = int(rank)
+    ranks = (low, min(low + 1, total - 1))
+    found: list[float] = []
+    seen = 0
+    for ms, n in histogram:
+        while len(found) < 2 and ranks[len(found)] < seen + n:
+            found.append(ms / 1000.0)
+        seen += n
+        if len(found) == 2:
+            break
+    return found[0] + (found[1] - found[0]) * (rank - low)
+
+
+def _ranges(since: float, until: float) -> tuple[int, int]:
+    """The whole hours inside [since, until) as [first, last): read from the rollup; the rest from the rows."""
+    first = -int(-since // HOUR)
+    last = int(until // HOUR)
+    return first, max(first, last)
+
+
+async def trunk_quality(backend: Any, table: ClassTable, since: float, until: float, *, pbx: str | None = None,
+                        trunk: str | None = None, instance: str | None = None) -> list[dict[str, Any]]:
+    """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order: the
+    whole hours of the range from the hourly rollup (`pbx_codes.store.rollup`), the partial hours at its edges from
+    the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
+    half a histogram bucket (0.5 ms)."""
+    dialect = backend.dialect
+    first, last = _ranges(since, until)
+    scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
+    rolled = " AND ".join(["hour >= ?", "hour < ?", *(f"{c} = ?" for c, _ in scope)])
+    rolled_params: list[Any] = [first, last, *(v for _, v in scope)]
+    edges = "(" + " OR ".join(["(ts >= ? AND ts < ?)", "(ts >= ? AND ts < ?)"]) + ")"
+    raw = " AND ".join([SEIZURE, edges, *(f"{c} = ?" for c, _ in scope)])
+    edge_params: list[Any] = [since, min(until, first * HOUR), max(since, last * HOUR), until,
+                              *(v for _, v in scope)]
+    if first >= last:  # no whole hour: all from the rows
+        edge_params[1:4] = [until, until, until]
+    hour = hour_of(dialect.name)
+    counts = await backend.fetch((
+        "SELECT pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum) FROM ("
+        "SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
+        f"WHERE {rolled} UNION ALL SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, c.n, "
+        f"c.dur_sum FROM ({counts_select('hangups', hour, raw)}) AS c"
+        ") u GROUP BY 1, 2, 3, 4, 5, 6, 7"), [*rolled_params, *edge_params])
+    delays = await backend.fetch((
+        "SELECT pbx, trunk, measure, ms, SUM(n) FROM (SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay "
+        f"WHERE {rolled} UNION ALL SELECT d.pbx, d.trunk, d.measure, d.ms, d.n FROM "
+        f"({delays_select('hangups', hour, raw)}) AS d"
+        ") u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"), [*rolled_params, *(edge_params * 3)])
+    groups: dict[tuple[str, str], TrunkQuality] = {}
+    durations: dict[tuple[str, str], float] = {}
+    for pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum in counts:
+        key = (pbx_name, trunk_name)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = TrunkQuality(table, pbx=pbx_name, trunk=trunk_name)
+        _count(group, table, category, outcome or None, sip or None, code or None, phrase or None, int(n))
+        durations[key] = durations.get(key, 0.0) + float(dur_sum or 0.0)
+    histograms: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    for pbx_name, trunk_name, measure, ms, n in delays:
+        histograms.setdefault((pbx_name, trunk_name, measure), []).append((int(ms), int(n)))
+    out = []
+    for key in sorted(groups):
+        result = groups[key].result()
+        pdd, srd, dur = (histograms.get((*key, m), []) for m in ("pdd", "srd", "duration"))
+        dur_n = sum(n for _, n in dur)
+        result.update({"pdd_p50_ms": _ms(_percentile(pdd, 0.5)), "pdd_p95_ms": _ms(_percentile(pdd, 0.95)),
+                       "srd_p50_ms": _ms(_percentile(srd, 0.5)), "srd_p95_ms": _ms(_percentile(srd, 0.95)),
+                       "acd_s": _s(durations[key] / dur_n) if dur_n else None,
+                       "duration_p50_s": _s(_percentile(dur, 0.5)), "duration_p95_s": _s(_percentile(dur, 0.95)),
+                       "timed": {"pdd": sum(n for _, n in pdd), "srd": sum(n for _, n in srd), "duration": dur_n}})
+        out.append(result)
+    return out
+
+
+def _count(group: TrunkQuality, table: ClassTable, category: str, outcome: str | None, sip: str | None,
+           code: str | None, phrase: str | None, n: int) -> None:
+    """`TrunkQuality.add` for n seizures of one outcome at once."""
+    cls = table.classify(category)
+    group.seizures += n
+    group.classes[cls.name] += n
+    group.ner_hits += cls.ner * n
+    answered = category == "ok" or outcome == "answered"
+    group.answered += answered * n
+    group.responses["200" if answered else table.response(sip, outcome, code)] += n
+    if not answered:
+        group.failures[(category, code or sip or "", phrase or "")] += n
+
+
+__all__ = ["same_measures", "trunk_quality", "trunk_quality_raw"]

@@ -162,7 +162,8 @@ def shape_unknown(records: Sequence[Sequence[Any]], texts: Any = None) -> list[d
 
 
 def older_than(cutoff: float) -> Query:
-    return "DELETE FROM hangups WHERE ts < ?", [cutoff]
+    """Whole hours only (the hour holding the cutoff stays): the quality rollup counts whole hours."""
+    return "DELETE FROM hangups WHERE ts < ?", [cutoff // 3600 * 3600]
 
 
 def unknown_older_than(cutoff: float) -> Query:

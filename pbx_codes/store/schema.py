@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pbx_codes.model import LANGS, Annotation
+from pbx_codes.store import rollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,10 @@ MIGRATIONS = MIGRATIONS + (
         "CAST(FLOOR(ts / 86400) AS INTEGER) FROM hangups_v3",
         "DROP TABLE hangups_v3",
     )),
+)
+MIGRATIONS = MIGRATIONS + (
+    Migration(5, "the trunk quality table's hourly rollup, kept as rows are written", tuple(rollup.sqlite_statements()),
+              postgres=tuple(rollup.postgres_statements())),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

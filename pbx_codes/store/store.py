@@ -20,7 +20,7 @@ from pbx_codes.config import StoreSection, parse_table
 from pbx_codes.errors import ConfigError
 from pbx_codes.model import Annotation
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
-from pbx_codes.store import queries
+from pbx_codes.store import queries, rollup
 from pbx_codes.store.dsn import safe_error
 from pbx_codes.store.export import starter_catalog
 from pbx_codes.store.journal import Journal
@@ -241,6 +241,8 @@ class Store:
         sql, params = queries.older_than(cutoff)
         deleted = await self.backend.execute(sql, params)
         await self.backend.execute(*queries.unknown_older_than(cutoff))
+        for statement in rollup.retire_statements(int(cutoff // 3600)):
+            await self.backend.execute(*statement)
         if deleted:
             log.info("store: retention removed %d rows older than %s days", deleted, self.settings.retention_days)
         return deleted

@@ -12,7 +12,7 @@ from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.quality.source import legs_in_range
 from pbx_codes.store import open_store
-from pbx_codes.store.quality_sql import same_measures, trunk_quality
+from pbx_codes.store.quality_sql import same_measures, trunk_quality_raw
 from support.seizures import MIX_EXPECTED, mix, seizure
 
 pytestmark = pytest.mark.asyncio
@@ -54,13 +54,13 @@ async def test_postgresql_table_equals_the_python_one(postgres_url, tmp_path):
             store.add(ann)
         await store.flush(timeout=30)
         table = load_table()
-        inside = await trunk_quality(store.backend, table, 999_000.0, 1_002_000.0)
+        inside = await trunk_quality_raw(store.backend, table, 999_000.0, 1_002_000.0)
         outside = per_trunk(await legs_in_range(store, 999_000.0, 1_002_000.0), table)
         assert len(inside) == 7 and same_measures(inside, outside)  # lifecell, 3 trunks x 2 PBXs
         assert all(0 < r["invites"] < r["seizures"] for r in inside if r["trunk"] != "lifecell")
         lifecell = next(r for r in inside if r["trunk"] == "lifecell")
         assert {k: lifecell[k] for k in MIX_EXPECTED} == pytest.approx(MIX_EXPECTED)
-        one = await trunk_quality(store.backend, table, 999_000.0, 1_002_000.0, instance="pbx-1", trunk="t1")
+        one = await trunk_quality_raw(store.backend, table, 999_000.0, 1_002_000.0, instance="pbx-1", trunk="t1")
         legs = [leg for leg in await legs_in_range(store, 999_000.0, 1_002_000.0, trunk="t1")
                 if leg.instance == "pbx-1"]
         assert len(one) >= 1 and same_measures(one, per_trunk(legs, table))

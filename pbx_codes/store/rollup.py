@@ -1,0 +1,130 @@
+"""The trunk quality table's hourly rollup, kept as rows are written, so a day or a week is read from a few
+thousand rollup rows instead of millions of legs.
+
+Per hour x instance x PBX x trunk x (category, outcome, SIP code, code, phrase): the seizures and the sum of the
+answered legs' durations (`quality_hourly`). The key keeps what the class table reads, not the classes themselves,
+so NER, SER, SEER, ISA, answers and top failures are derived at read time exactly as from the legs, and a changed
+class table applies to old hours too. The delays (PDD, SRD, duration) go into fixed-bucket histograms
+(`quality_hourly_delay`): each delay counted under its value rounded to the nearest millisecond (`BUCKET_MS`), so a
+percentile read from the histogram differs from the one over the raw delays by at most half a bucket (0.5 ms; the
+duration's in seconds by at most 0.0005 s), below the millisecond the benchmark and the page report. A leg stored
+twice is counted once (only inserted rows reach the triggers).
+
+SQLite keeps it by a row trigger, PostgreSQL by a statement trigger over the inserted rows (one aggregated upsert
+per batch). Retention removes whole hours of it with the rows they count.
+"""
+from __future__ import annotations
+
+from pbx_codes.quality.legs import NO_RESPONSE_OUTCOMES
+
+HOUR = 3600
+BUCKET_MS = 1
+
+ANSWERED = "(category = 'ok' OR outcome = 'answered')"
+_NO_RESPONSE = ", ".join(f"'{o}'" for o in sorted(NO_RESPONSE_OUTCOMES))
+#: The legs the quality table counts: seizures (an attempt on a trunk).
+SEIZURE = "trunk IS NOT NULL AND trunk <> '' AND attempt IS NOT NULL"
+
+
+def _delay(start: str, end: str) -> str:
+    return f"CASE WHEN {start} IS NOT NULL AND {end} IS NOT NULL AND {end} >= {start} THEN {end} - {start} END"
+
+
+PDD = ("CASE WHEN started_at IS NOT NULL THEN "
+       + _delay("started_at", f"COALESCE(progress_at, CASE WHEN {ANSWERED} THEN answered_at END)") + " END")
+SRD = ("CASE WHEN started_at IS NULL THEN NULL "
+       f"WHEN progress_at IS NOT NULL THEN {_delay('started_at', 'progress_at')} "
+       f"WHEN {ANSWERED} THEN {_delay('started_at', 'answered_at')} "
+       f"WHEN outcome IN ({_NO_RESPONSE}) OR category IN ('cancelled', 'pending') THEN NULL "
+       f"ELSE {_delay('started_at', 'ended_at')} END")
+DURATION = f"CASE WHEN {ANSWERED} THEN {_delay('answered_at', 'ended_at')} END"
+DELAYS = {"pdd": PDD, "srd": SRD, "duration": DURATION}
+
+#: The rollup's keys: the outcome's fields stored as '' for NULL (a key column cannot be NULL).
+COUNT_KEY = ("hour", "instance", "pbx", "trunk", "category", "outcome", "sip", "code", "phrase")
+DELAY_KEY = ("hour", "instance", "pbx", "trunk", "measure", "ms")
+_GROUP = "COALESCE(instance, '') AS instance, COALESCE(pbx, '') AS pbx, trunk AS trunk"
+_OUTCOME = "COALESCE(category, 'unknown') AS category, COALESCE(outcome, '') AS outcome, COALESCE(sip, '') AS sip, " \
+           "COALESCE(code, '') AS code, COALESCE(phrase, '') AS phrase"
+
+
+def hour_of(dialect: str) -> str:
+    """floor(ts / 3600) as an integer (ts is never negative; SQLite's CAST truncates, PostgreSQL's rounds)."""
+    return "CAST(ts / 3600 AS BIGINT)" if dialect == "sqlite" else "CAST(FLOOR(ts / 3600) AS BIGINT)"
+
+
+def bucket(expr: str) -> str:
+    """A delay in seconds -> its histogram bucket, the nearest millisecond."""
+    return f"CAST(ROUND(({expr}) * 1000) AS BIGINT)"
+
+
+def counts_select(source: str, hour: str, where: str = SEIZURE) -> str:
+    """The rows of `source` (seizures) aggregated to `quality_hourly`'s key: n and the sum of durations."""
+    return (f"SELECT {hour} AS hour, {_GROUP}, {_OUTCOME}, COUNT(*) AS n, COALESCE(SUM({DURATION}), 0) AS dur_sum "
+            f"FROM {source} "
+            f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9")
+
+
+def delays_select(source: str, hour: str, where: str = SEIZURE) -> str:
+    """The rows of `source` aggregated to `quality_hourly_delay`'s key (one histogram per measure)."""
+    return " UNION ALL ".join(
+        f"SELECT {hour} AS hour, {_GROUP}, '{name}' AS measure, {bucket(expr)} AS ms, COUNT(*) AS n FROM {source} "
+        f"WHERE {where} AND ({expr}) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6" for name, expr in DELAYS.items())
+
+
+def _upserts(source: str, hour: str) -> list[str]:
+    ordered = ", ".join(str(i) for i in range(1, len(COUNT_KEY) + 1))  # one lock order for concurrent writers
+    counts = (f"INSERT INTO quality_hourly ({', '.join(COUNT_KEY)}, n, dur_sum) SELECT * FROM "
+              f"({counts_select(source, hour)}) c WHERE true ORDER BY {ordered} "
+              f"ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = quality_hourly.n + excluded.n, "
+              "dur_sum = quality_hourly.dur_sum + excluded.dur_sum")
+    delays = (f"INSERT INTO quality_hourly_delay ({', '.join(DELAY_KEY)}, n) SELECT * FROM "
+              f"({delays_select(source, hour)}) d WHERE true ORDER BY 1, 2, 3, 4, 5, 6 "
+              f"ON CONFLICT ({', '.join(DELAY_KEY)}) DO UPDATE SET n = quality_hourly_delay.n + excluded.n")
+    return [counts, delays]
+
+
+def _tables(real: str) -> list[str]:
+    text = "TEXT NOT NULL"
+    return [
+        f"CREATE TABLE IF NOT EXISTS quality_hourly (hour BIGINT NOT NULL, instance {text}, pbx {text}, "
+        f"trunk {text}, category {text}, outcome {text}, sip {text}, code {text}, phrase {text}, "
+        f"n BIGINT NOT NULL, dur_sum {real} NOT NULL, PRIMARY KEY ({', '.join(COUNT_KEY)}))",
+        f"CREATE TABLE IF NOT EXISTS quality_hourly_delay (hour BIGINT NOT NULL, instance {text}, pbx {text}, "
+        f"trunk {text}, measure {text}, ms BIGINT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY ({', '.join(DELAY_KEY)}))",
+    ]
+
+
+_ROW_COLUMNS = ("ts", "instance", "pbx", "trunk", "attempt", "category", "outcome", "sip", "code", "phrase",
+                "started_at", "progress_at", "answered_at", "ended_at")
+
+
+def sqlite_statements() -> list[str]:
+    """Tables, the existing rows counted once, and the row trigger that counts each new one."""
+    hour = hour_of("sqlite")
+    new_row = "(SELECT " + ", ".join(f"NEW.{c} AS {c}" for c in _ROW_COLUMNS) + ")"
+    return [*_tables("REAL"), *_upserts("hangups", hour),
+            "CREATE TRIGGER IF NOT EXISTS hangups_quality AFTER INSERT ON hangups WHEN NEW.trunk IS NOT NULL AND "
+            "NEW.trunk <> '' AND NEW.attempt IS NOT NULL BEGIN "
+            + "; ".join(_upserts(new_row, hour)) + "; END"]
+
+
+def postgres_statements() -> list[str]:
+    """Tables, the existing rows counted once, and a statement trigger: one aggregated upsert per INSERT."""
+    hour = hour_of("postgresql")
+    return [*_tables("DOUBLE PRECISION"), *_upserts("hangups", hour),
+            "CREATE OR REPLACE FUNCTION pbx_codes_quality_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+            + "; ".join(_upserts("new_rows", hour)) + "; RETURN NULL; END $fn$",
+            "CREATE OR REPLACE TRIGGER hangups_quality AFTER INSERT ON hangups REFERENCING NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION pbx_codes_quality_rollup()"]
+
+
+def retire_statements(first_kept_hour: int) -> list[tuple[str, list[int]]]:
+    """Retention: the rollup's hours before the first hour kept."""
+    return [("DELETE FROM quality_hourly WHERE hour < ?", [first_kept_hour]),
+            ("DELETE FROM quality_hourly_delay WHERE hour < ?", [first_kept_hour])]
+
+
+__all__ = ["ANSWERED", "BUCKET_MS", "COUNT_KEY", "DELAYS", "DELAY_KEY", "DURATION", "HOUR", "PDD", "SEIZURE", "SRD",
+           "bucket", "counts_select", "delays_select", "hour_of", "postgres_statements", "retire_statements",
+           "sqlite_statements"]

@@ -1,0 +1,152 @@
+"""The trunk quality table read from the hourly rollup (whole hours) and the rows (the partial hours at the range's
+edges) equals the table computed from every leg, on SQLite and PostgreSQL: every count, class, response bucket,
+top failure and mean exactly, the delays' percentiles within half a histogram bucket (0.5 ms)."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from pbx_codes.model import Annotation, Outcome
+from pbx_codes.quality.classes import load_table
+from pbx_codes.quality.measures import per_trunk
+from pbx_codes.quality.source import legs_in_range
+from pbx_codes.store import open_store
+from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
+from support.seizures import seizure
+
+pytestmark = pytest.mark.asyncio
+
+HOUR = 3600.0
+T0 = 1_000_000 * HOUR // HOUR * HOUR  # an hour's start
+#: The percentiles a histogram bucket may move: half of 1 ms (the delays' in ms, the duration's in seconds).
+BOUNDS = {"pdd_p50_ms": 0.5, "pdd_p95_ms": 0.5, "srd_p50_ms": 0.5, "srd_p95_ms": 0.5, "duration_p50_s": 0.0005,
+          "duration_p95_s": 0.0005}
+
+
+def spread(rng: random.Random, n: int) -> list[Annotation]:
+    """Seizures over about seven hours on three trunks of two PBXs and two agents, every outcome shape, delays
+    with sub-millisecond parts, some legs with no timings."""
+    shapes = [("ok", "200", Outcome.ANSWERED), ("busy", "486", Outcome.CARRIER_FINAL),
+              ("no_answer", "480", Outcome.RING_TIMEOUT), ("cancelled", "487", Outcome.CALLER_CANCEL),
+              ("capacity", "503", Outcome.CARRIER_FINAL), ("unavailable", "302", Outcome.CARRIER_FINAL),
+              ("network", "502", Outcome.UNREACHABLE), ("unknown", "499", Outcome.CARRIER_FINAL),
+              ("network", None, Outcome.UNREACHABLE), ("capacity", None, Outcome.PBX_LIMIT)]
+    out = []
+    for i in range(n):
+        category, sip, outcome = shapes[rng.randrange(len(shapes))]
+        ann = seizure(f"t{i % 3}", category, sip, start=T0 + rng.uniform(0, 7 * HOUR), leg=f"r{i}",
+                      pbx=("asterisk", "freeswitch")[i % 2], outcome=outcome,
+                      pdd=rng.uniform(0.1, 9.0) if rng.random() > 0.2 else None,
+                      answer_after=rng.uniform(9.5, 20.0) if category == "ok" else None,
+                      talk=rng.uniform(1.0, 300.0) if category == "ok" else None, end_after=rng.uniform(0.2, 30.0),
+                      phrase=rng.choice([None, "Busy Here", "Недостатньо коштів"]))
+        obs = replace(ann.observation, instance=f"pbx-{i % 2}")
+        if rng.random() < 0.1:  # a PBX that told no timings
+            obs = replace(obs, started_at=None, progress_at=None, answered_at=None)
+        out.append(replace(ann, observation=obs))
+    return out
+
+
+def agrees(rolled: list[dict[str, Any]], raw: list[dict[str, Any]]) -> bool:
+    """Equal but for the percentiles, which may differ by at most half a bucket."""
+    if len(rolled) != len(raw):
+        return False
+    for a, b in zip(rolled, raw):
+        for key, bound in BOUNDS.items():
+            if (a[key] is None) != (b[key] is None):
+                return False
+            if a[key] is not None and not math.isclose(a[key], b[key], abs_tol=bound + 1e-9):
+                return False
+    strip = [{k: v for k, v in r.items() if k not in BOUNDS} for r in rolled]
+    return same_measures(strip, [{k: v for k, v in r.items() if k not in BOUNDS} for r in raw])
+
+
+RANGES = [
+    (T0 - HOUR, T0 + 8 * HOUR),  # every row, whole hours only
+    (T0 + 0.25 * HOUR, T0 + 6.6 * HOUR),  # partial edge hours on both sides
+    (T0 + 2 * HOUR, T0 + 4.5 * HOUR),  # starts on an hour, ends inside one
+    (T0 + 1.7 * HOUR, T0 + 5 * HOUR),  # starts inside an hour, ends on one
+    (T0 + 3.1 * HOUR, T0 + 3.9 * HOUR),  # inside one hour: rows only
+    (T0 + 3.9 * HOUR, T0 + 4.2 * HOUR),  # across one boundary, no whole hour
+]
+
+
+async def raw_tables(store: Any, since: float, until: float, **scope: str) -> list[list[dict[str, Any]]]:
+    """The table from every leg in Python, and on PostgreSQL from every leg in SQL too."""
+    table = load_table()
+    legs = await legs_in_range(store, since, until, trunk=scope.get("trunk"), instance=scope.get("instance"))
+    out = [per_trunk(legs, table)]
+    if store.backend.dialect.name == "postgresql":
+        out.append(await trunk_quality_raw(store.backend, table, since, until, **scope))
+    return out
+
+
+async def test_rollup_with_edge_rows_equals_the_table_from_every_leg(store_url: str, journal_path: str) -> None:
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        legs = spread(random.Random(14), 900)
+        for ann in legs:
+            store.add(ann)
+        await store.flush(timeout=30)
+        for ann in legs[:300]:  # the same legs again (a replay, a backfill): stored and counted once
+            store.add(ann)
+        await store.flush(timeout=30)
+        table = load_table()
+        rolled_hours = await store.backend.fetch("SELECT COUNT(DISTINCT hour), SUM(n) FROM quality_hourly")
+        assert int(rolled_hours[0][0]) == 8 and int(rolled_hours[0][1]) == 900
+        for since, until in RANGES:
+            rolled = await trunk_quality(store.backend, table, since, until)
+            assert rolled and sum(r["seizures"] for r in rolled) > 0
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), (since - T0, until - T0)
+        for scope in ({"trunk": "t1"}, {"instance": "pbx-1"}, {"trunk": "t2", "instance": "pbx-0"}):
+            since, until = RANGES[1]
+            rolled = await trunk_quality(store.backend, table, since, until, **scope)
+            assert rolled
+            for raw in await raw_tables(store, since, until, **scope):
+                assert agrees(rolled, raw), scope
+    finally:
+        await store.close()
+
+
+async def test_percentiles_from_whole_millisecond_delays_are_exact(store_url: str, journal_path: str) -> None:
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        rng = random.Random(3)
+        for i in range(200):  # start on a whole second: every delay a whole number of milliseconds
+            store.add(seizure("t0", "ok", "200", start=T0 + 60 * i, pdd=rng.randrange(100, 9000) / 1000,
+                              answer_after=10.0, talk=rng.randrange(1000, 90000) / 1000, leg=f"w{i}"))
+        await store.flush(timeout=30)
+        table = load_table()
+        rolled = await trunk_quality(store.backend, table, T0, T0 + 4 * HOUR)
+        for raw in await raw_tables(store, T0, T0 + 4 * HOUR):
+            assert same_measures(rolled, raw)
+    finally:
+        await store.close()
+
+
+async def test_retention_removes_the_rollup_with_the_rows(store_url: str, journal_path: str) -> None:
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": 1, "journal": journal_path})
+    store.start()
+    try:
+        for i in range(48):  # one seizure an hour for two days
+            store.add(seizure("t0", "busy", "486", start=T0 + i * HOUR + 10, pdd=1.5, leg=f"h{i}"))
+        await store.flush(timeout=30)
+        now = T0 + 48 * HOUR + 20.0
+        await store.purge(now=now)
+        table = load_table()
+        rolled = await trunk_quality(store.backend, table, T0 - HOUR, now)
+        for raw in await raw_tables(store, T0 - HOUR, now):
+            assert agrees(rolled, raw)
+        assert 24 <= rolled[0]["seizures"] < 48  # SQLite keeps whole hours, PostgreSQL whole days
+        kept = await store.backend.fetch("SELECT COUNT(*) FROM hangups")
+        counted = await store.backend.fetch("SELECT SUM(n) FROM quality_hourly")
+        assert int(counted[0][0]) == int(kept[0][0]) == rolled[0]["seizures"]
+    finally:
+        await store.close()
