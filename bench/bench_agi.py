@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import statistics
 import sys
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.model import Observation
+from pbx_codes.runtime import heap
 from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes
 
 B_LEG = "PJSIP/trunk-00000009"
@@ -157,10 +159,36 @@ def _resolver():
         return _StandIn(), f"stand-in resolver ({type(exc).__name__})"
 
 
-async def main_async(sessions: int, concurrency: int, loop_kind: str, rounds: int = 3) -> None:
+class _GcPauses:
+    """The server process's garbage-collector pauses (gc.callbacks), longest first: the part of the tail that is
+    the server's own, as opposed to a core another process held."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start, info["generation"]))
+
+    def summary(self) -> str:
+        longest = sorted(self.pauses, reverse=True)[:3]
+        return (f"{len(self.pauses)} collections, longest " +
+                ", ".join(f"{t * 1000:.1f} ms (gen {g})" for t, g in longest))
+
+
+async def main_async(sessions: int, concurrency: int, loop_kind: str, rounds: int = 3, freeze: bool = True) -> None:
     resolver, which = _resolver()
     server = AgiServer(make_routes(resolver), host="127.0.0.1", port=0, timeout=10.0)
     await server.start()
+    if freeze:  # as `serve` does once its parts are built: the catalogs leave the collector's walks
+        which += f"; start-up heap frozen ({heap.settle():,} objects)"
+    else:
+        which += "; heap not frozen (--no-freeze)"
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.Process(target=_client_process, args=(server.port, sessions, concurrency, child, loop_kind))
     proc.start()
@@ -181,6 +209,7 @@ async def main_async(sessions: int, concurrency: int, loop_kind: str, rounds: in
     paced_rounds = [await _paced_run(server, max(500, int(half * 3)), half, loop_kind) for _ in range(rounds)]
     paced = min(paced_rounds, key=lambda lat: _percentile(lat, 0.99))
     await server.close()
+    gc.callbacks.remove(pauses)
     print(f"[{loop_kind}] {which}; {len(latencies)} annotate sessions (2 reads, 1 EXEC MSet, 2 SETs each), "
           f"concurrency {concurrency}")
     capacity = len(latencies) / server_cpu
@@ -195,6 +224,7 @@ async def main_async(sessions: int, concurrency: int, loop_kind: str, rounds: in
           f"{len(paced)} sessions): p50 {_percentile(paced, 0.50):.2f}  p90 {_percentile(paced, 0.90):.2f}  "
           f"p99 {p99:.2f}  max {paced[-1] * 1000:.2f} (target p99 < 5 ms: {'OK' if p99 < 5 else 'ABOVE TARGET'}); "
           f"p99 of each round: {', '.join(f'{_percentile(r, 0.99):.1f}' for r in paced_rounds)}")
+    print(f"  server GC: {pauses.summary()}")
     print(f"  server: completed {server.stats.completed}, errors {server.stats.handler_errors}, "
           f"timeouts {server.stats.timeouts}")
 
@@ -206,6 +236,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="paced rounds at half the rate; the best p99 is kept")
     ap.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both",
                     help="event loop for server and client (uvloop only if installed)")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="skip serve's gc.freeze of the start-up heap (to measure what it changes)")
     args = ap.parse_args()
     kinds = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     for kind in kinds:
@@ -214,7 +246,7 @@ def main() -> None:
         except ImportError:
             print(f"[{kind}] not installed, skipped")
             continue
-        asyncio.run(main_async(args.sessions, args.concurrency, kind, args.rounds))
+        asyncio.run(main_async(args.sessions, args.concurrency, kind, args.rounds, not args.no_freeze))
 
 
 if __name__ == "__main__":

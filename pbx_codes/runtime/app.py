@@ -22,6 +22,7 @@ from pbx_codes import status as states
 from pbx_codes.config import Config
 from pbx_codes.errors import PbxCodesError
 from pbx_codes.resolve import Resolver
+from pbx_codes.runtime import heap
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.status import Health, PartStatus
 
@@ -100,6 +101,8 @@ async def serve(config: Config, resolver: Resolver, *, store_url: str | None = N
     waiter = asyncio.ensure_future(stop.wait())
     try:
         await build(app, store_url, console)  # inside the try: a part that fails to start closes those before it
+        frozen = heap.settle()  # the catalogs and the parts live as long as the process: out of the GC's walks
+        log.debug("start-up heap frozen: %d objects", frozen)
         tasks = [asyncio.ensure_future(job) for job in app.jobs]
         for task, job in zip(tasks, app.jobs):
             task.set_name(getattr(job, "__qualname__", "part"))  # type: ignore[attr-defined]
