@@ -25,9 +25,8 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +35,7 @@ from pbx_codes.observers.asterisk_outcome import LegFacts, LegVerdict, decide, p
 from pbx_codes.observers.causes import NORMAL_Q850
 from pbx_codes.observers.channels import asterisk_trunk as trunk_of
 from pbx_codes.protocols import safe_value, small_int
-from pbx_codes.protocols.ami import AmiParser, Event, HeaderKeys, Response
+from pbx_codes.protocols.ami import AmiParser, Event, Response
 
 PBX = "asterisk"
 
@@ -49,13 +48,6 @@ RINGING_DIAL_STATES = frozenset({"RINGING", "PROGRESS"})
 FAILED_DIAL_STATUSES = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL",
                                   "TORTURE", "INVALIDARGS"})
 _CALLER, _CARRIER, _LOCAL = Side.CALLER, Side.CARRIER, Side.LOCAL  # an Enum member lookup is not free per event
-# The headers each handler reads, in one `Event.pick` each: first what decides whether the event concerns a leg
-# at all (most do not: the caller's own channel), then the rest only for the legs followed.
-_DIAL_BEGIN_KEY = HeaderKeys("DestUniqueid", "DestChannel")
-_DIAL_BEGIN_REST = HeaderKeys("Uniqueid", "Channel", "DestLinkedid", "DialString", "Timestamp")
-_DIAL_KEYS = HeaderKeys("DestUniqueid", "DialStatus")
-_HANGUP_CAUSES = HeaderKeys("Cause", "TechCause")
-_HANGUP_REST = HeaderKeys("Timestamp", "Cause", "TechCause")
 #: `decide` is pure and a PBX meets the same few shapes over and over: its verdicts are kept, up to this many
 #: (and only for phrases up to `_CACHED_PHRASE_MAX` characters, so the cache's memory stays small).
 _VERDICTS_MAX = 4096
@@ -82,48 +74,6 @@ def _number(dial_string: str | None) -> str | None:
     if len(number) <= 64 and number.isascii() and number.isprintable() and " " not in number:
         return number or None  # nothing safe_value would change: skip its general path (once per dialed leg)
     return safe_value(number, 64) or None
-
-
-class _ObservationMaker:
-    """``Observation(**dict(zip(names, values)))`` at a third of the cost, for one observation per leg.
-
-    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per field, which made building the
-    leg's Observation the largest single cost of the hangup-only stream. The instance is made as ``__init__``
-    would make it (Observation has no ``__post_init__``), each slot set by its own descriptor; the fields not
-    named take their declared defaults. Equal and hashing alike to one made by ``__init__`` (a test proves it).
-    """
-
-    __slots__ = ("_setters", "_defaults")
-
-    def __init__(self, *names: str) -> None:
-        fields = {f.name: f for f in dataclasses.fields(Observation)}
-        if hasattr(Observation, "__post_init__") or not set(names) <= set(fields):
-            raise TypeError(f"Observation cannot be made from {names}")
-        self._setters: tuple[Callable[[Observation, Any], None], ...] = tuple(
-            Observation.__dict__[name].__set__ for name in names)
-        defaults: list[tuple[Callable[[Observation, Any], None], Any]] = []
-        for name, f in fields.items():
-            if name in names:
-                continue
-            if f.default is not dataclasses.MISSING:
-                defaults.append((Observation.__dict__[name].__set__, f.default))
-            else:
-                raise TypeError(f"Observation.{name} has no plain default: name it")
-        self._defaults = tuple(defaults)
-
-    def __call__(self, *values: Any) -> Observation:
-        obs: Observation = object.__new__(Observation)
-        for setter, value in zip(self._setters, values, strict=True):
-            setter(obs, value)
-        for setter, value in self._defaults:
-            setter(obs, value)
-        return obs
-
-
-_make_observation = _ObservationMaker(
-    "sip_code", "phrase", "q850", "catalog", "trunk", "hangup_by", "pbx", "call_id", "leg_id", "channel", "number",
-    "dial_status", "timestamp", "outcome", "certain", "attempt", "started_at", "progress_at", "answered_at",
-    "ended_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +195,14 @@ class AsteriskObserver:
 
     # -- event handlers -----------------------------------------------------------------------------------------
     def _dial_begin(self, event: Event) -> list[Observation]:
-        uid, channel = event.pick(_DIAL_BEGIN_KEY)
+        get = event.get
+        uid = get("DestUniqueid")
+        channel = get("DestChannel")
         if not uid or not channel or channel.startswith("Local/") or uid in self._legs:
             return []
-        a_uid, a_channel, linkedid, dial_string, timestamp = event.pick(_DIAL_BEGIN_REST)
-        a_uid = a_uid or None
-        leg = _Leg(uid, channel, linkedid or event.get("Linkedid"), a_uid, a_channel or None, _number(dial_string),
-                   started_at=_seconds(timestamp))
+        a_uid = get("Uniqueid") or None
+        leg = _Leg(uid, channel, get("DestLinkedid") or get("Linkedid"), a_uid, get("Channel") or None,
+                   _number(get("DialString")), started_at=_seconds(get("Timestamp")))
         self._legs[uid] = leg
         if a_uid:
             self._by_a.setdefault(a_uid, set()).add(uid)
@@ -266,18 +217,16 @@ class AsteriskObserver:
         return []
 
     def _dial_state(self, event: Event) -> list[Observation]:
-        uid, status = event.pick(_DIAL_KEYS)
-        leg = self._legs.get(uid or "")
-        if leg is not None and (status or "").strip().upper() in RINGING_DIAL_STATES:
+        leg = self._legs.get(event.get("DestUniqueid") or "")
+        if leg is not None and (event.get("DialStatus") or "").strip().upper() in RINGING_DIAL_STATES:
             leg.rang = True
             leg.progress_at = leg.progress_at or _seconds(event.get("Timestamp"))
         return []
 
     def _dial_end(self, event: Event) -> list[Observation]:
-        uid, status = event.pick(_DIAL_KEYS)
-        leg = self._legs.get(uid or "")
+        leg = self._legs.get(event.get("DestUniqueid") or "")
         if leg is not None:
-            leg.dial_status = (status or "").strip().upper() or None
+            leg.dial_status = (event.get("DialStatus") or "").strip().upper() or None
             if leg.dial_status == "ANSWER":
                 leg.answered_at = _seconds(event.get("Timestamp"))
         return []
@@ -294,9 +243,8 @@ class AsteriskObserver:
             return []
         if not leg.requested:
             leg.requested = True
-            cause, tech_cause = event.pick(_HANGUP_CAUSES)
-            leg.cause = small_int(cause)
-            leg.tech_cause = small_int(tech_cause)
+            leg.cause = small_int(event.get("Cause"))
+            leg.tech_cause = small_int(event.get("TechCause"))
             if leg.hangup_by is None:
                 leg.hangup_by = _CARRIER
             self._ask_phrase(leg)
@@ -313,13 +261,12 @@ class AsteriskObserver:
         leg = self._legs.get(uid)
         out: list[Observation] = []
         if leg is not None:
-            timestamp, cause, tech_cause = event.pick(_HANGUP_REST)
             leg.hung_up = True
-            leg.timestamp = _seconds(timestamp)
+            leg.timestamp = _seconds(event.get("Timestamp"))
             if leg.cause is None:
-                leg.cause = small_int(cause)
+                leg.cause = small_int(event.get("Cause"))
             if not leg.requested and leg.hangup_by is not _CALLER and leg.dial_status != "CANCEL":
-                leg.tech_cause = small_int(tech_cause)
+                leg.tech_cause = small_int(event.get("TechCause"))
             if not self._failed(leg):
                 self._forget(leg)
                 if self.report_answered and leg.dial_status == "ANSWER":
@@ -394,10 +341,14 @@ class AsteriskObserver:
                 if len(self._verdicts) >= _VERDICTS_MAX:
                     self._verdicts.clear()
                 self._verdicts[key] = verdict
-        return _make_observation(
-            verdict.code, verdict.phrase, verdict.q850, self.catalog, trunk_of(leg.channel), verdict.hangup_by, PBX,
-            leg.linkedid, leg.uniqueid, leg.channel, leg.number, leg.dial_status, leg.timestamp, verdict.outcome,
-            verdict.certain, leg.attempt, leg.started_at, leg.progress_at, leg.answered_at, leg.timestamp)
+        return Observation(
+            sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=self.catalog,
+            trunk=trunk_of(leg.channel), hangup_by=verdict.hangup_by, pbx=PBX, call_id=leg.linkedid,
+            leg_id=leg.uniqueid, channel=leg.channel, number=leg.number, dial_status=leg.dial_status,
+            timestamp=leg.timestamp, outcome=verdict.outcome, certain=verdict.certain, attempt=leg.attempt,
+            started_at=leg.started_at, progress_at=leg.progress_at, answered_at=leg.answered_at,
+            ended_at=leg.timestamp,
+        )
 
 
 class SupportsResolve(Protocol):

@@ -53,34 +53,6 @@ class Banner:
     version: str
 
 
-#: ``"\nKey:"`` per header key read so far: `Event.get` finds a header's line by it. Bounded: keys come from code.
-_NEEDLES: dict[str, str] = {}
-_NEEDLES_MAX = 1024
-
-
-def _needle(key: str) -> str:
-    needle = f"\n{key}:"
-    if len(_NEEDLES) < _NEEDLES_MAX:
-        _NEEDLES[key] = needle
-    return needle
-
-
-class HeaderKeys:
-    """A fixed list of header keys that `Event.pick` reads in one call (build it once, use it for every event)."""
-
-    __slots__ = ("keys", "needles")
-
-    def __init__(self, *keys: str) -> None:
-        for key in keys:
-            if not key or ":" in key or "\n" in key or "\r" in key:
-                raise ValueError(f"not an AMI header key: {key!r}")
-        self.keys = keys
-        self.needles = tuple(f"\n{key}:" for key in keys)
-
-    def __repr__(self) -> str:
-        return f"HeaderKeys{self.keys!r}"
-
-
 class Event:
     """An unsolicited message, parsed lazily: `get` reads one header straight from the frame text.
 
@@ -100,41 +72,16 @@ class Event:
     def get(self, key: str, default: str | None = None) -> str | None:
         """One header's (first) value, without parsing the rest of the frame."""
         raw = self.raw
-        needle = _NEEDLES.get(key)
-        if needle is None:
-            needle = _needle(key)
-        start = raw.find(needle)
-        if start == -1 and not raw.startswith(needle[1:]):
+        start = raw.find(f"\n{key}:")
+        if start == -1 and not raw.startswith(f"{key}:"):
             return default
-        start += len(needle)  # after the colon (-1 + len: the key on the first line, no newline before it)
+        start += len(key) + 2
         if raw[start:start + 1] == " ":
             start += 1
         stop = raw.find("\n", start)
         if stop == -1:
             return raw[start:-1] if raw.endswith("\r") else raw[start:]
         return raw[start:stop - 1] if raw[stop - 1] == "\r" else raw[start:stop]
-
-    def pick(self, keys: HeaderKeys) -> tuple[str | None, ...]:
-        """Several headers' (first) values at once, in the order of `keys` (None for a missing one): `get` for
-        each, in one call and with the search strings made once, for a reader that takes the same few headers of
-        every event of a kind."""
-        raw = self.raw
-        out: list[str | None] = []
-        append = out.append
-        for needle in keys.needles:
-            start = raw.find(needle)
-            if start == -1:
-                append(self.get(needle[1:-1]) if raw.startswith(needle[1:]) else None)
-                continue
-            start += len(needle)
-            if raw[start:start + 1] == " ":
-                start += 1
-            stop = raw.find("\n", start)
-            if stop == -1:
-                append(raw[start:-1] if raw.endswith("\r") else raw[start:])
-            else:
-                append(raw[start:stop - 1] if raw[stop - 1] == "\r" else raw[start:stop])
-        return tuple(out)
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -684,7 +631,6 @@ class AmiConnection:
 
 __all__ = [
     "AMI_TRANSITIONS", "AmiConnection", "AmiParser", "AmiState", "Banner", "END_COMMAND", "Event", "FilterRefused",
-    "HeaderKeys",
     "MAX_FRAME", "MAX_LINE", "MAX_PENDING", "Message", "ProtocolError", "Reply", "Response", "StateChanged",
     "StateError", "build_action", "safe_value",
 ]

@@ -234,19 +234,3 @@ def test_legs_of_one_shape_share_a_verdict_and_other_shapes_get_their_own() -> N
     expected = [obs for name in sorted(alone) for obs in alone[name]] * 2
     assert [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in together] == \
         [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in expected]
-
-
-def test_observations_built_on_the_fast_path_equal_and_hash_as_the_dataclass_builds_them() -> None:
-    from pbx_codes.observers.asterisk import _make_observation
-
-    values = ("486", "Busy Here", 17, "sip", "trunk", Side.CARRIER, "asterisk", "1.0", "1.1", "PJSIP/trunk-00000001",
-              "486", "BUSY", 2.5, None, False, 2, 1.0, 1.5, None, 2.5)
-    fast = _make_observation(*values)
-    names = ("sip_code", "phrase", "q850", "catalog", "trunk", "hangup_by", "pbx", "call_id", "leg_id", "channel",
-             "number", "dial_status", "timestamp", "outcome", "certain", "attempt", "started_at", "progress_at",
-             "answered_at", "ended_at")
-    assert fast == Observation(**dict(zip(names, values)))
-    assert hash(fast) == hash(Observation(**dict(zip(names, values))))
-    assert fast.provider_code is None and fast.instance is None  # the fields not named keep their defaults
-    with pytest.raises(ValueError):
-        _make_observation(*values[:-1])  # a value short is refused, never a field left unset

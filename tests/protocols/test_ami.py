@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pbx_codes.protocols import ProtocolError, safe_value
-from pbx_codes.protocols.ami import AmiParser, Banner, Event, HeaderKeys, Response, build_action
+from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "asterisk"
@@ -54,33 +54,6 @@ def test_event_headers_are_read_lazily_and_exactly() -> None:
     assert b_leg.get("Missing") is None
     assert b_leg.headers["Linkedid"] == "1795422919.16"
     assert b_leg.get("AccountCode") == ""
-
-
-@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name.split(".")[0])
-def test_pick_reads_every_header_of_every_captured_event_as_get_does(path: Path) -> None:
-    events = [m for m in AmiParser().feed(path.read_bytes()) if isinstance(m, Event)]
-    assert events
-    for event in events:
-        keys = HeaderKeys(*event.headers, "Missing", "Uniqueid", "Event")
-        assert event.pick(keys) == tuple(event.get(key) for key in keys.keys)
-
-
-@pytest.mark.parametrize("raw", [
-    "Event: Hangup\r\nUniqueid:1.2\r\nCause: 17\r\nUniqueid: 9.9\r\nTechCause: 486",  # no space, repeat, last line
-    "Event: Hangup\nUniqueid: 1.2\nCause: \nTechCause: 486\r",  # bare LF, empty value, a CR ending the frame
-    "Uniqueid: 1.2\r\nEvent: Hangup\r\nDestUniqueid: 3.4",  # the key on the first line; a key that ends another
-    "Event: Hangup\r\nCause: 1\r\r\nTechCause: a\rb\r\n",  # one CR dropped, a CR inside a value kept
-])
-def test_pick_answers_what_get_answers_on_odd_frames(raw: str) -> None:
-    event = Event("Hangup", raw)
-    keys = HeaderKeys("Uniqueid", "Cause", "TechCause", "Event", "DestUniqueid", "Missing")
-    assert event.pick(keys) == tuple(event.get(key) for key in keys.keys)
-
-
-@pytest.mark.parametrize("bad", ["", "Cause:", "Cause\r\nX", "a\nb"])
-def test_header_keys_refuse_what_cannot_be_a_key(bad: str) -> None:
-    with pytest.raises(ValueError):
-        HeaderKeys("Uniqueid", bad)
 
 
 def test_getvar_response_carries_action_id_variable_and_value() -> None:
