@@ -284,7 +284,8 @@ async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> N
 
 
 async def browser_lag(console: str, expected: int, deadline: float) -> dict[str, float]:
-    """Headless Chromium on the console's origin with an EventSource on /events: each hangup's arrival time."""
+    """Headless Chromium on the console's origin with an EventSource on /events?batch=1 (as the page): each hangup's
+    arrival time."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -294,11 +295,10 @@ async def browser_lag(console: str, expected: int, deadline: float) -> dict[str,
         await page.goto(console + "/api/health")
         await page.evaluate("""() => new Promise((ready) => {
             window.arrived = new Map();
-            const source = new EventSource('/events');
-            source.addEventListener('hangup', (e) => {
+            const source = new EventSource('/events?batch=1');  // as the console page reads it
+            source.addEventListener('hangups', (e) => {
                 const at = Date.now() / 1000;
-                const data = JSON.parse(e.data);
-                window.arrived.set(data.uniqueid, at);
+                for (const data of JSON.parse(e.data)) window.arrived.set(data.uniqueid, at);
             });
             source.onopen = () => ready(true);
         })""")

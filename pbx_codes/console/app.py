@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 
 from pbx_codes.console.auth import access_middleware, add_security_headers
 from pbx_codes.console.events import hangup_event
-from pbx_codes.console.feed import FeedHub
+from pbx_codes.console.feed import FeedHub, encode_events, take_queued
 from pbx_codes.console.memory_store import MemoryStore
 from pbx_codes.console.ports import AlertSource, ConsoleStore, MetricsRenderer
 from pbx_codes.console.quality import add_quality_routes
@@ -91,9 +91,11 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `hangup` and `alert`, JSON data, a comment line as keep-alive."""
+    """Server-sent events: `hangup` and `alert`, JSON data, a comment line as keep-alive. With `batch=1`, runs of
+    hangups come as `hangups` messages carrying a list (what the page asks for)."""
     hub = request.app[HUB]
     only = request.query.get("instance", "").strip() or None
+    batched = request.query.get("batch", "") == "1"
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     await response.prepare(request)
@@ -106,11 +108,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if item is None:
+            items, closing = take_queued(client, item)
+            if items:
+                await response.write(encode_events(items, batched))
+            if closing:
                 break
-            name, data = item
-            payload = json.dumps(data, ensure_ascii=False, default=str)  # JSON escapes CR/LF: one data line per event
-            await response.write(f"event: {name}\ndata: {payload}\n\n".encode())
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

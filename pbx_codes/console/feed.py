@@ -1,12 +1,17 @@
 """The live feed: one bus subscription fanned out to every open event stream, plus the alerts as they come.
 
 Each browser gets its own bounded queue; one that cannot keep up loses its oldest events, never slows the bus or
-the other browsers. The last alerts are kept so a page opened later still shows what is firing.
+the other browsers. The bound holds a burst as large as the bus's own (a central console publishes a second of a
+fleet's rows at once), and the pump lets the streams write between chunks of a burst. A stream writes everything
+queued in one write; with `?batch=1` consecutive hangups travel as one `hangups` message (a JSON list), so a page
+handles thousands a second in a few messages. The last alerts are kept so a page opened later still shows what is
+firing.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,7 +24,11 @@ from pbx_codes.sinks.bus import AnnotationBus, Subscription
 log = logging.getLogger("pbx_codes.console")
 
 Event = tuple[str, dict[str, Any]]
-CLIENT_QUEUE = 1000
+CLIENT_QUEUE = 10000
+#: Annotations the pump hands on before it lets the streams write.
+PUMP_CHUNK = 200
+#: Events a stream takes from its queue for one write.
+WRITE_BATCH = 1000
 KEPT_ALERTS = 50
 
 
@@ -60,14 +69,19 @@ class FeedHub:
             self._task = asyncio.get_running_loop().create_task(self._pump(self._subscription))
 
     async def _pump(self, sub: Subscription) -> None:
+        handed = 0
         while True:
-            annotation = await sub.queue.get()
+            annotation = await sub.queue.get()  # returns at once while the queue holds more: no other task runs
             try:
                 if self.memory is not None:
                     self.memory.add(annotation)
                 self.broadcast(("hangup", annotation_event(annotation, self.show_numbers)))
             except Exception:  # one odd annotation must not end the feed
                 log.exception("console: cannot show an annotation")
+            handed += 1
+            if handed >= PUMP_CHUNK:  # a burst: let the streams write what they hold before the next chunk
+                handed = 0
+                await asyncio.sleep(0)
 
     def on_alert(self, alert: Any) -> None:
         """Alert callback: keep it for late pages and send it to every open stream."""
@@ -101,4 +115,38 @@ class FeedHub:
             self._subscription = None
 
 
-__all__ = ["FeedClient", "FeedHub"]
+def take_queued(client: FeedClient, first: Event | None, limit: int = WRITE_BATCH) -> tuple[list[Event], bool]:
+    """`first` and whatever else the client's queue holds (up to `limit`): the events, and whether it is closing."""
+    items: list[Event] = []
+    item = first
+    while True:
+        if item is None:
+            return items, True
+        items.append(item)
+        if len(items) >= limit or client.queue.empty():
+            return items, False
+        item = client.queue.get_nowait()
+
+
+def encode_events(items: list[Event], batched: bool) -> bytes:
+    """Server-sent event messages, JSON data (JSON escapes CR/LF: one data line each). Batched: a run of hangups
+    is one `hangups` message carrying the list."""
+    out: list[str] = []
+    run: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if run:
+            out.append(f"event: hangups\ndata: {json.dumps(run, ensure_ascii=False, default=str)}\n\n")
+            run.clear()
+
+    for name, data in items:
+        if batched and name == "hangup":
+            run.append(data)
+            continue
+        flush()
+        out.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n")
+    flush()
+    return "".join(out).encode()
+
+
+__all__ = ["CLIENT_QUEUE", "FeedClient", "FeedHub", "encode_events", "take_queued"]

@@ -113,28 +113,38 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
     half a histogram bucket (0.5 ms)."""
     dialect = backend.dialect
+    pg = dialect.name == "postgresql"
     first, last = _ranges(since, until)
     scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
     rolled = " AND ".join(["hour >= ?", "hour < ?", *(f"{c} = ?" for c, _ in scope)])
     rolled_params: list[Any] = [first, last, *(v for _, v in scope)]
-    edges = "(" + " OR ".join(["(ts >= ? AND ts < ?)", "(ts >= ? AND ts < ?)"]) + ")"
-    raw = " AND ".join([SEIZURE, edges, *(f"{c} = ?" for c, _ in scope)])
-    edge_params: list[Any] = [since, min(until, first * HOUR), max(since, last * HOUR), until,
-                              *(v for _, v in scope)]
-    if first >= last:  # no whole hour: all from the rows
-        edge_params[1:4] = [until, until, until]
+    # The edges: each its own range (an index range scan; on PostgreSQL only the partitions of its days).
+    edges = [(since, until)] if first >= last else [(since, first * HOUR), (last * HOUR, until)]
+    edges = [(a, b) for a, b in edges if a < b]
+    raw = " AND ".join([SEIZURE, "ts >= ?", "ts < ?", *(["day >= ?", "day <= ?"] if pg else []),
+                        *(f"{c} = ?" for c, _ in scope)])
+
+    def edge_params(a: float, b: float) -> list[Any]:
+        return [a, b, *([int(a // 86400), int(b // 86400)] if pg else []), *(v for _, v in scope)]
+
     hour = hour_of(dialect.name)
-    counts = await backend.fetch((
+    count_parts = ["SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
+                   f"WHERE {rolled}"]
+    delay_parts = [f"SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay WHERE {rolled}"]
+    count_params, delay_params = list(rolled_params), list(rolled_params)
+    for a, b in edges:
+        count_parts.append("SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, c.n, c.dur_sum "
+                           f"FROM ({counts_select('hangups', hour, raw)}) AS c")
+        count_params += edge_params(a, b)
+        delay_parts.append(f"SELECT d.pbx, d.trunk, d.measure, d.ms, d.n FROM "
+                           f"({delays_select('hangups', hour, raw, lateral=pg)}) AS d")
+        delay_params += edge_params(a, b) * (1 if pg else 3)
+    counts = await backend.fetch(
         "SELECT pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum) FROM ("
-        "SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
-        f"WHERE {rolled} UNION ALL SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, c.n, "
-        f"c.dur_sum FROM ({counts_select('hangups', hour, raw)}) AS c"
-        ") u GROUP BY 1, 2, 3, 4, 5, 6, 7"), [*rolled_params, *edge_params])
-    delays = await backend.fetch((
-        "SELECT pbx, trunk, measure, ms, SUM(n) FROM (SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay "
-        f"WHERE {rolled} UNION ALL SELECT d.pbx, d.trunk, d.measure, d.ms, d.n FROM "
-        f"({delays_select('hangups', hour, raw)}) AS d"
-        ") u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"), [*rolled_params, *(edge_params * 3)])
+        + " UNION ALL ".join(count_parts) + ") u GROUP BY 1, 2, 3, 4, 5, 6, 7", count_params)
+    delays = await backend.fetch(
+        "SELECT pbx, trunk, measure, ms, SUM(n) FROM (" + " UNION ALL ".join(delay_parts)
+        + ") u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", delay_params)
     groups: dict[tuple[str, str], TrunkQuality] = {}
     durations: dict[tuple[str, str], float] = {}
     for pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum in counts:

@@ -65,21 +65,27 @@ def counts_select(source: str, hour: str, where: str = SEIZURE) -> str:
             f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9")
 
 
-def delays_select(source: str, hour: str, where: str = SEIZURE) -> str:
-    """The rows of `source` aggregated to `quality_hourly_delay`'s key (one histogram per measure)."""
+def delays_select(source: str, hour: str, where: str = SEIZURE, *, lateral: bool = False) -> str:
+    """The rows of `source` aggregated to `quality_hourly_delay`'s key (one histogram per measure). `lateral`
+    (PostgreSQL): one pass over the rows; otherwise one per measure (`where` then appears three times)."""
+    if lateral:
+        values = ", ".join(f"('{name}', {expr})" for name, expr in DELAYS.items())
+        return (f"SELECT {hour} AS hour, {_GROUP}, d.measure AS measure, {bucket('d.v')} AS ms, COUNT(*) AS n "
+                f"FROM {source} CROSS JOIN LATERAL (VALUES {values}) AS d (measure, v) "
+                f"WHERE {where} AND d.v IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
     return " UNION ALL ".join(
         f"SELECT {hour} AS hour, {_GROUP}, '{name}' AS measure, {bucket(expr)} AS ms, COUNT(*) AS n FROM {source} "
         f"WHERE {where} AND ({expr}) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6" for name, expr in DELAYS.items())
 
 
-def _upserts(source: str, hour: str) -> list[str]:
+def _upserts(source: str, hour: str, lateral: bool = False) -> list[str]:
     ordered = ", ".join(str(i) for i in range(1, len(COUNT_KEY) + 1))  # one lock order for concurrent writers
     counts = (f"INSERT INTO quality_hourly ({', '.join(COUNT_KEY)}, n, dur_sum) SELECT * FROM "
               f"({counts_select(source, hour)}) c WHERE true ORDER BY {ordered} "
               f"ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = quality_hourly.n + excluded.n, "
               "dur_sum = quality_hourly.dur_sum + excluded.dur_sum")
     delays = (f"INSERT INTO quality_hourly_delay ({', '.join(DELAY_KEY)}, n) SELECT * FROM "
-              f"({delays_select(source, hour)}) d WHERE true ORDER BY 1, 2, 3, 4, 5, 6 "
+              f"({delays_select(source, hour, lateral=lateral)}) d WHERE true ORDER BY 1, 2, 3, 4, 5, 6 "
               f"ON CONFLICT ({', '.join(DELAY_KEY)}) DO UPDATE SET n = quality_hourly_delay.n + excluded.n")
     return [counts, delays]
 
@@ -112,9 +118,9 @@ def sqlite_statements() -> list[str]:
 def postgres_statements() -> list[str]:
     """Tables, the existing rows counted once, and a statement trigger: one aggregated upsert per INSERT."""
     hour = hour_of("postgresql")
-    return [*_tables("DOUBLE PRECISION"), *_upserts("hangups", hour),
+    return [*_tables("DOUBLE PRECISION"), *_upserts("hangups", hour, lateral=True),
             "CREATE OR REPLACE FUNCTION pbx_codes_quality_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
-            + "; ".join(_upserts("new_rows", hour)) + "; RETURN NULL; END $fn$",
+            + "; ".join(_upserts("new_rows", hour, lateral=True)) + "; RETURN NULL; END $fn$",
             "CREATE OR REPLACE TRIGGER hangups_quality AFTER INSERT ON hangups REFERENCING NEW TABLE AS new_rows "
             "FOR EACH STATEMENT EXECUTE FUNCTION pbx_codes_quality_rollup()"]
 

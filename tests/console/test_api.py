@@ -1,8 +1,10 @@
 """The console's HTTP API: what each endpoint answers, the event stream, masking and the access token rules."""
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -12,6 +14,7 @@ from console.support import HOSTILE, FakeAlerts, FakeMetrics, hangup
 from pbx_codes.console import ConsoleSettings, create_app
 from pbx_codes.console.auth import COOKIE
 from pbx_codes.console.events import mask_number
+from pbx_codes.console.feed import CLIENT_QUEUE
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
 
@@ -311,3 +314,29 @@ async def test_loopback_console_refuses_foreign_host_names(client: TestClient) -
     assert (await client.get("/api/recent", headers={"Host": "evil.example:8088"})).status == 403
     assert (await client.get("/api/recent", headers={"Host": "localhost:8088"})).status == 200
     assert (await client.get("/api/recent", headers={"Host": "[::1]:8088"})).status == 200
+
+
+async def _hangups(stream, expected: int) -> tuple[list[str], int]:
+    """Read `hangup`/`hangups` messages until `expected` hangups came: their leg ids in order, and the messages."""
+    legs: list[str] = []
+    messages = 0
+    while len(legs) < expected:
+        name, data = await _next_event(stream)
+        messages += 1
+        legs.extend([data["uniqueid"]] if name == "hangup" else [item["uniqueid"] for item in data])
+    return legs, messages
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("query", ["", "?batch=1"])
+async def test_a_burst_larger_than_a_client_queue_arrives_whole_and_in_order(client: TestClient, bus: AnnotationBus,
+                                                                             resolver: Resolver, query: str) -> None:
+    stream = await _open_stream(client, params={"batch": "1"} if query else None)
+    base = hangup(resolver, leg_id="burst")
+    burst = CLIENT_QUEUE // 2  # a second of a fleet's rows at 5,000/s, published at once by the central console
+    for i in range(burst):
+        bus.publish(replace(base, observation=replace(base.observation, leg_id=f"burst-{i}")))
+    legs, messages = await asyncio.wait_for(_hangups(stream, burst), 60)  # a deadline: dropped events never come
+    assert legs == [f"burst-{i}" for i in range(burst)]
+    if query:  # one message carries many hangups: the page handles a burst in a few messages, not thousands
+        assert messages < burst / 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,19 @@ async def test_the_header_shows_each_parts_state_and_follows_its_changes(page: A
         assert page.errors == []
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_thousands_reaches_the_page_whole_newest_on_top(console: Console, page: Any,
+                                                                          resolver: Resolver) -> None:
+    await _open(page, console.url)
+    base = hangup(resolver, leg_id="burst", trunk="lifecell")
+    burst = 5000  # a second of a fleet at 5,000 hangups/s, published at once
+    for i in range(burst):
+        console.bus.publish(replace(base, observation=replace(base.observation, leg_id=f"burst-{i}",
+                                                             number=f"+38044{i:07d}")))
+    await expect(page.locator("body")).to_have_attribute("data-received", str(burst), timeout=30_000)
+    rows = page.locator("#feed tbody tr")
+    await expect(rows).to_have_count(500)  # the table keeps the newest it can show
+    await expect(rows.first.locator("td.number")).to_have_text("+********4999")  # the last published
+    assert page.errors == []

@@ -15,6 +15,7 @@
     alerts: [],        // newest first
     seen: { instance: new Set(), pbx: new Set(), trunk: new Set() },
     selected: null,    // linkedid shown in the detail panel
+    received: 0,       // live hangups received since the page opened
   };
 
   // ---- small DOM helpers --------------------------------------------------------------------------------
@@ -133,6 +134,46 @@
       $("feed-empty").hidden = true;
     }
     if (state.selected && ev.linkedid === state.selected) showCall(state.selected);
+    scheduleStats();
+  }
+  // Live hangups come in batches (thousands a second from a fleet): every one is kept in `state.events`, and the
+  // table is updated at most once per animation frame, with only the rows it can show.
+  let pending = [];
+  let frame = 0;
+  function addLive(events) {
+    for (const ev of events) {
+      remember("instance", ev.instance);
+      remember("pbx", ev.pbx);
+      remember("trunk", ev.trunk);
+      pending.push(ev);
+    }
+    if (pending.length > MAX_ROWS) pending = pending.slice(pending.length - MAX_ROWS);  // older ones scroll off
+    state.received += events.length;
+    document.body.dataset.received = String(state.received);
+    if (!frame) frame = requestAnimationFrame(flushLive);
+  }
+  function flushLive() {
+    frame = 0;
+    const batch = pending;
+    pending = [];
+    if (!batch.length) return;
+    const f = filters();
+    const body = $("feed").tBodies[0];
+    const rows = document.createDocumentFragment();
+    let selected = false;
+    for (let i = batch.length - 1; i >= 0; i -= 1) {  // newest first
+      const ev = batch[i];
+      if (matches(ev, f) && rows.childNodes.length < MAX_ROWS) rows.appendChild(feedRow(ev));
+      if (state.selected && ev.linkedid === state.selected) selected = true;
+    }
+    state.events = batch.slice().reverse().concat(state.events);
+    if (state.events.length > MAX_ROWS) state.events.length = MAX_ROWS;
+    if (rows.childNodes.length) {
+      body.insertBefore(rows, body.firstChild);
+      while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
+      $("feed-empty").hidden = true;
+    }
+    if (selected) showCall(state.selected);
     scheduleStats();
   }
 
@@ -321,11 +362,12 @@
   form.addEventListener("reset", () => setTimeout(renderFeed, 0));
 
   function connect() {
-    const source = new EventSource("/events");
+    const source = new EventSource("/events?batch=1");
     const conn = $("conn");
     source.onopen = () => { conn.textContent = "live"; conn.className = "conn conn-on"; document.body.dataset.live = "1"; };
     source.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn conn-off"; };
-    source.addEventListener("hangup", (e) => addEvent(JSON.parse(e.data), true));
+    source.addEventListener("hangups", (e) => addLive(JSON.parse(e.data)));
+    source.addEventListener("hangup", (e) => addLive([JSON.parse(e.data)]));
     source.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
   }
 
