@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from integration.live_console import free_tcp_port, wait_until
+from integration.live_console import free_tcp_port
+from support.waiting import block_until
 from pbx_codes.sinks.metrics import CONTENT_TYPE, Metrics
 from support.paths import REPO
 from support.seizures import mix
@@ -121,7 +122,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                     return False
                 result = got.get("data", {}).get("result", [])
                 return bool(result) and float(result[0]["value"][1]) == 2
-            assert wait_until(ready, timeout=60, step=0.25), (work / "prometheus.log").read_text()[-2000:]
+            block_until(ready, limit=60, step=0.25, what="Prometheus evaluating the shipped rules")
             yield port
         finally:
             proc.terminate()
