@@ -8,6 +8,7 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,20 +113,26 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     whole hours of the range from the hourly rollup (`pbx_codes.store.rollup`), the partial hours at its edges from
     the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
     half a histogram bucket (0.5 ms)."""
+    if not (math.isfinite(since) and math.isfinite(until)):
+        raise ValueError("the range's bounds must be finite numbers")
     dialect = backend.dialect
     pg = dialect.name == "postgresql"
     first, last = _ranges(since, until)
     scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
-    rolled = " AND ".join(["hour >= ?", "hour < ?", *(f"{c} = ?" for c, _ in scope)])
-    rolled_params: list[Any] = [first, last, *(v for _, v in scope)]
+    # The range's bounds go in as literals (numbers we computed, not text from a request): a statement the driver
+    # prepared after a few runs would otherwise get a generic plan blind to how narrow the range is.
+    rolled = " AND ".join([f"hour >= {first:d}", f"hour < {last:d}", *(f"{c} = ?" for c, _ in scope)])
+    rolled_params: list[Any] = [v for _, v in scope]
     # The edges: each its own range (an index range scan; on PostgreSQL only the partitions of its days).
     edges = [(since, until)] if first >= last else [(since, first * HOUR), (last * HOUR, until)]
-    edges = [(a, b) for a, b in edges if a < b]
-    raw = " AND ".join([SEIZURE, "ts >= ?", "ts < ?", *(["day >= ?", "day <= ?"] if pg else []),
-                        *(f"{c} = ?" for c, _ in scope)])
+    edges = [(float(a), float(b)) for a, b in edges if a < b]
 
-    def edge_params(a: float, b: float) -> list[Any]:
-        return [a, b, *([int(a // 86400), int(b // 86400)] if pg else []), *(v for _, v in scope)]
+    def raw(a: float, b: float) -> str:
+        days = [f"day >= {int(a // 86400):d}", f"day <= {int(b // 86400):d}"] if pg else []
+        return " AND ".join([SEIZURE, f"ts >= {a!r}", f"ts < {b!r}", *days, *(f"{c} = ?" for c, _ in scope)])
+
+    def edge_params(a: float, b: float) -> list[Any]:  # the scope's values: text, passed as parameters
+        return rolled_params
 
     hour = hour_of(dialect.name)
     count_parts = ["SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
@@ -134,10 +141,10 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     count_params, delay_params = list(rolled_params), list(rolled_params)
     for a, b in edges:
         count_parts.append("SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, c.n, c.dur_sum "
-                           f"FROM ({counts_select('hangups', hour, raw)}) AS c")
+                           f"FROM ({counts_select('hangups', hour, raw(a, b))}) AS c")
         count_params += edge_params(a, b)
         delay_parts.append(f"SELECT d.pbx, d.trunk, d.measure, d.ms, d.n FROM "
-                           f"({delays_select('hangups', hour, raw, lateral=pg)}) AS d")
+                           f"({delays_select('hangups', hour, raw(a, b), lateral=pg)}) AS d")
         delay_params += edge_params(a, b) * (1 if pg else 3)
     counts = await backend.fetch(
         "SELECT pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum) FROM ("
