@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from integration.live_console import free_tcp_port
-from support.waiting import block_until
 from pbx_codes.sinks.metrics import CONTENT_TYPE, Metrics
 from support.paths import REPO
 from support.seizures import mix
+from support.waiting import block_until
 
 DASHBOARD = REPO / "grafana" / "pbx-codes-trunk-quality.json"
 RULES = REPO / "prometheus" / "pbx-codes.rules.yml"
