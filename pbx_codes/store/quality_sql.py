@@ -118,6 +118,10 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     dialect = backend.dialect
     pg = dialect.name == "postgresql"
     first, last = _ranges(since, until)
+    if pg and first >= last:
+        # No whole hour inside (the console's "last hour"): the rollup has nothing to give, and one query over the
+        # rows with percentile_cont is about 4x quicker than the edge query's histograms over the same rows.
+        return await trunk_quality_raw(backend, table, since, until, pbx=pbx, trunk=trunk, instance=instance)
     scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
     # The range's bounds go in as literals (numbers we computed, not text from a request): a statement the driver
     # prepared after a few runs would otherwise get a generic plan blind to how narrow the range is.
