@@ -15,11 +15,7 @@ from console.support import HOSTILE, FakeAlerts, hangup
 from pbx_codes.console import ConsoleSettings, start_console
 from pbx_codes.resolve import Resolver
 from pbx_codes.sinks.bus import AnnotationBus
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists(),

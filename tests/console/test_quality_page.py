@@ -19,12 +19,8 @@ from console.support import HOSTILE
 from pbx_codes.console import ConsoleSettings, start_console
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store import open_store
+from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from support.seizures import mix, seizure
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 pytestmark = [pytest.mark.asyncio,

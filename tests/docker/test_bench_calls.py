@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pbx_codes.resolve import Resolver
+from support.browser import CHROMIUM_ARGS
 from support.docker_bench import REPO, SCRIPT, Carrier, DockerBench, carriers, wait_for
 
 pytestmark = pytest.mark.docker
@@ -108,8 +109,7 @@ def test_console_in_chromium_shows_the_calls_live(docker_bench: DockerBench, res
 
     async def run() -> None:
         async with playwright.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1400, "height": 1000})
                 errors: list[str] = []

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.browser import CHROMIUM_ARGS
 from support.docker_bench import REPO, SCRIPT, DockerBench, carriers, free_tcp_port, wait_for
 
 pytestmark = pytest.mark.docker
@@ -95,8 +96,7 @@ def test_calls_through_either_pbx_appear_live_in_the_one_console(fleet: Fleet) -
 
     async def run() -> None:
         async with playwright.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1400, "height": 1000})
                 errors: list[str] = []

@@ -36,12 +36,9 @@ from integration.live_console import (
     write_config,
 )
 from pbx_codes.testbed.asterisk import AsteriskBench
+from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from support.waiting import block_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
 SECRET_ENV = "PBX_CODES_LIVE_AMI_SECRET"
 TRUNK = "trunk"  # the bench's carrier endpoint: the AMI listener names the trunk after the dialed channel
 WAIT_MS = 10_000  # how long the page may take to show something before the check fails (a bound, not a timing)
