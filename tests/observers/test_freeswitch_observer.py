@@ -9,7 +9,6 @@ import pytest
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.model import Annotation, Category, Observation, Outcome, Resolution, Retry, Side
 from pbx_codes.observers.freeswitch import (
-    CallMemory,
     FreeswitchObserver,
     annotate_events,
     cause_q850,
@@ -21,6 +20,7 @@ from pbx_codes.observers.freeswitch import (
 )
 from pbx_codes.protocols.esl import Event
 from pbx_codes.resolve import Resolver
+from support.freeswitch_legs import failover_to_gateway_marked_down
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "freeswitch"
@@ -236,17 +236,6 @@ def test_a_freeswitch_cause_above_127_is_never_a_q850_cause_and_keeps_its_name(v
 
 def test_an_a_leg_whose_last_attempt_never_reached_a_carrier_carries_that_attempt_not_the_earlier_one():
     """Failover: gateway 1 answered 503 (its copies stay on A), gateway 2 was marked down (no B-leg)."""
-    memory = CallMemory()
-    b1 = {"uuid": "b1", "direction": "outbound", "originator": "a", "call_uuid": "a", "sip_gateway_name": "lifecell",
-          "sip_term_status": "503", "sip_invite_failure_status": "503", "sip_reply_port": "5090",
-          "sip_hangup_disposition": "recv_refuse", "hangup_cause": "NORMAL_TEMPORARY_FAILURE"}
-    a = {"uuid": "a", "direction": "inbound", "hangup_cause": "NORMAL_CLEARING",
-         "sip_hangup_disposition": "send_refuse",
-         "last_bridge_proto_specific_hangup_cause": "sip:503", "last_bridge_hangup_cause": "NORMAL_TEMPORARY_FAILURE",
-         "sip_invite_failure_status": "503", "originate_failed_cause": "GATEWAY_DOWN", "current_application": "bridge",
-         "current_application_data": "sofia/gateway/backup/0501234567"}
-    memory.learn(b1)
-    memory.record(b1, observation_from_variables(b1, memory=memory))
-    obs = observation_from_variables(a, memory=memory)
+    _, obs = failover_to_gateway_marked_down()
     assert (obs.sip_code, obs.outcome, obs.pbx_cause, obs.trunk, obs.hangup_by) == (
         None, Outcome.UNREACHABLE, "GATEWAY_DOWN", "backup", Side.LOCAL)

@@ -15,6 +15,7 @@ from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.legs import leg_from_annotation, leg_from_row
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.resolve import Resolver
+from support.freeswitch_legs import failover_to_gateway_marked_down
 from support.paths import FIXTURES
 
 LIVE2 = FIXTURES / "freeswitch" / "live2"
@@ -89,21 +90,7 @@ def test_response_bucket_of_an_attempt_that_sent_no_invite() -> None:
 
 def test_failover_to_a_gateway_marked_down_is_the_calls_second_attempt_on_that_gateway() -> None:
     """Gateway 1 answered 503 (a B-leg, an INVITE); the bridge to gateway 2 created no leg (marked down)."""
-    from pbx_codes.observers.freeswitch import CallMemory, observation_from_variables
-
-    memory = CallMemory()
-    b1 = {"uuid": "b1", "direction": "outbound", "originator": "a", "call_uuid": "a", "sip_gateway_name": "lifecell",
-          "sip_term_status": "503", "sip_invite_failure_status": "503", "sip_reply_port": "5090",
-          "sip_hangup_disposition": "recv_refuse", "hangup_cause": "NORMAL_TEMPORARY_FAILURE"}
-    a = {"uuid": "a", "direction": "inbound", "hangup_cause": "NORMAL_CLEARING",
-         "sip_hangup_disposition": "send_refuse",
-         "last_bridge_proto_specific_hangup_cause": "sip:503", "last_bridge_hangup_cause": "NORMAL_TEMPORARY_FAILURE",
-         "sip_invite_failure_status": "503", "originate_failed_cause": "GATEWAY_DOWN", "current_application": "bridge",
-         "current_application_data": "sofia/gateway/backup/0501234567"}
-    memory.learn(b1)
-    first = observation_from_variables(b1, memory=memory)
-    memory.record(b1, first)
-    last = observation_from_variables(a, memory=memory)
+    first, last = failover_to_gateway_marked_down()
     assert [(o.trunk, o.attempt) for o in (first, last)] == [("lifecell", 1), ("backup", 2)]
     q = by_trunk([leg_from_annotation(RESOLVER.resolve(o)) for o in (first, last)])
     assert [(t, q[t]["seizures"], q[t]["invites"], q[t]["isa"]) for t in sorted(q)] == [
