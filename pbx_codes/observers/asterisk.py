@@ -83,7 +83,7 @@ class PhraseFetch:
     a_channel: str
     b_channel: str
     variable: str
-    #: Asked after the leg's Hangup: Dial has read the leg's last cause, so asking again cannot change the answer.
+    #: Asked after the leg's DialEnd or Hangup: Dial has read the leg's last cause, so the answer is final.
     settled: bool = False
 
 
@@ -107,6 +107,8 @@ class _Leg:
     fetch: str | None = None  # the pending Getvar variable
     fetch_done: bool = False
     tech_value: str | None = None
+    #: An early answer was empty or a provisional: ask again, settled, at the leg's DialEnd or Hangup.
+    refetch: bool = False
     rang: bool = False
     attempt: int | None = None
     started_at: float | None = None
@@ -164,12 +166,26 @@ class AsteriskObserver:
             return []
         return self.on_phrase(variable, response.get("Value") if response.ok else None)
 
-    def on_phrase(self, variable: str, value: str | None) -> list[Observation]:
-        """The answer (or None: error, timeout, channel gone) to a `PhraseFetch`."""
-        uid = self._waiting.pop(variable, None)
+    def on_phrase(self, variable: str, value: str | None, final: bool = True) -> list[Observation]:
+        """The answer (or None: error, timeout, channel gone) to a `PhraseFetch`.
+
+        ``final=False``: an early answer (asked at the B-leg's HangupRequest) that was empty or a provisional, since
+        the calling channel's Dial had not yet read the leg's final cause. It is dropped, and the question is
+        asked again, settled, once the leg's DialEnd or Hangup shows Dial has read it: no timer decides when.
+        """
+        uid = self._waiting.get(variable)
         leg = self._legs.get(uid) if uid else None
         if leg is None or leg.fetch_done:
+            self._waiting.pop(variable, None)
             return []
+        if not final:
+            # Not kept: an early "" or provisional says nothing yet. Should the A-leg be gone before the settled
+            # answer, the leg is told by its events alone (code from TechCause), as with no answer at all.
+            leg.refetch = True
+            if leg.dial_status is not None or leg.hung_up:
+                return self._ask_again(leg)
+            return []
+        self._waiting.pop(variable, None)
         leg.fetch_done = True
         leg.tech_value = value
         return self._maybe_emit(leg)
@@ -229,6 +245,8 @@ class AsteriskObserver:
             leg.dial_status = (event.get("DialStatus") or "").strip().upper() or None
             if leg.dial_status == "ANSWER":
                 leg.answered_at = _seconds(event.get("Timestamp"))
+            if leg.refetch:
+                return self._ask_again(leg)
         return []
 
     def _hangup_request(self, event: Event) -> list[Observation]:
@@ -274,7 +292,10 @@ class AsteriskObserver:
                 return out
             if leg.fetch is None and leg.dial_status != "CANCEL" and leg.hangup_by is not _CALLER:
                 self._ask_phrase(leg)
-            out.extend(self._maybe_emit(leg))
+            if leg.refetch:
+                out.extend(self._ask_again(leg))
+            else:
+                out.extend(self._maybe_emit(leg))
         # The A-leg is gone: a Getvar on it can no longer succeed, so stop waiting for its B-legs' phrases.
         self._attempts.pop(uid, None)
         b_uids = self._by_a.pop(uid, None)
@@ -298,7 +319,20 @@ class AsteriskObserver:
         variable = f"HANGUPCAUSE({leg.channel},tech)"
         leg.fetch = variable
         self._waiting[variable] = leg.uniqueid
-        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, variable, settled=leg.hung_up))
+        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, variable,
+                                          settled=leg.hung_up or leg.dial_status is not None))
+
+    def _ask_again(self, leg: _Leg) -> list[Observation]:
+        """The settled question after an early, unfinished answer; with the A-leg gone, the early answer stands."""
+        leg.refetch = False
+        if leg.fetch is None:
+            return []
+        if not leg.a_channel:
+            self._waiting.pop(leg.fetch, None)
+            leg.fetch_done = True
+            return self._maybe_emit(leg)
+        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, leg.fetch, settled=True))
+        return []
 
     @staticmethod
     def _failed(leg: _Leg) -> bool:

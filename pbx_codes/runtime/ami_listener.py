@@ -62,10 +62,6 @@ from pbx_codes.writeback.agi_annotate import WritebackSettings, annotation_field
 
 log = logging.getLogger(__name__)
 
-#: Seconds between Getvar attempts while HANGUPCAUSE(<B-leg>,tech) is still empty or a provisional (~250 ms in all;
-#: a loaded PBX was seen to need more than 30 ms).
-PROVISIONAL_RETRY_DELAYS = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
-
 
 class AmiListener:
     """Wires an `AmiClient` to an `AsteriskObserver`, a resolver and a bus (anything with ``publish``)."""
@@ -113,12 +109,14 @@ class AmiListener:
                 self._spawn(self._write_back(a_channel, annotation))
 
     async def _fetch(self, fetch: PhraseFetch) -> None:
-        value = await self._read_tech_cause(fetch)
+        value, final = await self._read_tech_cause(fetch)
         if self.writeback:
             self._a_channel[fetch.b_channel] = fetch.a_channel
             if len(self._a_channel) > 10000:
                 self._a_channel.pop(next(iter(self._a_channel)))
-        self._emit(self.observer.on_phrase(fetch.variable, value))
+        self._emit(self.observer.on_phrase(fetch.variable, value, final=final))
+        for again in self.observer.take_fetches():  # an unfinished answer whose leg has already ended
+            self._spawn(self._fetch(again))
 
     async def _getvar(self, channel: str, variable: str) -> str | None:
         """One Getvar; None when it failed (the channel is gone, or the connection)."""
@@ -129,33 +127,25 @@ class AmiListener:
             return None
         return response.get("Value") or "" if response.ok else None
 
-    async def _read_tech_cause(self, fetch: PhraseFetch) -> str | None:
-        """``HANGUPCAUSE(<B>,tech)`` read on the A-leg: its value, "" when Asterisk holds none for the leg (no
-        response came from the carrier), None when the A-leg is gone.
+    async def _read_tech_cause(self, fetch: PhraseFetch) -> tuple[str | None, bool]:
+        """``HANGUPCAUSE(<B>,tech)`` read on the A-leg, and whether the answer is final.
 
-        ``HANGUPCAUSE_KEYS()`` is asked first: HANGUPCAUSE of a leg it does not list makes Asterisk log a WARNING.
-        The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's final cause,
-        so an early answer can still be empty or the last provisional (``SIP 100 Trying``): ask again shortly,
-        unless the leg had already hung up when the question was queued (`PhraseFetch.settled`).
+        The value is "" when Asterisk holds none for the leg (no response came from the carrier), None when the
+        A-leg is gone. ``HANGUPCAUSE_KEYS()`` is asked first: HANGUPCAUSE of a leg it does not list makes Asterisk
+        log a WARNING. The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's
+        final cause, so an early answer that is empty or a provisional (``SIP 100 Trying``) is not final: the
+        observer asks again, settled, at the leg's DialEnd or Hangup (Dial has read the cause by then).
         """
-        value: str | None = None
-        for delay in (*PROVISIONAL_RETRY_DELAYS, None):
-            keys = await self._getvar(fetch.a_channel, "HANGUPCAUSE_KEYS()")
-            if keys is None:
-                return value  # the A-leg is gone: Dial had read its legs' causes, so the last answer stands
-            if fetch.b_channel in (key.strip() for key in keys.split(",")):
-                value = await self._getvar(fetch.a_channel, fetch.variable)
-                if value is None:
-                    return None
-                code, _ = parse_tech_cause(value)
-                if code is not None and not code.startswith("1"):
-                    return value
-            else:
-                value = ""
-            if delay is None or fetch.settled:
-                return value
-            await asyncio.sleep(delay)
-        return value
+        keys = await self._getvar(fetch.a_channel, "HANGUPCAUSE_KEYS()")
+        if keys is None:
+            return None, True  # the A-leg is gone: nothing more can be read
+        if fetch.b_channel not in (key.strip() for key in keys.split(",")):
+            return "", fetch.settled
+        value = await self._getvar(fetch.a_channel, fetch.variable)
+        if value is None:
+            return None, True
+        code, _ = parse_tech_cause(value)
+        return value, fetch.settled or (code is not None and not code.startswith("1"))
 
     async def _write_back(self, a_channel: str, annotation: Any) -> None:
         for name, value in annotation_fields(annotation, self.language).items():

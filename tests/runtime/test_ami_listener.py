@@ -314,3 +314,75 @@ async def test_close_publishes_a_hung_up_leg_still_waiting_for_its_phrase() -> N
         listener.on_event(event)  # the Getvar for the phrase cannot be answered: nothing is connected
     await listener.close()
     assert [(a.code, a.category.value) for a in bus.annotations] == [("503", "capacity")]
+
+
+@pytest.mark.asyncio
+async def test_an_early_provisional_answer_is_asked_again_at_dial_end_so_the_final_phrase_is_published() -> None:
+    """The B-leg's HangupRequest comes before the calling channel's Dial has read the leg's final cause: what
+    Getvar answers then (no key, or ``SIP 100 Trying``) must not be published; the question is asked again once
+    DialEnd shows Dial has read it, whatever the delay between the two."""
+    from pbx_codes.adapters.ami_client import AmiSettings
+    from pbx_codes.protocols.ami import Event as AmiEvent
+    from pbx_codes.runtime.ami_listener import AmiListener
+
+    def ev(name: str, **headers: str) -> AmiEvent:
+        return AmiEvent(name, "\r\n".join([f"Event: {name}", *(f"{k}: {v}" for k, v in headers.items())]))
+
+    b_leg = "PJSIP/trunk-00000001"
+    answers = {"HANGUPCAUSE_KEYS()": b_leg, f"HANGUPCAUSE({b_leg},tech)": "SIP 100 Trying"}
+    asked: list[str] = []
+
+    async def getvar(channel: str, variable: str) -> str | None:
+        asked.append(variable)
+        return answers[variable]
+
+    bus = RecordingBus()
+    listener = AmiListener(AmiSettings(port=1), "x", Resolver(load_catalogs(), bindings={"trunk": "lifecell"}), bus)
+    listener._getvar = getvar  # type: ignore[method-assign]
+    listener.on_event(ev("DialBegin", Uniqueid="a.1", Linkedid="a.1", Channel="PJSIP/caller-1", DestUniqueid="b.1",
+                         DestChannel=b_leg, DestLinkedid="a.1", DialString="481@trunk"))
+    listener.on_event(ev("HangupRequest", Uniqueid="b.1", Linkedid="a.1", Channel=b_leg, Cause="1", TechCause="481"))
+    await wait_until(lambda: len(asked) == 2 and not listener._tasks)
+    assert bus.annotations == []  # the provisional is not the carrier's answer
+    answers[f"HANGUPCAUSE({b_leg},tech)"] = "SIP 481 Call/Transaction Does Not Exist"
+    listener.on_event(ev("DialEnd", Uniqueid="a.1", Linkedid="a.1", Channel="PJSIP/caller-1", DestUniqueid="b.1",
+                         DestChannel=b_leg, DialStatus="CHANUNAVAIL"))
+    listener.on_event(ev("Hangup", Uniqueid="b.1", Linkedid="a.1", Channel=b_leg, Cause="1", TechCause="481"))
+    await wait_until(lambda: len(bus.annotations) == 1 and not listener._tasks)
+    (annotation,) = bus.annotations
+    assert (annotation.code, annotation.phrase) == ("481", "Call/Transaction Does Not Exist")
+    assert asked == ["HANGUPCAUSE_KEYS()", f"HANGUPCAUSE({b_leg},tech)"] * 2
+    await listener.close()
+    assert len(bus.annotations) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_early_empty_answer_stands_when_the_calling_channel_is_gone_before_the_second_question() -> None:
+    from pbx_codes.adapters.ami_client import AmiSettings
+    from pbx_codes.protocols.ami import Event as AmiEvent
+    from pbx_codes.runtime.ami_listener import AmiListener
+
+    def ev(name: str, **headers: str) -> AmiEvent:
+        return AmiEvent(name, "\r\n".join([f"Event: {name}", *(f"{k}: {v}" for k, v in headers.items())]))
+
+    b_leg = "PJSIP/trunk-00000002"
+    answers: dict[str, str | None] = {"HANGUPCAUSE_KEYS()": ""}
+
+    async def getvar(channel: str, variable: str) -> str | None:
+        return answers[variable]
+
+    bus = RecordingBus()
+    listener = AmiListener(AmiSettings(port=1), "x", Resolver(load_catalogs(), bindings={"trunk": "lifecell"}), bus)
+    listener._getvar = getvar  # type: ignore[method-assign]
+    listener.on_event(ev("DialBegin", Uniqueid="a.2", Linkedid="a.2", Channel="PJSIP/caller-2", DestUniqueid="b.2",
+                         DestChannel=b_leg, DestLinkedid="a.2", DialString="503@trunk"))
+    listener.on_event(ev("HangupRequest", Uniqueid="b.2", Linkedid="a.2", Channel=b_leg, Cause="34", TechCause="503"))
+    await wait_until(lambda: not listener._tasks)
+    answers["HANGUPCAUSE_KEYS()"] = None  # the A-leg hangs up: every Getvar on it fails from now on
+    listener.on_event(ev("DialEnd", Uniqueid="a.2", Linkedid="a.2", Channel="PJSIP/caller-2", DestUniqueid="b.2",
+                         DestChannel=b_leg, DialStatus="CONGESTION"))
+    listener.on_event(ev("Hangup", Uniqueid="b.2", Linkedid="a.2", Channel=b_leg, Cause="34", TechCause="503"))
+    await wait_until(lambda: len(bus.annotations) == 1 and not listener._tasks)
+    (annotation,) = bus.annotations
+    assert (annotation.code, annotation.category.value) == ("503", "capacity")
+    assert annotation.phrase in (None, "")
