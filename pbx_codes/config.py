@@ -100,7 +100,7 @@ class AsteriskSection:
     """``[asterisk]``: what runs for Asterisk; `language` defaults to the top-level one."""
 
     language: str | None = _f(None, "language of pbx_reason in Asterisk's CDRs", **_LANG)
-    catalog: str | None = _f(None, "catalog for every Asterisk leg (default: bindings, then default_catalog)")
+    catalog: str | None = _f(None, "catalog of a leg the dialplan names none for (then bindings, default_catalog)")
     ami: AmiSection = _table(AmiSection)
     agi: AgiSection = _table(AgiSection)
 

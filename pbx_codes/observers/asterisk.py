@@ -22,11 +22,15 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
   ``report_answered`` (the live listener), as ``200``/answered with who hung up.
 - Each dialed leg of one calling channel is an attempt, numbered in order (failover).
 - ``Local/`` channels are Asterisk's own plumbing (Originate, queues): the real dialed leg behind them is reported.
+- The shipped predial step raises ``UserEvent: PbxCodesLeg`` with ``Catalog:`` on each dialed leg, before its
+  ``DialBegin``: the catalog the hangup handler resolves that leg with (the calling channel's ``PBX_CODES_CATALOG``,
+  else the trunk endpoint's ``set_var``), so the store and the CDR read the leg through the same catalog.
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,7 +44,11 @@ from pbx_codes.protocols.ami import AmiParser, Event, Response
 PBX = "asterisk"
 
 #: The only events the observer reads; the AMI parser skips every other frame without decoding it.
-WANTED_EVENTS = frozenset({"DialBegin", "DialState", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
+WANTED_EVENTS = frozenset({"DialBegin", "DialState", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup",
+                           "UserEvent"})
+#: The ``UserEvent`` name the shipped predial step raises on a dialed leg, and the form of a catalog id it may carry.
+LEG_EVENT = "PbxCodesLeg"
+_CATALOG_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: DialState statuses that mean the dialed leg was alerted (18x): a dial timeout after them is a ring timeout.
 RINGING_DIAL_STATES = frozenset({"RINGING", "PROGRESS"})
 
@@ -114,6 +122,7 @@ class _Leg:
     started_at: float | None = None
     progress_at: float | None = None
     answered_at: float | None = None
+    catalog: str | None = None  # the dialplan's catalog for this leg (the predial step's UserEvent)
 
 
 class AsteriskObserver:
@@ -126,8 +135,13 @@ class AsteriskObserver:
     """
 
     def __init__(self, *, catalog: str | None = None, fetch_phrases: bool = True, max_legs: int = 10000,
-                 report_answered: bool = False, fetches_always_answered: bool = False) -> None:
+                 report_answered: bool = False, fetches_always_answered: bool = False,
+                 known_catalogs: Container[str] | None = None) -> None:
         self.catalog = catalog
+        # With the catalogs known, a leg's catalog is chosen as the FastAGI path chooses it: the dialplan's (the
+        # predial step's UserEvent), else the trunk's name when it names a catalog, else `catalog`; the resolver's
+        # bindings and default come after. Without them (a replay), the dialplan's, else `catalog`.
+        self.known_catalogs = known_catalogs
         # The live listener reports answered legs too (as SIP 200), so failure rates and alert shares have their
         # denominator; `replay` reports failed legs only.
         self.report_answered = report_answered
@@ -141,6 +155,7 @@ class AsteriskObserver:
         self._fetches: list[PhraseFetch] = []
         self._waiting: dict[str, str] = {}  # Getvar variable -> B uniqueid
         self._attempts: OrderedDict[str, int] = OrderedDict()  # A uniqueid -> Dials begun (failover attempts)
+        self._leg_catalogs: OrderedDict[str, str] = OrderedDict()  # B uniqueid -> catalog, until its DialBegin
         self.evicted = 0
         self._verdicts: dict[tuple[Any, ...], LegVerdict] = {}
         self.handlers = {
@@ -150,6 +165,7 @@ class AsteriskObserver:
             "HangupRequest": self._hangup_request,
             "SoftHangupRequest": self._soft_hangup_request,
             "Hangup": self._hangup,
+            "UserEvent": self._user_event,
         }
 
     # -- inputs -------------------------------------------------------------------------------------------------
@@ -218,7 +234,8 @@ class AsteriskObserver:
             return []
         a_uid = get("Uniqueid") or None
         leg = _Leg(uid, channel, get("DestLinkedid") or get("Linkedid"), a_uid, get("Channel") or None,
-                   _number(get("DialString")), started_at=_seconds(get("Timestamp")))
+                   _number(get("DialString")), started_at=_seconds(get("Timestamp")),
+                   catalog=self._leg_catalogs.pop(uid, None) if self._leg_catalogs else None)
         self._legs[uid] = leg
         if a_uid:
             self._by_a.setdefault(a_uid, set()).add(uid)
@@ -230,6 +247,23 @@ class AsteriskObserver:
             _, old = self._legs.popitem(last=False)
             self._forget(old)
             self.evicted += 1
+        return []
+
+    def _user_event(self, event: Event) -> list[Observation]:
+        """The predial step's ``PbxCodesLeg`` on a dialed leg: the catalog the dialplan chose for it."""
+        if event.get("UserEvent") != LEG_EVENT:
+            return []
+        uid = event.get("Uniqueid") or ""
+        catalog = (event.get("Catalog") or "").strip()
+        if not uid or not _CATALOG_ID.fullmatch(catalog):
+            return []
+        leg = self._legs.get(uid)
+        if leg is not None:
+            leg.catalog = catalog
+        else:  # raised before the leg's DialBegin
+            self._leg_catalogs[uid] = catalog
+            if len(self._leg_catalogs) > self.max_legs:
+                self._leg_catalogs.popitem(last=False)
         return []
 
     def _dial_state(self, event: Event) -> list[Observation]:
@@ -360,7 +394,14 @@ class AsteriskObserver:
             if not siblings:
                 del self._by_a[leg.a_uniqueid]
 
+    def _catalog_of(self, leg: _Leg, trunk: str | None) -> str | None:
+        known = self.known_catalogs
+        if known is None:
+            return leg.catalog or self.catalog
+        return next((c for c in (leg.catalog, trunk, self.catalog) if c and c in known), None)
+
     def _observation(self, leg: _Leg, answered: bool = False) -> Observation:
+        trunk = trunk_of(leg.channel)
         status = leg.dial_status
         if not answered and leg.hangup_by is _CALLER:
             status = "CANCEL"  # the caller hung up before DialEnd said so
@@ -376,8 +417,8 @@ class AsteriskObserver:
                     self._verdicts.clear()
                 self._verdicts[key] = verdict
         return Observation(
-            sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=self.catalog,
-            trunk=trunk_of(leg.channel), hangup_by=verdict.hangup_by, pbx=PBX, call_id=leg.linkedid,
+            sip_code=verdict.code, phrase=verdict.phrase, q850=verdict.q850, catalog=self._catalog_of(leg, trunk),
+            trunk=trunk, hangup_by=verdict.hangup_by, pbx=PBX, call_id=leg.linkedid,
             leg_id=leg.uniqueid, channel=leg.channel, number=leg.number, dial_status=leg.dial_status,
             timestamp=leg.timestamp, outcome=verdict.outcome, certain=verdict.certain, attempt=leg.attempt,
             started_at=leg.started_at, progress_at=leg.progress_at, answered_at=leg.answered_at,

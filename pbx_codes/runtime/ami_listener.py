@@ -12,7 +12,7 @@ dependable path is the FastAGI ``annotate`` handler from the hangup handler; thi
 Configuration (``[asterisk]`` section of ``pbx-codes.toml``, read into `pbx_codes.config.AsteriskSection`)::
 
     [asterisk]
-    catalog = "lifecell"          # optional: force a catalog (else trunk bindings, else the default)
+    catalog = "lifecell"          # optional: for a leg the dialplan names none for (before trunk bindings)
     language = "uk"               # optional: language of pbx_reason (else the top-level language)
 
     [asterisk.ami]
@@ -70,8 +70,10 @@ class AmiListener:
                  catalog: str | None = None,
                  fetch_phrases: bool = True, writeback: bool = False, language: str = "en",
                  max_bytes: int = 255, report_answered: bool = True) -> None:
+        catalogs = getattr(resolver, "catalogs", None)  # to choose a leg's catalog as the FastAGI path does
         self.observer = AsteriskObserver(catalog=catalog, fetch_phrases=fetch_phrases,
-                                         report_answered=report_answered, fetches_always_answered=True)
+                                         report_answered=report_answered, fetches_always_answered=True,
+                                         known_catalogs=catalogs)
         self.client = AmiClient(settings, secret, self.on_event)
         self.resolver = resolver
         self.bus = bus
@@ -182,7 +184,7 @@ def ami_settings(section: AmiSection | Mapping[str, Any]) -> AmiSettings:
 
 async def run_asterisk(config_section: AsteriskSection | Mapping[str, Any] | None, resolver: Resolves,
                        bus: Publishes, *,
-                       language: str = "en", default_catalog: str | None = None,
+                       language: str = "en",
                        on_client: Callable[[str, Any], None] | None = None) -> None:
     """Start what the ``[asterisk]`` section enables (AMI listener, FastAGI server) and run until cancelled."""
     section: AsteriskSection = parse_table(AsteriskSection, config_section, section="asterisk")
@@ -198,7 +200,9 @@ async def run_asterisk(config_section: AsteriskSection | Mapping[str, Any] | Non
         # With the AMI listener on, it publishes every leg it saw; the AGI path then publishes only the attempts
         # that created no leg (no channel, so no AMI event): a call reaches the store whichever path saw it.
         server = AgiServer(
-            make_routes(resolver, WritebackSettings(language, max_bytes), catalog or default_catalog, bus.publish,
+            # Only a forced catalog: with none named, the resolver's trunk bindings and then its default decide, as
+            # they do for the AMI listener's legs.
+            make_routes(resolver, WritebackSettings(language, max_bytes), catalog, bus.publish,
                         publish_all=not ami.enabled),
             host=agi.host, port=agi.port, timeout=agi.timeout, max_sessions=agi.max_sessions,
             max_session_bytes=agi.max_session_bytes)

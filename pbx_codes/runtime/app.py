@@ -64,7 +64,7 @@ async def build(app: App, store_url: str | None, console: str | None) -> None:
     if cfg.asterisk is not None:
         from pbx_codes.runtime.ami_listener import run_asterisk
         app.jobs.append(run_asterisk(cfg.asterisk, app.resolver, app.bus, language=cfg.language,
-                                     default_catalog=cfg.default_catalog, on_client=on_client))
+                                     on_client=on_client))
     if cfg.freeswitch is not None:
         from pbx_codes.runtime.esl_listener import run_freeswitch
         app.jobs.append(run_freeswitch(cfg.freeswitch, app.resolver, app.bus, on_client=on_client))

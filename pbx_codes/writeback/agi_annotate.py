@@ -23,8 +23,8 @@ argument means Dial created no leg (qualify said Unavailable): the attempt is ``
 `pbx_codes.observers.asterisk_outcome.decide`, the table the AMI listener uses too, turns them into the code and
 how the attempt ended. The catalog is the first one the resolver knows among: the ``catalog=`` parameter, the
 positional catalog (the dialplan's choice: the calling channel's ``PBX_CODES_CATALOG``, else the trunk endpoint's,
-else the trunk name), ``${PBX_CODES_CATALOG}`` and the configured default; when none is known the resolver's trunk
-bindings decide.
+else the trunk name), ``${PBX_CODES_CATALOG}`` and ``[asterisk] catalog``; when none is known the resolver's trunk
+bindings, then its default, decide (the AMI listener chooses a leg's catalog the same way).
 
 It then sets ``CDR(x)`` for every name of `CDR_FIELDS` and ``CDR(pbx_attempts)``: the plain values (codes,
 categories, numbers) in one ``EXEC MSet``, the free text (phrase, reason) with ``SET VARIABLE``. Every value is one

@@ -8,8 +8,8 @@ CDR record, AGI session and published annotation can be tied to its call.
 Decisions the tests pin down:
 - An answered call is annotated too, as ``200`` / ``ok``: a CDR column that is empty only for answered calls
   could not tell "answered" from "pbx-codes was down". The AMI listener publishes it too, as answered.
-- The AMI listener knows no per-call catalog (the dialplan's choice is not in any event), so its verdicts use the
-  configured bindings; the tests check what it fetched (code, phrase), and the CDR checks the verdict.
+- The AMI listener learns the dialplan's catalog for each dialed leg from the predial step's ``UserEvent``, so
+  what it publishes (the store's row) is the CDR's annotation field by field.
 """
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ import pytest
 
 from integration.asterisk_calls import CATALOG_DIR, ami_annotations_for, place, seed_entries
 from pbx_codes.catalog import Entry
+from pbx_codes.model import Annotation
 from pbx_codes.observers.asterisk import parse_tech_cause
 from pbx_codes.protocols import safe_value
 from pbx_codes.testbed.asterisk import AsteriskBench
 from pbx_codes.testbed.inprocess import PbxCodesInProcess
-from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, PLAIN_VALUE, annotation_fields
 from support.waiting import block_until
 
 SECRET_ENV = "PBX_CODES_IT_AMI_SECRET"
@@ -80,8 +81,14 @@ def test_seed_code_answered_with_its_exact_phrase_yields_one_annotated_cdr_recor
     assert row["pbx_attempts"] == f"1:trunk:{entry.code}:{entry.category.value}:{entry.retry.value}:carrier_final"
     assert row["pbx_rawcause"] == f"SIP {entry.code} {entry.phrase}"
     assert (call.agi_sessions, call.agi_commands, call.agi_failed_replies) == (1, commands_per_call(row), 0)
-    published = ami_annotations_for(pbx, row["dstchannel"])
-    assert [(a.code, a.phrase) for a in published] == [(entry.code, entry.phrase)]
+    (published,) = ami_annotations_for(pbx, row["dstchannel"])
+    assert as_cdr(published) == _annotated(row)
+
+
+def as_cdr(annotation: Annotation) -> dict[str, str]:
+    """The CDR fields the FastAGI path would write for `annotation` (the store's row, as the CDR says it)."""
+    fields = annotation_fields(annotation, "uk")
+    return {name: safe_value(fields[name]) for name in CDR_FIELDS if name != "pbx_q850_observed"}
 
 
 def test_the_two_lifecell_500_entries_are_told_apart_by_the_carriers_phrase(
@@ -125,6 +132,8 @@ def test_trunk_endpoints_catalog_explains_a_call_that_names_none(asterisk_bench:
     assert row["pbx_catalog"] == asterisk_bench.trunk_catalog == "bench-trunk"
     assert (row["pbx_category"], row["pbx_retry"]) == ("busy", "failover")
     assert row["pbx_reason"] == "транк стенду: абонент зайнятий, спробуйте інший маршрут."
+    (published,) = ami_annotations_for(pbx, row["dstchannel"])
+    assert as_cdr(published) == _annotated(row)  # the store reads the leg through the endpoint's catalog too
 
 
 HOSTILE_PHRASES = {

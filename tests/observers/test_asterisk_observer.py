@@ -234,3 +234,38 @@ def test_legs_of_one_shape_share_a_verdict_and_other_shapes_get_their_own() -> N
     expected = [obs for name in sorted(alone) for obs in alone[name]] * 2
     assert [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in together] == \
         [(o.sip_code, o.phrase, o.q850, o.outcome, o.certain, o.hangup_by) for o in expected]
+
+
+def _leg_event(uniqueid: str, catalog: str, name: str = "PbxCodesLeg") -> Event:
+    """What the shipped predial step's ``UserEvent(PbxCodesLeg,Catalog: ...)`` looks like on the wire."""
+    return Event("UserEvent", "\r\n".join(("Event: UserEvent", "Privilege: user,all", "Channel: PJSIP/trunk-0000000x",
+                                           f"Uniqueid: {uniqueid}", f"UserEvent: {name}", f"Catalog: {catalog}")))
+
+
+def _busy486_with(extra: list[Event]) -> list[Observation]:
+    """The busy486 capture with `extra` events played just before the dialed leg's DialBegin."""
+    observer = AsteriskObserver(catalog="sip")
+    emitted: list[Observation] = []
+    for event in _events("busy486.ami.txt"):
+        if event.name == "DialBegin":
+            for leg_event in extra:
+                emitted += observer.on_event(leg_event)
+        emitted += observer.on_event(event)
+    emitted += observer.flush()
+    return emitted
+
+
+def test_the_predial_steps_catalog_names_the_legs_catalog_over_the_configured_one() -> None:
+    b_uid = next(e.get("DestUniqueid") for e in _events("busy486.ami.txt") if e.name == "DialBegin")
+    (obs,) = _busy486_with([_leg_event(b_uid, "lifecell")])
+    assert obs.catalog == "lifecell"
+    (plain,) = _busy486_with([])
+    assert plain.catalog == "sip"
+
+
+@pytest.mark.parametrize("catalog, name", [("life cell", "PbxCodesLeg"), ("x" * 65, "PbxCodesLeg"),
+                                           ("", "PbxCodesLeg"), ("lifecell", "SomeoneElsesEvent")])
+def test_a_user_event_that_is_not_a_plain_catalog_id_from_the_predial_step_changes_nothing(catalog, name) -> None:
+    b_uid = next(e.get("DestUniqueid") for e in _events("busy486.ami.txt") if e.name == "DialBegin")
+    (obs,) = _busy486_with([_leg_event(b_uid, catalog, name)])
+    assert obs.catalog == "sip"

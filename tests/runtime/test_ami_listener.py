@@ -174,7 +174,7 @@ async def test_failed_leg_is_published_once_with_the_fetched_phrase_and_the_life
 async def test_server_side_filters_are_the_observer_events(harness: Harness) -> None:
     session = await harness.session(1)
     assert session.filters == ["Event: DialBegin", "Event: DialEnd", "Event: DialState", "Event: Hangup",
-                               "Event: HangupRequest", "Event: SoftHangupRequest"]
+                               "Event: HangupRequest", "Event: SoftHangupRequest", "Event: UserEvent"]
 
 
 @pytest.mark.asyncio
