@@ -1,4 +1,4 @@
-"""The package's layers import downward only (see ARCHITECTURE.md), read from the source, function-level imports
+"""The package's layers import downward only (see the README's Layout), read from the source, function-level imports
 included: a new upward edge (an adapter reaching for an observer, a consumer for the runtime) fails here."""
 from __future__ import annotations
 
