@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pbx_codes.protocols import ProtocolError, safe_value
-from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action
+from pbx_codes.protocols.ami import AmiParser, Banner, Event, Response, build_action, header_needle, header_value
 from support.paths import FIXTURES as FIXTURES_ROOT
 
 FIXTURES = FIXTURES_ROOT / "asterisk"
@@ -170,3 +170,21 @@ def test_command_output_with_blank_lines_dripped_byte_by_byte_parses_whole_with_
         assert parser._scan <= max(0, parser.buffered)  # never points past what is buffered
     assert len(messages) == 1 and messages[0].output[-1] == "out"
     assert parser._scan == 0 and parser.buffered == 0
+
+
+@pytest.mark.parametrize(("raw", "cause"), [
+    ("Event: Hangup\r\nUniqueid: 1.2\r\nCause: 17", "17"),  # the frame's last line has no line ending
+    ("Event: Hangup\r\nCause:17\r\nCause: 18", "17"),  # the first of a repeated key; the space is optional
+    ("Cause: 5\r\nX: y", "5"),  # a key that starts the frame
+    ("Cause: first\r\nEvent: X\r\nCause: later", "later"),  # ... counts when it occurs nowhere else
+    ("Event: X\r\nCause:  padded \r\n", " padded "),  # one space dropped, the rest kept
+    ("Event: X\nCause: lf\nY: z", "lf"),
+    ("Event: X\r\nCause: mixed\nY: 1\r\n", "mixed"),  # a bare LF ends the line before the next CRLF
+    ("Event: X\r\nCause: a\rb\r\r\n", "a\rb\r"),  # only the CR of the line ending goes
+    ("Event: X\r\nCause: last\r", "last"),
+    ("Event: X\r\nCause:", ""),
+    ("Event: X\r\nCauses: no", None),
+], ids=range(11))
+def test_header_value_and_get_read_the_first_value_by_the_same_rules(raw: str, cause: str | None) -> None:
+    assert header_value(raw, header_needle("Cause")) == Event("X", raw).get("Cause") == cause
+    assert Event("X", raw).get("Missing", "default") == "default"

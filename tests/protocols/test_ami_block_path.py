@@ -44,3 +44,18 @@ def test_a_frame_or_a_line_over_its_bound_is_refused_either_way(prefix: bytes) -
     big_frame = b"Event: Hangup\r\n" + b"Key: value\r\n" * 40 + b"\r\n"
     with pytest.raises(ProtocolError, match="frame"):
         AmiParser(max_frame=300, max_line=100).feed(b"Asterisk Call Manager/9.0.0\r\n" + prefix + big_frame)
+
+
+def test_command_output_amid_a_read_goes_to_the_frame_loop_from_its_first_frame_on() -> None:
+    data = CAPTURES[0].read_bytes()
+    banner, body = data.split(b"\r\n", 1)
+    cut = body.index(b"\r\n\r\n", len(body) // 2) + 4
+    stream = banner + b"\r\n" + body[:cut] + FOLLOWS + body[cut:]
+    whole, by_frame = AmiParser(WANTED), AmiParser(WANTED)
+    in_one_read = messages(whole, stream)
+    frame_by_frame = [m for frame in stream.split(b"\r\n\r\n") for m in messages(by_frame, frame + b"\r\n\r\n")]
+    at = [i for i, m in enumerate(in_one_read) if m[0] == "Response" and "Follows" in m[1]]
+    assert len(at) == 1 and "('body', '', 'more')" in in_one_read[at[0]][1]  # its blank line is part of the body
+    assert {m[0] for m in in_one_read[:at[0]]} & WANTED and {m[0] for m in in_one_read[at[0]:]} & WANTED
+    assert in_one_read == frame_by_frame
+    assert (whole.frames, whole.skipped, whole.unknown) == (by_frame.frames, by_frame.skipped, by_frame.unknown)
