@@ -1,13 +1,16 @@
 """The store at fleet size, and a fleet's live load, on a real PostgreSQL (a throwaway server on loopback unless
 --url is given).
 
-    python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20]
+    python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20] [--url URL [--fill-only | --no-fill]]
     python bench/bench_fleet.py load  [--agents 20] [--rate 5000] [--seconds 60]
 
 `store` fills the store with generated annotations (20 agents, 40 trunks, a realistic mix of answers resolved by the
 real catalogs; each answer's texts once in `reason_texts`), spread evenly over the last DAYS days up to now, then
 times the console's own queries (the Store methods its API calls, and the trunk quality table the quality page
-computes) and prints p50/p95, the bytes a row costs, and how long retention takes to drop the oldest day.
+computes) and prints p50/p95, the bytes a row costs, and how long retention takes to drop the oldest day. With --url,
+`--fill-only` fills (rows [--from-row, --to-row) of them, to split a long fill; the same --now each time) and
+prints the run's `now`; `--no-fill` times an already filled database (its `now`: the newest
+row's time, or --now) and keeps its oldest day, so one fill serves many timing runs.
 
 `load` runs the fleet: AGENTS processes, each an agent's store path (a named bus, the batched writer, its own
 connection, at a lower CPU priority since each stands for an agent on its own host), publish RATE/AGENTS annotated
@@ -88,16 +91,18 @@ def server(url: str | None) -> tuple[str, Any]:
 
 # ---- store: 10 million rows ----------------------------------------------------------------------------------
 
-async def fill(url: str, rows: int, days: int, now: float) -> None:
+async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int] | None = None) -> None:
+    """The generated rows (or only rows [part[0], part[1]) of them: a long fill split into several runs)."""
     import psycopg
 
     from pbx_codes.store import open_store
 
     res = resolver()
     mix = answers(res)
+    lo, hi = part or (0, rows)
     store = await open_store(url, {"retention_days": None, "journal": ""})
     store.start()
-    for _, _, row in mix:  # the answers' texts go in the way an agent writes them (reason_texts)
+    for _, _, row in (mix if lo == 0 else []):  # the answers' texts go in the way an agent writes them (reason_texts)
         store.add({**{k: v for k, v in row.items()}, "rid": None, "uniqueid": f"seed-{row['code']}", "ts": now - 10})
     await store.flush(timeout=60)
     await store.close()
@@ -114,8 +119,8 @@ async def fill(url: str, rows: int, days: int, now: float) -> None:
             await conn.execute(f"INSERT INTO mix VALUES (%s, %s, {', '.join('%s' for _ in DATA_COLUMNS)}, %s)",
                                [low, high, *(row[c] for c in DATA_COLUMNS), entry[4]])
         chunk = 500_000
-        for first in range(0, rows, chunk):
-            n = min(chunk, rows - first)
+        for first in range(lo, hi, chunk):
+            n = min(chunk, hi - first)
             t0 = time.perf_counter()
             await conn.execute(
                 "INSERT INTO hangups (rid, ts, stored_at, linkedid, uniqueid, channel, trunk, number, attempt, "
@@ -147,7 +152,8 @@ async def timed(label: str, repeat: int, fn: Callable[[], Awaitable[Any]]) -> di
     return {"query": label, "p50_ms": round(p["p50"], 1), "p95_ms": round(p["p95"], 1)}
 
 
-async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any]:
+async def measure(url: str, repeat: int, now: float, days: int, retire: bool = True,
+                  only: str = "") -> dict[str, Any]:
     from pbx_codes.quality.classes import load_table
     from pbx_codes.store import open_store
     from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
@@ -194,7 +200,8 @@ async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any
         ("trunk quality table, last day, every leg (before)", lambda: quality_raw(DAY), 1),
     ]
     for label, fn, n in plan:
-        results.append(await timed(label, n, fn))
+        if only in label:
+            results.append(await timed(label, n, fn))
     rolled = await trunk_quality(store.backend, table, now - DAY, now)
     raw = await trunk_quality_raw(store.backend, table, now - DAY, now)
     moved = max((abs(a[k] - b[k]) for a, b in zip(rolled, raw) for k in _PERCENTILES
@@ -202,6 +209,10 @@ async def measure(url: str, repeat: int, now: float, days: int) -> dict[str, Any
     same = same_measures([_without_percentiles(r) for r in rolled], [_without_percentiles(r) for r in raw])
     print(f"last day: rollup table equals the one from every leg: {same}; percentiles at most {moved:g} apart "
           f"(ms; s for durations)")
+    if not retire:
+        await store.close()
+        return {"rows": count, "heap_bytes_per_row": round(heap / count),
+                "index_bytes_per_row": round(indexes / count), "queries": results}
     oldest = int((now - days * DAY) // DAY)
     keep = (now - (oldest + 1) * DAY) / DAY  # a retention that ends exactly where the oldest day ends
     keeper = await open_store(url, {"retention_days": keep, "journal": ""})
@@ -223,14 +234,30 @@ def _without_percentiles(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in _PERCENTILES}
 
 
+async def newest(url: str) -> float:
+    import psycopg
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT MAX(ts) FROM hangups")
+        row = await cur.fetchone()
+    return float(row[0])
+
+
 def cmd_store(args: argparse.Namespace) -> None:
+    if (args.fill_only or args.no_fill) and not args.url:
+        raise SystemExit("--fill-only and --no-fill need --url (a server kept between runs)")
     url, pg = server(args.url)
     try:
-        now = time.time()
-        t0 = time.perf_counter()
-        asyncio.run(fill(url, args.rows, args.days, now))
-        print(f"filled {args.rows:,} rows in {time.perf_counter() - t0:.0f} s")
-        out = asyncio.run(measure(url, args.repeat, now, args.days))
+        if args.no_fill:
+            now = args.now if args.now is not None else asyncio.run(newest(url))
+        else:
+            now = args.now if args.now is not None else time.time()
+            t0 = time.perf_counter()
+            part = (args.from_row, args.to_row or args.rows) if args.fill_only else None
+            asyncio.run(fill(url, args.rows, args.days, now, part))
+            print(f"filled {args.rows:,} rows in {time.perf_counter() - t0:.0f} s; now = {now!r}")
+            if args.fill_only:
+                return
+        out = asyncio.run(measure(url, args.repeat, now, args.days, retire=not args.no_fill, only=args.only))
         print(json.dumps(out))
     finally:
         if pg is not None:
@@ -409,6 +436,12 @@ def main() -> None:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--url")
+    p.add_argument("--now", type=float, help="the fill's and the timings' now (default: the clock, or the newest row)")
+    p.add_argument("--fill-only", action="store_true", help="fill, print now, time nothing")
+    p.add_argument("--from-row", type=int, default=0, help="with --fill-only: the first generated row to write")
+    p.add_argument("--to-row", type=int, default=0, help="with --fill-only: the row to stop before")
+    p.add_argument("--no-fill", action="store_true", help="time the rows already there; keep them all")
+    p.add_argument("--only", default="", help="time only the queries whose label holds this text")
     p = sub.add_parser("load")
     p.add_argument("--agents", type=int, default=20)
     p.add_argument("--rate", type=float, default=5000)
