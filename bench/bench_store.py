@@ -6,6 +6,10 @@ batches of the same size (no bus, no writer task), i.e. what the database alone 
 the event loop was kept from running a 5 ms ticker during the burst (the writer must not stall listeners).
 
     python bench/bench_store.py [--rows 50000] [--batch 500] [--postgres postgresql://user@127.0.0.1:5432/db]
+                                [--seizures]
+
+--seizures makes every hangup a trunk seizure with its timings (an attempt number, dial/ringing/answer/end times),
+so the trunk quality rollup's triggers count each row: the writer's cost with the rollup kept.
 
 Without --postgres a throwaway PostgreSQL is started on loopback when the server binaries are installed.
 """
@@ -32,15 +36,18 @@ CAUSES = [("503", "Simultaneous calls limit reached"), ("486", "Busy Here"), ("4
           ("480", "Temporarily Unavailable"), ("499", "Недостатньо коштів"), ("404", "Not found")]
 
 
-def annotations(resolver: Resolver, count: int) -> list[Annotation]:
+def annotations(resolver: Resolver, count: int, seizures: bool = False) -> list[Annotation]:
     now = time.time()
     out = []
     for i in range(count):
         code, phrase = CAUSES[i % len(CAUSES)]
+        end = now + i * 1e-3
+        timings = {"attempt": 1, "started_at": end - 9.0 - (i % 997) * 1e-3, "progress_at": end - 7.0 + (i % 89) * 1e-3,
+                   "ended_at": end} if seizures else {}
         out.append(resolver.resolve(Observation(
             sip_code=code, phrase=phrase, trunk=("lifecell-trunk", "gw-mango", "other")[i % 3],
             pbx=("asterisk", "freeswitch")[i % 2], call_id=f"{1_700_000_000 + i // 2}.{i}", leg_id=f"leg-{i}",
-            number=f"+38044{i:07d}", hangup_by=Side.CARRIER, timestamp=now + i * 1e-3)))
+            number=f"+38044{i:07d}", hangup_by=Side.CARRIER, timestamp=end, **timings)))
     return out
 
 
@@ -99,10 +106,12 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database to write into (tables are created)")
+    parser.add_argument("--seizures", action="store_true", help="trunk seizures with timings (the rollup counts them)")
     args = parser.parse_args()
     anns = annotations(Resolver(load_catalogs(), bindings={"lifecell-trunk": "lifecell", "gw-mango": "mango"}),
-                       args.rows)
-    print(f"{args.rows} annotated hangups, batches of {args.batch}")
+                       args.rows, args.seizures)
+    print(f"{args.rows} annotated hangups{' (trunk seizures with timings)' if args.seizures else ''}, batches of "
+          f"{args.batch}")
     await measure("SQLite", lambda tag, tmp: f"sqlite://{tmp}/{tag}.db", anns, args.batch)
 
     server = None
