@@ -1,7 +1,8 @@
 """The store at fleet size, and a fleet's live load, on a real PostgreSQL (a throwaway server on loopback unless
 --url is given).
 
-    python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20] [--url URL [--fill-only | --no-fill]]
+    python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20] [--spread]
+                                      [--url URL [--fill-only | --no-fill]]
     python bench/bench_fleet.py load  [--agents 20] [--rate 5000] [--seconds 60]
 
 `store` fills the store with generated annotations (20 agents, 40 trunks, a realistic mix of answers resolved by the
@@ -91,7 +92,8 @@ def server(url: str | None) -> tuple[str, Any]:
 
 # ---- store: 10 million rows ----------------------------------------------------------------------------------
 
-async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int] | None = None) -> None:
+async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int] | None = None,
+               spread: bool = False) -> None:
     """The generated rows (or only rows [part[0], part[1]) of them: a long fill split into several runs)."""
     import psycopg
 
@@ -119,6 +121,12 @@ async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int]
             await conn.execute(f"INSERT INTO mix VALUES (%s, %s, {', '.join('%s' for _ in DATA_COLUMNS)}, %s)",
                                [low, high, *(row[c] for c in DATA_COLUMNS), entry[4]])
         chunk = 500_000
+        # the same delays on every leg (dial 30 s before the end, ringing 2 s later, answer 5 s before the end), or
+        # with --spread, PDD 0.5-6.5 s, ringing 0-15 s and talk 1-600 s to the millisecond, varying leg by leg (as
+        # real delays do: the delay histograms then hold about a bucket per leg)
+        timings = ("t - CASE WHEN answered THEN talk ELSE 0 END - ring - pdd, "
+                   "t - CASE WHEN answered THEN talk ELSE 0 END - ring, CASE WHEN answered THEN t - talk END"
+                   if spread else "t - 30, t - 28, CASE WHEN answered THEN t - 25 END")
         for first in range(lo, hi, chunk):
             n = min(chunk, hi - first)
             t0 = time.perf_counter()
@@ -128,10 +136,11 @@ async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int]
                 + ", ".join(DATA_COLUMNS) + ") "
                 "SELECT md5('bench' || g), t, t, 'call-' || (g / 2), 'leg-' || g, "
                 "'PJSIP/trunk-' || (g %% %(trunks)s) || '-' || g, 'trunk-' || (g %% %(trunks)s), "
-                "'+38044' || lpad((g %% 10000000)::text, 7, '0'), 1, t - 30, t - 28, "
-                "CASE WHEN answered THEN t - 25 END, t, 'pbx-' || (g %% %(agents)s), floor(t / 86400)::int, "
+                "'+38044' || lpad((g %% 10000000)::text, 7, '0'), 1, " + timings + ", t, "
+                "'pbx-' || (g %% %(agents)s), floor(t / 86400)::int, "
                 + ", ".join(f"m.{c}" for c in DATA_COLUMNS) + " "
-                "FROM (SELECT g, %(start)s + g * %(step)s AS t "
+                "FROM (SELECT g, %(start)s + g * %(step)s AS t, 0.5 + (g * 7907 %% 6000) / 1000.0 AS pdd, "
+                "(g * 104729 %% 15000) / 1000.0 AS ring, 1 + (g * 15485863 %% 599000) / 1000.0 AS talk "
                 "FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g) s "
                 "JOIN mix m ON ((s.g * 7919) %% 100) >= m.lo AND ((s.g * 7919) %% 100) < m.hi",
                 {"trunks": TRUNKS, "agents": AGENTS, "start": start, "step": step, "first": first,
@@ -253,7 +262,7 @@ def cmd_store(args: argparse.Namespace) -> None:
             now = args.now if args.now is not None else time.time()
             t0 = time.perf_counter()
             part = (args.from_row, args.to_row or args.rows) if args.fill_only else None
-            asyncio.run(fill(url, args.rows, args.days, now, part))
+            asyncio.run(fill(url, args.rows, args.days, now, part, args.spread))
             print(f"filled {args.rows:,} rows in {time.perf_counter() - t0:.0f} s; now = {now!r}")
             if args.fill_only:
                 return
@@ -441,6 +450,7 @@ def main() -> None:
     p.add_argument("--from-row", type=int, default=0, help="with --fill-only: the first generated row to write")
     p.add_argument("--to-row", type=int, default=0, help="with --fill-only: the row to stop before")
     p.add_argument("--no-fill", action="store_true", help="time the rows already there; keep them all")
+    p.add_argument("--spread", action="store_true", help="delays that vary leg by leg (default: the same on every leg)")
     p.add_argument("--only", default="", help="time only the queries whose label holds this text")
     p = sub.add_parser("load")
     p.add_argument("--agents", type=int, default=20)
