@@ -218,6 +218,13 @@ def texts_key(catalog: str | None, matched: str | None, lang: str | None, uk: st
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
+def column_type(name: str, real: str = "DOUBLE PRECISION") -> str:
+    """The SQL type of one of `COLUMNS` (INTEGER, TEXT or the dialect's `real`)."""
+    if name in _REAL_COLUMNS or name in _OPTIONAL_REAL_COLUMNS:
+        return real
+    return "INTEGER" if name in _INT_COLUMNS else "TEXT"
+
+
 def stored_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """The row as it goes into `hangups`: with a `texts_id`, the texts stay in `reason_texts` only."""
     if not row.get("texts_id"):
@@ -369,7 +376,8 @@ def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
 INSERT_COLUMNS = ", ".join(COLUMNS)
 SELECT_COLUMNS = INSERT_COLUMNS
 
-__all__ = ["COLUMNS", "DAY", "IDENTITY_FIELDS", "TEXT_COLUMNS", "partition_name", "reason_texts", "stored_values",
+__all__ = ["COLUMNS", "DAY", "IDENTITY_FIELDS", "TEXT_COLUMNS", "column_type", "partition_name", "reason_texts",
+           "stored_values",
            "texts_key", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
            "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_identity", "row_values"]
 
