@@ -363,13 +363,19 @@ def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[name] for name in COLUMNS)
 
 
+_PLAIN_AT = tuple((name, i) for i, name in enumerate(COLUMNS) if not name.startswith("text_") and name != "ts")
+_EXACT_AT, _TS_AT = COLUMNS.index("exact"), COLUMNS.index("ts")
+_TEXTS_AT = tuple((lang, COLUMNS.index(f"text_{lang}")) for lang in LANGS)
+
+
 def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
-    """A stored row (columns in `COLUMNS` order) in `Annotation.to_dict()`'s shape, plus `rid` and `stored_at`."""
-    raw = dict(zip(COLUMNS, record))
-    out: dict[str, Any] = {k: v for k, v in raw.items() if not k.startswith("text_") and k != "ts"}
-    out["exact"] = bool(raw["exact"]) if raw["exact"] is not None else None
-    out["timestamp"] = raw["ts"]
-    out["texts"] = {lang: raw[f"text_{lang}"] for lang in LANGS if raw.get(f"text_{lang}")}
+    """A stored row (columns in `COLUMNS` order) in `Annotation.to_dict()`'s shape, plus `rid` and `stored_at`.
+    By position, not by name: the console's live feed runs it for every row a fleet writes."""
+    out: dict[str, Any] = {name: record[i] for name, i in _PLAIN_AT}
+    exact = record[_EXACT_AT]
+    out["exact"] = bool(exact) if exact is not None else None
+    out["timestamp"] = record[_TS_AT]
+    out["texts"] = {lang: record[i] for lang, i in _TEXTS_AT if record[i]}
     return out
 
 
