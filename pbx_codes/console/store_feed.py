@@ -30,6 +30,9 @@ _RETRIES: dict[Any, Retry] = {r.value: r for r in Retry}
 _SIDES: dict[Any, Side] = {s.value: s for s in Side}
 _OUTCOMES: dict[Any, Outcome] = {o.value: o for o in Outcome}
 _FIRST_RETRY = next(iter(Retry))
+#: Unpublished ids below the highest published one that the poll asks for by name; beyond it, every id since the
+#: floor (as before a fleet's rate made that tens of thousands every poll).
+POLL_GAPS = 500
 #: Distinct answers a feed keeps built (a fleet's rows share a few hundred); past it the cache starts again.
 RESOLUTIONS_KEPT = 4096
 
@@ -224,8 +227,18 @@ class StoreFeed:
         floor = self._marks[0][1] if self._marks[0][0] <= now - self.lookback else self._floor
         floor = max(floor, self._floor)
         day_params = [int((time.time() - self.lookback - 60) // DAY)] if self._partitioned else []
-        ids = [r[0] for r in await self.store.backend.fetch(
-            f"SELECT id FROM hangups WHERE id > ?{self._day_clause()}", [floor, *day_params])]
+        # Only the ids not published yet: above the highest published, and the gaps below it (ids taken by a
+        # transaction still open, or never to come). Seconds of a fleet's ids are tens of thousands; gaps are few.
+        high = max(self._high, floor)
+        gaps = [i for i in range(floor + 1, high + 1) if i not in self._seen]
+        if len(gaps) <= POLL_GAPS:
+            wanted = f" OR id IN ({', '.join('?' for _ in gaps)})" if gaps else ""
+            ids = [r[0] for r in await self.store.backend.fetch(
+                f"SELECT id FROM hangups WHERE (id > ?{wanted}) AND id > ?{self._day_clause()}",
+                [high, *gaps, floor, *day_params])]
+        else:
+            ids = [r[0] for r in await self.store.backend.fetch(
+                f"SELECT id FROM hangups WHERE id > ?{self._day_clause()}", [floor, *day_params])]
         missing = sorted(i for i in ids if i not in self._seen)
         found = 0
         for start in range(0, len(missing), 500):
