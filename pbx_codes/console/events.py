@@ -11,16 +11,28 @@ from dataclasses import asdict, is_dataclass
 from enum import Enum
 from typing import Any
 
-from pbx_codes.model import LANGS, Annotation
+from pbx_codes.model import LANGS, Annotation, Side
 
 KEEP_DIGITS = 4
 MASK = "*"
+
+
+_HIDE_ASCII = str.maketrans("0123456789", MASK * 10)
 
 
 def mask_number(number: str | None, keep: int = KEEP_DIGITS) -> str | None:
     """Replace every digit but the last `keep` with `*`; other characters (`+`, spaces) stay, so the shape shows."""
     if not number:
         return number
+    if number.isascii():  # the usual number, once per hangup of the live feed: cut before the kept digits
+        cut, kept = len(number), 0
+        while cut > 0 and kept < keep:
+            cut -= 1
+            if number[cut].isdigit():
+                kept += 1
+        if kept < keep:
+            return number
+        return number[:cut].translate(_HIDE_ASCII) + number[cut:]
     digits = sum(ch.isdigit() for ch in number)
     to_hide = max(0, digits - keep)
     out = []
@@ -61,11 +73,35 @@ def hangup_event(row: Mapping[str, Any], show_numbers: bool = False) -> dict[str
 
 
 def annotation_event(annotation: Annotation, show_numbers: bool = False, now: float | None = None) -> dict[str, Any]:
-    """A hangup event straight off the bus; a leg the PBX gave no time gets the time it was seen."""
-    event = hangup_event(annotation.to_dict(), show_numbers)
-    if event["time"] is None:
-        event["time"] = time.time() if now is None else now
-    return event
+    """A hangup event straight off the bus (what `hangup_event` makes of `annotation.to_dict()`, read from the
+    annotation's fields directly: it runs for every hangup the console shows); a leg the PBX gave no time gets the
+    time it was seen."""
+    obs, res = annotation.observation, annotation.resolution
+    texts = res.texts
+    number = obs.number
+    fault = res.fault
+    return {
+        "pbx": obs.pbx or None,
+        "instance": obs.instance,
+        "trunk": obs.trunk,
+        "number": number if show_numbers else mask_number(number),
+        "code": res.code,
+        "sip": res.sip,
+        "q850": res.q850 if res.q850 is not None else obs.q850,
+        "phrase": res.phrase,
+        "catalog": res.catalog,
+        "category": res.category.value,
+        "retry": res.retry.value,
+        "fault": fault.value if fault else None,
+        "hangup_by": (obs.hangup_by or Side.UNKNOWN).value,
+        "match_kind": res.match_kind,
+        "texts": {lang: str(texts.get(lang) or texts.get("en") or next(iter(texts.values()), "")) for lang in LANGS}
+        if texts else {lang: "" for lang in LANGS},
+        "linkedid": obs.call_id,
+        "uniqueid": obs.leg_id,
+        "channel": obs.channel,
+        "time": obs.timestamp if obs.timestamp is not None else time.time() if now is None else now,
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -17,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pbx_codes.console.events import alert_event, annotation_event
 from pbx_codes.console.memory_store import MemoryStore
 from pbx_codes.sinks.bus import AnnotationBus, Subscription
@@ -130,13 +132,15 @@ def take_queued(client: FeedClient, first: Event | None, limit: int = WRITE_BATC
 
 def encode_events(items: list[Event], batched: bool) -> bytes:
     """Server-sent event messages, JSON data (JSON escapes CR/LF: one data line each). Batched: a run of hangups
-    is one `hangups` message carrying the list."""
-    out: list[str] = []
+    is one `hangups` message carrying the list, serialised in C (orjson): at a fleet's rate it is the console's
+    largest cost per row after reading it."""
+    out: list[bytes] = []
     run: list[dict[str, Any]] = []
 
     def flush() -> None:
         if run:
-            out.append(f"event: hangups\ndata: {json.dumps(run, ensure_ascii=False, default=str)}\n\n")
+            out.append(b"event: hangups\ndata: " + orjson.dumps(run, default=str, option=orjson.OPT_NON_STR_KEYS)
+                       + b"\n\n")
             run.clear()
 
     for name, data in items:
@@ -144,9 +148,9 @@ def encode_events(items: list[Event], batched: bool) -> bytes:
             run.append(data)
             continue
         flush()
-        out.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n")
+        out.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode())
     flush()
-    return "".join(out).encode()
+    return b"".join(out)
 
 
 __all__ = ["CLIENT_QUEUE", "FeedClient", "FeedHub", "encode_events", "take_queued"]

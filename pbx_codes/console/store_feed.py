@@ -25,31 +25,59 @@ from pbx_codes.store.schema import DAY, dict_from_record
 log = logging.getLogger("pbx_codes.console")
 
 
-def _enum(kind: Any, value: Any, default: Any = None) -> Any:
+_CATEGORIES: dict[Any, Category] = {c.value: c for c in Category}
+_RETRIES: dict[Any, Retry] = {r.value: r for r in Retry}
+_SIDES: dict[Any, Side] = {s.value: s for s in Side}
+_OUTCOMES: dict[Any, Outcome] = {o.value: o for o in Outcome}
+_FIRST_RETRY = next(iter(Retry))
+#: Unpublished ids below the highest published one that the poll asks for by name; beyond it, every id since the
+#: floor (as before a fleet's rate made that tens of thousands every poll).
+POLL_GAPS = 500
+#: Distinct answers a feed keeps built (a fleet's rows share a few hundred); past it the cache starts again.
+RESOLUTIONS_KEPT = 4096
+
+
+def _member(members: Mapping[Any, Any], value: Any, default: Any = None) -> Any:
+    """The enum member whose value is `value` (a stored text), or `default` for None or a value no member has."""
+    if value is None:
+        return default
     try:
-        return kind(value) if value is not None else default
-    except ValueError:
+        return members.get(value, default)
+    except TypeError:  # unhashable: no member has it
         return default
 
 
-def annotation_from_row(row: Mapping[str, Any]) -> Annotation:
-    """A stored row (`dict_from_record`'s shape, texts filled in) as the annotation the agent published."""
-    resolution = Resolution(
-        catalog=row.get("catalog") or "", code=row.get("code"), phrase=row.get("phrase"), matched=row.get("matched"),
-        exact=bool(row.get("exact")), match_kind=row.get("match_kind") or "none",
-        category=_enum(Category, row.get("category"), Category.UNKNOWN),
-        retry=_enum(Retry, row.get("retry"), next(iter(Retry))), fault=_enum(Side, row.get("fault")),
-        sip=row.get("sip"), q850=row.get("q850"), texts=dict(row.get("texts") or {}),
-        original_lang=row.get("original_lang"))
+def annotation_from_row(row: Mapping[str, Any],
+                        resolutions: dict[tuple[Any, ...], Resolution] | None = None) -> Annotation:
+    """A stored row (`dict_from_record`'s shape, texts filled in) as the annotation the agent published.
+    `resolutions` (the caller's, kept between calls) shares one Resolution among the rows with the same answer, as
+    the agent's resolver does, instead of building one per row."""
+    get = row.get
+    texts = get("texts") or {}
+    key = (get("catalog"), get("code"), get("phrase"), get("matched"), get("exact"), get("match_kind"),
+           get("category"), get("retry"), get("fault"), get("sip"), get("q850"), get("original_lang"),
+           tuple(texts.items()))
+    resolution = resolutions.get(key) if resolutions is not None else None
+    if resolution is None:
+        resolution = Resolution(
+            catalog=get("catalog") or "", code=get("code"), phrase=get("phrase"), matched=get("matched"),
+            exact=bool(get("exact")), match_kind=get("match_kind") or "none",
+            category=_member(_CATEGORIES, get("category"), Category.UNKNOWN),
+            retry=_member(_RETRIES, get("retry"), _FIRST_RETRY), fault=_member(_SIDES, get("fault")),
+            sip=get("sip"), q850=get("q850"), texts=dict(texts), original_lang=get("original_lang"))
+        if resolutions is not None:
+            if len(resolutions) >= RESOLUTIONS_KEPT:
+                resolutions.clear()
+            resolutions[key] = resolution
     observation = Observation(
-        sip_code=row.get("sip"), phrase=row.get("phrase"), q850=row.get("observed_q850"),
-        provider_code=row.get("provider_code"), method=row.get("method"), catalog=row.get("catalog"),
-        trunk=row.get("trunk"), hangup_by=_enum(Side, row.get("hangup_by")), pbx=row.get("pbx") or "",
-        call_id=row.get("linkedid"), leg_id=row.get("uniqueid"), channel=row.get("channel"),
-        number=row.get("number"), dial_status=row.get("dial_status"), timestamp=row.get("timestamp"),
-        outcome=_enum(Outcome, row.get("outcome")), attempt=row.get("attempt"), pbx_cause=row.get("pbx_cause"),
-        started_at=row.get("started_at"), progress_at=row.get("progress_at"), answered_at=row.get("answered_at"),
-        ended_at=row.get("ended_at"), instance=row.get("instance"))
+        sip_code=get("sip"), phrase=get("phrase"), q850=get("observed_q850"),
+        provider_code=get("provider_code"), method=get("method"), catalog=get("catalog"),
+        trunk=get("trunk"), hangup_by=_member(_SIDES, get("hangup_by")), pbx=get("pbx") or "",
+        call_id=get("linkedid"), leg_id=get("uniqueid"), channel=get("channel"),
+        number=get("number"), dial_status=get("dial_status"), timestamp=get("timestamp"),
+        outcome=_member(_OUTCOMES, get("outcome")), attempt=get("attempt"), pbx_cause=get("pbx_cause"),
+        started_at=get("started_at"), progress_at=get("progress_at"), answered_at=get("answered_at"),
+        ended_at=get("ended_at"), instance=get("instance"))
     return Annotation(resolution, observation)
 
 
@@ -79,6 +107,7 @@ class StoreFeed:
     _ranges: list[tuple[int, int, int]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _resolutions: dict[tuple[Any, ...], Resolution] = field(default_factory=dict)
 
     @property
     def _partitioned(self) -> bool:
@@ -198,8 +227,18 @@ class StoreFeed:
         floor = self._marks[0][1] if self._marks[0][0] <= now - self.lookback else self._floor
         floor = max(floor, self._floor)
         day_params = [int((time.time() - self.lookback - 60) // DAY)] if self._partitioned else []
-        ids = [r[0] for r in await self.store.backend.fetch(
-            f"SELECT id FROM hangups WHERE id > ?{self._day_clause()}", [floor, *day_params])]
+        # Only the ids not published yet: above the highest published, and the gaps below it (ids taken by a
+        # transaction still open, or never to come). Seconds of a fleet's ids are tens of thousands; gaps are few.
+        high = max(self._high, floor)
+        gaps = [i for i in range(floor + 1, high + 1) if i not in self._seen]
+        if len(gaps) <= POLL_GAPS:
+            wanted = f" OR id IN ({', '.join('?' for _ in gaps)})" if gaps else ""
+            ids = [r[0] for r in await self.store.backend.fetch(
+                f"SELECT id FROM hangups WHERE (id > ?{wanted}) AND id > ?{self._day_clause()}",
+                [high, *gaps, floor, *day_params])]
+        else:
+            ids = [r[0] for r in await self.store.backend.fetch(
+                f"SELECT id FROM hangups WHERE id > ?{self._day_clause()}", [floor, *day_params])]
         missing = sorted(i for i in ids if i not in self._seen)
         found = 0
         for start in range(0, len(missing), 500):
@@ -225,7 +264,7 @@ class StoreFeed:
                 self._seen.add(record[0])
                 self._high = max(self._high, record[0])
                 try:
-                    self.bus.publish(annotation_from_row(row))
+                    self.bus.publish(annotation_from_row(row, self._resolutions))
                 except Exception:  # one odd row must not end the feed
                     log.exception("console feed: cannot show row %s", record[0])
             self.stats.published += len(fresh)

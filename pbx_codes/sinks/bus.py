@@ -6,9 +6,22 @@ drops its oldest item and counts the drop, so a stalled console costs memory up 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
-from pbx_codes.model import Annotation
+from pbx_codes.model import Annotation, Observation
+
+_OBSERVATION_FIELDS = tuple(f.name for f in fields(Observation))
+_INSTANCE_AT = _OBSERVATION_FIELDS.index("instance")
+_observation_values = attrgetter(*_OBSERVATION_FIELDS)
+
+
+def with_instance(annotation: Annotation, instance: str) -> Annotation:
+    """The annotation with its observation's `instance` set: `dataclasses.replace` twice, at half the cost (it runs
+    for every hangup a named agent publishes)."""
+    values = list(_observation_values(annotation.observation))
+    values[_INSTANCE_AT] = instance
+    return Annotation(annotation.resolution, Observation(*values))
 
 
 @dataclass(slots=True)
@@ -44,7 +57,7 @@ class AnnotationBus:
         """Hand an annotation to every subscriber without waiting."""
         self.published += 1
         if self.instance and annotation.observation.instance is None:
-            annotation = replace(annotation, observation=replace(annotation.observation, instance=self.instance))
+            annotation = with_instance(annotation, self.instance)
         for sub in self.subscriptions:
             queue = sub.queue
             if queue.full():

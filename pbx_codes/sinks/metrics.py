@@ -130,6 +130,8 @@ class Metrics:
     duration: Histogram = field(init=False)
     _series: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     _seized: dict[tuple[str, ...], Any] = field(default_factory=dict)  # labels -> (counter child, pbx, trunk)
+    #: (metric, labels as given) -> its child (see `_child`).
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     _delays: dict[tuple[str, str], tuple[Any, Any, Any]] = field(default_factory=dict)  # (pbx, trunk) -> histograms
     _task: asyncio.Task[None] | None = None
     _listeners: list[tuple[str, Any, list[int]]] = field(default_factory=list)
@@ -177,18 +179,32 @@ class Metrics:
         series.add(folded)
         return folded
 
+    def _child(self, metric: Any, name: str, labels: tuple[str, ...], code_index: int) -> Any:
+        """The metric's child for these labels (bounded as `_bounded` does), found again without prometheus_client's
+        per-call label checks: it runs for every hangup. A label set keeps its series once placed (the set only
+        grows), so the cache is exact; it starts again past a bound, as the raw labels may not be."""
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= 4 * self.max_series:
+                self._children.clear()
+            child = self._children[key] = metric.labels(*self._bounded(name, labels, code_index))
+        return child
+
     def observe(self, annotation: Annotation, now: float | None = None) -> None:
         """Count one annotation (the consumer task calls this for every annotation on the bus)."""
-        obs = annotation.observation
-        pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(annotation.catalog)
-        code, instance = _label(annotation.code), _label(obs.instance)
-        self.hangups.labels(*self._bounded("hangups", (instance, pbx, trunk, catalog, annotation.category.value,
-                                                       code), 5)).inc()
-        if annotation.match_kind in ("class", "none"):
-            self.unknown_codes.labels(*self._bounded("unknown", (instance, pbx, trunk, catalog, code), 4)).inc()
+        obs, res = annotation.observation, annotation.resolution
+        pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(res.catalog)
+        code, instance = _label(res.code), _label(obs.instance)
+        self._child(self.hangups, "hangups", (instance, pbx, trunk, catalog, res.category.value, code), 5).inc()
+        if res.match_kind in ("class", "none"):
+            self._child(self.unknown_codes, "unknown", (instance, pbx, trunk, catalog, code), 4).inc()
         if obs.timestamp is not None:
             now = time.time() if now is None else now
-            self.latency.labels(pbx).observe(max(0.0, now - obs.timestamp))
+            latency = self._children.get(("latency", pbx))
+            if latency is None:
+                latency = self._children[("latency", pbx)] = self.latency.labels(pbx)
+            latency.observe(max(0.0, now - obs.timestamp))
         if obs.attempt is not None and obs.trunk:
             self.observe_seizure(annotation, pbx, trunk)
 

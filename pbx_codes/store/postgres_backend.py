@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
 from pbx_codes.store.rollup import retire_statements
@@ -19,21 +21,31 @@ from pbx_codes.store.schema import (
     INSERT_COLUMNS,
     POSTGRES,
     SCHEMA_VERSION_TABLE,
+    TEXT_COLUMNS,
+    column_type,
     partition_name,
     pending_migrations,
     reason_texts,
-    stored_values,
 )
 
 #: The channel on which every agent announces the rows it committed: "<first id> <last id> <first day>", a few
 #: bytes whatever the batch (NOTIFY payloads are bounded); a console reads the rows themselves by id.
 CHANNEL = "pbx_codes_hangups"
-_ROW = "(" + ", ".join("%s" for _ in range(len(COLUMNS) + 1)) + ")"
-_INSERT_HEAD = f"INSERT INTO hangups ({INSERT_COLUMNS}, day) VALUES "
-_INSERT_TAIL = " ON CONFLICT (rid, day) DO NOTHING RETURNING id, day"
+#: A batch is one statement of fixed text, whatever its size: the rows travel as one JSON array (serialised in C, read
+#: by the server's json_to_recordset), so the driver parses the query once and the server plans it once (a prepared
+#: statement), and the same statement announces what it added. On an autocommit connection it is its own
+#: transaction: one round trip per batch, and the notification goes out at its commit. A row with a `texts_id` keeps
+#: its texts in `reason_texts` only (as `stored_values`).
+_RECORD = ", ".join(f"{c} {column_type(c)}" for c in COLUMNS) + ", day INTEGER"
+_VALUES = ", ".join(f"CASE WHEN COALESCE(r.texts_id, '') = '' THEN r.{c} END" if c in TEXT_COLUMNS else f"r.{c}"
+                    for c in COLUMNS)
+_INSERT = (f"WITH added AS (INSERT INTO hangups ({INSERT_COLUMNS}, day) SELECT {_VALUES}, r.day "
+           f"FROM json_to_recordset(%s::json) AS r ({_RECORD}) "
+           "ON CONFLICT (rid, day) DO NOTHING RETURNING id, day), "
+           "span AS (SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi, MIN(day) AS d FROM added) "
+           f"SELECT n, CASE WHEN n > 0 THEN pg_notify('{CHANNEL}', lo || ' ' || hi || ' ' || d)::text END FROM span")
 _INSERT_TEXTS = "INSERT INTO reason_texts (texts_id, catalog, matched, original_lang, uk, ru, en, first_seen) " \
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (texts_id) DO NOTHING"
-_CHUNK = 1000  # rows per INSERT statement: PostgreSQL takes at most 65,535 parameters
 _PARTITION_LOCK = 0x7062785F64617973
 _MIGRATION_LOCK = 0x7062785F636F6465  # any constant: serializes migrators of several programs sharing the database
 
@@ -160,25 +172,18 @@ class PostgresBackend:
                 raise
 
     async def _insert(self, conn: Any, rows: Sequence[dict[str, Any]]) -> int:
-        values = [(*stored_values(r), int(r["ts"] // DAY)) for r in rows]
-        await self._ensure_days(conn, {v[-1] for v in values})
+        days = [int(r["ts"] // DAY) for r in rows]
+        await self._ensure_days(conn, set(days))
         texts = [t for t in reason_texts(rows) if t[0] not in self._texts_known]
-        added: list[tuple[int, int]] = []
-        async with conn.transaction(), conn.cursor() as cur:
-            if texts:
-                now = time.time()
+        if texts:  # before the rows that name them (a retry writes them again: ON CONFLICT keeps one)
+            now = time.time()
+            async with conn.transaction(), conn.cursor() as cur:
                 await cur.executemany(_INSERT_TEXTS, [(*t, now) for t in texts])
-            for start in range(0, len(values), _CHUNK):
-                chunk = values[start:start + _CHUNK]
-                sql = _INSERT_HEAD + ", ".join([_ROW] * len(chunk)) + _INSERT_TAIL
-                await cur.execute(sql, [v for row in chunk for v in row])
-                added.extend(await cur.fetchall())
-            if added:
-                ids = [a[0] for a in added]
-                await cur.execute("SELECT pg_notify(%s, %s)",
-                                  (CHANNEL, f"{min(ids)} {max(ids)} {min(a[1] for a in added)}"))
-        self._texts_known.update(t[0] for t in texts)
-        return len(added)
+            self._texts_known.update(t[0] for t in texts)
+        batch = orjson.dumps([{**r, "day": d} for r, d in zip(rows, days, strict=True)])
+        cur = await conn.execute(_INSERT, [batch.decode()])
+        added = (await cur.fetchone())[0]
+        return int(added)
 
     async def retire(self, cutoff: float) -> int:
         """Retention: drop the partitions of the days that ended before `cutoff` (instant: no row is read),

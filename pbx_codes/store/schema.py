@@ -218,6 +218,13 @@ def texts_key(catalog: str | None, matched: str | None, lang: str | None, uk: st
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
+def column_type(name: str, real: str = "DOUBLE PRECISION") -> str:
+    """The SQL type of one of `COLUMNS` (INTEGER, TEXT or the dialect's `real`)."""
+    if name in _REAL_COLUMNS or name in _OPTIONAL_REAL_COLUMNS:
+        return real
+    return "INTEGER" if name in _INT_COLUMNS else "TEXT"
+
+
 def stored_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """The row as it goes into `hangups`: with a `texts_id`, the texts stay in `reason_texts` only."""
     if not row.get("texts_id"):
@@ -356,20 +363,27 @@ def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[name] for name in COLUMNS)
 
 
+_PLAIN_AT = tuple((name, i) for i, name in enumerate(COLUMNS) if not name.startswith("text_") and name != "ts")
+_EXACT_AT, _TS_AT = COLUMNS.index("exact"), COLUMNS.index("ts")
+_TEXTS_AT = tuple((lang, COLUMNS.index(f"text_{lang}")) for lang in LANGS)
+
+
 def dict_from_record(record: Sequence[Any]) -> dict[str, Any]:
-    """A stored row (columns in `COLUMNS` order) in `Annotation.to_dict()`'s shape, plus `rid` and `stored_at`."""
-    raw = dict(zip(COLUMNS, record))
-    out: dict[str, Any] = {k: v for k, v in raw.items() if not k.startswith("text_") and k != "ts"}
-    out["exact"] = bool(raw["exact"]) if raw["exact"] is not None else None
-    out["timestamp"] = raw["ts"]
-    out["texts"] = {lang: raw[f"text_{lang}"] for lang in LANGS if raw.get(f"text_{lang}")}
+    """A stored row (columns in `COLUMNS` order) in `Annotation.to_dict()`'s shape, plus `rid` and `stored_at`.
+    By position, not by name: the console's live feed runs it for every row a fleet writes."""
+    out: dict[str, Any] = {name: record[i] for name, i in _PLAIN_AT}
+    exact = record[_EXACT_AT]
+    out["exact"] = bool(exact) if exact is not None else None
+    out["timestamp"] = record[_TS_AT]
+    out["texts"] = {lang: record[i] for lang, i in _TEXTS_AT if record[i]}
     return out
 
 
 INSERT_COLUMNS = ", ".join(COLUMNS)
 SELECT_COLUMNS = INSERT_COLUMNS
 
-__all__ = ["COLUMNS", "DAY", "IDENTITY_FIELDS", "TEXT_COLUMNS", "partition_name", "reason_texts", "stored_values",
+__all__ = ["COLUMNS", "DAY", "IDENTITY_FIELDS", "TEXT_COLUMNS", "column_type", "partition_name", "reason_texts",
+           "stored_values",
            "texts_key", "Dialect", "LATEST_VERSION", "MIGRATIONS", "Migration", "POSTGRES", "SQLITE", "clean_text",
            "dict_from_record", "pending_migrations", "prepare_row", "row_from_annotation", "row_identity", "row_values"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -148,6 +149,39 @@ async def test_a_row_whose_notification_is_lost_reaches_the_feed_by_the_poll_onc
         await wait_until(lambda: feed.stats.reads == 1, what="the announcement read")
         task.cancel()
         assert bus.published == before
+    finally:
+        await reader.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("burned", [0, 600], ids=["few gaps", "more gaps than the poll names"])
+async def test_a_row_committed_after_a_later_one_was_shown_reaches_the_feed_by_the_poll_once(
+        postgres_url: str, agents: list[Agent], resolver: Resolver, burned: int) -> None:
+    import psycopg
+
+    kyiv, _ = agents
+    await kyiv.publish(hangup(resolver, call_id="first", leg_id="first-leg"))  # today's partition exists
+    reader = await open_store(postgres_url, {"retention_days": None})
+    bus = AnnotationBus()
+    sub = bus.subscribe("test")
+    feed = StoreFeed(reader, bus, poll_interval=3600)  # only the polls this test makes
+    try:
+        await feed.start_point()
+        async with await psycopg.AsyncConnection.connect(postgres_url) as slow:
+            # A transaction takes its id, then stays open while a later one commits and is shown.
+            await slow.execute("INSERT INTO hangups (rid, ts, stored_at, uniqueid, day) "
+                               "VALUES ('late', %s, %s, 'late-leg', %s)", (time.time(), time.time(),
+                                                                            int(time.time() // 86400)))
+            if burned:  # ids taken and never used (a batch's duplicates, a rollback): gaps that stay gaps
+                async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as other:
+                    await other.execute("SELECT nextval('hangups_id_seq') FROM generate_series(1, %s)", (burned,))
+            await kyiv.publish(hangup(resolver, call_id="later", leg_id="later-leg"))
+            assert await feed.poll() == 1
+            await slow.commit()
+        assert await feed.poll() == 1
+        assert await feed.poll() == 0
+        legs = [sub.queue.get_nowait().observation.leg_id for _ in range(sub.queue.qsize())]
+        assert legs == ["later-leg", "late-leg"]
     finally:
         await reader.close()
 

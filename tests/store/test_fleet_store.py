@@ -68,6 +68,31 @@ async def test_postgresql_keeps_a_table_per_day_and_retention_drops_whole_days(p
 
 
 @pytest.mark.asyncio
+async def test_a_postgresql_batch_announces_the_ids_it_added_once_and_a_batch_of_stored_rows_announces_nothing(
+        postgres_url: str, resolver: Resolver) -> None:
+    import psycopg
+
+    from pbx_codes.store.postgres_backend import CHANNEL
+
+    backend = PostgresBackend(postgres_url)
+    rows = [row_from_annotation(hangup(resolver, leg_id=f"n{n}")) for n in range(3)]
+    try:
+        await backend.ensure()
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as listener:
+            await listener.execute(f"LISTEN {CHANNEL}")
+            assert await backend.insert(rows) == 3
+            assert await backend.insert(rows) == 0  # a retried batch: every row already stored
+            assert await backend.insert([*rows, row_from_annotation(hangup(resolver, leg_id="n3"))]) == 1
+            payloads = [note.payload async for note in listener.notifies(timeout=1.0)]
+        ids = sorted(r[0] for r in await backend.fetch("SELECT id FROM hangups"))
+        first, last = ids[:3], ids[3]
+        day = int(rows[0]["ts"] // 86400)
+        assert payloads == [f"{first[0]} {first[-1]} {day}", f"{last} {last} {day}"]
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
 async def test_unknown_codes_count_each_stored_row_once(store_url: str, tmp_path: Any, resolver: Resolver) -> None:
     store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": str(tmp_path / "j")})
     store.start()
