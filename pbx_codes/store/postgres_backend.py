@@ -39,8 +39,17 @@ CHANNEL = "pbx_codes_hangups"
 _RECORD = ", ".join(f"{c} {column_type(c)}" for c in COLUMNS) + ", day INTEGER"
 _VALUES = ", ".join(f"CASE WHEN COALESCE(r.texts_id, '') = '' THEN r.{c} END" if c in TEXT_COLUMNS else f"r.{c}"
                     for c in COLUMNS)
+#: A leg's row is unique per day (the partition key is part of every unique index), and two writers may give one leg
+#: times on both sides of midnight (the live listener's event time, a backfill's CDR end): a row within this many
+#: seconds of its day's edge is skipped when its leg is already stored on the neighbouring day.
+DAY_EDGE_SECONDS = 600
+_ON_NEIGHBOUR_DAY = (
+    f"CASE WHEN r.ts - r.day::bigint * {DAY} < {DAY_EDGE_SECONDS} "
+    "THEN EXISTS (SELECT 1 FROM hangups h WHERE h.day = r.day - 1 AND h.rid = r.rid) "
+    f"WHEN (r.day::bigint + 1) * {DAY} - r.ts < {DAY_EDGE_SECONDS} "
+    "THEN EXISTS (SELECT 1 FROM hangups h WHERE h.day = r.day + 1 AND h.rid = r.rid) ELSE false END")
 _INSERT = (f"WITH added AS (INSERT INTO hangups ({INSERT_COLUMNS}, day) SELECT {_VALUES}, r.day "
-           f"FROM json_to_recordset(%s::json) AS r ({_RECORD}) "
+           f"FROM json_to_recordset(%s::json) AS r ({_RECORD}) WHERE NOT ({_ON_NEIGHBOUR_DAY}) "
            "ON CONFLICT (rid, day) DO NOTHING RETURNING id, day), "
            "span AS (SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi, MIN(day) AS d FROM added) "
            f"SELECT n, CASE WHEN n > 0 THEN pg_notify('{CHANNEL}', lo || ' ' || hi || ' ' || d)::text END FROM span")

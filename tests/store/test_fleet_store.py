@@ -143,3 +143,24 @@ async def test_a_postgresql_store_of_the_previous_layout_is_carried_over_with_it
         assert await store.count() == 3
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("first, second", [(-0.5, 0.5), (0.5, -0.5)], ids=["live-then-backfill", "backfill-then-live"])
+async def test_a_leg_stored_on_one_side_of_midnight_is_not_stored_again_on_the_other(
+        postgres_url: str, resolver: Resolver, first: float, second: float) -> None:
+    """The live listener and a backfill may time one leg on both sides of a UTC midnight: one row, either order."""
+    backend = PostgresBackend(postgres_url)
+    midnight = (int(time.time() // 86400) - 1) * 86400
+
+    def leg(leg_id: str, at: float) -> dict[str, Any]:  # a FreeSWITCH leg: its identity is its uuid alone
+        return row_from_annotation(hangup(resolver, leg_id=leg_id, pbx="freeswitch", timestamp=midnight + at))
+
+    try:
+        await backend.ensure()
+        assert await backend.insert([leg("m1", first)]) == 1
+        assert await backend.insert([leg("m1", second), leg("m2", second)]) == 1  # the batch's other leg is stored
+        rows = await backend.fetch("SELECT uniqueid, day FROM hangups ORDER BY uniqueid")
+        assert rows == [("m1", int((midnight + first) // 86400)), ("m2", int((midnight + second) // 86400))]
+    finally:
+        await backend.close()
