@@ -318,14 +318,24 @@ def dial_begin(a: str, b: str, b_channel: str, number: str) -> AmiEvent:
                      DestChannel=b_channel, DestLinkedid=a, DialString=f"{number}@trunk")
 
 
+def b_leg_ends(name: str, a: str, b: str, b_channel: str, cause: str, tech_cause: str) -> AmiEvent:
+    """The dialed leg's HangupRequest or Hangup."""
+    return ami_event(name, Uniqueid=b, Linkedid=a, Channel=b_channel, Cause=cause, TechCause=tech_cause)
+
+
+def dial_end(a: str, b: str, b_channel: str, status: str) -> AmiEvent:
+    return ami_event("DialEnd", Uniqueid=a, Linkedid=a, Channel=f"PJSIP/caller-{a}", DestUniqueid=b,
+                     DestChannel=b_channel, DialStatus=status)
+
+
 @pytest.mark.asyncio
 async def test_close_publishes_a_hung_up_leg_still_waiting_for_its_phrase() -> None:
     listener, bus, _ = offline_listener()
     b_channel = "PJSIP/trunk-00000001"
     for event in (
         dial_begin("a.1", "b.1", b_channel, "503"),
-        ami_event("HangupRequest", Uniqueid="b.1", Linkedid="a.1", Channel=b_channel, Cause="34", TechCause="503"),
-        ami_event("Hangup", Uniqueid="b.1", Linkedid="a.1", Channel=b_channel, Cause="34", TechCause="503"),
+        b_leg_ends("HangupRequest", "a.1", "b.1", b_channel, "34", "503"),
+        b_leg_ends("Hangup", "a.1", "b.1", b_channel, "34", "503"),
     ):
         listener.on_event(event)  # the Getvar for the phrase cannot be answered: nothing is connected
     await listener.close()
@@ -342,15 +352,12 @@ async def test_an_early_provisional_answer_is_asked_again_at_dial_end_so_the_fin
                                       f"HANGUPCAUSE({b_channel},tech)": "SIP 100 Trying"}
     listener, bus, asked = offline_listener(answers)
     listener.on_event(dial_begin("a.1", "b.1", b_channel, "481"))
-    listener.on_event(ami_event("HangupRequest", Uniqueid="b.1", Linkedid="a.1", Channel=b_channel, Cause="1",
-                                TechCause="481"))
+    listener.on_event(b_leg_ends("HangupRequest", "a.1", "b.1", b_channel, "1", "481"))
     await wait_until(lambda: len(asked) == 2 and not listener._tasks)
     assert bus.annotations == []  # the provisional is not the carrier's answer
     answers[f"HANGUPCAUSE({b_channel},tech)"] = "SIP 481 Call/Transaction Does Not Exist"
-    listener.on_event(ami_event("DialEnd", Uniqueid="a.1", Linkedid="a.1", Channel="PJSIP/caller-a.1",
-                                DestUniqueid="b.1", DestChannel=b_channel, DialStatus="CHANUNAVAIL"))
-    listener.on_event(ami_event("Hangup", Uniqueid="b.1", Linkedid="a.1", Channel=b_channel, Cause="1",
-                                TechCause="481"))
+    listener.on_event(dial_end("a.1", "b.1", b_channel, "CHANUNAVAIL"))
+    listener.on_event(b_leg_ends("Hangup", "a.1", "b.1", b_channel, "1", "481"))
     await wait_until(lambda: len(bus.annotations) == 1 and not listener._tasks)
     (annotation,) = bus.annotations
     assert (annotation.code, annotation.phrase) == ("481", "Call/Transaction Does Not Exist")
@@ -365,14 +372,11 @@ async def test_an_early_empty_answer_is_dropped_when_the_calling_channel_is_gone
     answers: dict[str, str | None] = {"HANGUPCAUSE_KEYS()": ""}
     listener, bus, _ = offline_listener(answers)
     listener.on_event(dial_begin("a.2", "b.2", b_channel, "503"))
-    listener.on_event(ami_event("HangupRequest", Uniqueid="b.2", Linkedid="a.2", Channel=b_channel, Cause="34",
-                                TechCause="503"))
+    listener.on_event(b_leg_ends("HangupRequest", "a.2", "b.2", b_channel, "34", "503"))
     await wait_until(lambda: not listener._tasks)
     answers["HANGUPCAUSE_KEYS()"] = None  # the A-leg hangs up: every Getvar on it fails from now on
-    listener.on_event(ami_event("DialEnd", Uniqueid="a.2", Linkedid="a.2", Channel="PJSIP/caller-a.2",
-                                DestUniqueid="b.2", DestChannel=b_channel, DialStatus="CONGESTION"))
-    listener.on_event(ami_event("Hangup", Uniqueid="b.2", Linkedid="a.2", Channel=b_channel, Cause="34",
-                                TechCause="503"))
+    listener.on_event(dial_end("a.2", "b.2", b_channel, "CONGESTION"))
+    listener.on_event(b_leg_ends("Hangup", "a.2", "b.2", b_channel, "34", "503"))
     await wait_until(lambda: len(bus.annotations) == 1 and not listener._tasks)
     (annotation,) = bus.annotations
     # Told by its events alone (an early "" would have read as "no answer from the carrier": a 408).
