@@ -15,7 +15,7 @@ from typing import Any
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
 from pbx_codes.store.rollup import DURATION as _DURATION
-from pbx_codes.store.rollup import HOUR, SEIZURE, counts_select, delays_select, hour_of
+from pbx_codes.store.rollup import HOUR, SEIZURE, bucket_middle, counts_select, delays_select, hour_of
 from pbx_codes.store.rollup import PDD as _PDD
 from pbx_codes.store.rollup import SRD as _SRD
 
@@ -82,7 +82,8 @@ def same_measures(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> b
 
 
 def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
-    """`percentile` (linear between the closest ranks) over a histogram of (millisecond, count), in seconds."""
+    """`percentile` (linear between the closest ranks) over a histogram of (bucket's lower bound in ms, count), in
+    seconds: each bucket read at its middle (`bucket_middle`)."""
     total = sum(n for _, n in histogram)
     if not total:
         return None
@@ -93,7 +94,7 @@ def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
     seen = 0
     for ms, n in histogram:
         while len(found) < 2 and ranks[len(found)] < seen + n:
-            found.append(ms / 1000.0)
+            found.append(bucket_middle(ms) / 1000.0)
         seen += n
         if len(found) == 2:
             break
@@ -112,7 +113,7 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order: the
     whole hours of the range from the hourly rollup (`pbx_codes.store.rollup`), the partial hours at its edges from
     the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
-    half a histogram bucket (0.5 ms)."""
+    half a histogram bucket (0.5 ms plus 1/64 of the value, `pbx_codes.store.rollup.bucket`)."""
     if not (math.isfinite(since) and math.isfinite(until)):
         raise ValueError("the range's bounds must be finite numbers")
     dialect = backend.dialect
