@@ -81,6 +81,19 @@ def same_measures(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> b
     return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
 
 
+#: The percentiles the rollup's buckets may move, and half a millisecond in each one's unit (ms; s for durations).
+PERCENTILE_UNITS = {"pdd_p50_ms": 0.5, "pdd_p95_ms": 0.5, "srd_p50_ms": 0.5, "srd_p95_ms": 0.5,
+                    "duration_p50_s": 0.0005, "duration_p95_s": 0.0005}
+
+
+def within_a_bucket(read: float | None, exact: float | None, half_ms: float) -> bool:
+    """A percentile read from the rollup against the one over the legs: at most half a bucket apart, 0.5 ms plus
+    1/64 of the value (`pbx_codes.store.rollup.bucket`), with room for the reported values' rounding."""
+    if read is None or exact is None:
+        return read is None and exact is None
+    return abs(read - exact) <= half_ms * 1.01 + abs(exact) / 64
+
+
 def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
     """`percentile` (linear between the closest ranks) over a histogram of (bucket's lower bound in ms, count), in
     seconds: each bucket read at its middle (`bucket_middle`)."""
@@ -197,4 +210,4 @@ def _count(group: TrunkQuality, table: ClassTable, category: str, outcome: str |
         group.failures[(category, code or sip or "", phrase or "")] += n
 
 
-__all__ = ["same_measures", "trunk_quality", "trunk_quality_raw"]
+__all__ = ["PERCENTILE_UNITS", "same_measures", "trunk_quality", "trunk_quality_raw", "within_a_bucket"]

@@ -15,7 +15,13 @@ from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.quality.source import legs_in_range
 from pbx_codes.store import open_store, schema
-from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
+from pbx_codes.store.quality_sql import (
+    PERCENTILE_UNITS,
+    same_measures,
+    trunk_quality,
+    trunk_quality_raw,
+    within_a_bucket,
+)
 from pbx_codes.store.rollup import bucket_of
 from support.seizures import seizure
 
@@ -23,11 +29,8 @@ pytestmark = pytest.mark.asyncio
 
 HOUR = 3600.0
 T0 = 1_000_000 * HOUR // HOUR * HOUR  # an hour's start
-#: The percentiles a histogram bucket may move: half a bucket, 0.5 ms plus 1/64 of the value (the delays' in ms,
-#: the duration's in seconds), as (absolute, relative) parts.
-BOUNDS = {"pdd_p50_ms": 0.5, "pdd_p95_ms": 0.5, "srd_p50_ms": 0.5, "srd_p95_ms": 0.5, "duration_p50_s": 0.0005,
-          "duration_p95_s": 0.0005}
-RELATIVE = 1 / 64
+#: The percentiles a histogram bucket may move (half a bucket: 0.5 ms plus 1/64 of the value).
+BOUNDS = PERCENTILE_UNITS
 
 
 def spread(rng: random.Random, n: int) -> list[Annotation]:
@@ -60,9 +63,7 @@ def agrees(rolled: list[dict[str, Any]], raw: list[dict[str, Any]]) -> bool:
         return False
     for a, b in zip(rolled, raw):
         for key, bound in BOUNDS.items():
-            if (a[key] is None) != (b[key] is None):
-                return False
-            if a[key] is not None and abs(a[key] - b[key]) > bound + RELATIVE * abs(b[key]) + bound / 100:
+            if not within_a_bucket(a[key], b[key], bound):
                 return False
     strip = [{k: v for k, v in r.items() if k not in BOUNDS} for r in rolled]
     return same_measures(strip, [{k: v for k, v in r.items() if k not in BOUNDS} for r in raw])
