@@ -165,7 +165,13 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
                   only: str = "") -> dict[str, Any]:
     from pbx_codes.quality.classes import load_table
     from pbx_codes.store import open_store
-    from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
+    from pbx_codes.store.quality_sql import (
+        PERCENTILE_UNITS,
+        same_measures,
+        trunk_quality,
+        trunk_quality_raw,
+        within_a_bucket,
+    )
 
     store = await open_store(url, {"retention_days": None, "journal": ""})
     table = load_table()
@@ -180,6 +186,9 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
                                       "COALESCE(octet_length(en), 0)) FROM reason_texts")
     print(f"rows {count:,}; heap {heap / count:.0f} B/row, indexes {indexes / count:.0f} B/row; a row's tuple "
           f"{float(sample[0][0]):.0f} B; the texts it no longer copies: {float(texts[0][0]):.0f} B")
+    rollup = await store.backend.fetch("SELECT (SELECT COUNT(*) FROM quality_hourly), "
+                                       "(SELECT COUNT(*) FROM quality_hourly_delay)")
+    print(f"rollup: {int(rollup[0][0]):,} count rows, {int(rollup[0][1]):,} delay histogram rows")
     linkedid = (await store.recent(limit=1))[0]["linkedid"]
 
     async def stats(instance: str | None = None) -> None:
@@ -216,8 +225,9 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     moved = max((abs(a[k] - b[k]) for a, b in zip(rolled, raw) for k in _PERCENTILES
                  if a[k] is not None and b[k] is not None), default=0.0)
     same = same_measures([_without_percentiles(r) for r in rolled], [_without_percentiles(r) for r in raw])
+    within = all(within_a_bucket(a[k], b[k], half) for a, b in zip(rolled, raw) for k, half in PERCENTILE_UNITS.items())
     print(f"last day: rollup table equals the one from every leg: {same}; percentiles at most {moved:g} apart "
-          f"(ms; s for durations)")
+          f"(ms; s for durations), all within half a bucket: {within}")
     if not retire:
         await store.close()
         return {"rows": count, "heap_bytes_per_row": round(heap / count),

@@ -15,7 +15,7 @@ from typing import Any
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
 from pbx_codes.store.rollup import DURATION as _DURATION
-from pbx_codes.store.rollup import HOUR, SEIZURE, counts_select, delays_select, hour_of
+from pbx_codes.store.rollup import HOUR, SEIZURE, bucket_middle, counts_select, delays_select, hour_of
 from pbx_codes.store.rollup import PDD as _PDD
 from pbx_codes.store.rollup import SRD as _SRD
 
@@ -81,8 +81,22 @@ def same_measures(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> b
     return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
 
 
+#: The percentiles the rollup's buckets may move, and half a millisecond in each one's unit (ms; s for durations).
+PERCENTILE_UNITS = {"pdd_p50_ms": 0.5, "pdd_p95_ms": 0.5, "srd_p50_ms": 0.5, "srd_p95_ms": 0.5,
+                    "duration_p50_s": 0.0005, "duration_p95_s": 0.0005}
+
+
+def within_a_bucket(read: float | None, exact: float | None, half_ms: float) -> bool:
+    """A percentile read from the rollup against the one over the legs: at most half a bucket apart, 0.5 ms plus
+    1/64 of the value (`pbx_codes.store.rollup.bucket`), with room for the reported values' rounding."""
+    if read is None or exact is None:
+        return read is None and exact is None
+    return abs(read - exact) <= half_ms * 1.01 + abs(exact) / 64
+
+
 def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
-    """`percentile` (linear between the closest ranks) over a histogram of (millisecond, count), in seconds."""
+    """`percentile` (linear between the closest ranks) over a histogram of (bucket's lower bound in ms, count), in
+    seconds: each bucket read at its middle (`bucket_middle`)."""
     total = sum(n for _, n in histogram)
     if not total:
         return None
@@ -93,7 +107,7 @@ def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
     seen = 0
     for ms, n in histogram:
         while len(found) < 2 and ranks[len(found)] < seen + n:
-            found.append(ms / 1000.0)
+            found.append(bucket_middle(ms) / 1000.0)
         seen += n
         if len(found) == 2:
             break
@@ -112,7 +126,7 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order: the
     whole hours of the range from the hourly rollup (`pbx_codes.store.rollup`), the partial hours at its edges from
     the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
-    half a histogram bucket (0.5 ms)."""
+    half a histogram bucket (0.5 ms plus 1/64 of the value, `pbx_codes.store.rollup.bucket`)."""
     if not (math.isfinite(since) and math.isfinite(until)):
         raise ValueError("the range's bounds must be finite numbers")
     dialect = backend.dialect
@@ -196,4 +210,4 @@ def _count(group: TrunkQuality, table: ClassTable, category: str, outcome: str |
         group.failures[(category, code or sip or "", phrase or "")] += n
 
 
-__all__ = ["same_measures", "trunk_quality", "trunk_quality_raw"]
+__all__ = ["PERCENTILE_UNITS", "same_measures", "trunk_quality", "trunk_quality_raw", "within_a_bucket"]

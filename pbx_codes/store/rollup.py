@@ -4,21 +4,27 @@ thousand rollup rows instead of millions of legs.
 Per hour x instance x PBX x trunk x (category, outcome, SIP code, code, phrase): the seizures and the sum of the
 answered legs' durations (`quality_hourly`). The key keeps what the class table reads, not the classes themselves,
 so NER, SER, SEER, ISA, answers and top failures are derived at read time exactly as from the legs, and a changed
-class table applies to old hours too. The delays (PDD, SRD, duration) go into fixed-bucket histograms
-(`quality_hourly_delay`): each delay counted under its value rounded to the nearest millisecond (`BUCKET_MS`), so a
-percentile read from the histogram differs from the one over the raw delays by at most half a bucket (0.5 ms; the
-duration's in seconds by at most 0.0005 s), below the millisecond the benchmark and the page report. A leg stored
-twice is counted once (only inserted rows reach the triggers).
+class table applies to old hours too. The delays (PDD, SRD, duration) go into histograms of relative buckets
+(`quality_hourly_delay`, `bucket`): a delay in whole milliseconds m is its own bucket below 64 ms, above it m's lower
+bound with a 6-bit mantissa (width 2^(bit_length(m) - 6), at most 1/32 of the value), so an hour holds a few hundred
+buckets per measure whatever the spread of the delays. Read at the bucket's middle, a percentile differs from the
+one over the raw delays by at most half a bucket: 0.5 ms plus 1/64 of the value (1.6 %). A leg stored twice is
+counted once (only inserted rows reach the triggers).
 
 SQLite keeps it by a row trigger, PostgreSQL by a statement trigger over the inserted rows (one aggregated upsert
 per batch). Retention removes whole hours of it with the rows they count.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pbx_codes.quality.legs import NO_RESPONSE_OUTCOMES
 
 HOUR = 3600
-BUCKET_MS = 1
+#: Below this many milliseconds a delay is its own bucket; above, buckets keep this many significant bits.
+EXACT_MS = 64
+_MANTISSA = 6
+_TOP_BIT = 63  # BIGINT: the ladder covers every non-negative value
 
 ANSWERED = "(category = 'ok' OR outcome = 'answered')"
 _NO_RESPONSE = ", ".join(f"'{o}'" for o in sorted(NO_RESPONSE_OUTCOMES))
@@ -53,9 +59,43 @@ def hour_of(dialect: str) -> str:
     return "CAST(ts / 3600 AS BIGINT)" if dialect == "sqlite" else "CAST(FLOOR(ts / 3600) AS BIGINT)"
 
 
-def bucket(expr: str) -> str:
-    """A delay in seconds -> its histogram bucket, the nearest millisecond."""
+def whole_ms(expr: str) -> str:
+    """A delay in seconds -> whole milliseconds (the nearest)."""
     return f"CAST(ROUND(({expr}) * 1000) AS BIGINT)"
+
+
+def bucket(ms: str) -> str:
+    """Whole milliseconds (a column, evaluated once per rung) -> its bucket's lower bound, as `bucket_of`: a ladder
+    on ranges with integer division, the same in SQLite and PostgreSQL (no math functions)."""
+    rungs = [f"WHEN {ms} < {EXACT_MS} THEN {ms}"]
+    for bits in range(_MANTISSA + 1, _TOP_BIT):  # ms in [2^(bits-1), 2^bits): width 2^(bits-6)
+        width = 1 << (bits - _MANTISSA)
+        rungs.append(f"WHEN {ms} < {1 << bits} THEN {ms} / {width} * {width}")
+    top = 1 << (_TOP_BIT - _MANTISSA)
+    return f"CASE {' '.join(rungs)} ELSE {ms} / {top} * {top} END"
+
+
+def nearest_ms(ms: str) -> str:
+    """Migration 5's buckets (every millisecond its own), kept so that migration renders as it ran."""
+    return ms
+
+
+def bucket_of(ms: int) -> int:
+    """`bucket` in Python: the lower bound of the bucket holding `ms` whole milliseconds."""
+    if ms < EXACT_MS:
+        return ms
+    shift = ms.bit_length() - _MANTISSA
+    return (ms >> shift) << shift
+
+
+def bucket_width(lower: int) -> int:
+    """The number of whole milliseconds in the bucket whose lower bound is `lower`."""
+    return 1 if lower < EXACT_MS else 1 << (lower.bit_length() - _MANTISSA)
+
+
+def bucket_middle(lower: int) -> float:
+    """The value a bucket stands for when read: its middle, in milliseconds."""
+    return lower + (bucket_width(lower) - 1) / 2
 
 
 def counts_select(source: str, hour: str, where: str = SEIZURE) -> str:
@@ -65,27 +105,31 @@ def counts_select(source: str, hour: str, where: str = SEIZURE) -> str:
             f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9")
 
 
-def delays_select(source: str, hour: str, where: str = SEIZURE, *, lateral: bool = False) -> str:
+def delays_select(source: str, hour: str, where: str = SEIZURE, *, lateral: bool = False,
+                  ladder: Callable[[str], str] = bucket) -> str:
     """The rows of `source` aggregated to `quality_hourly_delay`'s key (one histogram per measure). `lateral`
-    (PostgreSQL): one pass over the rows; otherwise one per measure (`where` then appears three times)."""
+    (PostgreSQL): one pass over the rows; otherwise one per measure (`where` then appears three times). Each delay
+    is made whole milliseconds once, then bucketed by `ladder`."""
     if lateral:
-        values = ", ".join(f"('{name}', {expr})" for name, expr in DELAYS.items())
-        return (f"SELECT {hour} AS hour, {_GROUP}, d.measure AS measure, {bucket('d.v')} AS ms, COUNT(*) AS n "
-                f"FROM {source} CROSS JOIN LATERAL (VALUES {values}) AS d (measure, v) "
-                f"WHERE {where} AND d.v IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
-    return " UNION ALL ".join(
-        f"SELECT {hour} AS hour, {_GROUP}, '{name}' AS measure, {bucket(expr)} AS ms, COUNT(*) AS n FROM {source} "
-        f"WHERE {where} AND ({expr}) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6" for name, expr in DELAYS.items())
+        values = ", ".join(f"('{name}', {whole_ms(expr)})" for name, expr in DELAYS.items())
+        return (f"SELECT {hour} AS hour, {_GROUP}, d.measure AS measure, {ladder('d.m')} AS ms, COUNT(*) AS n "
+                f"FROM {source} CROSS JOIN LATERAL (VALUES {values}) AS d (measure, m) "
+                f"WHERE {where} AND d.m IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
+    rows = " UNION ALL ".join(
+        f"SELECT {hour} AS hour, {_GROUP}, '{name}' AS measure, {whole_ms(expr)} AS m FROM {source} "
+        f"WHERE {where} AND ({expr}) IS NOT NULL" for name, expr in DELAYS.items())
+    return (f"SELECT hour, instance, pbx, trunk, measure, {ladder('m')} AS ms, COUNT(*) AS n FROM ({rows}) AS b "
+            "GROUP BY 1, 2, 3, 4, 5, 6")
 
 
-def _upserts(source: str, hour: str, lateral: bool = False) -> list[str]:
+def _upserts(source: str, hour: str, lateral: bool = False, ladder: Callable[[str], str] = bucket) -> list[str]:
     ordered = ", ".join(str(i) for i in range(1, len(COUNT_KEY) + 1))  # one lock order for concurrent writers
     counts = (f"INSERT INTO quality_hourly ({', '.join(COUNT_KEY)}, n, dur_sum) SELECT * FROM "
               f"({counts_select(source, hour)}) c WHERE true ORDER BY {ordered} "
               f"ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = quality_hourly.n + excluded.n, "
               "dur_sum = quality_hourly.dur_sum + excluded.dur_sum")
     delays = (f"INSERT INTO quality_hourly_delay ({', '.join(DELAY_KEY)}, n) SELECT * FROM "
-              f"({delays_select(source, hour, lateral=lateral)}) d WHERE true ORDER BY 1, 2, 3, 4, 5, 6 "
+              f"({delays_select(source, hour, lateral=lateral, ladder=ladder)}) d WHERE true ORDER BY 1, 2, 3, 4, 5, 6 "
               f"ON CONFLICT ({', '.join(DELAY_KEY)}) DO UPDATE SET n = quality_hourly_delay.n + excluded.n")
     return [counts, delays]
 
@@ -105,24 +149,45 @@ _ROW_COLUMNS = ("ts", "instance", "pbx", "trunk", "attempt", "category", "outcom
                 "started_at", "progress_at", "answered_at", "ended_at")
 
 
-def sqlite_statements() -> list[str]:
+def _sqlite_trigger(hour: str, ladder: Callable[[str], str]) -> str:
+    new_row = "(SELECT " + ", ".join(f"NEW.{c} AS {c}" for c in _ROW_COLUMNS) + ")"
+    return ("CREATE TRIGGER IF NOT EXISTS hangups_quality AFTER INSERT ON hangups WHEN NEW.trunk IS NOT NULL AND "
+            "NEW.trunk <> '' AND NEW.attempt IS NOT NULL BEGIN "
+            + "; ".join(_upserts(new_row, hour, ladder=ladder)) + "; END")
+
+
+def _postgres_function(hour: str, ladder: Callable[[str], str]) -> str:
+    return ("CREATE OR REPLACE FUNCTION pbx_codes_quality_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+            + "; ".join(_upserts("new_rows", hour, lateral=True, ladder=ladder)) + "; RETURN NULL; END $fn$")
+
+
+def sqlite_statements(ladder: Callable[[str], str] = bucket) -> list[str]:
     """Tables, the existing rows counted once, and the row trigger that counts each new one."""
     hour = hour_of("sqlite")
-    new_row = "(SELECT " + ", ".join(f"NEW.{c} AS {c}" for c in _ROW_COLUMNS) + ")"
-    return [*_tables("REAL"), *_upserts("hangups", hour),
-            "CREATE TRIGGER IF NOT EXISTS hangups_quality AFTER INSERT ON hangups WHEN NEW.trunk IS NOT NULL AND "
-            "NEW.trunk <> '' AND NEW.attempt IS NOT NULL BEGIN "
-            + "; ".join(_upserts(new_row, hour)) + "; END"]
+    return [*_tables("REAL"), *_upserts("hangups", hour, ladder=ladder), _sqlite_trigger(hour, ladder)]
 
 
-def postgres_statements() -> list[str]:
+def postgres_statements(ladder: Callable[[str], str] = bucket) -> list[str]:
     """Tables, the existing rows counted once, and a statement trigger: one aggregated upsert per INSERT."""
     hour = hour_of("postgresql")
-    return [*_tables("DOUBLE PRECISION"), *_upserts("hangups", hour, lateral=True),
-            "CREATE OR REPLACE FUNCTION pbx_codes_quality_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
-            + "; ".join(_upserts("new_rows", hour, lateral=True)) + "; RETURN NULL; END $fn$",
+    return [*_tables("DOUBLE PRECISION"), *_upserts("hangups", hour, lateral=True, ladder=ladder),
+            _postgres_function(hour, ladder),
             "CREATE OR REPLACE TRIGGER hangups_quality AFTER INSERT ON hangups REFERENCING NEW TABLE AS new_rows "
             "FOR EACH STATEMENT EXECUTE FUNCTION pbx_codes_quality_rollup()"]
+
+
+def sqlite_rebucket_statements() -> list[str]:
+    """The delays' histograms recounted from the rows in `bucket`s, and the trigger replaced to count new rows so."""
+    hour = hour_of("sqlite")
+    return ["DELETE FROM quality_hourly_delay", _upserts("hangups", hour)[1], "DROP TRIGGER IF EXISTS hangups_quality",
+            _sqlite_trigger(hour, bucket)]
+
+
+def postgres_rebucket_statements() -> list[str]:
+    """As `sqlite_rebucket_statements`; the statement trigger keeps calling the replaced function."""
+    hour = hour_of("postgresql")
+    return ["DELETE FROM quality_hourly_delay", _upserts("hangups", hour, lateral=True)[1],
+            _postgres_function(hour, bucket)]
 
 
 def retire_statements(first_kept_hour: int) -> list[tuple[str, list[int]]]:
@@ -131,6 +196,7 @@ def retire_statements(first_kept_hour: int) -> list[tuple[str, list[int]]]:
             ("DELETE FROM quality_hourly_delay WHERE hour < ?", [first_kept_hour])]
 
 
-__all__ = ["ANSWERED", "BUCKET_MS", "COUNT_KEY", "DELAYS", "DELAY_KEY", "DURATION", "HOUR", "PDD", "SEIZURE", "SRD",
-           "bucket", "counts_select", "delays_select", "hour_of", "postgres_statements", "retire_statements",
-           "sqlite_statements"]
+__all__ = ["ANSWERED", "COUNT_KEY", "DELAYS", "DELAY_KEY", "DURATION", "EXACT_MS", "HOUR", "PDD", "SEIZURE", "SRD",
+           "bucket", "bucket_middle", "bucket_of", "bucket_width", "counts_select", "delays_select", "hour_of",
+           "nearest_ms", "postgres_rebucket_statements", "postgres_statements", "retire_statements",
+           "sqlite_rebucket_statements", "sqlite_statements", "whole_ms"]

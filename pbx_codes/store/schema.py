@@ -197,8 +197,13 @@ MIGRATIONS = MIGRATIONS + (
     )),
 )
 MIGRATIONS = MIGRATIONS + (
-    Migration(5, "the trunk quality table's hourly rollup, kept as rows are written", tuple(rollup.sqlite_statements()),
-              postgres=tuple(rollup.postgres_statements())),
+    Migration(5, "the trunk quality table's hourly rollup, kept as rows are written",
+              tuple(rollup.sqlite_statements(rollup.nearest_ms)),
+              postgres=tuple(rollup.postgres_statements(rollup.nearest_ms))),
+)
+MIGRATIONS = MIGRATIONS + (
+    Migration(6, "the rollup's delay histograms in relative buckets (a 6-bit mantissa above 64 ms)",
+              tuple(rollup.sqlite_rebucket_statements()), postgres=tuple(rollup.postgres_rebucket_statements())),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,9 +1,9 @@
 """The trunk quality table read from the hourly rollup (whole hours) and the rows (the partial hours at the range's
 edges) equals the table computed from every leg, on SQLite and PostgreSQL: every count, class, response bucket,
-top failure and mean exactly, the delays' percentiles within half a histogram bucket (0.5 ms)."""
+top failure and mean exactly, the delays' percentiles within half a histogram bucket (0.5 ms plus 1/64 of the
+value). A store whose histograms were kept in 1 ms buckets is recounted in the relative ones."""
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 from typing import Any
@@ -14,17 +14,23 @@ from pbx_codes.model import Annotation, Outcome
 from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.measures import per_trunk
 from pbx_codes.quality.source import legs_in_range
-from pbx_codes.store import open_store
-from pbx_codes.store.quality_sql import same_measures, trunk_quality, trunk_quality_raw
+from pbx_codes.store import open_store, schema
+from pbx_codes.store.quality_sql import (
+    PERCENTILE_UNITS,
+    same_measures,
+    trunk_quality,
+    trunk_quality_raw,
+    within_a_bucket,
+)
+from pbx_codes.store.rollup import bucket_of
 from support.seizures import seizure
 
 pytestmark = pytest.mark.asyncio
 
 HOUR = 3600.0
 T0 = 1_000_000 * HOUR // HOUR * HOUR  # an hour's start
-#: The percentiles a histogram bucket may move: half of 1 ms (the delays' in ms, the duration's in seconds).
-BOUNDS = {"pdd_p50_ms": 0.5, "pdd_p95_ms": 0.5, "srd_p50_ms": 0.5, "srd_p95_ms": 0.5, "duration_p50_s": 0.0005,
-          "duration_p95_s": 0.0005}
+#: The percentiles a histogram bucket may move (half a bucket: 0.5 ms plus 1/64 of the value).
+BOUNDS = PERCENTILE_UNITS
 
 
 def spread(rng: random.Random, n: int) -> list[Annotation]:
@@ -57,9 +63,7 @@ def agrees(rolled: list[dict[str, Any]], raw: list[dict[str, Any]]) -> bool:
         return False
     for a, b in zip(rolled, raw):
         for key, bound in BOUNDS.items():
-            if (a[key] is None) != (b[key] is None):
-                return False
-            if a[key] is not None and not math.isclose(a[key], b[key], abs_tol=bound + 1e-9):
+            if not within_a_bucket(a[key], b[key], bound):
                 return False
     strip = [{k: v for k, v in r.items() if k not in BOUNDS} for r in rolled]
     return same_measures(strip, [{k: v for k, v in r.items() if k not in BOUNDS} for r in raw])
@@ -114,14 +118,15 @@ async def test_rollup_with_edge_rows_equals_the_table_from_every_leg(store_url: 
         await store.close()
 
 
-async def test_percentiles_from_whole_millisecond_delays_are_exact(store_url: str, journal_path: str) -> None:
+async def test_percentiles_from_whole_millisecond_delays_below_64_ms_are_exact(store_url: str,
+                                                                               journal_path: str) -> None:
     store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
     store.start()
     try:
         rng = random.Random(3)
         for i in range(200):  # start on a whole second: every delay a whole number of milliseconds
-            store.add(seizure("t0", "ok", "200", start=T0 + 60 * i, pdd=rng.randrange(100, 9000) / 1000,
-                              answer_after=10.0, talk=rng.randrange(1000, 90000) / 1000, leg=f"w{i}"))
+            store.add(seizure("t0", "ok", "200", start=T0 + 60 * i, pdd=rng.randrange(1, 60) / 1000,
+                              answer_after=0.063, talk=rng.randrange(1, 64) / 1000, leg=f"w{i}"))
         await store.flush(timeout=30)
         table = load_table()
         rolled = await trunk_quality(store.backend, table, T0, T0 + 4 * HOUR)
@@ -150,3 +155,50 @@ async def test_retention_removes_the_rollup_with_the_rows(store_url: str, journa
         assert int(counted[0][0]) == int(kept[0][0]) == rolled[0]["seizures"]
     finally:
         await store.close()
+
+
+async def test_a_store_with_millisecond_buckets_is_recounted_in_relative_buckets(
+        store_url: str, journal_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"flush_ms": 10, "retention_days": None, "journal": journal_path}
+    legs = spread(random.Random(21), 600)
+    with monkeypatch.context() as older:  # the store as the previous version left it: 1 ms buckets
+        older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < 6))
+        store = await open_store(store_url, config)
+        store.start()
+        try:
+            for ann in legs[:400]:
+                store.add(ann)
+            await store.flush(timeout=30)
+            assert await lower_bounds(store) == {False}  # whole milliseconds, most not a relative bucket's bound
+        finally:
+            await store.close()
+    store = await open_store(store_url, config)
+    store.start()
+    try:
+        versions = await store.backend.fetch("SELECT MAX(version) FROM schema_version")
+        assert int(versions[0][0]) == schema.LATEST_VERSION == 6
+        assert await lower_bounds(store) == {True}
+        for ann in legs[400:]:  # the replaced trigger counts new rows in the same buckets
+            store.add(ann)
+        await store.flush(timeout=30)
+        assert await lower_bounds(store) == {True}
+        counted = await store.backend.fetch("SELECT measure, SUM(n) FROM quality_hourly_delay GROUP BY 1")
+        timed = {m: 0 for m, _ in counted}
+        table = load_table()
+        for since, until in RANGES[:2]:
+            rolled = await trunk_quality(store.backend, table, since, until)
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), (since - T0, until - T0)
+        for r in await trunk_quality(store.backend, table, *RANGES[0]):
+            for m in timed:
+                timed[m] += r["timed"][m]
+        assert {m: int(n) for m, n in counted} == timed  # every timed leg counted once, none twice
+    finally:
+        await store.close()
+
+
+async def lower_bounds(store: Any) -> set[bool]:
+    """Whether the histograms' buckets are relative buckets' lower bounds (those above 64 ms, where they differ)."""
+    rows = await store.backend.fetch("SELECT ms FROM quality_hourly_delay WHERE ms >= 64")
+    assert len(rows) > 50
+    return {all(bucket_of(int(ms)) == int(ms) for (ms,) in rows)}

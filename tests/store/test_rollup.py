@@ -1,0 +1,44 @@
+"""The rollup's histogram bucket: exact below 64 ms, above it a lower bound with a 6-bit mantissa, the same in
+SQLite's SQL, PostgreSQL's and Python."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from pbx_codes.store.rollup import bucket, bucket_middle, bucket_of, bucket_width
+
+#: (whole ms, the bucket's lower bound, its width)
+PINNED = [(0, 0, 1), (1, 1, 1), (63, 63, 1), (64, 64, 2), (65, 64, 2), (127, 126, 2), (128, 128, 4), (131, 128, 4),
+          (2322, 2304, 64), ((1 << 20) - 1, (1 << 20) - (1 << 14), 1 << 14), (1 << 20, 1 << 20, 1 << 15),
+          ((1 << 31) - 1, (1 << 31) - (1 << 25), 1 << 25), (1 << 31, 1 << 31, 1 << 26),
+          ((1 << 63) - 1, (1 << 63) - (1 << 57), 1 << 57)]
+EDGES = sorted({v + d for k in range(0, 63) for v in (1 << k,) for d in (-1, 0, 1) if 0 <= v + d < 1 << 63})
+
+
+def test_the_bucket_is_exact_below_64_ms_and_a_lower_bound_with_a_6_bit_mantissa_above() -> None:
+    for ms, lower, width in PINNED:
+        assert (bucket_of(ms), bucket_width(bucket_of(ms))) == (lower, width), ms
+        assert lower <= ms < lower + width
+    for ms in EDGES:
+        lower = bucket_of(ms)
+        assert lower <= ms < lower + bucket_width(lower) and bucket_of(lower) == lower
+        assert bucket_width(lower) <= max(1, lower / 32)  # at most 1/32 of the value: half of it 1.6 %
+    assert (bucket_middle(63), bucket_middle(64), bucket_middle(128)) == (63, 64.5, 129.5)
+
+
+def test_sqlite_buckets_as_python_does() -> None:
+    conn = sqlite3.connect(":memory:")
+    values = EDGES + [ms for ms, _, _ in PINNED]
+    got = [conn.execute(f"SELECT {bucket('m')} FROM (SELECT CAST(? AS BIGINT) AS m)", (ms,)).fetchone()[0]
+           for ms in values]
+    assert got == [bucket_of(ms) for ms in values]
+
+
+def test_postgresql_buckets_as_python_does(postgres_url: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    values = EDGES + [ms for ms, _, _ in PINNED]
+    with psycopg.connect(postgres_url) as conn:
+        got = [conn.execute(f"SELECT {bucket('m')} FROM (SELECT CAST(%s AS BIGINT) AS m) t", (ms,)).fetchone()[0]
+               for ms in values]
+    assert got == [bucket_of(ms) for ms in values]
