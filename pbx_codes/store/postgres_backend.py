@@ -212,7 +212,7 @@ class PostgresBackend:
                 for name in old:
                     await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
                 await conn.execute("DELETE FROM unknown_seen WHERE day < %s", (first_kept,))
-                for sql, params in retire_statements(first_kept * 24):
+                for sql, params in retire_statements(first_kept * 24, spans=True):
                     await conn.execute(POSTGRES.sql(sql), params)
             self._days.difference_update({d for d in self._days if d < first_kept})
             return len(old)

@@ -9,13 +9,13 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
 from pbx_codes.store.rollup import DURATION as _DURATION
-from pbx_codes.store.rollup import HOUR, SEIZURE, bucket_middle, counts_select, delays_select, hour_of
+from pbx_codes.store.rollup import HOUR, SEIZURE, SPANS, bucket_middle, counts_select, cover, delays_select, hour_of
 from pbx_codes.store.rollup import PDD as _PDD
 from pbx_codes.store.rollup import SRD as _SRD
 
@@ -114,6 +114,49 @@ def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
     return found[0] + (found[1] - found[0]) * (rank - low)
 
 
+def _hours(hours: list[int]) -> str:
+    """A condition on `hour` for these hours: runs of consecutive hours as ranges."""
+    runs: list[list[int]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1][1] = hour + 1
+        else:
+            runs.append([hour, hour + 1])
+    return "(" + " OR ".join(f"hour = {a:d}" if b == a + 1 else f"(hour >= {a:d} AND hour < {b:d})"
+                             for a, b in runs) + ")"
+
+
+async def _edges(backend: Any, since: float, until: float, first: int, last: int,
+                 within: Callable[[float, float], str]) -> tuple[list[int], list[tuple[float, float, int]]]:
+    """The partial hours at the range's edges: (hours to add from the rollup, row ranges to add (+1) or take away
+    (-1)). Each partial hour is read from its rows inside the range, or as its hour of the rollup less its rows
+    outside the range, whichever spans less time with rows in it: at most half an hour of rows per edge, and for a
+    range that ends now, none at its end (nothing lies after now; one probe of the newest row says so). `within`
+    gives the condition on a time range."""
+    if first >= last:
+        return [], [(float(since), float(until), 1)] if since < until else []
+    hours: list[int] = []
+    edges: list[tuple[float, float, int]] = []
+    start, end = first * HOUR, last * HOUR
+    if since < start:
+        if since - (start - HOUR) < start - since:
+            hours.append(first - 1)
+            edges.append((float(start - HOUR), float(since), -1))
+        else:
+            edges.append((float(since), float(start), 1))
+    if until > end:
+        found = await backend.fetch(f"SELECT MAX(ts) FROM hangups WHERE {within(float(until), float(end + HOUR))}")
+        newest = found[0][0] if found else None
+        after = 0.0 if newest is None else float(newest) - until  # the time after the range holding rows
+        if after < until - end:
+            hours.append(last)
+            if newest is not None:
+                edges.append((float(until), float(end + HOUR), -1))
+        else:
+            edges.append((float(end), float(until), 1))
+    return hours, edges
+
+
 def _ranges(since: float, until: float) -> tuple[int, int]:
     """The whole hours inside [since, until) as [first, last): read from the rollup; the rest from the rows."""
     first = -int(-since // HOUR)
@@ -137,39 +180,60 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         # rows with percentile_cont is about 4x quicker than the edge query's histograms over the same rows.
         return await trunk_quality_raw(backend, table, since, until, pbx=pbx, trunk=trunk, instance=instance)
     scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
-    # The range's bounds go in as literals (numbers we computed, not text from a request): a statement the driver
-    # prepared after a few runs would otherwise get a generic plan blind to how narrow the range is.
-    rolled = " AND ".join([f"hour >= {first:d}", f"hour < {last:d}", *(f"{c} = ?" for c, _ in scope)])
-    rolled_params: list[Any] = [v for _, v in scope]
-    # The edges: each its own range (an index range scan; on PostgreSQL only the partitions of its days).
-    edges = [(since, until)] if first >= last else [(since, first * HOUR), (last * HOUR, until)]
-    edges = [(float(a), float(b)) for a, b in edges if a < b]
+    scoped = [f"{c} = ?" for c, _ in scope]
+    scope_params: list[Any] = [v for _, v in scope]
+
+    def within(a: float, b: float) -> str:
+        # The range's bounds go in as literals (numbers we computed, not text from a request): a statement the
+        # driver prepared after a few runs would otherwise get a generic plan blind to how narrow the range is.
+        # On PostgreSQL the day too, so that only the partitions of its days are read.
+        days = [f"day >= {int(a // 86400):d}", f"day <= {int(b // 86400):d}"] if pg else []
+        return " AND ".join([f"ts >= {a!r}", f"ts < {b!r}", *days])
 
     def raw(a: float, b: float) -> str:
-        days = [f"day >= {int(a // 86400):d}", f"day <= {int(b // 86400):d}"] if pg else []
-        return " AND ".join([SEIZURE, f"ts >= {a!r}", f"ts < {b!r}", *days, *(f"{c} = ?" for c, _ in scope)])
+        return " AND ".join([SEIZURE, within(a, b), *scoped])
 
-    def edge_params(a: float, b: float) -> list[Any]:  # the scope's values: text, passed as parameters
-        return rolled_params
-
+    hours, edges = await _edges(backend, since, until, first, last, within)
+    units = cover(first, last, SPANS if pg else ())
+    hours += [hour for span, hour in units if span == 1]
+    blocks = [(span, hour) for span, hour in units if span > 1]
+    count_parts: list[str] = []
+    delay_parts: list[str] = []
+    count_params: list[Any] = []
+    delay_params: list[Any] = []
+    if hours:
+        rolled = " AND ".join([_hours(hours), *scoped])
+        count_parts.append("SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
+                           f"WHERE {rolled}")
+        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay WHERE {rolled}")
+        count_params += scope_params
+        delay_params += scope_params
+    if blocks:
+        spans = " OR ".join(f"(span = {n:d} AND hour IN ({', '.join(str(h) for s, h in blocks if s == n)}))"
+                            for n in sorted({n for n, _ in blocks}))
+        rolled = " AND ".join([f"({spans})", *scoped])
+        count_parts.append("SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_span "
+                           f"WHERE {rolled}")
+        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM quality_span_delay WHERE {rolled}")
+        count_params += scope_params
+        delay_params += scope_params
     hour = hour_of(dialect.name)
-    count_parts = ["SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
-                   f"WHERE {rolled}"]
-    delay_parts = [f"SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay WHERE {rolled}"]
-    count_params, delay_params = list(rolled_params), list(rolled_params)
-    for a, b in edges:
-        count_parts.append("SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, c.n, c.dur_sum "
+    for a, b, sign in edges:
+        count_parts.append(f"SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, "
+                           f"{sign:d} * c.n AS n, {sign:d} * c.dur_sum AS dur_sum "
                            f"FROM ({counts_select('hangups', hour, raw(a, b))}) AS c")
-        count_params += edge_params(a, b)
-        delay_parts.append(f"SELECT d.pbx, d.trunk, d.measure, d.ms, d.n FROM "
+        count_params += scope_params
+        delay_parts.append(f"SELECT d.pbx, d.trunk, d.measure, d.ms, {sign:d} * d.n AS n FROM "
                            f"({delays_select('hangups', hour, raw(a, b), lateral=pg)}) AS d")
-        delay_params += edge_params(a, b) * (1 if pg else 3)
+        delay_params += scope_params * (1 if pg else 3)
+    if not count_parts:
+        return []
     counts = await backend.fetch(
         "SELECT pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum) FROM ("
-        + " UNION ALL ".join(count_parts) + ") u GROUP BY 1, 2, 3, 4, 5, 6, 7", count_params)
+        + " UNION ALL ".join(count_parts) + ") u GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING SUM(n) <> 0", count_params)
     delays = await backend.fetch(
         "SELECT pbx, trunk, measure, ms, SUM(n) FROM (" + " UNION ALL ".join(delay_parts)
-        + ") u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", delay_params)
+        + ") u GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0 ORDER BY 1, 2, 3, 4", delay_params)
     groups: dict[tuple[str, str], TrunkQuality] = {}
     durations: dict[tuple[str, str], float] = {}
     for pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum in counts:

@@ -205,6 +205,10 @@ MIGRATIONS = MIGRATIONS + (
     Migration(6, "the rollup's delay histograms in relative buckets (a 6-bit mantissa above 64 ms)",
               tuple(rollup.sqlite_rebucket_statements()), postgres=tuple(rollup.postgres_rebucket_statements())),
 )
+MIGRATIONS = MIGRATIONS + (
+    Migration(7, "the rollup's counts and histograms per 6-hour block and per day too (PostgreSQL)", (),
+              postgres=tuple(rollup.postgres_span_statements())),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -22,7 +22,7 @@ from pbx_codes.store.quality_sql import (
     trunk_quality_raw,
     within_a_bucket,
 )
-from pbx_codes.store.rollup import bucket_of
+from pbx_codes.store.rollup import SPANS, bucket_of
 from support.seizures import seizure
 
 pytestmark = pytest.mark.asyncio
@@ -33,8 +33,8 @@ T0 = 1_000_000 * HOUR // HOUR * HOUR  # an hour's start
 BOUNDS = PERCENTILE_UNITS
 
 
-def spread(rng: random.Random, n: int) -> list[Annotation]:
-    """Seizures over about seven hours on three trunks of two PBXs and two agents, every outcome shape, delays
+def spread(rng: random.Random, n: int, hours: float = 7) -> list[Annotation]:
+    """Seizures over about `hours` hours on three trunks of two PBXs and two agents, every outcome shape, delays
     with sub-millisecond parts, some legs with no timings."""
     shapes = [("ok", "200", Outcome.ANSWERED), ("busy", "486", Outcome.CARRIER_FINAL),
               ("no_answer", "480", Outcome.RING_TIMEOUT), ("cancelled", "487", Outcome.CALLER_CANCEL),
@@ -44,7 +44,7 @@ def spread(rng: random.Random, n: int) -> list[Annotation]:
     out = []
     for i in range(n):
         category, sip, outcome = shapes[rng.randrange(len(shapes))]
-        ann = seizure(f"t{i % 3}", category, sip, start=T0 + rng.uniform(0, 7 * HOUR), leg=f"r{i}",
+        ann = seizure(f"t{i % 3}", category, sip, start=T0 + rng.uniform(0, hours * HOUR), leg=f"r{i}",
                       pbx=("asterisk", "freeswitch")[i % 2], outcome=outcome,
                       pdd=rng.uniform(0.1, 9.0) if rng.random() > 0.2 else None,
                       answer_after=rng.uniform(9.5, 20.0) if category == "ok" else None,
@@ -176,7 +176,7 @@ async def test_a_store_with_millisecond_buckets_is_recounted_in_relative_buckets
     store.start()
     try:
         versions = await store.backend.fetch("SELECT MAX(version) FROM schema_version")
-        assert int(versions[0][0]) == schema.LATEST_VERSION == 6
+        assert int(versions[0][0]) == schema.LATEST_VERSION >= 6
         assert await lower_bounds(store) == {True}
         for ann in legs[400:]:  # the replaced trigger counts new rows in the same buckets
             store.add(ann)
@@ -202,3 +202,71 @@ async def lower_bounds(store: Any) -> set[bool]:
     rows = await store.backend.fetch("SELECT ms FROM quality_hourly_delay WHERE ms >= 64")
     assert len(rows) > 50
     return {all(bucket_of(int(ms)) == int(ms) for (ms,) in rows)}
+
+
+LONG_RANGES = [
+    (T0 + 0.3 * HOUR, T0 + 50.7 * HOUR),  # a day, 6-hour blocks, hours; each edge: its hour less the rows outside
+    (T0 + 0.8 * HOUR, T0 + 33.1 * HOUR),  # each edge read from its rows inside the range
+    (T0 + 7.5 * HOUR, T0 + 32.5 * HOUR),  # midnight to midnight but for half an hour on each side
+    (T0 + 2.2 * HOUR, T0 + 62 * HOUR),  # ends after the newest row: the last hour whole, nothing taken away
+]
+
+
+async def test_days_and_six_hour_blocks_with_subtracted_edges_equal_the_table_from_every_leg(
+        store_url: str, journal_path: str) -> None:
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        legs = spread(random.Random(5), 1500, hours=60)
+        for ann in legs:
+            store.add(ann)
+        await store.flush(timeout=30)
+        table = load_table()
+        for since, until in LONG_RANGES:
+            rolled = await trunk_quality(store.backend, table, since, until)
+            assert sum(r["seizures"] for r in rolled) > 500
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+        for scope in ({"trunk": "t1"}, {"instance": "pbx-1"}):
+            rolled = await trunk_quality(store.backend, table, *LONG_RANGES[0], **scope)
+            for raw in await raw_tables(store, *LONG_RANGES[0], **scope):
+                assert agrees(rolled, raw), scope
+        if store.backend.dialect.name == "postgresql":  # every seizure in one block of each length, once
+            blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
+            assert [(int(s), int(n)) for s, n in blocks] == [(span, 1500) for span in SPANS]
+            timed = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span_delay GROUP BY 1 ORDER BY 1")
+            hourly = await store.backend.fetch("SELECT SUM(n) FROM quality_hourly_delay")
+            assert [int(n) for _, n in timed] == [int(hourly[0][0])] * len(SPANS)
+    finally:
+        await store.close()
+
+
+async def test_an_existing_postgresql_rollup_is_counted_into_blocks_and_new_rows_go_to_both(
+        postgres_url: str, journal_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"flush_ms": 10, "retention_days": None, "journal": journal_path}
+    legs = spread(random.Random(8), 900, hours=40)
+    with monkeypatch.context() as older:  # the store as the previous version left it: hours only
+        older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < 7))
+        store = await open_store(postgres_url, config)
+        store.start()
+        try:
+            for ann in legs[:600]:
+                store.add(ann)
+            await store.flush(timeout=30)
+        finally:
+            await store.close()
+    store = await open_store(postgres_url, config)
+    store.start()
+    try:
+        blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
+        assert [(int(s), int(n)) for s, n in blocks] == [(span, 600) for span in SPANS]
+        for ann in legs[600:]:
+            store.add(ann)
+        await store.flush(timeout=30)
+        table = load_table()
+        for since, until in LONG_RANGES[:2]:
+            rolled = await trunk_quality(store.backend, table, since, until)
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+    finally:
+        await store.close()

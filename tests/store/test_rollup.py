@@ -1,12 +1,12 @@
 """The rollup's histogram bucket: exact below 64 ms, above it a lower bound with a 6-bit mantissa, the same in
-SQLite's SQL, PostgreSQL's and Python."""
+SQLite's SQL, PostgreSQL's and Python; and a range of hours covered by the fewest aligned days, blocks and hours."""
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
 
-from pbx_codes.store.rollup import bucket, bucket_middle, bucket_of, bucket_width
+from pbx_codes.store.rollup import bucket, bucket_middle, bucket_of, bucket_width, cover
 
 #: (whole ms, the bucket's lower bound, its width)
 PINNED = [(0, 0, 1), (1, 1, 1), (63, 63, 1), (64, 64, 2), (65, 64, 2), (127, 126, 2), (128, 128, 4), (131, 128, 4),
@@ -42,3 +42,17 @@ def test_postgresql_buckets_as_python_does(postgres_url: str) -> None:
         got = [conn.execute(f"SELECT {bucket('m')} FROM (SELECT CAST(%s AS BIGINT) AS m) t", (ms,)).fetchone()[0]
                for ms in values]
     assert got == [bucket_of(ms) for ms in values]
+
+
+def test_a_range_of_hours_is_covered_by_the_fewest_aligned_days_blocks_and_hours() -> None:
+    day = 1_000_008  # a UTC midnight, in hours since the epoch
+    assert cover(day - 3, day + 31) == [(1, day - 3), (1, day - 2), (1, day - 1), (24, day), (6, day + 24),
+                                        (1, day + 30)]
+    assert cover(day + 1, day + 13) == [(1, day + 1), (1, day + 2), (1, day + 3), (1, day + 4), (1, day + 5),
+                                        (6, day + 6), (1, day + 12)]
+    assert cover(day, day + 24, spans=()) == [(1, day + h) for h in range(24)]
+    for first, last in ((day - 40, day + 200), (day + 5, day + 7), (day + 3, day + 3)):
+        units = cover(first, last)
+        hours = [h for span, start in units for h in range(start, start + span)]
+        assert hours == list(range(first, last))  # every hour once, none outside
+        assert all(start % span == 0 for span, start in units)
