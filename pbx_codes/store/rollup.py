@@ -114,13 +114,17 @@ def counts_select(source: str, hour: str, where: str = SEIZURE) -> str:
 def delays_select(source: str, hour: str, where: str = SEIZURE, *, lateral: bool = False,
                   ladder: Callable[[str], str] = bucket) -> str:
     """The rows of `source` aggregated to `quality_hourly_delay`'s key (one histogram per measure). `lateral`
-    (PostgreSQL): one pass over the rows; otherwise one per measure (`where` then appears three times). Each delay
-    is made whole milliseconds once, then bucketed by `ladder`."""
+    (PostgreSQL): one pass over the rows into a materialized CTE holding each row's three delays in whole
+    milliseconds, then one aggregate per measure over it (about 4x quicker than a LATERAL VALUES per row, whose
+    rescans cost more than the rows' reading); otherwise one pass per measure (`where` then appears three times).
+    Each delay is made whole milliseconds once, then bucketed by `ladder`."""
     if lateral:
-        values = ", ".join(f"('{name}', {whole_ms(expr)})" for name, expr in DELAYS.items())
-        return (f"SELECT {hour} AS hour, {_GROUP}, d.measure AS measure, {ladder('d.m')} AS ms, COUNT(*) AS n "
-                f"FROM {source} CROSS JOIN LATERAL (VALUES {values}) AS d (measure, m) "
-                f"WHERE {where} AND d.m IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
+        values = ", ".join(f"{whole_ms(expr)} AS {name}" for name, expr in DELAYS.items())
+        per_measure = " UNION ALL ".join(
+            f"SELECT hour, instance, pbx, trunk, '{name}' AS measure, {ladder(name)} AS ms, COUNT(*) AS n FROM r "
+            f"WHERE {name} IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6" for name in DELAYS)
+        return (f"WITH r AS MATERIALIZED (SELECT {hour} AS hour, {_GROUP}, {values} FROM {source} WHERE {where}) "
+                + per_measure)
     rows = " UNION ALL ".join(
         f"SELECT {hour} AS hour, {_GROUP}, '{name}' AS measure, {whole_ms(expr)} AS m FROM {source} "
         f"WHERE {where} AND ({expr}) IS NOT NULL" for name, expr in DELAYS.items())
