@@ -9,13 +9,15 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
 from pbx_codes.store.rollup import DURATION as _DURATION
-from pbx_codes.store.rollup import HOUR, SEIZURE, SPANS, bucket_middle, counts_select, cover, delays_select, hour_of
+from pbx_codes.store.rollup import HOUR, SEIZURE, SPANS, bucket, bucket_middle, cover, edge_rows
 from pbx_codes.store.rollup import PDD as _PDD
 from pbx_codes.store.rollup import SRD as _SRD
 
@@ -94,24 +96,34 @@ def within_a_bucket(read: float | None, exact: float | None, half_ms: float) -> 
     return abs(read - exact) <= half_ms * 1.01 + abs(exact) / 64
 
 
-def _percentile(histogram: list[tuple[int, int]], q: float) -> float | None:
-    """`percentile` (linear between the closest ranks) over a histogram of (bucket's lower bound in ms, count), in
-    seconds: each bucket read at its middle (`bucket_middle`)."""
-    total = sum(n for _, n in histogram)
-    if not total:
-        return None
-    rank = (total - 1) * q
-    low = int(rank)
-    ranks = (low, min(low + 1, total - 1))
-    found: list[float] = []
-    seen = 0
-    for ms, n in histogram:
-        while len(found) < 2 and ranks[len(found)] < seen + n:
-            found.append(bucket_middle(ms) / 1000.0)
-        seen += n
-        if len(found) == 2:
-            break
-    return found[0] + (found[1] - found[0]) * (rank - low)
+class _Histogram:
+    """One measure's merged histogram: bucket lower bounds (ms) in order and their running counts."""
+
+    __slots__ = ("bounds", "running")
+
+    def __init__(self, buckets: list[tuple[int, int]]) -> None:
+        buckets.sort()
+        self.bounds = [ms for ms, _ in buckets]
+        self.running = list(accumulate(n for _, n in buckets))
+
+    @property
+    def total(self) -> int:
+        return self.running[-1] if self.running else 0
+
+    def percentile(self, q: float) -> float | None:
+        """`percentile` (linear between the closest ranks), in seconds: each bucket read at its middle
+        (`bucket_middle`); the ranks' buckets found by bisection on the running counts."""
+        total = self.total
+        if not total:
+            return None
+        rank = (total - 1) * q
+        low = int(rank)
+        below = bucket_middle(self.bounds[bisect_right(self.running, low)]) / 1000.0
+        above = bucket_middle(self.bounds[bisect_right(self.running, min(low + 1, total - 1))]) / 1000.0
+        return below + (above - below) * (rank - low)
+
+
+_EMPTY = _Histogram([])
 
 
 def _hours(hours: list[int]) -> str:
@@ -197,65 +209,70 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     units = cover(first, last, SPANS if pg else ())
     hours += [hour for span, hour in units if span == 1]
     blocks = [(span, hour) for span, hour in units if span > 1]
+    # One statement: the edges' rows read once (a materialized CTE) for both the counts and the histograms, each
+    # merged with the rollup's hours and blocks; rows of kind 'c' are counts, 'd' histogram buckets.
     count_parts: list[str] = []
     delay_parts: list[str] = []
+    params: list[Any] = []
     count_params: list[Any] = []
     delay_params: list[Any] = []
-    if hours:
-        rolled = " AND ".join([_hours(hours), *scoped])
-        count_parts.append("SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_hourly "
+    tables = ([("quality_hourly", "quality_hourly_delay", _hours(hours))] if hours else []) + (
+        [("quality_span", "quality_span_delay", "(" + " OR ".join(
+            f"(span = {n:d} AND hour IN ({', '.join(str(h) for s, h in blocks if s == n)}))"
+            for n in sorted({n for n, _ in blocks})) + ")")] if blocks else [])
+    for counted, timed, which in tables:
+        rolled = " AND ".join([which, *scoped])
+        count_parts.append(f"SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM {counted} "
                            f"WHERE {rolled}")
-        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM quality_hourly_delay WHERE {rolled}")
+        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM {timed} WHERE {rolled}")
         count_params += scope_params
         delay_params += scope_params
-    if blocks:
-        spans = " OR ".join(f"(span = {n:d} AND hour IN ({', '.join(str(h) for s, h in blocks if s == n)}))"
-                            for n in sorted({n for n, _ in blocks}))
-        rolled = " AND ".join([f"({spans})", *scoped])
-        count_parts.append("SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM quality_span "
-                           f"WHERE {rolled}")
-        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM quality_span_delay WHERE {rolled}")
-        count_params += scope_params
-        delay_params += scope_params
-    hour = hour_of(dialect.name)
-    for a, b, sign in edges:
-        count_parts.append(f"SELECT c.pbx, c.trunk, c.category, c.outcome, c.sip, c.code, c.phrase, "
-                           f"{sign:d} * c.n AS n, {sign:d} * c.dur_sum AS dur_sum "
-                           f"FROM ({counts_select('hangups', hour, raw(a, b))}) AS c")
-        count_params += scope_params
-        delay_parts.append(f"SELECT d.pbx, d.trunk, d.measure, d.ms, {sign:d} * d.n AS n FROM "
-                           f"({delays_select('hangups', hour, raw(a, b), lateral=pg)}) AS d")
-        delay_params += scope_params * (1 if pg else 3)
+    cte = ""
+    if edges:
+        cte = ("WITH e AS MATERIALIZED (" + " UNION ALL ".join(edge_rows("hangups", raw(a, b), sign)
+                                                             for a, b, sign in edges) + ") ")
+        for _ in edges:
+            params += scope_params
+        count_parts.append("SELECT pbx, trunk, category, outcome, sip, code, phrase, sign AS n, sign * dur AS dur_sum "
+                           "FROM e")
+        delay_parts += [f"SELECT pbx, trunk, '{m}' AS measure, {bucket(m)} AS ms, sign AS n FROM e "
+                        f"WHERE {m} IS NOT NULL" for m in ("pdd", "srd", "duration")]
     if not count_parts:
         return []
-    counts = await backend.fetch(
-        "SELECT pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum) FROM ("
-        + " UNION ALL ".join(count_parts) + ") u GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING SUM(n) <> 0", count_params)
-    delays = await backend.fetch(
-        "SELECT pbx, trunk, measure, ms, SUM(n) FROM (" + " UNION ALL ".join(delay_parts)
-        + ") u GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0 ORDER BY 1, 2, 3, 4", delay_params)
+    rows = await backend.fetch(
+        cte + "SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum), NULL FROM ("
+        + " UNION ALL ".join(count_parts) + ") u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 UNION ALL "
+        "SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, SUM(n), NULL, ms FROM ("
+        + " UNION ALL ".join(delay_parts) + ") v GROUP BY 2, 3, 4, 11 HAVING SUM(n) <> 0",
+        params + count_params + delay_params)
     groups: dict[tuple[str, str], TrunkQuality] = {}
     durations: dict[tuple[str, str], float] = {}
-    for pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum in counts:
+    buckets: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    for kind, pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum, ms in rows:
+        if kind == "d":  # category holds the measure
+            found = buckets.get((pbx_name, trunk_name, category))
+            if found is None:
+                buckets[(pbx_name, trunk_name, category)] = [(ms, int(n))]
+            else:
+                found.append((ms, int(n)))
+            continue
         key = (pbx_name, trunk_name)
         group = groups.get(key)
         if group is None:
             group = groups[key] = TrunkQuality(table, pbx=pbx_name, trunk=trunk_name)
         _count(group, table, category, outcome or None, sip or None, code or None, phrase or None, int(n))
         durations[key] = durations.get(key, 0.0) + float(dur_sum or 0.0)
-    histograms: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
-    for pbx_name, trunk_name, measure, ms, n in delays:
-        histograms.setdefault((pbx_name, trunk_name, measure), []).append((int(ms), int(n)))
+    histograms = {key: _Histogram(found) for key, found in buckets.items()}
     out = []
     for key in sorted(groups):
         result = groups[key].result()
-        pdd, srd, dur = (histograms.get((*key, m), []) for m in ("pdd", "srd", "duration"))
-        dur_n = sum(n for _, n in dur)
-        result.update({"pdd_p50_ms": _ms(_percentile(pdd, 0.5)), "pdd_p95_ms": _ms(_percentile(pdd, 0.95)),
-                       "srd_p50_ms": _ms(_percentile(srd, 0.5)), "srd_p95_ms": _ms(_percentile(srd, 0.95)),
+        pdd, srd, dur = (histograms.get((*key, m), _EMPTY) for m in ("pdd", "srd", "duration"))
+        dur_n = dur.total
+        result.update({"pdd_p50_ms": _ms(pdd.percentile(0.5)), "pdd_p95_ms": _ms(pdd.percentile(0.95)),
+                       "srd_p50_ms": _ms(srd.percentile(0.5)), "srd_p95_ms": _ms(srd.percentile(0.95)),
                        "acd_s": _s(durations[key] / dur_n) if dur_n else None,
-                       "duration_p50_s": _s(_percentile(dur, 0.5)), "duration_p95_s": _s(_percentile(dur, 0.95)),
-                       "timed": {"pdd": sum(n for _, n in pdd), "srd": sum(n for _, n in srd), "duration": dur_n}})
+                       "duration_p50_s": _s(dur.percentile(0.5)), "duration_p95_s": _s(dur.percentile(0.95)),
+                       "timed": {"pdd": pdd.total, "srd": srd.total, "duration": dur_n}})
         out.append(result)
     return out
 

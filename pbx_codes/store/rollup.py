@@ -132,6 +132,15 @@ def delays_select(source: str, hour: str, where: str = SEIZURE, *, lateral: bool
             "GROUP BY 1, 2, 3, 4, 5, 6")
 
 
+def edge_rows(source: str, where: str, sign: int) -> str:
+    """The rows of `source` (seizures) one by one as the rollup would count them: the counts' key, the answered
+    leg's duration in seconds (0 otherwise), each delay in whole milliseconds (not yet bucketed) and `sign` (+1 to
+    add the row, -1 to take it away from an hour read from the rollup)."""
+    values = ", ".join(f"{whole_ms(expr)} AS {name}" for name, expr in DELAYS.items())
+    return (f"SELECT COALESCE(pbx, '') AS pbx, trunk AS trunk, {_OUTCOME}, COALESCE({DURATION}, 0) AS dur, {values}, "
+            f"{sign:d} AS sign FROM {source} WHERE {where}")
+
+
 def _upserts(source: str, hour: str, lateral: bool = False, ladder: Callable[[str], str] = bucket) -> list[str]:
     ordered = ", ".join(str(i) for i in range(1, len(COUNT_KEY) + 1))  # one lock order for concurrent writers
     counts = (f"INSERT INTO quality_hourly ({', '.join(COUNT_KEY)}, n, dur_sum) SELECT * FROM "
@@ -284,5 +293,5 @@ def retire_statements(first_kept_hour: int, spans: bool = False) -> list[tuple[s
 
 __all__ = ["ANSWERED", "COUNT_KEY", "DELAYS", "DELAY_KEY", "DURATION", "EXACT_MS", "HOUR", "PDD", "SEIZURE", "SPANS",
            "SRD", "bucket", "bucket_middle", "bucket_of", "bucket_width", "counts_select", "cover", "delays_select",
-           "hour_of", "nearest_ms", "postgres_rebucket_statements", "postgres_span_statements", "postgres_statements",
-           "retire_statements", "sqlite_rebucket_statements", "sqlite_statements", "whole_ms"]
+           "edge_rows", "hour_of", "nearest_ms", "postgres_rebucket_statements", "postgres_span_statements",
+           "postgres_statements", "retire_statements", "sqlite_rebucket_statements", "sqlite_statements", "whole_ms"]
