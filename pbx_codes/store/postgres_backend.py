@@ -14,7 +14,7 @@ import orjson
 
 from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
-from pbx_codes.store.rollup import retire_statements
+from pbx_codes.store.rollup import HOUR, SEAL_LOCK, retire_statements, seal_statements
 from pbx_codes.store.schema import (
     COLUMNS,
     DAY,
@@ -216,6 +216,29 @@ class PostgresBackend:
                     await conn.execute(POSTGRES.sql(sql), params)
             self._days.difference_update({d for d in self._days if d < first_kept})
             return len(old)
+
+    async def seal(self, now: float) -> int:
+        """Seal the quality rollup's blocks that ended by `now`'s hour (`pbx_codes.store.rollup.seal_statements`);
+        returns how many block lengths' watermarks moved. The watermarks are looked at first: only when a block has
+        ended since is the lock taken (writers wait for it), and once it is held they are read again (another
+        agent may have sealed meanwhile)."""
+        hour = int(now // HOUR)
+        async with self._write_lock:
+            conn = await self._writer_conn()
+            cur = await conn.execute("SELECT span, until_hour FROM quality_sealed")
+            if all(until >= hour // span * span for span, until in await cur.fetchall()):
+                return 0
+            sealed = 0
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
+                cur = await conn.execute("SELECT span, until_hour FROM quality_sealed ORDER BY span")
+                for span, until in await cur.fetchall():
+                    end = hour // span * span
+                    if end > until:
+                        for statement in seal_statements(span, int(until), end):
+                            await conn.execute(statement)
+                        sealed += 1
+            return sealed
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._read_lock:

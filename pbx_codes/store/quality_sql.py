@@ -206,7 +206,10 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         return " AND ".join([SEIZURE, within(a, b), *scoped])
 
     hours, edges = await _edges(backend, since, until, first, last, within)
-    units = cover(first, last, SPANS if pg else ())
+    # PostgreSQL's blocks, as far as they are sealed (the rest of the range from its hours)
+    sealed = {int(n): int(h) for n, h in await backend.fetch("SELECT span, until_hour FROM quality_sealed")} if pg \
+        else {}
+    units = cover(first, last, SPANS if pg else (), sealed)
     hours += [hour for span, hour in units if span == 1]
     blocks = [(span, hour) for span, hour in units if span > 1]
     # One statement: the edges' rows read once (a materialized CTE) for both the counts and the histograms, each

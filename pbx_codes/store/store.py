@@ -56,6 +56,10 @@ class Backend(Protocol):
 DEFAULT_URL = "sqlite:///var/lib/pbx-codes/annotations.db"
 
 
+#: Seconds between an agent's looks at whether a quality rollup block has ended (`Store.seal`).
+SEAL_INTERVAL = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """The `[store]` section, checked."""
@@ -162,6 +166,8 @@ class Store:
         self._tasks.append(asyncio.create_task(self.writer.run(), name="pbx-codes-store-writer"))
         if self.settings.retention_days:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="pbx-codes-store-retention"))
+        if getattr(self.backend, "seal", None) is not None:
+            self._tasks.append(asyncio.create_task(self._seal_loop(), name="pbx-codes-store-seal"))
         if bus is not None:
             self._bus = bus
             self._sub = bus.subscribe("store", maxsize=self.settings.queue_size)
@@ -246,6 +252,24 @@ class Store:
         if deleted:
             log.info("store: retention removed %d rows older than %s days", deleted, self.settings.retention_days)
         return deleted
+
+    async def seal(self, now: float | None = None) -> int:
+        """Seal the quality rollup's blocks that have ended (PostgreSQL; `pbx_codes.store.rollup`); returns how
+        many block lengths' watermarks moved. Every agent's store tries each minute: one small read unless a block
+        has ended."""
+        seal = getattr(self.backend, "seal", None)
+        if seal is None:
+            return 0
+        sealed: int = await seal(time.time() if now is None else now)
+        return sealed
+
+    async def _seal_loop(self) -> None:
+        while True:
+            try:
+                await self.seal()
+            except Exception as exc:  # the database may be away; the next round tries again
+                log.warning("store: sealing the quality rollup's blocks failed: %s", self.explain(exc))
+            await asyncio.sleep(SEAL_INTERVAL)
 
     async def _retention_loop(self) -> None:
         while True:

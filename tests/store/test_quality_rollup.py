@@ -4,7 +4,9 @@ top failure and mean exactly, the delays' percentiles within half a histogram bu
 value). A store whose histograms were kept in 1 ms buckets is recounted in the relative ones."""
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +35,7 @@ T0 = 1_000_000 * HOUR // HOUR * HOUR  # an hour's start
 BOUNDS = PERCENTILE_UNITS
 
 
-def spread(rng: random.Random, n: int, hours: float = 7) -> list[Annotation]:
+def spread(rng: random.Random, n: int, hours: float = 7, t0: float = T0) -> list[Annotation]:
     """Seizures over about `hours` hours on three trunks of two PBXs and two agents, every outcome shape, delays
     with sub-millisecond parts, some legs with no timings."""
     shapes = [("ok", "200", Outcome.ANSWERED), ("busy", "486", Outcome.CARRIER_FINAL),
@@ -44,7 +46,7 @@ def spread(rng: random.Random, n: int, hours: float = 7) -> list[Annotation]:
     out = []
     for i in range(n):
         category, sip, outcome = shapes[rng.randrange(len(shapes))]
-        ann = seizure(f"t{i % 3}", category, sip, start=T0 + rng.uniform(0, hours * HOUR), leg=f"r{i}",
+        ann = seizure(f"t{i % 3}", category, sip, start=t0 + rng.uniform(0, hours * HOUR), leg=f"r{i}",
                       pbx=("asterisk", "freeswitch")[i % 2], outcome=outcome,
                       pdd=rng.uniform(0.1, 9.0) if rng.random() > 0.2 else None,
                       answer_after=rng.uniform(9.5, 20.0) if category == "ok" else None,
@@ -216,22 +218,31 @@ async def test_days_and_six_hour_blocks_with_subtracted_edges_equal_the_table_fr
         store_url: str, journal_path: str) -> None:
     store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
     store.start()
+    pg = store.backend.dialect.name == "postgresql"
     try:
         legs = spread(random.Random(5), 1500, hours=60)
-        for ann in legs:
-            store.add(ann)
-        await store.flush(timeout=30)
         table = load_table()
-        for since, until in LONG_RANGES:
-            rolled = await trunk_quality(store.backend, table, since, until)
-            assert sum(r["seizures"] for r in rolled) > 500
-            for raw in await raw_tables(store, since, until):
-                assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+        for half, sealed_at in ((legs[:750], T0 + 30.5 * HOUR), (legs[750:], T0 + 90 * HOUR)):
+            # the second half holds rows for hours already sealed (late rows) and for hours not yet sealed
+            for ann in half:
+                store.add(ann)
+            await store.flush(timeout=30)
+            for since, until in LONG_RANGES:
+                rolled = await trunk_quality(store.backend, table, since, until)
+                assert sum(r["seizures"] for r in rolled) > 250
+                for raw in await raw_tables(store, since, until):
+                    assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+            assert await store.seal(now=sealed_at) == (len(SPANS) if pg else 0)
+            assert await store.seal(now=sealed_at) == 0  # nothing more has ended
         for scope in ({"trunk": "t1"}, {"instance": "pbx-1"}):
             rolled = await trunk_quality(store.backend, table, *LONG_RANGES[0], **scope)
             for raw in await raw_tables(store, *LONG_RANGES[0], **scope):
                 assert agrees(rolled, raw), scope
-        if store.backend.dialect.name == "postgresql":  # every seizure in one block of each length, once
+        for since, until in LONG_RANGES:  # every block sealed
+            rolled = await trunk_quality(store.backend, table, since, until)
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+        if pg:  # every seizure in one block of each length, once
             blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
             assert [(int(s), int(n)) for s, n in blocks] == [(span, 1500) for span in SPANS]
             timed = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span_delay GROUP BY 1 ORDER BY 1")
@@ -241,10 +252,30 @@ async def test_days_and_six_hour_blocks_with_subtracted_edges_equal_the_table_fr
         await store.close()
 
 
-async def test_an_existing_postgresql_rollup_is_counted_into_blocks_and_new_rows_go_to_both(
+async def blocks_sealed(store: Any, now: float) -> bool:
+    """Whether the watermarks stand at `now`'s block boundaries."""
+    rows = await store.backend.fetch("SELECT span, until_hour FROM quality_sealed")
+    hour = int(now // HOUR)
+    return len(rows) == len(SPANS) and all(int(u) == hour // int(s) * int(s) for s, u in rows)
+
+
+async def sealed_equals_hourly(store: Any) -> None:
+    """Each length's sealed blocks hold exactly what the hourly rollup holds below its watermark."""
+    for span, until in await store.backend.fetch("SELECT span, until_hour FROM quality_sealed"):
+        for blocks, hours, column in (("quality_span", "quality_hourly", "n"),
+                                      ("quality_span_delay", "quality_hourly_delay", "n")):
+            got = await store.backend.fetch(f"SELECT COALESCE(SUM({column}), 0) FROM {blocks} WHERE span = ?",
+                                            [int(span)])
+            want = await store.backend.fetch(f"SELECT COALESCE(SUM({column}), 0) FROM {hours} WHERE hour < ?",
+                                             [int(until)])
+            assert int(got[0][0]) == int(want[0][0]), (span, blocks)
+
+
+async def test_an_existing_postgresql_rollup_is_sealed_into_blocks_and_late_rows_reach_them(
         postgres_url: str, journal_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     config = {"flush_ms": 10, "retention_days": None, "journal": journal_path}
-    legs = spread(random.Random(8), 900, hours=40)
+    past = (int(time.time() // HOUR) // 24 - 3) * 24 * HOUR  # three days ago: the migration seals what has ended
+    legs = spread(random.Random(8), 900, hours=48, t0=past)
     with monkeypatch.context() as older:  # the store as the previous version left it: hours only
         older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < 7))
         store = await open_store(postgres_url, config)
@@ -258,15 +289,56 @@ async def test_an_existing_postgresql_rollup_is_counted_into_blocks_and_new_rows
     store = await open_store(postgres_url, config)
     store.start()
     try:
-        blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
-        assert [(int(s), int(n)) for s, n in blocks] == [(span, 600) for span in SPANS]
-        for ann in legs[600:]:
+        await store.flush(timeout=30)  # migrated
+        assert await blocks_sealed(store, time.time())
+        await sealed_equals_hourly(store)
+        for ann in legs[600:]:  # late rows into sealed blocks, counted there by the trigger
             store.add(ann)
         await store.flush(timeout=30)
+        await sealed_equals_hourly(store)
+        blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
+        assert [(int(s), int(n)) for s, n in blocks] == [(span, 900) for span in SPANS]  # every leg in sealed blocks
         table = load_table()
-        for since, until in LONG_RANGES[:2]:
+        for since, until in ((past + 0.4 * HOUR, past + 47.2 * HOUR), (past - HOUR, time.time())):
             rolled = await trunk_quality(store.backend, table, since, until)
             for raw in await raw_tables(store, since, until):
-                assert agrees(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+                assert agrees(rolled, raw), ((since - past) / HOUR, (until - past) / HOUR)
     finally:
         await store.close()
+
+
+async def test_sealing_while_agents_write_loses_and_doubles_nothing(postgres_url: str, tmp_path: Any) -> None:
+    """Writers into the hours being sealed, and sealers moving the watermark meanwhile: every block holds what its
+    hours hold (the advisory lock keeps each batch wholly before or wholly after a seal)."""
+    stores = [await open_store(postgres_url, {"flush_ms": 5, "batch_size": 20, "retention_days": None,
+                                              "journal": str(tmp_path / f"j{i}")}) for i in range(3)]
+    for store in stores:
+        store.start()
+    try:
+        legs = spread(random.Random(13), 1200, hours=30)
+        done = asyncio.Event()
+
+        async def write(store: Any, part: list[Annotation]) -> None:
+            for i, ann in enumerate(part):
+                store.add(ann)
+                if i % 20 == 0:
+                    await store.flush(timeout=30)
+            await store.flush(timeout=30)
+
+        async def seal_meanwhile() -> None:
+            hour = 0.0
+            while not done.is_set():
+                hour = min(hour + 1, 31)
+                await stores[0].seal(now=T0 + hour * HOUR)
+                await asyncio.sleep(0)
+
+        sealer = asyncio.create_task(seal_meanwhile())
+        await asyncio.gather(*(write(store, legs[i::3]) for i, store in enumerate(stores)))
+        done.set()
+        await sealer
+        await sealed_equals_hourly(stores[0])
+        counted = await stores[0].backend.fetch("SELECT SUM(n) FROM quality_hourly")
+        assert int(counted[0][0]) == 1200
+    finally:
+        for store in stores:
+            await store.close()
