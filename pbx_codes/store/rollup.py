@@ -325,8 +325,11 @@ def postgres_rebucket_statements() -> list[str]:
 def retire_statements(first_kept_hour: int, spans: bool = False) -> list[tuple[str, list[int]]]:
     """Retention: the rollup's hours before the first hour kept (and with `spans`, PostgreSQL's blocks that begin
     before it: its retention keeps whole days, so no block is cut)."""
-    tables = ["quality_hourly", "quality_hourly_delay", *(["quality_span", "quality_span_delay"] if spans else [])]
-    return [(f"DELETE FROM {table} WHERE hour < ?", [first_kept_hour]) for table in tables]
+    out = [(f"DELETE FROM {table} WHERE hour < ?", [first_kept_hour])
+           for table in ("quality_hourly", "quality_hourly_delay")]
+    lengths = ", ".join(str(n) for n in SPANS)  # the key's first column: each length's old blocks by the index
+    return out + [(f"DELETE FROM {table} WHERE span IN ({lengths}) AND hour < ?", [first_kept_hour])
+                  for table in (("quality_span", "quality_span_delay") if spans else ())]
 
 
 __all__ = ["ANSWERED", "COUNT_KEY", "DELAYS", "DELAY_KEY", "DURATION", "EXACT_MS", "HOUR", "PDD", "SEAL_LOCK",

@@ -146,6 +146,7 @@ async def test_retention_removes_the_rollup_with_the_rows(store_url: str, journa
             store.add(seizure("t0", "busy", "486", start=T0 + i * HOUR + 10, pdd=1.5, leg=f"h{i}"))
         await store.flush(timeout=30)
         now = T0 + 48 * HOUR + 20.0
+        await store.seal(now=now)  # PostgreSQL: the 6-hour blocks and the day, which retention must remove too
         await store.purge(now=now)
         table = load_table()
         rolled = await trunk_quality(store.backend, table, T0 - HOUR, now)
@@ -155,6 +156,10 @@ async def test_retention_removes_the_rollup_with_the_rows(store_url: str, journa
         kept = await store.backend.fetch("SELECT COUNT(*) FROM hangups")
         counted = await store.backend.fetch("SELECT SUM(n) FROM quality_hourly")
         assert int(counted[0][0]) == int(kept[0][0]) == rolled[0]["seizures"]
+        if store.backend.dialect.name == "postgresql":
+            await sealed_equals_hourly(store)
+            blocks = await store.backend.fetch("SELECT span, SUM(n) FROM quality_span GROUP BY 1 ORDER BY 1")
+            assert [(int(s), int(n)) for s, n in blocks] == [(6, 36), (24, 24)]  # the kept hours sealed so far
     finally:
         await store.close()
 
