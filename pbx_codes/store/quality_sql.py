@@ -243,9 +243,10 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     if not count_parts:
         return []
     rows = await backend.fetch(
-        cte + "SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, SUM(n), SUM(dur_sum), NULL FROM ("
+        cte + "SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, CAST(SUM(n) AS BIGINT), SUM(dur_sum), "
+        "NULL FROM ("
         + " UNION ALL ".join(count_parts) + ") u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 UNION ALL "
-        "SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, SUM(n), NULL, ms FROM ("
+        "SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, CAST(SUM(n) AS BIGINT), NULL, ms FROM ("
         + " UNION ALL ".join(delay_parts) + ") v GROUP BY 2, 3, 4, 11 HAVING SUM(n) <> 0",
         params + count_params + delay_params)
     groups: dict[tuple[str, str], TrunkQuality] = {}
@@ -255,9 +256,9 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         if kind == "d":  # category holds the measure
             found = buckets.get((pbx_name, trunk_name, category))
             if found is None:
-                buckets[(pbx_name, trunk_name, category)] = [(ms, int(n))]
+                buckets[(pbx_name, trunk_name, category)] = [(ms, n)]
             else:
-                found.append((ms, int(n)))
+                found.append((ms, n))
             continue
         key = (pbx_name, trunk_name)
         group = groups.get(key)
