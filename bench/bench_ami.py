@@ -9,7 +9,7 @@ hangup-only stream, which is what the shipped ``eventfilter`` leaves on the wire
 each round and the best round of each counts, so a shared machine's load hits them alike; ratios are printed.
 
 Then the same rounds again with the optional compiled build (setup.py, ``PBX_CODES_COMPILE=1``): the hot modules
-are compiled by mypyc into a temporary directory (tests/support/compiled_build.py; about a minute) and a child
+are compiled by mypyc into a temporary directory (tests/support/compiled_build.py; 15-20 s) and a child
 interpreter that imports pbx_codes from there runs the rounds against panoramisk in that one process; its lines
 start with ``[compiled]``, and a last pair of lines sets the pure and compiled ratios side by side. ``--build
 pure`` skips the compiled build; ``--build compiled`` runs only it. Without mypy, a C compiler or the Python
