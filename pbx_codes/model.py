@@ -5,10 +5,14 @@ Asterisk and FreeSWITCH report a failed leg in very different words; observers t
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Category(str, Enum):
@@ -73,7 +77,30 @@ class Outcome(str, Enum):
 LANGS: tuple[str, ...] = ("uk", "ru", "en")
 
 
-@dataclass(frozen=True, slots=True)
+def _direct_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass without slots an ``__init__`` that stores each field straight into the instance's
+    ``__dict__``: the one `dataclass` writes for a frozen class calls ``object.__setattr__`` per field, which for
+    `Observation`'s 24 fields is most of the cost of making one (≈4 µs against ≈1.4 µs measured), and the observers
+    make one per leg. Same parameters, order and defaults, same instance; assignment still raises
+    ``FrozenInstanceError``. Only for fields with plain defaults and no ``__post_init__`` (checked here)."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in fields]
+    if (hasattr(cls, "__slots__") or hasattr(cls, "__post_init__") or list(inspect.signature(cls).parameters) != names
+            or any(f.default is dataclasses.MISSING for f in fields)):
+        raise TypeError(f"{cls.__name__}: direct init needs a dataclass without slots, only plain defaults")
+    params = ", ".join(f"{name}=__defaults[{i}]" for i, name in enumerate(names))
+    body = "\n".join(f"    d[{name!r}] = {name}" for name in names)
+    namespace: dict[str, Any] = {"__defaults": tuple(f.default for f in fields)}
+    exec(f"def __init__(self, {params}):\n    d = self.__dict__\n{body}\n", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__dict__["__init__"].__annotations__)
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+@_direct_init
+@dataclass(frozen=True)
 class Observation:
     """What a PBX (or a user) saw about one leg at hangup. Every field is optional: PBXs report unevenly."""
 

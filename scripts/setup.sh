@@ -21,9 +21,10 @@ missing_piece() {
 sudo_cmd() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # Debian packages: the test peers and servers (sipp, debootstrap, PostgreSQL, Chromium, Prometheus's promtool), the
-# Lua interpreters FreeSWITCH's mod_lua may embed, the linters for the shell scripts, and Python's venv.
+# Lua interpreters FreeSWITCH's mod_lua may embed, the linters for the shell scripts, Python's venv, and the C
+# compiler and Python headers of the optional compiled build (setup.py, PBX_CODES_COMPILE=1; tests/test_compiled.py).
 apt_packages=(debootstrap debian-archive-keyring sip-tester postgresql chromium docker-compose prometheus
-              lua5.1 lua5.2 lua5.3 lua5.4 lua-socket shellcheck python3-venv)
+              lua5.1 lua5.2 lua5.3 lua5.4 lua-socket shellcheck python3-venv gcc python3-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

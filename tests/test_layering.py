@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pbx_codes"
 
 #: Lowest first. A package may import its own layer's packages and every layer below, never one above.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "__version__", "model", "errors", "text", "timeouts", "status", "config"}),
+    frozenset({"__init__", "__version__", "model", "errors", "text", "timeouts", "status", "config",
+               "compiled"}),
     frozenset({"protocols"}),
     frozenset({"catalog", "resolve"}),
     frozenset({"observers"}),

@@ -16,6 +16,7 @@ from typing import NoReturn, TextIO
 
 from pbx_codes import __version__
 from pbx_codes.cli.common import EXIT_USAGE, CliError
+from pbx_codes.compiled import build_description
 from pbx_codes.errors import PbxCodesError
 from pbx_codes.text import LOG_LINE, SafeLogFormatter, clean
 
@@ -50,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pbx-codes", description="Why did this call fail? Carrier-accurate hangup reasons.")
-    parser.add_argument("--version", action="version", version=f"pbx-codes {__version__}")
+    parser.add_argument("--version", action="version", version=f"pbx-codes {__version__} ({build_description()})")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from pbx_codes.model import Annotation, Observation, Side
 from pbx_codes.observers.asterisk_outcome import LegFacts, LegVerdict, decide, parse_tech_cause
@@ -60,14 +60,23 @@ _CALLER, _CARRIER, _LOCAL = Side.CALLER, Side.CARRIER, Side.LOCAL  # an Enum mem
 #: (and only for phrases up to `_CACHED_PHRASE_MAX` characters, so the cache's memory stays small).
 _VERDICTS_MAX = 4096
 _CACHED_PHRASE_MAX = 256
-# The headers the handlers read, as `header_value` searches them (made once, not per read).
-_CAUSE, _CHANNEL, _DEST_CHANNEL, _DEST_LINKEDID, _DEST_UNIQUEID, _DIAL_STATUS, _DIAL_STRING, _LINKEDID, \
-    _TECH_CAUSE, _TIMESTAMP, _UNIQUEID = map(header_needle, (
-        "Cause", "Channel", "DestChannel", "DestLinkedid", "DestUniqueid", "DialStatus", "DialString", "Linkedid",
-        "TechCause", "Timestamp", "Uniqueid"))
-_USER_EVENT, _CATALOG = header_needle("UserEvent"), header_needle("Catalog")
+# The headers the handlers read, as `header_value` searches them (made once, not per read; Final: the compiled
+# build keeps them in C variables, not in the module's dict).
+_CAUSE: Final = header_needle("Cause")
+_CHANNEL: Final = header_needle("Channel")
+_DEST_CHANNEL: Final = header_needle("DestChannel")
+_DEST_LINKEDID: Final = header_needle("DestLinkedid")
+_DEST_UNIQUEID: Final = header_needle("DestUniqueid")
+_DIAL_STATUS: Final = header_needle("DialStatus")
+_DIAL_STRING: Final = header_needle("DialString")
+_LINKEDID: Final = header_needle("Linkedid")
+_TECH_CAUSE: Final = header_needle("TechCause")
+_TIMESTAMP: Final = header_needle("Timestamp")
+_UNIQUEID: Final = header_needle("Uniqueid")
+_USER_EVENT: Final = header_needle("UserEvent")
+_CATALOG: Final = header_needle("Catalog")
 #: Cause and TechCause as Asterisk writes them (plain decimal) -> their number, before `small_int`'s general rules.
-_PLAIN_INTS: Mapping[str | None, int] = {str(number): number for number in range(1000)}
+_PLAIN_INTS: Final[dict[str | None, int]] = {str(number): number for number in range(1000)}
 
 
 def _seconds(timestamp: str | None) -> float | None:
@@ -243,17 +252,17 @@ class AsteriskObserver:
     # Each reads its headers with `header_value` on the frame's text: about twenty reads per dialed leg make the
     # bulk of the observer's time, and this is `Event.get` less the method call and the search string per read.
     def _dial_begin(self, event: Event) -> list[Observation]:
-        raw, read, legs = event.raw, header_value, self._legs
-        uid = read(raw, _DEST_UNIQUEID)
+        raw, legs = event.raw, self._legs
+        uid = header_value(raw, _DEST_UNIQUEID)
         if not uid or uid in legs:
             return []
-        channel = read(raw, _DEST_CHANNEL)
+        channel = header_value(raw, _DEST_CHANNEL)
         if not channel or channel.startswith("Local/"):
             return []
-        a_uid = read(raw, _UNIQUEID) or None
-        leg = _Leg(uid, channel, read(raw, _DEST_LINKEDID) or read(raw, _LINKEDID), a_uid,
-                   read(raw, _CHANNEL) or None, _number(read(raw, _DIAL_STRING)),
-                   started_at=_seconds(read(raw, _TIMESTAMP)),
+        a_uid = header_value(raw, _UNIQUEID) or None
+        leg = _Leg(uid, channel, header_value(raw, _DEST_LINKEDID) or header_value(raw, _LINKEDID), a_uid,
+                   header_value(raw, _CHANNEL) or None, _number(header_value(raw, _DIAL_STRING)),
+                   started_at=_seconds(header_value(raw, _TIMESTAMP)),
                    catalog=self._leg_catalogs.pop(uid, None) if self._leg_catalogs else None)
         legs[uid] = leg
         if a_uid:

@@ -78,7 +78,7 @@ def _install_wheel(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("pbx_codes", "asterisk"):
         shutil.copytree(repo / name, src / name, ignore=ignore)  # follows the package's link to asterisk/
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy(repo / name, src / name)
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
