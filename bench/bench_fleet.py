@@ -110,6 +110,10 @@ async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int]
     await store.close()
     start, step = now - days * DAY, days * DAY / rows
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        # The generated days arrive all at once, as if live: the quality rollup's blocks are sealed after the fill
+        # (as agents seal each block once it ends) instead of each row being counted into sealed blocks as a late
+        # one, which is a backfill's path.
+        await conn.execute("UPDATE quality_sealed SET until_hour = LEAST(until_hour, %s)", (int(start // 3600),))
         for day in range(int(start // DAY), int(now // DAY) + 1):
             from pbx_codes.store.schema import partition_name
             await conn.execute(f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF hangups "
@@ -146,6 +150,11 @@ async def fill(url: str, rows: int, days: int, now: float, part: tuple[int, int]
                 {"trunks": TRUNKS, "agents": AGENTS, "start": start, "step": step, "first": first,
                  "last": first + n - 1})
             print(f"  {first + n:>10,} rows ({n / (time.perf_counter() - t0):,.0f} rows/s)", flush=True)
+        t0 = time.perf_counter()
+        sealer = await open_store(url, {"retention_days": None, "journal": ""})
+        await sealer.seal()
+        await sealer.close()
+        print(f"  quality rollup blocks sealed in {time.perf_counter() - t0:.1f} s", flush=True)
         await conn.execute("ANALYZE")
 
 
@@ -186,16 +195,19 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
                                       "COALESCE(octet_length(en), 0)) FROM reason_texts")
     print(f"rows {count:,}; heap {heap / count:.0f} B/row, indexes {indexes / count:.0f} B/row; a row's tuple "
           f"{float(sample[0][0]):.0f} B; the texts it no longer copies: {float(texts[0][0]):.0f} B")
+    await store.seal()  # the blocks that ended since the fill
     rollup = await store.backend.fetch("SELECT (SELECT COUNT(*) FROM quality_hourly), "
-                                       "(SELECT COUNT(*) FROM quality_hourly_delay)")
-    print(f"rollup: {int(rollup[0][0]):,} count rows, {int(rollup[0][1]):,} delay histogram rows")
+                                       "(SELECT COUNT(*) FROM quality_hourly_delay), "
+                                       "(SELECT COUNT(*) FROM quality_span), (SELECT COUNT(*) FROM quality_span_delay)")
+    print(f"rollup: hours {int(rollup[0][0]):,} count rows, {int(rollup[0][1]):,} delay histogram rows; 6-hour and "
+          f"day blocks {int(rollup[0][2]):,} and {int(rollup[0][3]):,}")
     linkedid = (await store.recent(limit=1))[0]["linkedid"]
 
     async def stats(instance: str | None = None) -> None:
         await store.window_counts((60, 300, 900), now=now, instance=instance)
         await store.failure_rate_series(60, 15, now=now, instance=instance)
 
-    async def quality(span: float) -> None:  # what /api/quality runs: the hourly rollup plus the edge hours' rows
+    async def quality(span: float) -> None:  # what /api/quality runs: the rollup's blocks and hours, the edges' rows
         await trunk_quality(store.backend, table, now - span, now)
 
     async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)

@@ -14,7 +14,7 @@ import orjson
 
 from pbx_codes.errors import StoreError
 from pbx_codes.store.dsn import safe_error, safe_url
-from pbx_codes.store.rollup import HOUR, SEAL_LOCK, retire_statements, seal_statements
+from pbx_codes.store.rollup import HOUR, SEAL_LOCK, SPANS, retire_statements, seal_statements
 from pbx_codes.store.schema import (
     COLUMNS,
     DAY,
@@ -93,8 +93,12 @@ class PostgresBackend:
         return safe_url(self.url)
 
     async def _connect(self) -> Any:
-        return await self._psycopg.AsyncConnection.connect(self.url, autocommit=True,
+        conn = await self._psycopg.AsyncConnection.connect(self.url, autocommit=True,
                                                            connect_timeout=max(1, int(self.connect_timeout)))
+        # No JIT: every statement here is short, and PostgreSQL's JIT compiles one whose estimated cost passes
+        # jit_above_cost (the quality table's over a week of rollup rows) for ~190 ms, more than it runs.
+        await conn.execute("SET jit = off")
+        return conn
 
     async def _migrate(self, conn: Any) -> None:
         async with conn.transaction():
@@ -225,13 +229,14 @@ class PostgresBackend:
         hour = int(now // HOUR)
         async with self._write_lock:
             conn = await self._writer_conn()
-            cur = await conn.execute("SELECT span, until_hour FROM quality_sealed")
+            cur = await conn.execute("SELECT span, until_hour FROM quality_sealed WHERE span = ANY(%s)", (list(SPANS),))
             if all(until >= hour // span * span for span, until in await cur.fetchall()):
                 return 0
             sealed = 0
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
-                cur = await conn.execute("SELECT span, until_hour FROM quality_sealed ORDER BY span")
+                cur = await conn.execute(
+                    "SELECT span, until_hour FROM quality_sealed WHERE span = ANY(%s) ORDER BY span", (list(SPANS),))
                 for span, until in await cur.fetchall():
                     end = hour // span * span
                     if end > until:
