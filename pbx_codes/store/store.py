@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,9 +165,11 @@ class Store:
             return
         self._tasks.append(asyncio.create_task(self.writer.run(), name="pbx-codes-store-writer"))
         if self.settings.retention_days:
-            self._tasks.append(asyncio.create_task(self._retention_loop(), name="pbx-codes-store-retention"))
+            retention = self._every(self.settings.retention_interval, self.purge, "retention")
+            self._tasks.append(asyncio.create_task(retention, name="pbx-codes-store-retention"))
         if getattr(self.backend, "seal", None) is not None:
-            self._tasks.append(asyncio.create_task(self._seal_loop(), name="pbx-codes-store-seal"))
+            sealing = self._every(SEAL_INTERVAL, self.seal, "sealing the quality rollup's blocks")
+            self._tasks.append(asyncio.create_task(sealing, name="pbx-codes-store-seal"))
         if bus is not None:
             self._bus = bus
             self._sub = bus.subscribe("store", maxsize=self.settings.queue_size)
@@ -263,21 +265,15 @@ class Store:
         sealed: int = await seal(time.time() if now is None else now)
         return sealed
 
-    async def _seal_loop(self) -> None:
+    async def _every(self, interval: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+        """`job` now and then every `interval` seconds; a failure is logged and the next round tries again (the
+        database may be away)."""
         while True:
             try:
-                await self.seal()
-            except Exception as exc:  # the database may be away; the next round tries again
-                log.warning("store: sealing the quality rollup's blocks failed: %s", self.explain(exc))
-            await asyncio.sleep(SEAL_INTERVAL)
-
-    async def _retention_loop(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except Exception as exc:  # the database may be away; the next round tries again
-                log.warning("store: retention failed: %s", self.explain(exc))
-            await asyncio.sleep(self.settings.retention_interval)
+                await job()
+            except Exception as exc:
+                log.warning("store: %s failed: %s", what, self.explain(exc))
+            await asyncio.sleep(interval)
 
     # -- the console's queries -------------------------------------------------------------------------------------
 

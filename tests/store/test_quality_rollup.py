@@ -5,8 +5,10 @@ value). A store whose histograms were kept in 1 ms buckets is recounted in the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -69,6 +71,20 @@ def agrees(rolled: list[dict[str, Any]], raw: list[dict[str, Any]]) -> bool:
                 return False
     strip = [{k: v for k, v in r.items() if k not in BOUNDS} for r in rolled]
     return same_measures(strip, [{k: v for k, v in r.items() if k not in BOUNDS} for r in raw])
+
+
+@contextlib.asynccontextmanager
+async def store_before(version: int, url: str, config: dict[str, Any],
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """The store as the release before migration `version` left it (only the migrations below it), started."""
+    with monkeypatch.context() as older:
+        older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < version))
+        store = await open_store(url, config)
+        store.start()
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 RANGES = [
@@ -168,17 +184,11 @@ async def test_a_store_with_millisecond_buckets_is_recounted_in_relative_buckets
         store_url: str, journal_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     config = {"flush_ms": 10, "retention_days": None, "journal": journal_path}
     legs = spread(random.Random(21), 600)
-    with monkeypatch.context() as older:  # the store as the previous version left it: 1 ms buckets
-        older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < 6))
-        store = await open_store(store_url, config)
-        store.start()
-        try:
-            for ann in legs[:400]:
-                store.add(ann)
-            await store.flush(timeout=30)
-            assert await lower_bounds(store) == {False}  # whole milliseconds, most not a relative bucket's bound
-        finally:
-            await store.close()
+    async with store_before(6, store_url, config, monkeypatch) as store:  # 1 ms buckets
+        for ann in legs[:400]:
+            store.add(ann)
+        await store.flush(timeout=30)
+        assert await lower_bounds(store) == {False}  # whole milliseconds, most not a relative bucket's bound
     store = await open_store(store_url, config)
     store.start()
     try:
@@ -281,16 +291,10 @@ async def test_an_existing_postgresql_rollup_is_sealed_into_blocks_and_late_rows
     config = {"flush_ms": 10, "retention_days": None, "journal": journal_path}
     past = (int(time.time() // HOUR) // 24 - 3) * 24 * HOUR  # three days ago: the migration seals what has ended
     legs = spread(random.Random(8), 900, hours=48, t0=past)
-    with monkeypatch.context() as older:  # the store as the previous version left it: hours only
-        older.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version < 7))
-        store = await open_store(postgres_url, config)
-        store.start()
-        try:
-            for ann in legs[:600]:
-                store.add(ann)
-            await store.flush(timeout=30)
-        finally:
-            await store.close()
+    async with store_before(7, postgres_url, config, monkeypatch) as store:  # hours only
+        for ann in legs[:600]:
+            store.add(ann)
+        await store.flush(timeout=30)
     store = await open_store(postgres_url, config)
     store.start()
     try:
