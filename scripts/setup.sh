@@ -57,7 +57,7 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=.venv/.pbx-codes-installed
-want=$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat setup.cfg pyproject.toml setup.py | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing pbx-codes and its test dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
