@@ -56,7 +56,7 @@ def sandbox(tmp_path: Path) -> Path:
     (root / "scripts").mkdir(parents=True)
     for name in ("setup.sh", "test.sh"):
         shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
-    for name in ("setup.cfg", "pyproject.toml"):
+    for name in ("setup.cfg", "pyproject.toml", "setup.py"):
         shutil.copy2(REPO / name, root / name)
     # A stand-in interpreter that runs this one (mypy and ruff stand in too: they pass unless STATIC_FAILS names
     # them), and the stamp setup.sh leaves once the project is installed.
@@ -67,7 +67,7 @@ def sandbox(tmp_path: Path) -> Path:
               '  exit 0\n'
               'fi\n'
               f'exec "{sys.executable}" "$@"')
-    stamp = hashlib.sha256((root / "setup.cfg").read_bytes() + (root / "pyproject.toml").read_bytes())
+    stamp = hashlib.sha256(b"".join((root / name).read_bytes() for name in ("setup.cfg", "pyproject.toml", "setup.py")))
     (root / ".venv" / ".pbx-codes-installed").write_text(stamp.hexdigest()[:16] + "\n", encoding="utf-8")
     return root
 
