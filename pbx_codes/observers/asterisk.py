@@ -116,9 +116,6 @@ class PhraseFetch:
     variable: str
     #: Asked after the leg's DialEnd or Hangup: Dial has read the leg's last cause, so the answer is final.
     settled: bool = False
-    #: An earlier answer held a cause for the leg, so ``HANGUPCAUSE_KEYS()`` lists it: ask its HANGUPCAUSE straight
-    #: away (one round trip less while the calling channel may be hanging up).
-    listed: bool = False
 
 
 @dataclass(slots=True)
@@ -143,7 +140,6 @@ class _Leg:
     tech_value: str | None = None
     #: An early answer was empty or a provisional: ask again, settled, at the leg's DialEnd or Hangup.
     refetch: bool = False
-    listed: bool = False  # an early answer held a (provisional) cause: HANGUPCAUSE_KEYS() lists the leg
     rang: bool = False
     attempt: int | None = None
     started_at: float | None = None
@@ -225,7 +221,6 @@ class AsteriskObserver:
             # Not kept: an early "" or provisional says nothing yet. Should the A-leg be gone before the settled
             # answer, the leg is told by its events alone (code from TechCause), as with no answer at all.
             leg.refetch = True
-            leg.listed = leg.listed or bool(value)
             if leg.dial_status is not None or leg.hung_up:
                 return self._ask_again(leg)
             return []
@@ -410,7 +405,7 @@ class AsteriskObserver:
             self._waiting.pop(leg.fetch, None)
             leg.fetch_done = True
             return self._maybe_emit(leg)
-        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, leg.fetch, settled=True, listed=leg.listed))
+        self._fetches.append(PhraseFetch(leg.a_channel, leg.channel, leg.fetch, settled=True))
         return []
 
     @staticmethod

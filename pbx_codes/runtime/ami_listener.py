@@ -133,18 +133,16 @@ class AmiListener:
         """``HANGUPCAUSE(<B>,tech)`` read on the A-leg, and whether the answer is final.
 
         The value is "" when Asterisk holds none for the leg (no response came from the carrier), None when the
-        A-leg is gone. ``HANGUPCAUSE_KEYS()`` is asked first (unless an earlier answer showed the leg listed):
-        HANGUPCAUSE of a leg it does not list makes Asterisk log a WARNING. The B-leg's HangupRequest is published
-        before the calling channel's Dial has read the leg's final cause, so an early answer that is empty or a
-        provisional (``SIP 100 Trying``) is not final: the observer asks again, settled, at the leg's DialEnd or
-        Hangup (Dial has read the cause by then).
+        A-leg is gone. ``HANGUPCAUSE_KEYS()`` is asked first: HANGUPCAUSE of a leg it does not list makes Asterisk
+        log a WARNING. The B-leg's HangupRequest is published before the calling channel's Dial has read the leg's
+        final cause, so an early answer that is empty or a provisional (``SIP 100 Trying``) is not final: the
+        observer asks again, settled, at the leg's DialEnd or Hangup (Dial has read the cause by then).
         """
-        if not fetch.listed:  # a second question after a provisional answer knows the key is there
-            keys = await self._getvar(fetch.a_channel, "HANGUPCAUSE_KEYS()")
-            if keys is None:
-                return None, True  # the A-leg is gone: nothing more can be read
-            if fetch.b_channel not in (key.strip() for key in keys.split(",")):
-                return "", fetch.settled
+        keys = await self._getvar(fetch.a_channel, "HANGUPCAUSE_KEYS()")
+        if keys is None:
+            return None, True  # the A-leg is gone: nothing more can be read
+        if fetch.b_channel not in (key.strip() for key in keys.split(",")):
+            return "", fetch.settled
         value = await self._getvar(fetch.a_channel, fetch.variable)
         if value is None:
             return None, True

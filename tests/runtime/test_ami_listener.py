@@ -361,9 +361,7 @@ async def test_an_early_provisional_answer_is_asked_again_at_dial_end_so_the_fin
     await wait_until(lambda: len(bus.annotations) == 1 and not listener._tasks)
     (annotation,) = bus.annotations
     assert (annotation.code, annotation.phrase) == ("481", "Call/Transaction Does Not Exist")
-    # The second question skips HANGUPCAUSE_KEYS(): the provisional showed the leg listed (one round trip less
-    # while the calling channel may be hanging up).
-    assert asked == ["HANGUPCAUSE_KEYS()", f"HANGUPCAUSE({b_channel},tech)", f"HANGUPCAUSE({b_channel},tech)"]
+    assert asked == ["HANGUPCAUSE_KEYS()", f"HANGUPCAUSE({b_channel},tech)"] * 2
     await listener.close()
     assert len(bus.annotations) == 1
 
