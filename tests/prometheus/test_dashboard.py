@@ -91,7 +91,10 @@ def api(port: int, path: str, **params: str) -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=10) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:  # a bad query is a 400 with a JSON body naming the error
-        return json.loads(exc.read())
+        body = exc.read()
+        if exc.code == 503:  # still starting (replaying its storage): plain text, not an answer yet
+            raise ConnectionError(f"prometheus not ready: {body[:200]!r}") from exc
+        return json.loads(body)
 
 
 @pytest.fixture(scope="module")
