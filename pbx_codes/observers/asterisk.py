@@ -25,9 +25,15 @@ What Asterisk 22 tells, and when (see the recorded transcripts):
 - The shipped predial step raises ``UserEvent: PbxCodesLeg`` with ``Catalog:`` on each dialed leg, before its
   ``DialBegin``: the catalog the hangup handler resolves that leg with (the calling channel's ``PBX_CODES_CATALOG``,
   else the trunk endpoint's ``set_var``), so the store and the CDR read the leg through the same catalog.
+- The shipped dialplan's hangup handler on each dialed leg raises ``UserEvent: PbxCodesLegCause`` before the leg's
+  ``Hangup``, with the leg's own last status line in base64 (``Tech64``). It is the leg's own copy: the one on the
+  calling channel, which ``Getvar`` reads, was seen missing or still provisional on a busy PBX after Dial had
+  ended. A leg that tells it needs no ``Getvar``; once one leg has told, no question is asked early (at the
+  ``HangupRequest``) any more, only at the ``Hangup`` of a leg that did not tell (a call dialled another way).
 """
 from __future__ import annotations
 
+import base64
 import re
 from collections import OrderedDict
 from collections.abc import Container, Iterable
@@ -48,6 +54,10 @@ WANTED_EVENTS = frozenset({"DialBegin", "DialState", "DialEnd", "HangupRequest",
                            "UserEvent"})
 #: The ``UserEvent`` name the shipped predial step raises on a dialed leg, and the form of a catalog id it may carry.
 LEG_EVENT = "PbxCodesLeg"
+#: The ``UserEvent`` the shipped dialplan's hangup handler raises on a dialed leg: its own last status line.
+LEG_CAUSE_EVENT = "PbxCodesLegCause"
+#: The longest status line taken from it (a SIP reason phrase is short; the rest is cut).
+_LEG_CAUSE_MAX_BYTES = 1024
 _CATALOG_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: DialState statuses that mean the dialed leg was alerted (18x): a dial timeout after them is a ring timeout.
 RINGING_DIAL_STATES = frozenset({"RINGING", "PROGRESS"})
@@ -75,6 +85,7 @@ _TIMESTAMP: Final = header_needle("Timestamp")
 _UNIQUEID: Final = header_needle("Uniqueid")
 _USER_EVENT: Final = header_needle("UserEvent")
 _CATALOG: Final = header_needle("Catalog")
+_TECH64: Final = header_needle("Tech64")
 #: Cause and TechCause as Asterisk writes them (plain decimal) -> their number, before `small_int`'s general rules.
 _PLAIN_INTS: Final[dict[str | None, int]] = {str(number): number for number in range(1000)}
 
@@ -146,6 +157,7 @@ class _Leg:
     progress_at: float | None = None
     answered_at: float | None = None
     catalog: str | None = None  # the dialplan's catalog for this leg (the predial step's UserEvent)
+    told: bool = False  # the leg's own hangup handler told its status line (PbxCodesLegCause): no Getvar needed
 
 
 class AsteriskObserver:
@@ -181,6 +193,8 @@ class AsteriskObserver:
         self._leg_catalogs: OrderedDict[str, str] = OrderedDict()  # B uniqueid -> catalog, until its DialBegin
         self.evicted = 0
         self._verdicts: dict[tuple[Any, ...], LegVerdict] = {}
+        # A dialed leg has told its own status line (the shipped dialplan): the others will too, so no early Getvar.
+        self.legs_tell = False
         self.handlers = {
             "DialBegin": self._dial_begin,
             "DialState": self._dial_state,
@@ -285,7 +299,10 @@ class AsteriskObserver:
     def _user_event(self, event: Event) -> list[Observation]:
         """The predial step's ``PbxCodesLeg`` on a dialed leg: the catalog the dialplan chose for it."""
         raw = event.raw
-        if header_value(raw, _USER_EVENT) != LEG_EVENT:
+        name = header_value(raw, _USER_EVENT)
+        if name == LEG_CAUSE_EVENT:
+            return self._leg_cause(event)
+        if name != LEG_EVENT:
             return []
         uid = header_value(raw, _UNIQUEID) or ""
         catalog = (header_value(raw, _CATALOG) or "").strip()
@@ -299,6 +316,25 @@ class AsteriskObserver:
             if len(self._leg_catalogs) > self.max_legs:
                 self._leg_catalogs.popitem(last=False)
         return []
+
+    def _leg_cause(self, event: Event) -> list[Observation]:
+        """``PbxCodesLegCause`` from a dialed leg's hangup handler: the leg's own last status line ("" = none)."""
+        raw = event.raw
+        leg = self._legs.get(header_value(raw, _UNIQUEID) or "")
+        if leg is None:
+            return []
+        try:
+            text = base64.b64decode(header_value(raw, _TECH64) or "", validate=True).decode("utf-8", "replace")
+        except ValueError:  # not base64: this is not the shipped handler speaking; Getvar stays the way
+            return []
+        self.legs_tell = True
+        leg.told = True
+        leg.tech_value = safe_value(text, _LEG_CAUSE_MAX_BYTES)
+        leg.fetch_done = True
+        leg.refetch = False
+        if leg.fetch is not None:
+            self._waiting.pop(leg.fetch, None)
+        return self._maybe_emit(leg)
 
     def _dial_state(self, event: Event) -> list[Observation]:
         raw = event.raw
@@ -338,7 +374,8 @@ class AsteriskObserver:
             leg.tech_cause = _cause(header_value(raw, _TECH_CAUSE))
             if leg.hangup_by is None:
                 leg.hangup_by = _CARRIER
-            self._ask_phrase(leg)
+            if not self.legs_tell:
+                self._ask_phrase(leg)
         return []
 
     def _soft_hangup_request(self, event: Event) -> list[Observation]:
@@ -388,7 +425,7 @@ class AsteriskObserver:
 
     # -- decisions ----------------------------------------------------------------------------------------------
     def _ask_phrase(self, leg: _Leg) -> None:
-        if not self.fetch_phrases or not leg.a_channel or leg.fetch is not None:
+        if not self.fetch_phrases or not leg.a_channel or leg.fetch is not None or leg.told:
             return
         variable = f"HANGUPCAUSE({leg.channel},tech)"
         leg.fetch = variable

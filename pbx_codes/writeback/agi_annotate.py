@@ -14,10 +14,14 @@ positional ones, so a hand-written dialplan can name only what it knows; a bare 
 argument means Dial created no leg (qualify said Unavailable): the attempt is ``unreachable``. What is read:
 
 - one ``GET FULL VARIABLE`` for the calling channel's own values: ``${HANGUPCAUSE_KEYS()}``, ``${DIALSTATUS}``,
-  ``${CHANNEL(hangupsource)}``, ``${PBX_CODES_CATALOG}``, ``${HANGUPCAUSE}`` and the attempts so far;
-- one more, only for a leg the keys list (for any other Asterisk logs a WARNING): ``${HANGUPCAUSE(<bleg>,ast)}``,
-  the leg's Q.850 cause (as its description, ``Temporary failure``, mapped back to 41 by `asterisk_cause_q850`),
-  and ``${HANGUPCAUSE(<bleg>,tech)}`` (``SIP 409 Not enough money``), the carrier's code and its own phrase, read
+  ``${CHANNEL(hangupsource)}``, ``${PBX_CODES_CATALOG}``, ``${HANGUPCAUSE}``, the attempts so far, and the leg
+  name and Q.850 cause its own hangup handler left (``SHARED(PBX_CODES_LEG_CHANNEL)``, ``..._CAUSE``);
+- when that handler told this leg (the shipped dialplan): one more for the leg's own last status line,
+  ``SHARED(PBX_CODES_LEG_TECH)`` (``SIP 409 Not enough money``). Dial's copy of it on the calling channel can be
+  missing on a busy PBX (the dialplan's ``[pbx-codes-leg-hangup]`` says why); the leg's own is not;
+- otherwise one more, only for a leg the keys list (for any other Asterisk logs a WARNING):
+  ``${HANGUPCAUSE(<bleg>,ast)}``, the leg's Q.850 cause (as its description, ``Temporary failure``, mapped back to
+  41 by `asterisk_cause_q850`), and ``${HANGUPCAUSE(<bleg>,tech)}``, the carrier's code and its own phrase, read
   here rather than from the dialplan's ``PBX_CODES_RAWCAUSE`` copy so that a dialplan without it works the same.
 
 `pbx_codes.observers.asterisk_outcome.decide`, the table the AMI listener uses too, turns them into the code and
@@ -67,6 +71,20 @@ ATTEMPTS_FIELD = "pbx_attempts"
 #: Channel variables the handlers keep on the calling channel between the attempts of one call.
 ATTEMPTS_VAR = "PBX_CODES_ATTEMPTS"
 LOOKED_UP_VAR = "PBX_CODES_LOOKED_UP"
+#: What the dialed leg's own hangup handler hands to the calling channel (SHARED): the leg's name, its Q.850 cause
+#: and its last status line (``[pbx-codes-leg-hangup]`` in the shipped dialplan).
+LEG_CHANNEL_VAR, LEG_CAUSE_VAR, LEG_TECH_VAR = "PBX_CODES_LEG_CHANNEL", "PBX_CODES_LEG_CAUSE", "PBX_CODES_LEG_TECH"
+#: The calling channel's own values, read in the first GET in this order (see `read_call`). None is network text.
+OWN_VALUES = ("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
+              "${HANGUPCAUSE}", f"${{{ATTEMPTS_VAR}}}", f"${{{LOOKED_UP_VAR}}}", f"${{SHARED({LEG_CHANNEL_VAR})}}",
+              f"${{SHARED({LEG_CAUSE_VAR})}}", "${CDR(dstchannel)}")
+
+
+def own_values_expression(leg_told: bool) -> str:
+    """The first GET's expression; the CDR's ``dstchannel`` only when the dialplan did not name the leg."""
+    return SEPARATOR.join(OWN_VALUES if not leg_told else (*OWN_VALUES[:-1], ""))
+
+
 #: At most this many attempts are listed (a dialplan looping on failover cannot grow the variable without bound).
 MAX_ATTEMPTS = 16
 
@@ -210,13 +228,11 @@ async def read_call(session: AgiSession, default_catalog: str | None = None,
     """
     request = session.request
     args = annotate_args(session)
-    combined = await session.get_full_variable(SEPARATOR.join((
-        "${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-        "${HANGUPCAUSE}", f"${{{ATTEMPTS_VAR}}}", f"${{{LOOKED_UP_VAR}}}",
-        "" if args.leg_told else "${CDR(dstchannel)}")))
-    parts = [p.strip() for p in (combined or "").split(SEPARATOR, 7)]
-    parts += [""] * (8 - len(parts))
-    keys_text, dial_status, source, catalog_var, own_cause, attempts_text, looked_up, dst = parts
+    combined = await session.get_full_variable(own_values_expression(args.leg_told))
+    parts = [p.strip() for p in (combined or "").split(SEPARATOR, len(OWN_VALUES) - 1)]
+    parts += [""] * (len(OWN_VALUES) - len(parts))
+    (keys_text, dial_status, source, catalog_var, own_cause, attempts_text, looked_up, told_leg, told_cause,
+     dst) = parts
     keys = [k.strip() for k in keys_text.split(",") if _CHANNEL_NAME.match(k.strip())][:MAX_KEYS]
     state = CallState(_attempts(attempts_text), looked_up)
     dial: str | None = dial_status.upper() or args.dial_status or None
@@ -227,6 +243,12 @@ async def read_call(session: AgiSession, default_catalog: str | None = None,
         legs = [k for k in keys if not k.startswith("Local/")] or keys
         bleg = legs[0] if legs else (dst if _CHANNEL_NAME.match(dst) else None)
     tech, cause = "", None
+    if told_leg and _CHANNEL_NAME.match(told_leg) and (told_leg == bleg or told_leg in legs):
+        # The leg's own hangup handler left its last status line (the shipped dialplan): whole even when Dial's
+        # copy on this channel is not. Network text, so read alone.
+        bleg, legs = told_leg, []
+        tech = await session.get_full_variable(f"${{SHARED({LEG_TECH_VAR})}}") or ""
+        cause = _cause(told_cause) or _cause(own_cause)
     for index, leg in enumerate(legs):
         # The cause first: the tech cause is network text and may hold the separator.
         value = await session.get_full_variable(f"${{HANGUPCAUSE({leg},ast)}}{SEPARATOR}${{HANGUPCAUSE({leg},tech)}}")

@@ -12,15 +12,13 @@ from adapters.agi_test_client import agi_request, play_res_agi
 from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.model import Observation
 from pbx_codes.protocols.agi import unquote_args
-from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, make_routes, own_values_expression
 from support.waiting import wait_until
 
 B_LEG = "PJSIP/trunk-00000009"
 #: The channel's own values, in one GET; the dialed leg's causes come in a second one, only for a listed leg.
-HEAD = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}",
-                       "${PBX_CODES_CATALOG}", "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}"))
-COMBINED = HEAD + SEPARATOR + "${CDR(dstchannel)}"
-WITH_BLEG = HEAD + SEPARATOR  # the dialplan named the leg: no need for the CDR's
+COMBINED = own_values_expression(leg_told=False)
+WITH_BLEG = own_values_expression(leg_told=True)  # the dialplan named the leg: no need for the CDR's
 
 
 def leg(channel: str) -> str:
@@ -28,7 +26,7 @@ def leg(channel: str) -> str:
 
 
 def own(keys: str, status: str, source: str, catalog: str, cause: str, dst: str = "") -> bytes:
-    return SEPARATOR.join((keys, status, source, catalog, cause, "", "", dst)).encode()
+    return SEPARATOR.join((keys, status, source, catalog, cause, "", "", "", "", dst)).encode()
 HOSTILE = ('Not "enough" money\\; $(rm -rf) ${SHELL(id)} ' + "грошей немає " * 150)
 CRLF_TEXT = "line one\r\nSET VARIABLE CDR(owned) 1\nEXEC System reboot\x00"
 

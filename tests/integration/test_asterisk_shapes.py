@@ -203,3 +203,14 @@ def test_enrich_and_backfill_read_the_real_csv_records_in_the_first_layout_and_t
     legs = [(o.call_id, o.channel, o.sip_code, o.phrase) for o in observations]
     assert legs[0] == legs[1] == (linkedid, records[0][PBX_CDR_CUSTOM_COLUMNS.index("dstchannel")], "486",
                                   "Busy Here")
+
+
+def test_each_dialed_leg_tells_the_listener_its_own_status_line_through_the_shipped_dialplan(
+        asterisk_bench: AsteriskBench, pbx: PbxCodesInProcess) -> None:
+    # The leg hangup handler's UserEvent reaches the AMI listener and is read (the dialplan and the observer agree
+    # on its name and encoding); from then on the listener asks no Getvar early. The CDR's raw cause is the same
+    # status line, read by the caller's hangup handler from what the leg handed over.
+    call = place(asterisk_bench, pbx, 1, lambda bench: shapes.place_shape(bench, "caller-cancel"))
+    assert pbx.listener is not None and pbx.listener.observer.legs_tell
+    assert call.last["pbx_rawcause"].startswith("SIP 1")  # the last provisional: the caller cancelled while ringing
+    assert call.warnings == []

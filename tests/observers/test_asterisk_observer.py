@@ -1,9 +1,11 @@
 """The Asterisk observer over every real capture: one observation per failed leg, with the carrier's code."""
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -269,3 +271,82 @@ def test_a_user_event_that_is_not_a_plain_catalog_id_from_the_predial_step_chang
     b_uid = next(e.get("DestUniqueid") for e in _events("busy486.ami.txt") if e.name == "DialBegin")
     (obs,) = _busy486_with([_leg_event(b_uid, catalog, name)])
     assert obs.catalog == "sip"
+
+
+def _leg_cause_event(uniqueid: str, tech: str | None = None, raw_tech64: str | None = None) -> Event:
+    """What the shipped leg hangup handler's ``UserEvent(PbxCodesLegCause,Tech64: ...)`` looks like on the wire."""
+    tech64 = raw_tech64 if raw_tech64 is not None else base64.b64encode((tech or "").encode()).decode()
+    return Event("UserEvent", "\r\n".join(("Event: UserEvent", "Privilege: user,all", "Channel: PJSIP/trunk-0000000x",
+                                           f"Uniqueid: {uniqueid}", "UserEvent: PbxCodesLegCause",
+                                           f"Tech64: {tech64}")))
+
+
+def _play_with_leg_cause(name: str, leg_events: dict[str, Event | None]) -> tuple[list[Observation], list[Any]]:
+    """A capture played live-style (fetches answered as the listener does); `leg_events` maps a dialed leg's
+    uniqueid to the event its hangup handler raises just before that leg's Hangup."""
+    observer = AsteriskObserver(fetches_always_answered=True)
+    emitted: list[Observation] = []
+    fetches: list[Any] = []
+    for event in _events(name):
+        if event.name == "Hangup" and event.get("Uniqueid") in leg_events:
+            told = leg_events[event.get("Uniqueid") or ""]
+            if told is not None:
+                emitted += observer.on_event(told)
+        emitted += observer.on_event(event)
+        fetches += observer.take_fetches()
+    return emitted, fetches
+
+
+def _dialed(name: str) -> list[str]:
+    return [e.get("DestUniqueid") or "" for e in _events(name) if e.name == "DialBegin"]
+
+
+def test_the_legs_own_status_line_is_the_phrase_and_no_getvar_is_left_waiting() -> None:
+    # Dial's copy on the calling channel was lost (the race this event closes): the leg's own copy decides.
+    (b_uid,) = _dialed("busy486.ami.txt")
+    emitted, fetches = _play_with_leg_cause(
+        "busy486.ami.txt", {b_uid: _leg_cause_event(b_uid, "SIP 486 Operator, says no")})
+    (obs,) = emitted  # emitted at the leg's Hangup, without waiting for the early Getvar's answer
+    assert (obs.sip_code, obs.phrase, obs.certain) == ("486", "Operator, says no", True)
+    assert len(fetches) <= 1  # at most the early question, asked before any leg had told
+
+
+def test_once_a_leg_has_told_later_legs_are_not_asked_early_and_one_that_does_not_tell_is_asked_at_hangup() -> None:
+    observer = AsteriskObserver(fetches_always_answered=True)
+    (first_uid,) = _dialed("money409.ami.txt")
+    for event in _events("money409.ami.txt"):  # the first call's leg tells its status line
+        if event.name == "Hangup" and event.get("Uniqueid") == first_uid:
+            observer.on_event(_leg_cause_event(first_uid, "SIP 409 Not enough money"))
+        observer.on_event(event)
+        observer.take_fetches()
+    assert observer.legs_tell
+    asked_at: list[str] = []
+    emitted: list[Observation] = []
+    for event in _events("busy486.ami.txt"):  # a leg dialled another way: no event
+        emitted += observer.on_event(event)
+        asked_at += [event.name for _ in observer.take_fetches()]
+    assert asked_at == ["Hangup"]  # asked once, settled, at its Hangup; not at its HangupRequest
+    assert emitted == []  # and it waits for that answer
+
+
+@pytest.mark.parametrize("tech64", ["not base64!", "@@@@"])
+def test_a_leg_cause_event_that_is_not_base64_changes_nothing(tech64: str) -> None:
+    (b_uid,) = _dialed("busy486.ami.txt")
+    emitted, fetches = _play_with_leg_cause("busy486.ami.txt", {b_uid: _leg_cause_event(b_uid, raw_tech64=tech64)})
+    assert emitted == [] and fetches  # still waiting for Getvar, as without the event
+
+
+def test_the_legs_own_status_line_is_cleaned_of_line_breaks() -> None:
+    (b_uid,) = _dialed("busy486.ami.txt")
+    emitted, _ = _play_with_leg_cause(
+        "busy486.ami.txt", {b_uid: _leg_cause_event(b_uid, "SIP 486 Busy\r\nEvent: Forged\r\n")})
+    (obs,) = emitted
+    assert obs.sip_code == "486" and obs.phrase is not None
+    assert "\r" not in obs.phrase and "\n" not in obs.phrase and obs.phrase.startswith("Busy")
+
+
+def test_an_empty_status_line_from_the_leg_means_the_carrier_never_answered() -> None:
+    (b_uid,) = _dialed("busy486.ami.txt")
+    emitted, _ = _play_with_leg_cause("busy486.ami.txt", {b_uid: _leg_cause_event(b_uid, "")})
+    (obs,) = emitted
+    assert obs.phrase is None

@@ -26,7 +26,7 @@ from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.protocols.ami import Event as AmiEvent
 from pbx_codes.resolve import Resolver
 from pbx_codes.runtime.ami_listener import AmiListener, run_asterisk
-from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR
+from pbx_codes.writeback.agi_annotate import CDR_FIELDS, SEPARATOR, own_values_expression
 from support.waiting import eventually, wait_until
 
 SECRET_ENV = "PBXC_TEST_LISTENER_AMI_SECRET"
@@ -148,10 +148,9 @@ async def asterisk_agi_call(port: int, request: bytes, variables: dict[str, str]
 def combined_get(bleg: str) -> dict[str, str]:
     """What ``annotate`` asks (the channel's own values, then the listed leg's causes), answered as Asterisk would
     for the limit503 call."""
-    own = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-                          "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", "${CDR(dstchannel)}"))
+    own = own_values_expression(leg_told=False)
     leg = f"${{HANGUPCAUSE({bleg},ast)}}{SEPARATOR}${{HANGUPCAUSE({bleg},tech)}}"
-    return {own: SEPARATOR.join((bleg, "CONGESTION", bleg, "", "34", "", "", bleg)),
+    return {own: SEPARATOR.join((bleg, "CONGESTION", bleg, "", "34", "", "", "", "", bleg)),
             leg: SEPARATOR.join(("Circuit/channel congestion", TECH_VALUE))}
 
 
@@ -259,12 +258,11 @@ async def test_an_attempt_that_created_no_leg_reaches_the_bus_through_fastagi_wh
     await harness.session(1)
     # Qualify marked the trunk down: Dial created no channel, so AMI has no event of it; the dialplan says so by
     # passing an empty leg.
-    own = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-                          "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", ""))
+    own = own_values_expression(leg_told=True)
     request = agi_request("annotate", "", "CHANUNAVAIL", "lifecell", "trunk", channel=A_LEG,
                           uniqueid="1795422912.12", linkedid="1795422912.12")
     commands = await asterisk_agi_call(harness.agi_port, request,
-                                       {own: SEPARATOR.join(("", "CHANUNAVAIL", A_LEG, "", "34", "", "", ""))})
+                                       {own: SEPARATOR.join(("", "CHANUNAVAIL", A_LEG, "", "34", "", "", "", "", ""))})
     written = {words[2]: words[3] for words in commands if words[:2] == ["SET", "VARIABLE"]}
     assert (written["CDR(pbx_outcome)"], written["CDR(pbx_category)"], written["CDR(pbx_retry)"]) == (
         "unreachable", "network", "failover")

@@ -12,19 +12,19 @@ from pbx_codes.adapters.agi_server import AgiServer
 from pbx_codes.catalog import load_catalogs
 from pbx_codes.protocols.agi import unquote_args
 from pbx_codes.resolve import Resolver
-from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes
+from pbx_codes.writeback.agi_annotate import SEPARATOR, make_routes, own_values_expression
 
 A_LEG, B1, B2 = "PJSIP/caller-00000001", "PJSIP/trunk-00000002", "PJSIP/backup-00000003"
-OWN = SEPARATOR.join(("${HANGUPCAUSE_KEYS()}", "${DIALSTATUS}", "${CHANNEL(hangupsource)}", "${PBX_CODES_CATALOG}",
-                      "${HANGUPCAUSE}", "${PBX_CODES_ATTEMPTS}", "${PBX_CODES_LOOKED_UP}", ""))
+OWN = own_values_expression(leg_told=True)
 
 
 def leg(channel: str) -> str:
     return f"${{HANGUPCAUSE({channel},ast)}}{SEPARATOR}${{HANGUPCAUSE({channel},tech)}}"
 
 
-def own(keys: str, status: str, attempts: str = "", looked_up: str = "") -> bytes:
-    return SEPARATOR.join((keys, status, "", "", "", attempts, looked_up, "")).encode()
+def own(keys: str, status: str, attempts: str = "", looked_up: str = "", told_leg: str = "",
+        told_cause: str = "") -> bytes:
+    return SEPARATOR.join((keys, status, "", "", "", attempts, looked_up, told_leg, told_cause, "")).encode()
 
 
 async def session(port: int, script: str, bleg: str, status: str, trunk: str,
@@ -138,5 +138,40 @@ async def test_plain_values_go_in_one_mset_and_the_carriers_text_never_does(publ
         sets = {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"]}
         assert sets["CDR(pbx_phrase)"] == phrase and set(sets) & set(assigned) == set()
         assert server.stats.failed_replies == 0
+    finally:
+        await server.close()
+
+
+LEG_TECH = "${SHARED(PBX_CODES_LEG_TECH)}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dial_copy", [None, "SIP 100 Trying", "SIP 180 Ringing"])
+async def test_the_legs_own_status_line_wins_when_dials_copy_on_the_channel_is_missing_or_provisional(
+        published: list[Any], dial_copy: str | None) -> None:
+    # On a busy PBX Dial may end the attempt with nothing, or only a provisional, filed on the calling channel;
+    # the leg's own hangup handler left the final one (SHARED PBX_CODES_LEG_*).
+    server = await _server(published, publish_all=True)
+    try:
+        variables = {OWN: own(B1 if dial_copy else "", "CONGESTION", told_leg=B1, told_cause="21"),
+                     LEG_TECH: b"SIP 401 Unauthorized, try again"}
+        if dial_copy:
+            variables[leg(B1)] = f"Normal Clearing{SEPARATOR}{dial_copy}".encode()
+        written = await session(server.port, "annotate", B1, "CONGESTION", "lifecell", variables)
+        assert (written["CDR(pbx_code)"], written["CDR(pbx_phrase)"], written["CDR(pbx_exact)"],
+                written["CDR(pbx_outcome)"], written["CDR(pbx_q850_observed)"]) == (
+            "401", "Unauthorized, try again", "1", "carrier_final", "21")
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_status_line_left_by_another_leg_is_not_taken_for_this_one(published: list[Any]) -> None:
+    server = await _server(published, publish_all=True)
+    try:
+        written = await session(server.port, "annotate", B2, "BUSY", "backup", {
+            OWN: own(f"{B1},{B2}", "BUSY", told_leg=B1, told_cause="21"), LEG_TECH: b"SIP 401 Unauthorized",
+            leg(B2): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
+        assert (written["CDR(pbx_code)"], written["CDR(pbx_phrase)"]) == ("486", "Busy Here")
     finally:
         await server.close()
