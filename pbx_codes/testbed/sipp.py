@@ -147,7 +147,7 @@ def _sipp_binary() -> str:
     return path
 
 
-def _wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+def _wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """Wait until sipp holds the UDP port: binding it ourselves fails once sipp has it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -161,6 +161,24 @@ def _wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 5.
                 return
         time.sleep(0.02)
     raise BenchError(f"sipp carrier did not bind 127.0.0.1:{port}")
+
+
+def _start_carrier(scenario: Path, port: int, busy: set[int], work: Path, tries: int = 3) -> subprocess.Popen[bytes]:
+    """A sipp carrier bound to `port`. One that exits at once is started again with other media ports: the media
+    port was free when chosen, but its neighbours (sipp binds a few) may not be, on a busy machine."""
+    for attempt in range(tries):
+        carrier = subprocess.Popen(_sipp_args(scenario, port, busy), cwd=work, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_bound(port, carrier)
+            return carrier
+        except BenchError:
+            if carrier.poll() is None:  # running but not bound: end it; the error stands
+                _end(carrier, 0.1)
+                raise
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _port_avoiding(busy: set[int]) -> int:
@@ -232,10 +250,7 @@ def run_sipp(bench: AsteriskBench, src: str, carriers: list[tuple[int, str]], ca
             for index, (port, xml) in enumerate(carriers):
                 scenario = work / f"carrier{index}.xml"
                 scenario.write_text(xml, encoding="utf-8", errors="surrogateescape")
-                carrier = subprocess.Popen(_sipp_args(scenario, port, busy), cwd=work, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                started.append(carrier)
-                _wait_bound(port, carrier)
+                started.append(_start_carrier(scenario, port, busy, work))
             uac_file = work / "caller.xml"
             uac_file.write_text(caller_xml, encoding="utf-8")
             caller = subprocess.Popen(
