@@ -16,6 +16,7 @@ from pbx_codes.quality.measures import TrunkQuality, per_trunk
 from pbx_codes.quality.source import legs_in_range
 
 RANGES = {"1h": 3600, "1d": 86400, "1w": 604800}
+HOUR = 3600
 #: Chart buckets per range: about 12-28 points.
 _BUCKETS = {3600: 300, 86400: 3600, 604800: 21600}
 MAX_CALLS = 200
@@ -34,8 +35,16 @@ def _when(text: str, name: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+def preset_range(span: float, now: float) -> tuple[float, float]:
+    """A preset range (`RANGES`) ending now: from the start of the hour `span` before now ("since 17:00" for the
+    last day at 17:40), so that the trunk quality table reads only whole hours of the store's rollup (the current
+    hour's too, as nothing lies after now) and no rows: it spans `span` plus the minutes since the hour began."""
+    return (now - span) // HOUR * HOUR, now + 1e-6
+
+
 def chosen_range(request: web.Request, now: float | None = None) -> tuple[float, float]:
-    """``range=1h|1d|1w`` (default 1d) ending now, or ``from``/``to``."""
+    """``range=1h|1d|1w`` (default 1d) ending now and starting on the hour (`preset_range`), or ``from``/``to``
+    (exactly as given)."""
     q = request.query
     now = time.time() if now is None else now
     if q.get("from") or q.get("to"):
@@ -47,7 +56,7 @@ def chosen_range(request: web.Request, now: float | None = None) -> tuple[float,
     span = RANGES.get(q.get("range", "1d"))
     if span is None:
         raise web.HTTPBadRequest(text=f"range must be one of {', '.join(RANGES)}")
-    return now - span, now + 1e-6
+    return preset_range(span, now)
 
 
 def _bucket(since: float, until: float) -> int:
@@ -85,9 +94,15 @@ async def api_quality(request: web.Request) -> web.Response:
 
         since, until = chosen_range(request)
         items = await trunk_quality(backend, request.app[TABLE], since, until, **_scope(request))
-        return _json({"from": since, "to": until, "items": items})
+        return _json({"from": since, "to": until, "since_hour": _since_hour(request), "items": items})
     legs, since, until = await _legs(request)
-    return _json({"from": since, "to": until, "items": per_trunk(legs, request.app[TABLE])})
+    return _json({"from": since, "to": until, "since_hour": _since_hour(request),
+                  "items": per_trunk(legs, request.app[TABLE])})
+
+
+def _since_hour(request: web.Request) -> bool:
+    """Whether the range is a preset one, which starts on the hour before its length (`preset_range`)."""
+    return not (request.query.get("from") or request.query.get("to"))
 
 
 async def api_quality_series(request: web.Request) -> web.Response:
@@ -174,4 +189,4 @@ def add_quality_routes(app: web.Application, table: ClassTable) -> None:
     app.router.add_get("/api/quality/calls", api_quality_calls)
 
 
-__all__ = ["RANGES", "add_quality_routes", "chosen_range"]
+__all__ = ["RANGES", "add_quality_routes", "chosen_range", "preset_range"]

@@ -17,7 +17,7 @@ from typing import Any
 from pbx_codes.quality.classes import ClassTable
 from pbx_codes.quality.measures import TrunkQuality, _ms, _s
 from pbx_codes.store.rollup import DURATION as _DURATION
-from pbx_codes.store.rollup import HOUR, SEIZURE, SPANS, bucket, bucket_middle, cover, edge_rows
+from pbx_codes.store.rollup import HOUR, SEIZURE, SPANS, bucket, bucket_middle, edge_rows, signed_cover
 from pbx_codes.store.rollup import PDD as _PDD
 from pbx_codes.store.rollup import SRD as _SRD
 
@@ -97,18 +97,28 @@ def within_a_bucket(read: float | None, exact: float | None, half_ms: float) -> 
 
 
 class _Histogram:
-    """One measure's merged histogram: bucket lower bounds (ms) in order and their running counts."""
+    """One measure's merged histogram: bucket lower bounds (ms) in order and their running counts (all of them, or
+    only the buckets holding the ranks a percentile reads, with the total: `from_ranks`)."""
 
-    __slots__ = ("bounds", "running")
+    __slots__ = ("bounds", "running", "total")
 
     def __init__(self, buckets: list[tuple[int, int]]) -> None:
         buckets.sort()
         self.bounds = [ms for ms, _ in buckets]
         self.running = list(accumulate(n for _, n in buckets))
+        self.total = self.running[-1] if self.running else 0
 
-    @property
-    def total(self) -> int:
-        return self.running[-1] if self.running else 0
+    @classmethod
+    def from_ranks(cls, running: list[tuple[int, int]], total: int) -> _Histogram:
+        """The buckets (lower bound, running count) that hold the ranks `percentile` reads, chosen in SQL
+        (`_PERCENTILE_BUCKETS`), and the histogram's total: bisection over them finds the same buckets as over
+        every bucket (no chosen bucket before the one holding a rank has a running count above it)."""
+        out = cls([])
+        running.sort()
+        out.bounds = [ms for ms, _ in running]
+        out.running = [n for _, n in running]
+        out.total = total
+        return out
 
     def percentile(self, q: float) -> float | None:
         """`percentile` (linear between the closest ranks), in seconds: each bucket read at its middle
@@ -124,6 +134,18 @@ class _Histogram:
 
 
 _EMPTY = _Histogram([])
+
+#: The quantiles the table reports.
+_QUANTILES = (0.5, 0.95)
+#: Per merged histogram bucket (pbx, trunk, measure, ms, n): its running count and the histogram's total.
+_RUNNING = ("CAST(SUM(n) OVER (PARTITION BY pbx, trunk, measure ORDER BY ms) AS BIGINT) AS run, "
+            "CAST(SUM(n) OVER (PARTITION BY pbx, trunk, measure) AS BIGINT) AS total")
+#: The buckets holding rank floor((total - 1) q) or the next one, for each quantile q: the ranks `percentile`
+#: reads (the rank computed in double precision, as Python does). A bucket holds the ranks [run - n, run - 1].
+_PERCENTILE_BUCKETS = " OR ".join(
+    f"(run > FLOOR(CAST(total - 1 AS DOUBLE PRECISION) * CAST({q!r} AS DOUBLE PRECISION)) AND "
+    f"run - n <= FLOOR(CAST(total - 1 AS DOUBLE PRECISION) * CAST({q!r} AS DOUBLE PRECISION)) + 1)"
+    for q in _QUANTILES)
 
 
 def _hours(hours: list[int]) -> str:
@@ -206,12 +228,12 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
         return " AND ".join([SEIZURE, within(a, b), *scoped])
 
     hours, edges = await _edges(backend, since, until, first, last, within)
-    # PostgreSQL's blocks, as far as they are sealed (the rest of the range from its hours)
+    # The edges' hours read from the rollup (the hour before the range, the hour it ends in) are next to the whole
+    # hours: covered together. PostgreSQL's blocks as far as they are sealed, each added or taken away.
+    whole = (min([first, *hours]), max([last, *(h + 1 for h in hours)]))
     sealed = {int(n): int(h) for n, h in await backend.fetch("SELECT span, until_hour FROM quality_sealed")} if pg \
         else {}
-    units = cover(first, last, SPANS if pg else (), sealed)
-    hours += [hour for span, hour in units if span == 1]
-    blocks = [(span, hour) for span, hour in units if span > 1]
+    units = signed_cover(*whole, SPANS if pg else (), sealed)
     # One statement: the edges' rows read once (a materialized CTE) for both the counts and the histograms, each
     # merged with the rollup's hours and blocks; rows of kind 'c' are counts, 'd' histogram buckets.
     count_parts: list[str] = []
@@ -219,17 +241,21 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     params: list[Any] = []
     count_params: list[Any] = []
     delay_params: list[Any] = []
-    tables = ([("quality_hourly", "quality_hourly_delay", _hours(hours))] if hours else []) + (
-        [("quality_span", "quality_span_delay", "(" + " OR ".join(
-            f"(span = {n:d} AND hour IN ({', '.join(str(h) for s, h in blocks if s == n)}))"
-            for n in sorted({n for n, _ in blocks})) + ")")] if blocks else [])
-    for counted, timed, which in tables:
-        rolled = " AND ".join([which, *scoped])
-        count_parts.append(f"SELECT pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum FROM {counted} "
-                           f"WHERE {rolled}")
-        delay_parts.append(f"SELECT pbx, trunk, measure, ms, n FROM {timed} WHERE {rolled}")
-        count_params += scope_params
-        delay_params += scope_params
+    for sign in (1, -1):
+        hours = [h for n, h, s in units if n == 1 and s == sign]
+        blocks = [(n, h) for n, h, s in units if n > 1 and s == sign]
+        tables = ([("quality_hourly", "quality_hourly_delay", _hours(hours))] if hours else []) + (
+            [("quality_span", "quality_span_delay", "(" + " OR ".join(
+                f"(span = {n:d} AND hour IN ({', '.join(str(h) for s, h in blocks if s == n)}))"
+                for n in sorted({n for n, _ in blocks})) + ")")] if blocks else [])
+        n, dur_sum = ("n", "dur_sum") if sign > 0 else ("-n AS n", "-dur_sum AS dur_sum")
+        for counted, timed, which in tables:
+            rolled = " AND ".join([which, *scoped])
+            count_parts.append(f"SELECT pbx, trunk, category, outcome, sip, code, phrase, {n}, {dur_sum} "
+                               f"FROM {counted} WHERE {rolled}")
+            delay_parts.append(f"SELECT pbx, trunk, measure, ms, {n} FROM {timed} WHERE {rolled}")
+            count_params += scope_params
+            delay_params += scope_params
     cte = ""
     if edges:
         cte = ("WITH e AS MATERIALIZED (" + " UNION ALL ".join(edge_rows("hangups", raw(a, b), sign)
@@ -242,21 +268,35 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
                         f"WHERE {m} IS NOT NULL" for m in ("pdd", "srd", "duration")]
     if not count_parts:
         return []
-    rows = await backend.fetch(
-        cte + "SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, CAST(SUM(n) AS BIGINT), SUM(dur_sum), "
-        "NULL FROM ("
-        + " UNION ALL ".join(count_parts) + ") u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0 UNION ALL "
-        "SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, CAST(SUM(n) AS BIGINT), NULL, ms FROM ("
-        + " UNION ALL ".join(delay_parts) + ") v GROUP BY 2, 3, 4, 11 HAVING SUM(n) <> 0",
-        params + count_params + delay_params)
+    counts = ("SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, CAST(SUM(n) AS BIGINT), SUM(dur_sum), "
+              "NULL FROM (" + " UNION ALL ".join(count_parts) + ") u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0")
+    if pg:
+        # The percentiles' buckets chosen in PostgreSQL: the merged histograms' running counts by a window per
+        # (pbx, trunk, measure), and only the buckets holding the ranks a percentile reads sent back (a few per
+        # histogram instead of its hundreds of buckets); the total rides in the sum-of-durations column.
+        merged = (("WITH " if not cte else ", ") + "d AS (SELECT pbx, trunk, measure, ms, CAST(SUM(n) AS BIGINT) AS n "
+                  "FROM (" + " UNION ALL ".join(delay_parts) + ") v GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0), "
+                  f"w AS (SELECT pbx, trunk, measure, ms, n, {_RUNNING} FROM d) ")
+        statement = (cte + merged + counts + " UNION ALL SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, "
+                     f"run, total, ms FROM w WHERE {_PERCENTILE_BUCKETS}")
+        rows = await backend.fetch(statement, params + delay_params + count_params)
+    else:
+        rows = await backend.fetch(
+            cte + counts + " UNION ALL SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, "
+            "CAST(SUM(n) AS BIGINT), NULL, ms FROM (" + " UNION ALL ".join(delay_parts) + ") v "
+            "GROUP BY 2, 3, 4, 11 HAVING SUM(n) <> 0",
+            params + count_params + delay_params)
     groups: dict[tuple[str, str], TrunkQuality] = {}
     durations: dict[tuple[str, str], float] = {}
     buckets: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    totals: dict[tuple[str, str, str], int] = {}
     for kind, pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum, ms in rows:
-        if kind == "d":  # category holds the measure
+        if kind == "d":  # category holds the measure; on PostgreSQL n the running count, dur_sum the total
             found = buckets.get((pbx_name, trunk_name, category))
             if found is None:
                 buckets[(pbx_name, trunk_name, category)] = [(ms, n)]
+                if pg:
+                    totals[(pbx_name, trunk_name, category)] = int(dur_sum)
             else:
                 found.append((ms, n))
             continue
@@ -266,7 +306,8 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
             group = groups[key] = TrunkQuality(table, pbx=pbx_name, trunk=trunk_name)
         _count(group, table, category, outcome or None, sip or None, code or None, phrase or None, int(n))
         durations[key] = durations.get(key, 0.0) + float(dur_sum or 0.0)
-    histograms = {key: _Histogram(found) for key, found in buckets.items()}
+    histograms = {key: _Histogram.from_ranks(found, totals[key]) if pg else _Histogram(found)
+                  for key, found in buckets.items()}
     out = []
     for key in sorted(groups):
         result = groups[key].result()
