@@ -9,7 +9,9 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 from __future__ import annotations
 
 import math
+import weakref
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
@@ -97,28 +99,18 @@ def within_a_bucket(read: float | None, exact: float | None, half_ms: float) -> 
 
 
 class _Histogram:
-    """One measure's merged histogram: bucket lower bounds (ms) in order and their running counts (all of them, or
-    only the buckets holding the ranks a percentile reads, with the total: `from_ranks`)."""
+    """One measure's merged histogram: bucket lower bounds (ms) in order and their running counts."""
 
-    __slots__ = ("bounds", "running", "total")
+    __slots__ = ("bounds", "running")
 
     def __init__(self, buckets: list[tuple[int, int]]) -> None:
         buckets.sort()
         self.bounds = [ms for ms, _ in buckets]
         self.running = list(accumulate(n for _, n in buckets))
-        self.total = self.running[-1] if self.running else 0
 
-    @classmethod
-    def from_ranks(cls, running: list[tuple[int, int]], total: int) -> _Histogram:
-        """The buckets (lower bound, running count) that hold the ranks `percentile` reads, chosen in SQL
-        (`_PERCENTILE_BUCKETS`), and the histogram's total: bisection over them finds the same buckets as over
-        every bucket (no chosen bucket before the one holding a rank has a running count above it)."""
-        out = cls([])
-        running.sort()
-        out.bounds = [ms for ms, _ in running]
-        out.running = [n for _, n in running]
-        out.total = total
-        return out
+    @property
+    def total(self) -> int:
+        return self.running[-1] if self.running else 0
 
     def percentile(self, q: float) -> float | None:
         """`percentile` (linear between the closest ranks), in seconds: each bucket read at its middle
@@ -135,17 +127,68 @@ class _Histogram:
 
 _EMPTY = _Histogram([])
 
-#: The quantiles the table reports.
-_QUANTILES = (0.5, 0.95)
-#: Per merged histogram bucket (pbx, trunk, measure, ms, n): its running count and the histogram's total.
-_RUNNING = ("CAST(SUM(n) OVER (PARTITION BY pbx, trunk, measure ORDER BY ms) AS BIGINT) AS run, "
-            "CAST(SUM(n) OVER (PARTITION BY pbx, trunk, measure) AS BIGINT) AS total")
-#: The buckets holding rank floor((total - 1) q) or the next one, for each quantile q: the ranks `percentile`
-#: reads (the rank computed in double precision, as Python does). A bucket holds the ranks [run - n, run - 1].
-_PERCENTILE_BUCKETS = " OR ".join(
-    f"(run > FLOOR(CAST(total - 1 AS DOUBLE PRECISION) * CAST({q!r} AS DOUBLE PRECISION)) AND "
-    f"run - n <= FLOOR(CAST(total - 1 AS DOUBLE PRECISION) * CAST({q!r} AS DOUBLE PRECISION)) + 1)"
-    for q in _QUANTILES)
+#: A unit of the rollup: (length in hours: 1 for an hour, else a block of `quality_span`; first hour; +1 or -1).
+Unit = tuple[int, int, int]
+
+
+class _Merged:
+    """Counts and histograms merged over some units of the rollup (and rows): per (pbx, trunk, category, outcome,
+    sip, code, phrase) the seizures and the summed duration; per (pbx, trunk, measure) the buckets' counts."""
+
+    __slots__ = ("counts", "delays")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, ...], tuple[int, float]] = {}
+        self.delays: dict[tuple[str, str, str], dict[int, int]] = {}
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[Any, ...]]) -> _Merged:
+        """From `_merge_statement`'s rows: kind 'c' counts, 'd' a histogram bucket, 'a' a histogram (category holds
+        the measure)."""
+        out = cls()
+        counts, delays = out.counts, out.delays
+        for kind, pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum, ms, ns in rows:
+            if kind == "a":
+                delays[(pbx_name, trunk_name, category)] = dict(zip(ms, ns))
+            elif kind == "d":
+                found = delays.get((pbx_name, trunk_name, category))
+                if found is None:
+                    delays[(pbx_name, trunk_name, category)] = {ms: int(n)}
+                else:
+                    found[ms] = int(n)
+            else:
+                counts[(pbx_name, trunk_name, category, outcome, sip, code, phrase)] = (int(n), float(dur_sum or 0.0))
+        return out
+
+    def plus(self, other: _Merged) -> _Merged:
+        """A new merge of both (neither changed: one of them may be cached)."""
+        if not other.counts and not other.delays:
+            return self
+        out = _Merged()
+        out.counts = dict(self.counts)
+        for key, (n, dur) in other.counts.items():
+            had = out.counts.get(key)
+            out.counts[key] = (n, dur) if had is None else (had[0] + n, had[1] + dur)
+        out.delays = dict(self.delays)
+        for key, buckets in other.delays.items():
+            had_buckets = out.delays.get(key)
+            if had_buckets is None:
+                out.delays[key] = buckets
+            else:
+                both = dict(had_buckets)
+                for ms, n in buckets.items():
+                    both[ms] = both.get(ms, 0) + n
+                out.delays[key] = both
+        return out
+
+
+#: Per backend: the merged rollup of the units a recent range read that no longer change as time passes (its whole
+#: hours up to the hour it ends in), keyed by the scope and the units, with the fingerprint of those units it was
+#: read at (`_fingerprint`). A late row (a backfill's, an agent's late batch) for any of them changes the fingerprint,
+#: and the units are read again.
+_CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[Any, _Merged]]] = \
+    weakref.WeakKeyDictionary()
+_CACHED_RANGES = 8
 
 
 def _hours(hours: list[int]) -> str:
@@ -234,8 +277,92 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     sealed = {int(n): int(h) for n, h in await backend.fetch("SELECT span, until_hour FROM quality_sealed")} if pg \
         else {}
     units = signed_cover(*whole, SPANS if pg else (), sealed)
-    # One statement: the edges' rows read once (a materialized CTE) for both the counts and the histograms, each
-    # merged with the rollup's hours and blocks; rows of kind 'c' are counts, 'd' histogram buckets.
+    # The units that end by the range's last whole hour are read from the cache while their fingerprint holds (for
+    # the console's ranges, every unit but the current hour); the others and the edges' rows each time.
+    settled = [u for u in units if u[1] + u[0] <= last]
+    fresh = [u for u in units if u[1] + u[0] > last]
+    merged = await _settled(backend, settled, tuple(scope), scoped, scope_params)
+    if pg and any(n == 1 for n, _, _ in fresh):  # the current hour: read as it is stored, merged here
+        merged = merged.plus(await _hours_as_stored([u for u in fresh if u[0] == 1], scoped, scope_params, backend))
+        fresh = [u for u in fresh if u[0] > 1]
+    if fresh or edges:
+        statement, params = _merge_statement(fresh, edges, raw, scoped, scope_params, pg)
+        merged = merged.plus(_Merged.of(await backend.fetch(statement, params)))
+    return _results(merged, table)
+
+
+async def _hours_as_stored(units: list[Unit], scoped: list[str], scope_params: list[Any], backend: Any) -> _Merged:
+    """PostgreSQL: hours of the rollup merged in Python from their rows as stored: a histogram per (hour, instance,
+    pbx, trunk, measure) as two arrays, grouped in the primary key's order (no sort; merging them in SQL first sorts
+    the hour's ~13,000 buckets by their text keys, 4x slower)."""
+    sign = {h: s for _, h, s in units}
+    where = " AND ".join([_hours(list(sign)), *scoped])
+    rows = await backend.fetch(
+        "SELECT 'c', hour, pbx, trunk, category, outcome, sip, code, phrase, n, dur_sum, NULL, NULL "
+        f"FROM quality_hourly WHERE {where} UNION ALL SELECT 'a', hour, pbx, trunk, measure, NULL, NULL, NULL, NULL, "
+        "NULL, NULL, array_agg(ms), array_agg(n) FROM quality_hourly_delay "
+        f"WHERE {where} GROUP BY hour, instance, pbx, trunk, measure", scope_params + scope_params)
+    out = _Merged()
+    counts, delays = out.counts, out.delays
+    for kind, hour, pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum, ms, ns in rows:
+        s = sign[hour]
+        if kind == "a":
+            found = delays.get((pbx_name, trunk_name, category))
+            if found is None:
+                delays[(pbx_name, trunk_name, category)] = dict(zip(ms, ns if s > 0 else [-c for c in ns]))
+            else:
+                for m, c in zip(ms, ns):
+                    found[m] = found.get(m, 0) + s * c
+        else:
+            key = (pbx_name, trunk_name, category, outcome, sip, code, phrase)
+            had = counts.get(key)
+            counts[key] = (s * n, s * dur_sum) if had is None else (had[0] + s * n, had[1] + s * dur_sum)
+    return out
+
+
+async def _settled(backend: Any, units: list[Unit], scope: tuple[Any, ...], scoped: list[str],
+                   scope_params: list[Any]) -> _Merged:
+    """The units merged, from the cache if their fingerprint is the one they were read at (read first: a row that
+    comes between the two reads makes the next fingerprint differ, never a stale merge look current)."""
+    if not units:
+        return _Merged()
+    fingerprint = await _fingerprint(backend, units)
+    cache = _CACHE.get(backend)
+    if cache is None:
+        cache = _CACHE[backend] = OrderedDict()
+    key = (scope, tuple(sorted(units)))
+    found = cache.get(key)
+    if found is not None and found[0] == fingerprint:
+        cache.move_to_end(key)
+        return found[1]
+    statement, params = _merge_statement(units, [], lambda a, b: "", scoped, scope_params,
+                                         backend.dialect.name == "postgresql")
+    merged = _Merged.of(await backend.fetch(statement, params))
+    cache[key] = (fingerprint, merged)
+    cache.move_to_end(key)
+    while len(cache) > _CACHED_RANGES:
+        cache.popitem(last=False)
+    return merged
+
+
+async def _fingerprint(backend: Any, units: list[Unit]) -> tuple[tuple[int, ...], ...]:
+    """Per unit (hour or block) of the rollup, its count rows and seizures: a row counted into it later (the
+    trigger counts a late row into its hour and its sealed blocks) adds a seizure, retention removes them all."""
+    hours = [h for n, h, _ in units if n == 1]
+    parts = [f"SELECT 1, hour, COUNT(*), SUM(n) FROM quality_hourly WHERE {_hours(hours)} GROUP BY 2"] if hours else []
+    for span in sorted({n for n, _, _ in units if n > 1}):
+        starts = ", ".join(str(h) for h in sorted({h for n, h, _ in units if n == span}))
+        parts.append(f"SELECT span, hour, COUNT(*), SUM(n) FROM quality_span WHERE span = {span:d} AND hour IN "
+                     f"({starts}) GROUP BY 1, 2")
+    rows = await backend.fetch(" UNION ALL ".join(parts))
+    return tuple(sorted(tuple(int(v) for v in row) for row in rows))
+
+
+def _merge_statement(units: list[Unit], edges: list[tuple[float, float, int]], raw: Callable[[float, float], str],
+                     scoped: list[str], scope_params: list[Any], arrays: bool) -> tuple[str, list[Any]]:
+    """One statement: the edges' rows read once (a materialized CTE) for both the counts and the histograms, each
+    merged with the rollup's hours and blocks (each added or taken away); rows of kind 'c' are counts, 'd' a
+    histogram's bucket, 'a' (`arrays`) a whole histogram as its buckets' lower bounds and counts."""
     count_parts: list[str] = []
     delay_parts: list[str] = []
     params: list[Any] = []
@@ -266,52 +393,37 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
                            "FROM e")
         delay_parts += [f"SELECT pbx, trunk, '{m}' AS measure, {bucket(m)} AS ms, sign AS n FROM e "
                         f"WHERE {m} IS NOT NULL" for m in ("pdd", "srd", "duration")]
-    if not count_parts:
-        return []
     counts = ("SELECT 'c', pbx, trunk, category, outcome, sip, code, phrase, CAST(SUM(n) AS BIGINT), SUM(dur_sum), "
-              "NULL FROM (" + " UNION ALL ".join(count_parts) + ") u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0")
-    if pg:
-        # The percentiles' buckets chosen in PostgreSQL: the merged histograms' running counts by a window per
-        # (pbx, trunk, measure), and only the buckets holding the ranks a percentile reads sent back (a few per
-        # histogram instead of its hundreds of buckets); the total rides in the sum-of-durations column.
-        merged = (("WITH " if not cte else ", ") + "d AS (SELECT pbx, trunk, measure, ms, CAST(SUM(n) AS BIGINT) AS n "
-                  "FROM (" + " UNION ALL ".join(delay_parts) + ") v GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0), "
-                  f"w AS (SELECT pbx, trunk, measure, ms, n, {_RUNNING} FROM d) ")
-        statement = (cte + merged + counts + " UNION ALL SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, "
-                     f"run, total, ms FROM w WHERE {_PERCENTILE_BUCKETS}")
-        rows = await backend.fetch(statement, params + delay_params + count_params)
+              f"NULL, NULL FROM ({' UNION ALL '.join(count_parts)}) u GROUP BY 2, 3, 4, 5, 6, 7, 8 HAVING SUM(n) <> 0")
+    buckets = ("SELECT pbx, trunk, measure, ms, CAST(SUM(n) AS BIGINT) AS n "
+               f"FROM ({' UNION ALL '.join(delay_parts)}) v GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0")
+    if arrays:  # PostgreSQL: a histogram's buckets as two arrays in one row (read in C, not a row per bucket)
+        delays = (f"SELECT 'a', pbx, trunk, measure, NULL, NULL, NULL, NULL, NULL, NULL, "
+                  f"array_agg(ms), array_agg(n) FROM ({buckets}) b GROUP BY 2, 3, 4")
+        counts = counts.replace("NULL, NULL FROM", "CAST(NULL AS BIGINT[]), CAST(NULL AS BIGINT[]) FROM", 1)
     else:
-        rows = await backend.fetch(
-            cte + counts + " UNION ALL SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, "
-            "CAST(SUM(n) AS BIGINT), NULL, ms FROM (" + " UNION ALL ".join(delay_parts) + ") v "
-            "GROUP BY 2, 3, 4, 11 HAVING SUM(n) <> 0",
-            params + count_params + delay_params)
+        delays = f"SELECT 'd', pbx, trunk, measure, NULL, NULL, NULL, NULL, n, NULL, ms, NULL FROM ({buckets}) b"
+    return cte + counts + " UNION ALL " + delays, params + count_params + delay_params
+
+
+def _results(merged: _Merged, table: ClassTable) -> list[dict[str, Any]]:
+    """The table per (pbx, trunk) from the merged counts and histograms (a count or bucket that adds up to 0, a
+    unit's rows taken away again, counts nothing)."""
     groups: dict[tuple[str, str], TrunkQuality] = {}
     durations: dict[tuple[str, str], float] = {}
-    buckets: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
-    totals: dict[tuple[str, str, str], int] = {}
-    for kind, pbx_name, trunk_name, category, outcome, sip, code, phrase, n, dur_sum, ms in rows:
-        if kind == "d":  # category holds the measure; on PostgreSQL n the running count, dur_sum the total
-            found = buckets.get((pbx_name, trunk_name, category))
-            if found is None:
-                buckets[(pbx_name, trunk_name, category)] = [(ms, n)]
-                if pg:
-                    totals[(pbx_name, trunk_name, category)] = int(dur_sum)
-            else:
-                found.append((ms, n))
+    for (pbx_name, trunk_name, category, outcome, sip, code, phrase), (n, dur_sum) in merged.counts.items():
+        if not n:
             continue
         key = (pbx_name, trunk_name)
         group = groups.get(key)
         if group is None:
             group = groups[key] = TrunkQuality(table, pbx=pbx_name, trunk=trunk_name)
-        _count(group, table, category, outcome or None, sip or None, code or None, phrase or None, int(n))
-        durations[key] = durations.get(key, 0.0) + float(dur_sum or 0.0)
-    histograms = {key: _Histogram.from_ranks(found, totals[key]) if pg else _Histogram(found)
-                  for key, found in buckets.items()}
+        _count(group, table, category, outcome or None, sip or None, code or None, phrase or None, n)
+        durations[key] = durations.get(key, 0.0) + dur_sum
     out = []
     for key in sorted(groups):
         result = groups[key].result()
-        pdd, srd, dur = (histograms.get((*key, m), _EMPTY) for m in ("pdd", "srd", "duration"))
+        pdd, srd, dur = (_histogram(merged.delays.get((*key, m))) for m in ("pdd", "srd", "duration"))
         dur_n = dur.total
         result.update({"pdd_p50_ms": _ms(pdd.percentile(0.5)), "pdd_p95_ms": _ms(pdd.percentile(0.95)),
                        "srd_p50_ms": _ms(srd.percentile(0.5)), "srd_p95_ms": _ms(srd.percentile(0.95)),
@@ -320,6 +432,11 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
                        "timed": {"pdd": pdd.total, "srd": srd.total, "duration": dur_n}})
         out.append(result)
     return out
+
+
+def _histogram(buckets: dict[int, int] | None) -> _Histogram:
+    # A bucket whose count adds up to 0 (rows added and taken away) is passed over by the bisection.
+    return _Histogram(list(buckets.items())) if buckets else _EMPTY
 
 
 def _count(group: TrunkQuality, table: ClassTable, category: str, outcome: str | None, sip: str | None,
