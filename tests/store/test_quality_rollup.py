@@ -424,3 +424,46 @@ async def test_a_range_from_the_hour_to_now_reads_no_rows(store_url: str, journa
                 assert agrees(rolled, raw), span
     finally:
         await store.close()
+
+
+async def test_the_cached_part_of_a_range_is_read_again_when_a_late_row_reaches_it(store_url: str,
+                                                                                    journal_path: str) -> None:
+    """A range's settled hours and blocks are merged once and then answered from the process's cache while their
+    fingerprint holds; a late row (a backfill's) for one of them changes it, and the table counts the row."""
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        legs = spread(random.Random(23), 800, hours=30)
+        for ann in legs:
+            store.add(ann)
+        await store.flush(timeout=30)
+        await store.seal(now=T0 + 31 * HOUR)
+        table = load_table()
+        since, until = T0 + 2 * HOUR, T0 + 26 * HOUR  # whole hours: every unit settled, no rows read
+        statements: list[str] = []
+        fetch = store.backend.fetch
+
+        async def recorded(sql: str, params: Any = ()) -> Any:
+            statements.append(sql)
+            return await fetch(sql, params)
+
+        store.backend.fetch = recorded
+        try:
+            first = await trunk_quality(store.backend, table, since, until)
+            assert any("_delay" in s for s in statements)  # merged from the rollup once
+            statements.clear()
+            again = await trunk_quality(store.backend, table, since, until)
+            assert again == first and not any("_delay" in s for s in statements)  # then from the cache
+        finally:
+            store.backend.fetch = fetch
+        for raw in await raw_tables(store, since, until):
+            assert agrees(first, raw)
+        late = seizure("t1", "busy", "486", start=T0 + 10.5 * HOUR, pdd=2.5, leg="late-1", pbx="asterisk")
+        store.add(replace(late, observation=replace(late.observation, instance="pbx-1")))
+        await store.flush(timeout=30)
+        after = await trunk_quality(store.backend, table, since, until)
+        assert sum(r["seizures"] for r in after) == sum(r["seizures"] for r in first) + 1
+        for raw in await raw_tables(store, since, until):
+            assert agrees(after, raw)
+    finally:
+        await store.close()
