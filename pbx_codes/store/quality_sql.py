@@ -210,7 +210,7 @@ async def _edges(backend: Any, since: float, until: float, first: int, last: int
     outside the range, whichever spans less time with rows in it: at most half an hour of rows per edge, and for a
     range that ends now, none at its end (nothing lies after now; one probe of the newest row says so). `within`
     gives the condition on a time range."""
-    if first >= last:
+    if first * HOUR >= until:  # no hour begins inside the range: its rows
         return [], [(float(since), float(until), 1)] if since < until else []
     hours: list[int] = []
     edges: list[tuple[float, float, int]] = []
@@ -252,9 +252,11 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     dialect = backend.dialect
     pg = dialect.name == "postgresql"
     first, last = _ranges(since, until)
-    if pg and first >= last:
-        # No whole hour inside (the console's "last hour"): the rollup has nothing to give, and one query over the
-        # rows with percentile_cont is about 4x quicker than the edge query's histograms over the same rows.
+    if pg and first * HOUR >= until:
+        # Inside one hour: the rollup has nothing to give, and one query over the rows with percentile_cont is about
+        # 4x quicker than the edge query's histograms over the same rows. (A range across one hour's start, as an
+        # hour ending now, is read as the two partial hours at its edges: each from the rollup's hour less its rows
+        # outside the range, or from its rows inside, whichever are fewer.)
         return await trunk_quality_raw(backend, table, since, until, pbx=pbx, trunk=trunk, instance=instance)
     scope = [(c, v) for c, v in (("pbx", pbx), ("trunk", trunk), ("instance", instance)) if v]
     scoped = [f"{c} = ?" for c, _ in scope]

@@ -9,10 +9,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from pbx_codes.console import ConsoleSettings, create_app
-from pbx_codes.console.quality import chosen_range, preset_range
+from pbx_codes.console.quality import Warmer, chosen_range, preset_range
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store import open_store
+from pbx_codes.store.quality_sql import _CACHE
 from support.seizures import mix
+from support.waiting import wait_until
 
 NOW = 1_796_150_614.79  # 18:43:34 UTC
 
@@ -46,6 +48,29 @@ async def test_the_api_says_whether_its_range_starts_on_the_hour(tmp_path: Path)
         given = await (await client.get(f"/api/quality?from={now - 900}&to={now}")).json()
         assert given["since_hour"] is False and given["from"] == pytest.approx(now - 900)
         assert [i["seizures"] for i in given["items"]] == [10]
+    finally:
+        await client.close()
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_page_s_preset_tables_are_kept_warm_while_it_is_used(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an /api/quality the console reads the three preset tables in the background (once a minute), so the
+    merge of their settled hours is in the cache before the page asks; before any, it reads nothing."""
+    monkeypatch.setattr(Warmer, "EVERY", 0.01)
+    store = await open_store(f"sqlite://{tmp_path}/a.db", {"journal": str(tmp_path / "j"), "retention_days": None})
+    store.start()
+    for ann in mix("lifecell", start=time.time() - 3 * 3600):
+        store.add(ann)
+    await store.flush(10)
+    client = TestClient(TestServer(create_app(AnnotationBus(), store, None, None, ConsoleSettings())))
+    await client.start_server()
+    try:
+        assert not _CACHE.get(store.backend)  # not asked yet: nothing read
+        await (await client.get("/api/quality?range=1h")).json()
+        _CACHE.clear()
+        await wait_until(lambda: len(_CACHE.get(store.backend) or ()) >= 2, what="the day's and week's tables warmed")
     finally:
         await client.close()
         await store.close()
