@@ -175,6 +175,8 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     from pbx_codes.console.quality import preset_range
     from pbx_codes.quality.classes import load_table
     from pbx_codes.store import open_store
+    from pbx_codes.store.quality_sql import _CACHE as quality_cache
+    from pbx_codes.store.quality_sql import _UNITS as units_cache
     from pbx_codes.store.quality_sql import (
         PERCENTILE_UNITS,
         same_measures,
@@ -211,7 +213,11 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     async def quality(span: float) -> None:  # the table over exactly [now - span, now): blocks, hours, edges' rows
         await trunk_quality(store.backend, table, now - span, now)
 
-    async def console_quality(span: float) -> None:  # what /api/quality?range= runs: from the hour, whole hours only
+    async def console_quality(span: float, cold: str = "") -> None:  # /api/quality?range=: whole hours only
+        if cold:  # the range's merge dropped, as when the hour has just turned (its units as stored still cached)
+            quality_cache.clear()
+        if cold == "all":  # nothing cached, as in a console just started: every unit read from the database
+            units_cache.clear()
         await trunk_quality(store.backend, table, *preset_range(span, now))
 
     async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)
@@ -230,6 +236,12 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
         ("trunk quality table, console's last hour", lambda: console_quality(3600), repeat),
         ("trunk quality table, console's last day", lambda: console_quality(DAY), repeat),
         ("trunk quality table, console's last week", lambda: console_quality(7 * DAY), repeat),
+        ("trunk quality table, console's last hour, new hour", lambda: console_quality(3600, "range"), repeat),
+        ("trunk quality table, console's last day, new hour", lambda: console_quality(DAY, "range"), repeat),
+        ("trunk quality table, console's last week, new hour", lambda: console_quality(7 * DAY, "range"), repeat),
+        ("trunk quality table, console's last hour, cold", lambda: console_quality(3600, "all"), repeat),
+        ("trunk quality table, console's last day, cold", lambda: console_quality(DAY, "all"), repeat),
+        ("trunk quality table, console's last week, cold", lambda: console_quality(7 * DAY, "all"), repeat),
         ("trunk quality table, last hour", lambda: quality(3600), repeat),
         ("trunk quality table, last day", lambda: quality(DAY), repeat),
         ("trunk quality table, last week", lambda: quality(7 * DAY), repeat),
