@@ -263,8 +263,10 @@ def _late_span_upserts(hourly_counts: str, hourly_delays: str) -> list[str]:
 
 def seal_statements(span: int, start: int | str, end: int | str) -> list[str]:
     """The blocks of `span` hours in [start, end) (aligned) counted from the next finer level (the hours, or for a
-    day its 6-hour blocks), replacing whatever they held, and the watermark moved to `end`. Run in one transaction
-    holding `SEAL_LOCK` exclusively. The bounds are whole hours, or (the migration) an SQL expression of our own."""
+    day its 6-hour blocks), replacing whatever they held, and the watermark moved to `end`. The rows go in in the
+    primary key's order, so that a block read in that order (`pbx_codes.store.quality_sql`) reads its pages in turn.
+    Run in one transaction holding `SEAL_LOCK` exclusively. The bounds are whole hours, or (the migration) an SQL
+    expression of our own."""
     finer = SPANS[SPANS.index(span) - 1] if SPANS.index(span) else 1
     counts_from = "quality_hourly WHERE true" if finer == 1 else f"quality_span WHERE span = {finer:d}"
     delays_from = "quality_hourly_delay WHERE true" if finer == 1 else f"quality_span_delay WHERE span = {finer:d}"
@@ -275,9 +277,10 @@ def seal_statements(span: int, start: int | str, end: int | str) -> list[str]:
         f"DELETE FROM quality_span WHERE span = {span:d} AND {rows}",
         f"DELETE FROM quality_span_delay WHERE span = {span:d} AND {rows}",
         f"INSERT INTO quality_span (span, hour, {counts}, n, dur_sum) SELECT {span:d}, hour / {span:d} * {span:d}, "
-        f"{counts}, SUM(n), SUM(dur_sum) FROM {counts_from} AND {rows} GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10",
+        f"{counts}, SUM(n), SUM(dur_sum) FROM {counts_from} AND {rows} GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10 "
+        "ORDER BY 2, 3, 4, 5, 6, 7, 8, 9, 10",
         f"INSERT INTO quality_span_delay (span, hour, {delays}, n) SELECT {span:d}, hour / {span:d} * {span:d}, "
-        f"{delays}, SUM(n) FROM {delays_from} AND {rows} GROUP BY 2, 3, 4, 5, 6, 7",
+        f"{delays}, SUM(n) FROM {delays_from} AND {rows} GROUP BY 2, 3, 4, 5, 6, 7 ORDER BY 2, 3, 4, 5, 6, 7",
         f"UPDATE quality_sealed SET until_hour = {end} WHERE span = {span:d}",
     ]
 
