@@ -185,9 +185,9 @@ def cover(first: int, last: int, spans: tuple[int, ...] = SPANS,
 
 #: What reading a unit costs, relative to an hour, by its length: a block holds more buckets than an hour but far
 #: fewer than its hours together (with delays that vary leg by leg a trunk's histogram nears its few hundred buckets
-#: within an hour or two; measured at 10 M rows: ~15,000 histogram rows an hour, ~22,000 a 6-hour block, ~24,000 a
-#: day).
-UNIT_COST = {1: 1.0, 6: 1.45, 24: 1.6}
+#: within an hour or two; measured at 10 M rows of 40 trunks: ~13,100 histogram rows an hour, ~17,100 a 6-hour block,
+#: ~17,600 a day).
+UNIT_COST = {1: 1.0, 6: 1.3, 24: 1.35}
 
 
 def signed_cover(first: int, last: int, spans: tuple[int, ...] = SPANS,
