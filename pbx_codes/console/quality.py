@@ -68,7 +68,7 @@ def chosen_range(request: web.Request, now: float | None = None) -> tuple[float,
 def _bucket(since: float, until: float) -> int:
     span = until - since
     for limit, size in sorted(_BUCKETS.items()):
-        if span <= limit * 1.01:
+        if span <= limit + HOUR:  # a preset range is its length plus the minutes since its first hour began
             return size
     return max(3600, int(span / 24) // 3600 * 3600)
 
