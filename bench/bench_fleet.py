@@ -175,10 +175,9 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     from pbx_codes.console.quality import preset_range
     from pbx_codes.quality.classes import load_table
     from pbx_codes.store import open_store
-    from pbx_codes.store.quality_sql import _CACHE as quality_cache
-    from pbx_codes.store.quality_sql import _UNITS as units_cache
     from pbx_codes.store.quality_sql import (
         PERCENTILE_UNITS,
+        QualityCache,
         same_measures,
         trunk_quality,
         trunk_quality_raw,
@@ -213,12 +212,14 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     async def quality(span: float) -> None:  # the table over exactly [now - span, now): blocks, hours, edges' rows
         await trunk_quality(store.backend, table, now - span, now)
 
+    quality_cache = QualityCache()  # the console's own (`pbx_codes.console.quality.Warmer.cache`)
+
     async def console_quality(span: float, cold: str = "") -> None:  # /api/quality?range=: whole hours only
         if cold:  # the range's merge dropped, as when the hour has just turned (its units as stored still cached)
-            quality_cache.clear()
+            quality_cache.ranges.clear()
         if cold == "all":  # nothing cached, as in a console just started: every unit read from the database
-            units_cache.clear()
-        await trunk_quality(store.backend, table, *preset_range(span, now))
+            quality_cache.units.clear()
+        await trunk_quality(store.backend, table, *preset_range(span, now), cache=quality_cache)
 
     async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)
         await trunk_quality_raw(store.backend, table, now - span, now)

@@ -105,7 +105,8 @@ async def api_quality(request: web.Request) -> web.Response:
         from pbx_codes.store.quality_sql import trunk_quality
 
         since, until = chosen_range(request)
-        items = await trunk_quality(backend, request.app[TABLE], since, until, **_scope(request))
+        items = await trunk_quality(backend, request.app[TABLE], since, until, cache=request.app[WARMER].cache,
+                                    **_scope(request))
         return _json({"from": since, "to": until, "since_hour": _since_hour(request), "items": items})
     legs, since, until = await _legs(request)
     return _json({"from": since, "to": until, "since_hour": _since_hour(request),
@@ -193,16 +194,20 @@ def _json(data: Any) -> web.Response:
 
 
 class Warmer:
-    """Keeps the trunk quality table's cache (`pbx_codes.store.quality_sql`) warm for the page's preset ranges
-    while the page is in use: once a minute, for an hour after the last /api/quality, the three tables are read
-    (each ~30-50 ms from the cache; the merge of a range's settled hours and blocks, a few hundred ms at 10 M rows,
-    is then paid here when the hour turns or a late row comes, not by the person waiting for the page)."""
+    """Owns the console's trunk quality cache (`pbx_codes.store.quality_sql.QualityCache`) and keeps it warm for
+    the page's preset ranges while the page is in use: once a minute, for an hour after the last /api/quality, the
+    three tables are read (each ~30-50 ms from the cache; the merge of a range's settled hours and blocks, a few
+    hundred ms at 10 M rows, is then paid here when the hour turns or a late row comes, not by the person waiting
+    for the page)."""
 
     EVERY = 60.0
     WHILE_USED = 3600.0
 
     def __init__(self) -> None:
+        from pbx_codes.store.quality_sql import QualityCache
+
         self.asked = -math.inf
+        self.cache = QualityCache()  # the console's, shared by /api/quality and this warmer
         self._task: asyncio.Task[None] | None = None
 
     async def run(self, backend: Any, table: ClassTable) -> None:
@@ -212,7 +217,7 @@ class Warmer:
             if time.monotonic() - self.asked < self.WHILE_USED:
                 for span in RANGES.values():
                     try:
-                        await trunk_quality(backend, table, *preset_range(span, time.time()))
+                        await trunk_quality(backend, table, *preset_range(span, time.time()), cache=self.cache)
                     except Exception as exc:  # the store unavailable for now: the next round tries again
                         log.debug("warming the trunk quality table: %s", exc)
                         break

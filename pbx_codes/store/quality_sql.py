@@ -9,7 +9,6 @@ the mean duration. The delays are the definitions of `pbx_codes.quality.legs` wr
 from __future__ import annotations
 
 import math
-import weakref
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
@@ -183,17 +182,27 @@ class _Merged:
         return out
 
 
-#: Per backend: the merged rollup of the units a recent range read that no longer change as time passes (its whole
-#: hours up to the hour it ends in), keyed by the scope and the units, with the fingerprint of those units it was
-#: read at (`_fingerprint`). A late row (a backfill's, an agent's late batch) for any of them changes the fingerprint,
-#: and the units are read again.
-_CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[Any, _Merged]]] = \
-    weakref.WeakKeyDictionary()
-_CACHED_RANGES = 8
-#: Per backend: units of the rollup as stored (`_Stored`), keyed by the scope and the unit, with their fingerprint.
-_UNITS: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[Any, Any]]] = weakref.WeakKeyDictionary()
-#: About 300 KB each at 10 M rows (40 trunks): a week's units and the hours of a day.
-_CACHED_UNITS = 64
+class QualityCache:
+    """What `trunk_quality` keeps between calls for one store (the console owns one): the merged rollup of the
+    units a recent range read that no longer change as time passes (its whole hours up to the hour it ends in),
+    keyed by the scope and the units, and each such unit as stored (`_Stored`), each with the fingerprint of the
+    units it was read at (`_fingerprint`). A late row (a backfill's, an agent's late batch) for any of them changes
+    the fingerprint, and the units are read again."""
+
+    #: Ranges kept (the console's three presets, a few scopes) and units kept: about 300 KB each at 10 M rows
+    #: (40 trunks), a week's units and the hours of a day.
+    RANGES = 8
+    UNITS = 64
+
+    __slots__ = ("ranges", "units")
+
+    def __init__(self) -> None:
+        self.ranges: OrderedDict[tuple[Any, ...], tuple[Any, _Merged]] = OrderedDict()
+        self.units: OrderedDict[tuple[Any, ...], tuple[Any, _Stored]] = OrderedDict()
+
+    def clear(self) -> None:
+        self.ranges.clear()
+        self.units.clear()
 
 
 def _hours(hours: list[int]) -> str:
@@ -247,11 +256,13 @@ def _ranges(since: float, until: float) -> tuple[int, int]:
 
 
 async def trunk_quality(backend: Any, table: ClassTable, since: float, until: float, *, pbx: str | None = None,
-                        trunk: str | None = None, instance: str | None = None) -> list[dict[str, Any]]:
+                        trunk: str | None = None, instance: str | None = None,
+                        cache: QualityCache | None = None) -> list[dict[str, Any]]:
     """`per_trunk`'s results for the seizures that ended in [since, until), per (pbx, trunk), in its order: the
     whole hours of the range from the hourly rollup (`pbx_codes.store.rollup`), the partial hours at its edges from
     the rows, on SQLite and PostgreSQL. Equal to the computation over every leg; the delays' percentiles within
-    half a histogram bucket (0.5 ms plus 1/64 of the value, `pbx_codes.store.rollup.bucket`)."""
+    half a histogram bucket (0.5 ms plus 1/64 of the value, `pbx_codes.store.rollup.bucket`). With `cache` (one
+    per store), the settled part of a range asked before is not read again while its fingerprint holds."""
     if not (math.isfinite(since) and math.isfinite(until)):
         raise ValueError("the range's bounds must be finite numbers")
     dialect = backend.dialect
@@ -288,7 +299,7 @@ async def trunk_quality(backend: Any, table: ClassTable, since: float, until: fl
     # the console's ranges, every unit but the current hour); the others and the edges' rows each time.
     settled = [u for u in units if u[1] + u[0] <= last]
     fresh = [u for u in units if u[1] + u[0] > last]
-    merged = await _settled(backend, settled, tuple(scope), scoped, scope_params)
+    merged = await _settled(backend, settled, tuple(scope), scoped, scope_params, cache)
     if any(n == 1 for n, _, _ in fresh):  # the current hour: read as it is stored, merged here
         current = [u for u in fresh if u[0] == 1]
         stored = await _as_stored(backend, [(1, h) for _, h, _ in current], scoped, scope_params)
@@ -380,7 +391,7 @@ def _merge_stored(units: list[tuple[_Stored, int]]) -> _Merged:
 
 
 async def _settled(backend: Any, units: list[Unit], scope: tuple[Any, ...], scoped: list[str],
-                   scope_params: list[Any]) -> _Merged:
+                   scope_params: list[Any], cache: QualityCache | None) -> _Merged:
     """The units merged, from the cache while their fingerprints are the ones they were read at (read first: a row
     that comes between the two reads makes the next fingerprint differ, never a stale merge look current). Two
     levels: the merge of the range's units (what a range asked again reads), and each unit as stored (when the hour
@@ -388,12 +399,9 @@ async def _settled(backend: Any, units: list[Unit], scope: tuple[Any, ...], scop
     if not units:
         return _Merged()
     fingerprints = await _fingerprint(backend, units)
-    ranges = _CACHE.get(backend)
-    if ranges is None:
-        ranges = _CACHE[backend] = OrderedDict()
-    stored = _UNITS.get(backend)
-    if stored is None:
-        stored = _UNITS[backend] = OrderedDict()
+    if cache is None:
+        cache = QualityCache()  # this call's only: read every unit
+    ranges, stored = cache.ranges, cache.units
     ordered = tuple(sorted(units))
     fingerprint = tuple(fingerprints.get((n, h)) for n, h, _ in ordered)
     key = (scope, ordered)
@@ -413,11 +421,11 @@ async def _settled(backend: Any, units: list[Unit], scope: tuple[Any, ...], scop
         for unit, read in (await _as_stored(backend, missing, scoped, scope_params)).items():
             have[unit] = read
             stored[(scope, unit)] = (fingerprints.get(unit), read)
-        while len(stored) > _CACHED_UNITS:
+        while len(stored) > cache.UNITS:
             stored.popitem(last=False)
     merged = _merge_stored([(have[(n, h)], sign) for n, h, sign in units])
     ranges[key] = (fingerprint, merged)
-    while len(ranges) > _CACHED_RANGES:
+    while len(ranges) > cache.RANGES:
         ranges.popitem(last=False)
     return merged
 
@@ -531,4 +539,5 @@ def _count(group: TrunkQuality, table: ClassTable, category: str, outcome: str |
         group.failures[(category, code or sip or "", phrase or "")] += n
 
 
-__all__ = ["PERCENTILE_UNITS", "same_measures", "trunk_quality", "trunk_quality_raw", "within_a_bucket"]
+__all__ = ["PERCENTILE_UNITS", "QualityCache", "same_measures", "trunk_quality", "trunk_quality_raw",
+           "within_a_bucket"]

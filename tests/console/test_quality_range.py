@@ -9,10 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from pbx_codes.console import ConsoleSettings, create_app
-from pbx_codes.console.quality import Warmer, chosen_range, preset_range
+from pbx_codes.console.quality import WARMER, Warmer, chosen_range, preset_range
 from pbx_codes.sinks.bus import AnnotationBus
 from pbx_codes.store import open_store
-from pbx_codes.store.quality_sql import _CACHE
 from support.seizures import mix
 from support.waiting import wait_until
 
@@ -67,10 +66,11 @@ async def test_the_page_s_preset_tables_are_kept_warm_while_it_is_used(tmp_path:
     client = TestClient(TestServer(create_app(AnnotationBus(), store, None, None, ConsoleSettings())))
     await client.start_server()
     try:
-        assert not _CACHE.get(store.backend)  # not asked yet: nothing read
+        cache = client.server.app[WARMER].cache
+        assert not cache.ranges  # not asked yet: nothing read
         await (await client.get("/api/quality?range=1h")).json()
-        _CACHE.clear()
-        await wait_until(lambda: len(_CACHE.get(store.backend) or ()) >= 2, what="the day's and week's tables warmed")
+        cache.clear()
+        await wait_until(lambda: len(cache.ranges) >= 2, what="the day's and week's tables warmed")
     finally:
         await client.close()
         await store.close()

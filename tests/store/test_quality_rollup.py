@@ -22,6 +22,7 @@ from pbx_codes.quality.source import legs_in_range
 from pbx_codes.store import open_store, schema
 from pbx_codes.store.quality_sql import (
     PERCENTILE_UNITS,
+    QualityCache,
     same_measures,
     trunk_quality,
     trunk_quality_raw,
@@ -448,11 +449,12 @@ async def test_the_cached_part_of_a_range_is_read_again_when_a_late_row_reaches_
             return await fetch(sql, params)
 
         store.backend.fetch = recorded
+        cache = QualityCache()
         try:
-            first = await trunk_quality(store.backend, table, since, until)
+            first = await trunk_quality(store.backend, table, since, until, cache=cache)
             assert any("_delay" in s for s in statements)  # merged from the rollup once
             statements.clear()
-            again = await trunk_quality(store.backend, table, since, until)
+            again = await trunk_quality(store.backend, table, since, until, cache=cache)
             assert again == first and not any("_delay" in s for s in statements)  # then from the cache
         finally:
             store.backend.fetch = fetch
@@ -461,7 +463,7 @@ async def test_the_cached_part_of_a_range_is_read_again_when_a_late_row_reaches_
         late = seizure("t1", "busy", "486", start=T0 + 10.5 * HOUR, pdd=2.5, leg="late-1", pbx="asterisk")
         store.add(replace(late, observation=replace(late.observation, instance="pbx-1")))
         await store.flush(timeout=30)
-        after = await trunk_quality(store.backend, table, since, until)
+        after = await trunk_quality(store.backend, table, since, until, cache=cache)
         assert sum(r["seizures"] for r in after) == sum(r["seizures"] for r in first) + 1
         for raw in await raw_tables(store, since, until):
             assert agrees(after, raw)
