@@ -172,10 +172,12 @@ async def timed(label: str, repeat: int, fn: Callable[[], Awaitable[Any]]) -> di
 
 async def measure(url: str, repeat: int, now: float, days: int, retire: bool = True,
                   only: str = "") -> dict[str, Any]:
+    from pbx_codes.console.quality import preset_range
     from pbx_codes.quality.classes import load_table
     from pbx_codes.store import open_store
     from pbx_codes.store.quality_sql import (
         PERCENTILE_UNITS,
+        QualityCache,
         same_measures,
         trunk_quality,
         trunk_quality_raw,
@@ -207,8 +209,17 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
         await store.window_counts((60, 300, 900), now=now, instance=instance)
         await store.failure_rate_series(60, 15, now=now, instance=instance)
 
-    async def quality(span: float) -> None:  # what /api/quality runs: the rollup's blocks and hours, the edges' rows
+    async def quality(span: float) -> None:  # the table over exactly [now - span, now): blocks, hours, edges' rows
         await trunk_quality(store.backend, table, now - span, now)
+
+    quality_cache = QualityCache()  # the console's own (`pbx_codes.console.quality.Warmer.cache`)
+
+    async def console_quality(span: float, cold: str = "") -> None:  # /api/quality?range=: whole hours only
+        if cold:  # the range's merge dropped, as when the hour has just turned (its units as stored still cached)
+            quality_cache.ranges.clear()
+        if cold == "all":  # nothing cached, as in a console just started: every unit read from the database
+            quality_cache.units.clear()
+        await trunk_quality(store.backend, table, *preset_range(span, now), cache=quality_cache)
 
     async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)
         await trunk_quality_raw(store.backend, table, now - span, now)
@@ -223,6 +234,15 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
         ("/api/stats?instance=", lambda: stats("pbx-5"), repeat),
         ("/api/unknown (30 days)", store.unknown_codes, repeat),
         ("/api/call/<id>", lambda: store.call(linkedid), repeat),
+        ("trunk quality table, console's last hour", lambda: console_quality(3600), repeat),
+        ("trunk quality table, console's last day", lambda: console_quality(DAY), repeat),
+        ("trunk quality table, console's last week", lambda: console_quality(7 * DAY), repeat),
+        ("trunk quality table, console's last hour, new hour", lambda: console_quality(3600, "range"), repeat),
+        ("trunk quality table, console's last day, new hour", lambda: console_quality(DAY, "range"), repeat),
+        ("trunk quality table, console's last week, new hour", lambda: console_quality(7 * DAY, "range"), repeat),
+        ("trunk quality table, console's last hour, cold", lambda: console_quality(3600, "all"), repeat),
+        ("trunk quality table, console's last day, cold", lambda: console_quality(DAY, "all"), repeat),
+        ("trunk quality table, console's last week, cold", lambda: console_quality(7 * DAY, "all"), repeat),
         ("trunk quality table, last hour", lambda: quality(3600), repeat),
         ("trunk quality table, last day", lambda: quality(DAY), repeat),
         ("trunk quality table, last week", lambda: quality(7 * DAY), repeat),
@@ -232,14 +252,16 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
     for label, fn, n in plan:
         if only in label:
             results.append(await timed(label, n, fn))
-    rolled = await trunk_quality(store.backend, table, now - DAY, now)
-    raw = await trunk_quality_raw(store.backend, table, now - DAY, now)
-    moved = max((abs(a[k] - b[k]) for a, b in zip(rolled, raw) for k in _PERCENTILES
-                 if a[k] is not None and b[k] is not None), default=0.0)
-    same = same_measures([_without_percentiles(r) for r in rolled], [_without_percentiles(r) for r in raw])
-    within = all(within_a_bucket(a[k], b[k], half) for a, b in zip(rolled, raw) for k, half in PERCENTILE_UNITS.items())
-    print(f"last day: rollup table equals the one from every leg: {same}; percentiles at most {moved:g} apart "
-          f"(ms; s for durations), all within half a bucket: {within}")
+    for name, (since, until) in (("last day", (now - DAY, now)), ("console's last day", preset_range(DAY, now))):
+        rolled = await trunk_quality(store.backend, table, since, until)
+        raw = await trunk_quality_raw(store.backend, table, since, until)
+        moved = max((abs(a[k] - b[k]) for a, b in zip(rolled, raw) for k in _PERCENTILES
+                     if a[k] is not None and b[k] is not None), default=0.0)
+        same = same_measures([_without_percentiles(r) for r in rolled], [_without_percentiles(r) for r in raw])
+        within = all(within_a_bucket(a[k], b[k], half) for a, b in zip(rolled, raw)
+                     for k, half in PERCENTILE_UNITS.items())
+        print(f"{name}: rollup table equals the one from every leg: {same}; percentiles at most {moved:g} apart "
+              f"(ms; s for durations), all within half a bucket: {within}")
     if not retire:
         await store.close()
         return {"rows": count, "heap_bytes_per_row": round(heap / count),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pbx_codes.console.quality import preset_range
 from pbx_codes.model import Annotation, Outcome
 from pbx_codes.quality.classes import load_table
 from pbx_codes.quality.measures import per_trunk
@@ -21,12 +22,13 @@ from pbx_codes.quality.source import legs_in_range
 from pbx_codes.store import open_store, schema
 from pbx_codes.store.quality_sql import (
     PERCENTILE_UNITS,
+    QualityCache,
     same_measures,
     trunk_quality,
     trunk_quality_raw,
     within_a_bucket,
 )
-from pbx_codes.store.rollup import SPANS, bucket_of
+from pbx_codes.store.rollup import SPANS, bucket_of, signed_cover
 from support.seizures import seizure
 
 pytestmark = pytest.mark.asyncio
@@ -351,3 +353,119 @@ async def test_sealing_while_agents_write_loses_and_doubles_nothing(postgres_url
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_percentiles_chosen_from_few_and_signed_units_are_exact(store_url: str, journal_path: str) -> None:
+    """Histograms of 1, 2, 3, 20, 21 and 41 whole-millisecond delays below 64 ms (each its own bucket, many legs per
+    bucket): the percentiles read through the rollup's hours and sealed blocks, some of them taken away (a day less
+    hours, a 6-hour block less hours), equal those over the legs exactly. On PostgreSQL only the buckets holding the
+    percentiles' ranks come back from the database."""
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    pg = store.backend.dialect.name == "postgresql"
+    try:
+        rng = random.Random(11)
+        for k in (1, 2, 3, 20, 21, 41):
+            for i in range(k):  # whole seconds: every delay a whole number of milliseconds
+                store.add(seizure(f"n{k}", "ok", "200", start=T0 + rng.randrange(0, 30 * 3600), leg=f"n{k}-{i}",
+                                  pdd=rng.randrange(1, 9) / 1000, answer_after=0.063, talk=rng.randrange(1, 64) / 1000))
+        await store.flush(timeout=30)
+        sealed_at = T0 + 31 * HOUR
+        await store.seal(now=sealed_at)
+        table = load_table()
+        sealed = await store.backend.fetch("SELECT span, until_hour FROM quality_sealed") if pg else []
+        watermarks = {int(n): int(h) for n, h in sealed}
+        taken_away = False
+        for since, until in ((T0, T0 + 31 * HOUR), (T0 + 5 * HOUR, T0 + 30 * HOUR), (T0 + 9 * HOUR, T0 + 19 * HOUR),
+                             (T0 + 1.5 * HOUR, T0 + 13.2 * HOUR)):
+            if pg:
+                units = signed_cover(int(since // HOUR), int(until // HOUR), sealed=watermarks)
+                taken_away = taken_away or any(sign < 0 for _, _, sign in units)
+            rolled = await trunk_quality(store.backend, table, since, until)
+            assert rolled
+            for raw in await raw_tables(store, since, until):
+                assert same_measures(rolled, raw), ((since - T0) / HOUR, (until - T0) / HOUR)
+        assert taken_away or not pg
+    finally:
+        await store.close()
+
+
+async def test_a_range_from_the_hour_to_now_reads_no_rows(store_url: str, journal_path: str) -> None:
+    """The console's preset ranges start on the hour and end now: the table comes from the rollup's whole hours (the
+    current one included, nothing lying after now) and blocks; of the rows only the newest after now is looked for."""
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        legs = spread(random.Random(17), 600, hours=30)
+        for ann in legs:
+            store.add(ann)
+        await store.flush(timeout=30)
+        now = max(ann.observation.timestamp for ann in legs) + 1.0
+        await store.seal(now=now)
+        table = load_table()
+        statements: list[str] = []
+        fetch = store.backend.fetch
+
+        async def recorded(sql: str, params: Any = ()) -> Any:
+            statements.append(sql)
+            return await fetch(sql, params)
+
+        for span in (HOUR, 6 * HOUR, 86400.0):
+            since, until = preset_range(span, now)
+            assert since % HOUR == 0 and since <= now - span < since + HOUR
+            statements.clear()
+            store.backend.fetch = recorded
+            try:
+                rolled = await trunk_quality(store.backend, table, since, until)
+            finally:
+                store.backend.fetch = fetch
+            read_rows = [s for s in statements if "FROM hangups" in s and not s.startswith("SELECT MAX(ts)")]
+            assert read_rows == [], span
+            for raw in await raw_tables(store, since, until):
+                assert agrees(rolled, raw), span
+    finally:
+        await store.close()
+
+
+async def test_the_cached_part_of_a_range_is_read_again_when_a_late_row_reaches_it(store_url: str,
+                                                                                    journal_path: str) -> None:
+    """A range's settled hours and blocks are merged once and then answered from the process's cache while their
+    fingerprint holds; a late row (a backfill's) for one of them changes it, and the table counts the row."""
+    store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
+    store.start()
+    try:
+        legs = spread(random.Random(23), 800, hours=30)
+        for ann in legs:
+            store.add(ann)
+        await store.flush(timeout=30)
+        await store.seal(now=T0 + 31 * HOUR)
+        table = load_table()
+        since, until = T0 + 2 * HOUR, T0 + 26 * HOUR  # whole hours: every unit settled, no rows read
+        statements: list[str] = []
+        fetch = store.backend.fetch
+
+        async def recorded(sql: str, params: Any = ()) -> Any:
+            statements.append(sql)
+            return await fetch(sql, params)
+
+        store.backend.fetch = recorded
+        cache = QualityCache()
+        try:
+            first = await trunk_quality(store.backend, table, since, until, cache=cache)
+            assert any("_delay" in s for s in statements)  # merged from the rollup once
+            statements.clear()
+            again = await trunk_quality(store.backend, table, since, until, cache=cache)
+            assert again == first and not any("_delay" in s for s in statements)  # then from the cache
+        finally:
+            store.backend.fetch = fetch
+        for raw in await raw_tables(store, since, until):
+            assert agrees(first, raw)
+        late = seizure("t1", "busy", "486", start=T0 + 10.5 * HOUR, pdd=2.5, leg="late-1", pbx="asterisk")
+        store.add(replace(late, observation=replace(late.observation, instance="pbx-1")))
+        await store.flush(timeout=30)
+        after = await trunk_quality(store.backend, table, since, until, cache=cache)
+        assert sum(r["seizures"] for r in after) == sum(r["seizures"] for r in first) + 1
+        for raw in await raw_tables(store, since, until):
+            assert agrees(after, raw)
+    finally:
+        await store.close()

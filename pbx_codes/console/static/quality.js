@@ -63,7 +63,17 @@
       body.appendChild(tr);
     }
     document.getElementById("quality-empty").hidden = data.items.length > 0;
+    showRange(data);
     if (selected) await loadTrunk();
+  }
+
+  // A preset range starts on the hour before its length (the table then reads whole hours only): say since when.
+  function showRange(data) {
+    const when = (t) => new Date(t * 1000).toLocaleString([], { weekday: "short", day: "numeric", month: "short",
+      hour: "2-digit", minute: "2-digit" });
+    document.getElementById("quality-range").textContent = data.since_hour
+      ? "Since " + when(data.from) + " (from the start of that hour) until now"
+      : "From " + when(data.from) + " to " + when(data.to);
   }
 
   async function selectTrunk(pbx, trunk) {
