@@ -195,8 +195,8 @@ def _json(data: Any) -> web.Response:
 
 class Warmer:
     """Owns the console's trunk quality cache (`pbx_codes.store.quality_sql.QualityCache`) and keeps it warm for
-    the page's preset ranges while the page is in use: once a minute, for an hour after the last /api/quality, the
-    three tables are read (each ~30-50 ms from the cache; the merge of a range's settled hours and blocks, a few
+    the page's preset ranges: once when the console starts, then while the page is in use (once a minute, for an
+    hour after the last /api/quality) the three tables are read (each ~30-50 ms from the cache; the merge of a range's settled hours and blocks, a few
     hundred ms at 10 M rows, is then paid here when the hour turns or a late row comes, not by the person waiting
     for the page)."""
 
@@ -213,8 +213,10 @@ class Warmer:
     async def run(self, backend: Any, table: ClassTable) -> None:
         from pbx_codes.store.quality_sql import trunk_quality
 
+        starting = True  # the first round runs anyway: the page's first answer after a start is then warm too
         while True:
-            if time.monotonic() - self.asked < self.WHILE_USED:
+            if starting or time.monotonic() - self.asked < self.WHILE_USED:
+                starting = False
                 for span in RANGES.values():
                     try:
                         await trunk_quality(backend, table, *preset_range(span, time.time()), cache=self.cache)
