@@ -195,10 +195,10 @@ def _json(data: Any) -> web.Response:
 
 class Warmer:
     """Owns the console's trunk quality cache (`pbx_codes.store.quality_sql.QualityCache`) and keeps it warm for
-    the page's preset ranges: once when the console starts, then while the page is in use (once a minute, for an
-    hour after the last /api/quality) the three tables are read (each ~30-50 ms from the cache; the merge of a range's settled hours and blocks, a few
-    hundred ms at 10 M rows, is then paid here when the hour turns or a late row comes, not by the person waiting
-    for the page)."""
+    the page's preset ranges: the three tables are read once when the console starts, then once a minute while the
+    page is in use (for an hour after the last /api/quality). Each read takes ~30-50 ms from the cache; the merge of
+    a range's settled hours and blocks, a few hundred ms at 10 M rows, is then paid here (at the start, when the
+    hour turns, after a late row), not by the person waiting for the page."""
 
     EVERY = 60.0
     WHILE_USED = 3600.0
