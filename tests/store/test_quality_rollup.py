@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -107,6 +107,31 @@ async def raw_tables(store: Any, since: float, until: float, **scope: str) -> li
     if store.backend.dialect.name == "postgresql":
         out.append(await trunk_quality_raw(store.backend, table, since, until, **scope))
     return out
+
+
+async def stored(store: Any, legs: list[Annotation]) -> list[Annotation]:
+    """`legs` written to `store` and flushed."""
+    for ann in legs:
+        store.add(ann)
+    await store.flush(timeout=30)
+    return legs
+
+
+@contextlib.contextmanager
+def statements_of(backend: Any) -> Iterator[list[str]]:
+    """The SQL `backend.fetch` runs inside the block, in order."""
+    seen: list[str] = []
+    fetch = backend.fetch
+
+    async def recorded(sql: str, params: Any = ()) -> Any:
+        seen.append(sql)
+        return await fetch(sql, params)
+
+    backend.fetch = recorded
+    try:
+        yield seen
+    finally:
+        backend.fetch = fetch
 
 
 async def test_rollup_with_edge_rows_equals_the_table_from_every_leg(store_url: str, journal_path: str) -> None:
@@ -396,29 +421,15 @@ async def test_a_range_from_the_hour_to_now_reads_no_rows(store_url: str, journa
     store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
     store.start()
     try:
-        legs = spread(random.Random(17), 600, hours=30)
-        for ann in legs:
-            store.add(ann)
-        await store.flush(timeout=30)
+        legs = await stored(store, spread(random.Random(17), 600, hours=30))
         now = max(ann.observation.timestamp for ann in legs) + 1.0
         await store.seal(now=now)
         table = load_table()
-        statements: list[str] = []
-        fetch = store.backend.fetch
-
-        async def recorded(sql: str, params: Any = ()) -> Any:
-            statements.append(sql)
-            return await fetch(sql, params)
-
         for span in (HOUR, 6 * HOUR, 86400.0):
             since, until = preset_range(span, now)
             assert since % HOUR == 0 and since <= now - span < since + HOUR
-            statements.clear()
-            store.backend.fetch = recorded
-            try:
+            with statements_of(store.backend) as statements:
                 rolled = await trunk_quality(store.backend, table, since, until)
-            finally:
-                store.backend.fetch = fetch
             read_rows = [s for s in statements if "FROM hangups" in s and not s.startswith("SELECT MAX(ts)")]
             assert read_rows == [], span
             for raw in await raw_tables(store, since, until):
@@ -434,30 +445,17 @@ async def test_the_cached_part_of_a_range_is_read_again_when_a_late_row_reaches_
     store = await open_store(store_url, {"flush_ms": 10, "retention_days": None, "journal": journal_path})
     store.start()
     try:
-        legs = spread(random.Random(23), 800, hours=30)
-        for ann in legs:
-            store.add(ann)
-        await store.flush(timeout=30)
+        await stored(store, spread(random.Random(23), 800, hours=30))
         await store.seal(now=T0 + 31 * HOUR)
         table = load_table()
         since, until = T0 + 2 * HOUR, T0 + 26 * HOUR  # whole hours: every unit settled, no rows read
-        statements: list[str] = []
-        fetch = store.backend.fetch
-
-        async def recorded(sql: str, params: Any = ()) -> Any:
-            statements.append(sql)
-            return await fetch(sql, params)
-
-        store.backend.fetch = recorded
         cache = QualityCache()
-        try:
+        with statements_of(store.backend) as statements:
             first = await trunk_quality(store.backend, table, since, until, cache=cache)
-            assert any("_delay" in s for s in statements)  # merged from the rollup once
-            statements.clear()
+        assert any("_delay" in s for s in statements)  # merged from the rollup once
+        with statements_of(store.backend) as statements:
             again = await trunk_quality(store.backend, table, since, until, cache=cache)
-            assert again == first and not any("_delay" in s for s in statements)  # then from the cache
-        finally:
-            store.backend.fetch = fetch
+        assert again == first and not any("_delay" in s for s in statements)  # then from the cache
         for raw in await raw_tables(store, since, until):
             assert agrees(first, raw)
         late = seizure("t1", "busy", "486", start=T0 + 10.5 * HOUR, pdd=2.5, leg="late-1", pbx="asterisk")
