@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pbx_codes.catalog import load_catalogs  # noqa: E402 - after the path set-up above
+from pbx_codes.config import StoreSection  # noqa: E402
 from pbx_codes.model import Observation, Outcome, Side  # noqa: E402
 from pbx_codes.resolve import Resolver  # noqa: E402
 from pbx_codes.store.schema import DAY, row_from_annotation  # noqa: E402
@@ -319,7 +320,7 @@ def cmd_store(args: argparse.Namespace) -> None:
 
 # ---- load: 20 agents, one console, one browser ----------------------------------------------------------------
 
-async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> None:
+async def agent(url: str, name: str, rate: float, seconds: float, out: str, flush_ms: int) -> None:
     """One agent's store path at `rate` hangups/s; writes "uniqueid commit_time" per row committed."""
     from pbx_codes.sinks.bus import AnnotationBus
     from pbx_codes.store import open_store
@@ -329,7 +330,7 @@ async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> N
                                          outcome=outcome, attempt=1))
                  for share, code, phrase, outcome, _ in MIX for _ in range(share // 5 or 1)]
     bus = AnnotationBus(instance=name)
-    store = await open_store(url, {"retention_days": None, "journal": "", "flush_ms": 50})
+    store = await open_store(url, {"retention_days": None, "journal": "", "flush_ms": flush_ms})
     commits: list[str] = []
     insert = store.backend.insert
 
@@ -363,34 +364,139 @@ async def agent(url: str, name: str, rate: float, seconds: float, out: str) -> N
         await store.close()
 
 
-async def browser_lag(console: str, expected: int, deadline: float) -> dict[str, float]:
+_WATCH = """() => new Promise((ready) => {
+    window.arrived = new Map();
+    window.messages = 0;
+    const source = new EventSource('/events?batch=1');  // as the console page reads it
+    source.addEventListener('hangups', (e) => {
+        const at = Date.now() / 1000;
+        window.messages += 1;
+        for (const data of JSON.parse(e.data)) window.arrived.set(data.uniqueid, at);
+    });
+    source.onopen = () => ready(true);
+})"""
+
+
+async def browser_lag(console: str, expected: int, ready: asyncio.Future[None], writes_done: Awaitable[Any],
+                      devtools: bool, grace: float = 60.0) -> tuple[dict[str, float], int]:
     """Headless Chromium on the console's origin with an EventSource on /events?batch=1 (as the page): each hangup's
-    arrival time."""
+    arrival time. Unless `devtools`, the browser runs on its own while the agents write, as an operator's does:
+    Playwright sets the page up, lets go, and comes back once the writes are done (attached, its DevTools session
+    receives every EventSource message too, which costs the machine ~30 µs a row between the browser and Playwright's
+    driver)."""
+    import os
+    import socket
+
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=["--headless", "--no-sandbox", "--disable-gpu"])
-        page = await chromium.new_page()
-        await page.goto(console + "/api/health")
-        await page.evaluate("""() => new Promise((ready) => {
-            window.arrived = new Map();
-            const source = new EventSource('/events?batch=1');  // as the console page reads it
-            source.addEventListener('hangups', (e) => {
-                const at = Date.now() / 1000;
-                for (const data of JSON.parse(e.data)) window.arrived.set(data.uniqueid, at);
-            });
-            source.onopen = () => ready(true);
-        })""")
-        yield_page = page
-        while time.time() < deadline:
-            got = await yield_page.evaluate("() => window.arrived.size")
-            if got >= expected:
-                break
-            await asyncio.sleep(1.0)
-        arrived = await page.evaluate("() => Object.fromEntries(window.arrived)")
-        await chromium.close()
-    return arrived
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    profile = tempfile.mkdtemp(prefix="pbx-fleet-chromium-")
+    chromium = subprocess.Popen(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                 f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
+                                 f"--user-data-dir={profile}", "about:blank"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/json/version", 30)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+            page = browser.contexts[0].pages[0]
+            await page.goto(console + "/api/health")
+            await page.evaluate(_WATCH)
+            if not devtools:
+                await browser.close()  # over CDP: only disconnects; the page and its EventSource go on
+            ready.set_result(None)
+            await writes_done
+            deadline = time.time() + grace
+            if not devtools:
+                browser = await pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+                page = next(p for c in browser.contexts for p in c.pages if p.url.endswith("/api/health"))
+            while time.time() < deadline:
+                if await page.evaluate("() => window.arrived.size") >= expected:
+                    break
+                await asyncio.sleep(1.0)
+            arrived = await page.evaluate("() => Object.fromEntries(window.arrived)")
+            messages = await page.evaluate("() => window.messages")
+            await browser.close()
+    finally:
+        chromium.terminate()
+        try:
+            chromium.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            chromium.kill()
+    return arrived, messages
+
+
+class CpuMeter:
+    """CPU seconds (user + system, from /proc) of the run's parts, sampled every second: `steady` gives each part's
+    use over a window of the run (the agents' start-up, the ramp and the drain left out)."""
+
+    def __init__(self, agents: Callable[[], set[int]], console: int) -> None:
+        import threading
+        self._agents, self._console = agents, console
+        self._first: dict[int, tuple[str, float]] = {}
+        self._last: dict[int, float] = {}
+        self.timeline: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _part(self, pid: int, cmdline: bytes) -> str | None:
+        if pid == self._console:
+            return "console"
+        if pid in self._agents():
+            return "agents"
+        if cmdline.startswith(b"postgres"):
+            return "postgres"
+        program = cmdline.split(b"\0", 1)[0].split(b" ", 1)[0]  # Chromium's children rewrite theirs, with spaces
+        if b"chrom" in program:
+            kind = cmdline.partition(b"--type=")[2].replace(b"\0", b" ").split(b" ", 1)[0] or b"browser"
+            return "chromium " + kind.decode(errors="replace")
+        if b"playwright" in cmdline:
+            return "playwright driver"
+        return None
+
+    def sample(self) -> None:
+        import os
+        tick = os.sysconf("SC_CLK_TCK")
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    part = self._part(pid, f.read())
+                if part is None:
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used = (int(fields[11]) + int(fields[12])) / tick
+            self._first.setdefault(pid, (part, used))
+            self._last[pid] = used
+        totals: dict[str, float] = {}
+        for pid, (part, first) in self._first.items():
+            totals[part] = totals.get(part, 0.0) + self._last[pid] - first
+        self.timeline.append((time.time(), totals))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.sample()
+
+    def start(self) -> None:
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def steady(self, start: float, end: float) -> tuple[float, dict[str, float]]:
+        """(seconds, CPU seconds per part) between the samples nearest `start` and `end`."""
+        first = min(self.timeline, key=lambda s: abs(s[0] - start))
+        last = min(self.timeline, key=lambda s: abs(s[0] - end))
+        return last[0] - first[0], {k: v - first[1].get(k, 0.0) for k, v in last[1].items()}
 
 
 def cmd_load(args: argparse.Namespace) -> None:
@@ -412,22 +518,39 @@ def cmd_load(args: argparse.Namespace) -> None:
         expected = int(args.rate * args.seconds)
         per_agent = args.rate / args.agents
 
-        async def run() -> dict[str, float]:
-            watcher = asyncio.create_task(browser_lag(f"http://127.0.0.1:{port}", expected,
-                                                      time.time() + args.seconds + 120))
-            await asyncio.sleep(8)  # the browser is up and connected before the first hangup
+        meter = CpuMeter(lambda: {p.pid for p in procs[1:]}, console.pid)
+        began: list[float] = []
+
+        async def run() -> tuple[dict[str, float], int]:
+            loop = asyncio.get_running_loop()
+            ready: asyncio.Future[None] = loop.create_future()
+            agents_done: asyncio.Future[None] = loop.create_future()
+            watcher = asyncio.create_task(browser_lag(f"http://127.0.0.1:{port}", expected, ready, agents_done,
+                                                      args.devtools))
+            await asyncio.wait([ready, watcher], return_when=asyncio.FIRST_COMPLETED)  # connected before the first
+            if watcher.done():
+                return await watcher  # it failed: say why
+            await asyncio.sleep(3)  # the machine settles after the browser's start (a pause, not a condition)
+            meter.start()
+            began.append(time.time())
             for n in range(args.agents):
                 procs.append(subprocess.Popen(  # at a lower CPU priority: each stands for an agent on its own host
                     ["nice", "-n", "10", sys.executable, __file__, "agent", "--url", url, "--name", f"pbx-{n:02d}",
-                     "--rate", str(per_agent), "--seconds", str(args.seconds), "--out", str(work / f"agent-{n}.txt")],
-                    cwd=ROOT))
+                     "--rate", str(per_agent), "--seconds", str(args.seconds), "--out", str(work / f"agent-{n}.txt"),
+                     "--flush-ms", str(args.flush_ms)], cwd=ROOT))
+            for proc in procs[1:]:
+                await asyncio.to_thread(proc.wait, 900)
+            agents_done.set_result(None)
             return await watcher
 
         t0 = time.time()
-        arrived = asyncio.run(run())
+        arrived, messages = asyncio.run(run())
         for proc in procs[1:]:
             proc.wait(timeout=900)
         elapsed = time.time() - t0
+        meter.stop()
+        # The steady state: from 15 s after the agents started (all up, writing) to 5 s before their writes end.
+        window, used = meter.steady(began[0] + 15, began[0] + args.seconds - 5)
         commits: dict[str, float] = {}
         for n in range(args.agents):
             path = work / f"agent-{n}.txt"
@@ -440,8 +563,12 @@ def cmd_load(args: argparse.Namespace) -> None:
         p = _percentiles(lags) if lags else {}
         out = {"agents": args.agents, "rate": args.rate, "seconds": args.seconds, "published": expected,
                "committed": len(commits), "stored": stored, "lost": expected - distinct,
-               "duplicated": stored - distinct, "in_browser": len(arrived),
-               "lag_ms": {k: round(v * 1000, 1) for k, v in p.items()}, "wall_s": round(elapsed, 1)}
+               "duplicated": stored - distinct, "in_browser": len(arrived), "browser_messages": messages,
+               "lag_ms": {k: round(v * 1000, 1) for k, v in p.items()}, "wall_s": round(elapsed, 1),
+               "flush_ms": args.flush_ms,
+               "steady_cpu_us_per_row": {k: round(v / (window * args.rate) * 1e6, 1) for k, v in sorted(used.items())
+                                         if v > 0},
+               "steady_cpu_cores": round(sum(used.values()) / window, 2)}
         print(json.dumps(out))
     finally:
         for proc in procs:
@@ -500,6 +627,10 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=20)
     p.add_argument("--rate", type=float, default=5000)
     p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--flush-ms", type=int, default=StoreSection().flush_ms,
+                   help="the agents' longest wait before a partial batch is written (default: the shipped one)")
+    p.add_argument("--devtools", action="store_true",
+                   help="keep Playwright attached to the browser during the run (as before; costs the machine more)")
     p.add_argument("--url")
     p = sub.add_parser("agent")
     p.add_argument("--url", required=True)
@@ -507,13 +638,16 @@ def main() -> None:
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--flush-ms", type=int, required=True)
     args = parser.parse_args()
     if args.mode == "store":
         cmd_store(args)
     elif args.mode == "load":
         cmd_load(args)
     else:
-        asyncio.run(agent(args.url, args.name, args.rate, args.seconds, args.out))
+        from pbx_codes.cli.common import loop_factory
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:  # as `pbx-codes serve` runs
+            runner.run(agent(args.url, args.name, args.rate, args.seconds, args.out, args.flush_ms))
 
 
 if __name__ == "__main__":
