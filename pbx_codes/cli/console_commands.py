@@ -236,7 +236,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from pbx_codes.cli.common import config_from
+    from pbx_codes.cli.common import config_from, loop_factory
     from pbx_codes.console.central import run_central
 
     config = config_from(args)
@@ -248,7 +248,8 @@ def cmd_console(args: argparse.Namespace) -> int:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("pbx_codes").setLevel(logging.INFO)
     try:
-        asyncio.run(run_central(config, url, listen=args.listen, poll_interval=args.poll))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run_central(config, url, listen=args.listen, poll_interval=args.poll))
     except KeyboardInterrupt:
         pass
     except (OSError, ValueError) as exc:

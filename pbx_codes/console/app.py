@@ -5,6 +5,7 @@ see exactly what an operator sees. Every reply passes through the access check a
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,7 +20,7 @@ from aiohttp.typedefs import Handler
 
 from pbx_codes.console.auth import access_middleware, add_security_headers
 from pbx_codes.console.events import hangup_event
-from pbx_codes.console.feed import FeedHub, encode_events, take_queued
+from pbx_codes.console.feed import WRITE_GAP, FeedHub, encode_events, take_queued
 from pbx_codes.console.memory_store import MemoryStore
 from pbx_codes.console.ports import AlertSource, ConsoleStore, MetricsRenderer
 from pbx_codes.console.quality import add_quality_routes
@@ -100,6 +101,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                                            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     await response.prepare(request)
     client = hub.connect(instance=only)
+    loop = asyncio.get_running_loop()
+    written = 0.0
     try:
         await response.write(b": connected\n\n")
         while True:
@@ -108,8 +111,12 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
+            pause = written + WRITE_GAP - loop.time()
+            if pause > 0 and item is not None:  # pacing the writes (see WRITE_GAP), not waiting for a condition
+                await asyncio.sleep(pause)
             items, closing = take_queued(client, item)
             if items:
+                written = loop.time()
                 await response.write(encode_events(items, batched))
             if closing:
                 break

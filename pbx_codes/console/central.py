@@ -29,7 +29,8 @@ def feed_status(feed: StoreFeed, where: str) -> Any:
         if feed.store.dialect.name != "postgresql":
             return PartStatus(name, state=states.UP, reason=f"polled every {feed.poll_interval:g} s")
         if feed.stats.listening:
-            return PartStatus(name, state=states.UP, reason=f"{feed.stats.published} rows live")
+            return PartStatus(name, state=states.UP,
+                              reason=f"{feed.stats.published} rows live in {feed.stats.reads} reads")
         return PartStatus(name, state=states.DOWN, reason="not listening; the poll carries the feed")
     return read
 

@@ -30,7 +30,14 @@ CLIENT_QUEUE = 10000
 #: Annotations the pump hands on before it lets the streams write.
 PUMP_CHUNK = 200
 #: Events a stream takes from its queue for one write.
-WRITE_BATCH = 1000
+WRITE_BATCH = 5000
+#: Hangups one `hangups` message carries at most (~350 kB of JSON): a write may hold several messages, and a client's
+#: line reader need not take megabytes at once.
+MESSAGE_HANGUPS = 500
+#: Seconds a stream lets pass between two writes (an event after a quiet spell goes at once): at a fleet's rate one
+#: write, one message to the page, carries hundreds of hangups instead of dozens of small ones; each message costs
+#: the console a write and the browser a dispatch whatever its size.
+WRITE_GAP = 0.05
 KEPT_ALERTS = 50
 
 
@@ -146,6 +153,8 @@ def encode_events(items: list[Event], batched: bool) -> bytes:
     for name, data in items:
         if batched and name == "hangup":
             run.append(data)
+            if len(run) >= MESSAGE_HANGUPS:
+                flush()
             continue
         flush()
         out.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode())
@@ -153,4 +162,4 @@ def encode_events(items: list[Event], batched: bool) -> bytes:
     return b"".join(out)
 
 
-__all__ = ["CLIENT_QUEUE", "FeedClient", "FeedHub", "encode_events", "take_queued"]
+__all__ = ["CLIENT_QUEUE", "MESSAGE_HANGUPS", "WRITE_GAP", "FeedClient", "FeedHub", "encode_events", "take_queued"]

@@ -99,6 +99,9 @@ class StoreFeed:
     poll_interval: float = 2.0
     #: How far back (seconds) the poll looks for ids: a transaction commits within this of taking its ids.
     lookback: float = 10.0
+    #: Seconds between two reads of announced rows (a notification after a quiet spell is read at once): a fleet
+    #: announces a batch per agent every few milliseconds, and one read of their rows costs about what ten do.
+    read_gap: float = 0.05
     stats: FeedStats = field(default_factory=FeedStats)
     _seen: set[int] = field(default_factory=set)
     _marks: deque[tuple[float, int]] = field(default_factory=deque)  # (when, highest id published by then)
@@ -188,8 +191,14 @@ class StoreFeed:
             delay = min(delay * 2, 5.0)
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        read = 0.0
         while True:
             await self._wake.wait()
+            pause = read + self.read_gap - loop.time()
+            if pause > 0:  # pacing the reads (see read_gap), not waiting for a condition
+                await asyncio.sleep(pause)
+            read = loop.time()
             self._wake.clear()
             ranges, self._ranges = self._ranges, []
             if not ranges:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,45 @@ class _AgiCollector:
 
 
 @dataclass(slots=True)
+class _Tally:
+    """A burst's increments per series: counter children and their counts, histogram children and their values."""
+
+    counts: dict[Any, int] = field(default_factory=dict)
+    values: dict[Any, list[float]] = field(default_factory=dict)
+
+    def value(self, histogram: Any, value: float) -> None:
+        found = self.values.get(histogram)
+        if found is None:
+            self.values[histogram] = [value]
+        else:
+            found.append(value)
+
+    def apply(self) -> None:
+        for child, n in self.counts.items():
+            child.inc(n)
+        for histogram, values in self.values.items():
+            _observe_all(histogram, values)
+
+
+def _observe_all(histogram: Any, values: list[float]) -> None:
+    """`histogram.observe(v)` for each value, with one update per bucket: the buckets are counted here and added to
+    prometheus_client's (attributes it has kept since 0.4); a version without them gets each value observed."""
+    bounds, buckets, total = (getattr(histogram, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        if value <= bounds[-1]:  # as observe(): NaN goes in no bucket (its sum is NaN all the same)
+            counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= the value (+Inf: the last)
+    total.inc(sum(values))
+    for bucket, n in zip(buckets, counts):
+        if n:
+            bucket.inc(n)
+
+
+@dataclass(slots=True)
 class Metrics:
     """The program's metrics and the task that counts annotations from a bus subscription."""
 
@@ -192,25 +232,39 @@ class Metrics:
         return child
 
     def observe(self, annotation: Annotation, now: float | None = None) -> None:
-        """Count one annotation (the consumer task calls this for every annotation on the bus)."""
+        """Count one annotation."""
+        self.observe_many((annotation,), now)
+
+    def observe_many(self, annotations: Iterable[Annotation], now: float | None = None) -> None:
+        """Count annotations (the consumer task passes each burst from the bus at once): each series' increments
+        are summed over the burst and applied once, which costs a fleet's console a third of what one
+        prometheus_client call per hangup and series did."""
+        tally = _Tally()
+        for annotation in annotations:
+            self._count(annotation, now, tally)
+        tally.apply()
+
+    def _count(self, annotation: Annotation, now: float | None, tally: _Tally) -> None:
         obs, res = annotation.observation, annotation.resolution
         pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(res.catalog)
         code, instance = _label(res.code), _label(obs.instance)
-        self._child(self.hangups, "hangups", (instance, pbx, trunk, catalog, res.category.value, code), 5).inc()
+        counts = tally.counts
+        child = self._child(self.hangups, "hangups", (instance, pbx, trunk, catalog, res.category.value, code), 5)
+        counts[child] = counts.get(child, 0) + 1
         if res.match_kind in ("class", "none"):
-            self._child(self.unknown_codes, "unknown", (instance, pbx, trunk, catalog, code), 4).inc()
+            child = self._child(self.unknown_codes, "unknown", (instance, pbx, trunk, catalog, code), 4)
+            counts[child] = counts.get(child, 0) + 1
         if obs.timestamp is not None:
             now = time.time() if now is None else now
             latency = self._children.get(("latency", pbx))
             if latency is None:
                 latency = self._children[("latency", pbx)] = self.latency.labels(pbx)
-            latency.observe(max(0.0, now - obs.timestamp))
+            tally.value(latency, max(0.0, now - obs.timestamp))
         if obs.attempt is not None and obs.trunk:
-            self.observe_seizure(annotation, pbx, trunk)
+            self._count_seizure(annotation, pbx, trunk, tally)
 
-    def observe_seizure(self, annotation: Annotation, pbx: str, trunk: str) -> None:
-        """Count one seizure (an attempt on a trunk) in the quality counters and its delays in the histograms."""
-        # Runs once per seizure on the event loop: children are cached, the leg's fields read directly.
+    def _count_seizure(self, annotation: Annotation, pbx: str, trunk: str, tally: _Tally) -> None:
+        """One seizure (an attempt on a trunk): the quality counters, and its delays in the histograms."""
         obs, res = annotation.observation, annotation.resolution
         table = self.quality
         category = res.category.value
@@ -224,7 +278,7 @@ class Metrics:
             labels = self._bounded("seizures", key, 1)  # past the bound a new trunk is `other`, here and below
             found = self._seized[key] = (self.seizures.labels(*labels), labels[0], labels[1])
         child, pbx, trunk = found
-        child.inc()
+        tally.counts[child] = tally.counts.get(child, 0) + 1
         started, progress, answer, end = obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at
         if started is None and answer is None:
             return
@@ -237,7 +291,7 @@ class Metrics:
                                                               category)),
                                  (delays[2], quality_legs.duration(answer, end, answered))):
             if value is not None:
-                histogram.observe(value)
+                tally.value(histogram, value)
 
     def listener_state(self, pbx: str, connected: bool) -> None:
         """For the listeners: their connection went up or down."""
@@ -287,15 +341,18 @@ class Metrics:
 
     async def _consume(self, sub: Subscription) -> None:
         while True:
-            self.observe(await sub.queue.get())
+            burst = [await sub.queue.get()]
             while not sub.queue.empty():
-                self.observe(sub.queue.get_nowait())
+                burst.append(sub.queue.get_nowait())
+            self.observe_many(burst)
 
     def catch_up(self) -> None:
         """Count what is already queued (tests, and a last scrape before exit)."""
         if self._sub is not None:
+            burst = []
             while not self._sub.queue.empty():
-                self.observe(self._sub.queue.get_nowait())
+                burst.append(self._sub.queue.get_nowait())
+            self.observe_many(burst)
 
     async def close(self) -> None:
         if self._task is not None:
