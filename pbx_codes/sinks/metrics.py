@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,45 +112,6 @@ class _AgiCollector:
 
 
 @dataclass(slots=True)
-class _Tally:
-    """A burst's increments per series: counter children and their counts, histogram children and their values."""
-
-    counts: dict[Any, int] = field(default_factory=dict)
-    values: dict[Any, list[float]] = field(default_factory=dict)
-
-    def value(self, histogram: Any, value: float) -> None:
-        found = self.values.get(histogram)
-        if found is None:
-            self.values[histogram] = [value]
-        else:
-            found.append(value)
-
-    def apply(self) -> None:
-        for child, n in self.counts.items():
-            child.inc(n)
-        for histogram, values in self.values.items():
-            _observe_all(histogram, values)
-
-
-def _observe_all(histogram: Any, values: list[float]) -> None:
-    """`histogram.observe(v)` for each value, with one update per bucket: the buckets are counted here and added to
-    prometheus_client's (attributes it has kept since 0.4); a version without them gets each value observed."""
-    bounds, buckets, total = (getattr(histogram, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    for value in values:
-        if value <= bounds[-1]:  # as observe(): NaN goes in no bucket (its sum is NaN all the same)
-            counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= the value (+Inf: the last)
-    total.inc(sum(values))
-    for bucket, n in zip(buckets, counts):
-        if n:
-            bucket.inc(n)
-
-
-@dataclass(slots=True)
 class Metrics:
     """The program's metrics and the task that counts annotations from a bus subscription."""
 
@@ -232,39 +192,25 @@ class Metrics:
         return child
 
     def observe(self, annotation: Annotation, now: float | None = None) -> None:
-        """Count one annotation."""
-        self.observe_many((annotation,), now)
-
-    def observe_many(self, annotations: Iterable[Annotation], now: float | None = None) -> None:
-        """Count annotations (the consumer task passes each burst from the bus at once): each series' increments
-        are summed over the burst and applied once, which costs a fleet's console a third of what one
-        prometheus_client call per hangup and series did."""
-        tally = _Tally()
-        for annotation in annotations:
-            self._count(annotation, now, tally)
-        tally.apply()
-
-    def _count(self, annotation: Annotation, now: float | None, tally: _Tally) -> None:
+        """Count one annotation (the consumer task calls this for every annotation on the bus)."""
         obs, res = annotation.observation, annotation.resolution
         pbx, trunk, catalog = _label(obs.pbx), _label(obs.trunk), _label(res.catalog)
         code, instance = _label(res.code), _label(obs.instance)
-        counts = tally.counts
-        child = self._child(self.hangups, "hangups", (instance, pbx, trunk, catalog, res.category.value, code), 5)
-        counts[child] = counts.get(child, 0) + 1
+        self._child(self.hangups, "hangups", (instance, pbx, trunk, catalog, res.category.value, code), 5).inc()
         if res.match_kind in ("class", "none"):
-            child = self._child(self.unknown_codes, "unknown", (instance, pbx, trunk, catalog, code), 4)
-            counts[child] = counts.get(child, 0) + 1
+            self._child(self.unknown_codes, "unknown", (instance, pbx, trunk, catalog, code), 4).inc()
         if obs.timestamp is not None:
             now = time.time() if now is None else now
             latency = self._children.get(("latency", pbx))
             if latency is None:
                 latency = self._children[("latency", pbx)] = self.latency.labels(pbx)
-            tally.value(latency, max(0.0, now - obs.timestamp))
+            latency.observe(max(0.0, now - obs.timestamp))
         if obs.attempt is not None and obs.trunk:
-            self._count_seizure(annotation, pbx, trunk, tally)
+            self.observe_seizure(annotation, pbx, trunk)
 
-    def _count_seizure(self, annotation: Annotation, pbx: str, trunk: str, tally: _Tally) -> None:
-        """One seizure (an attempt on a trunk): the quality counters, and its delays in the histograms."""
+    def observe_seizure(self, annotation: Annotation, pbx: str, trunk: str) -> None:
+        """Count one seizure (an attempt on a trunk) in the quality counters and its delays in the histograms."""
+        # Runs once per seizure on the event loop: children are cached, the leg's fields read directly.
         obs, res = annotation.observation, annotation.resolution
         table = self.quality
         category = res.category.value
@@ -278,7 +224,7 @@ class Metrics:
             labels = self._bounded("seizures", key, 1)  # past the bound a new trunk is `other`, here and below
             found = self._seized[key] = (self.seizures.labels(*labels), labels[0], labels[1])
         child, pbx, trunk = found
-        tally.counts[child] = tally.counts.get(child, 0) + 1
+        child.inc()
         started, progress, answer, end = obs.started_at, obs.progress_at, obs.answered_at, obs.ended_at
         if started is None and answer is None:
             return
@@ -291,7 +237,7 @@ class Metrics:
                                                               category)),
                                  (delays[2], quality_legs.duration(answer, end, answered))):
             if value is not None:
-                tally.value(histogram, value)
+                histogram.observe(value)
 
     def listener_state(self, pbx: str, connected: bool) -> None:
         """For the listeners: their connection went up or down."""
@@ -341,18 +287,15 @@ class Metrics:
 
     async def _consume(self, sub: Subscription) -> None:
         while True:
-            burst = [await sub.queue.get()]
+            self.observe(await sub.queue.get())
             while not sub.queue.empty():
-                burst.append(sub.queue.get_nowait())
-            self.observe_many(burst)
+                self.observe(sub.queue.get_nowait())
 
     def catch_up(self) -> None:
         """Count what is already queued (tests, and a last scrape before exit)."""
         if self._sub is not None:
-            burst = []
             while not self._sub.queue.empty():
-                burst.append(self._sub.queue.get_nowait())
-            self.observe_many(burst)
+                self.observe(self._sub.queue.get_nowait())
 
     async def close(self) -> None:
         if self._task is not None:

@@ -78,30 +78,3 @@ def test_an_attempt_that_sent_no_invite_is_counted_with_response_not_sent():
     found = samples(m)
     assert seized(found, trunk="dead") == 1
     assert seized(found, trunk="dead", response="not_sent", ner="no") == 1
-
-
-def test_a_burst_counted_at_once_exposes_what_counting_each_hangup_alone_does():
-    one_by_one, at_once = Metrics(), Metrics()
-    legs = mix() * 3
-    for ann in legs:
-        one_by_one.observe(ann, now=2_000_000_000.0)
-    at_once.observe_many(legs, now=2_000_000_000.0)
-    expected, found = samples(one_by_one), samples(at_once)
-    created = [k for k in expected if k[0].endswith("_created")]
-    for k in created:  # the series' creation times differ between the two registries
-        expected.pop(k), found.pop(k, None)
-    assert found == {k: pytest.approx(v, rel=1e-12) if k[0].endswith("_sum") else v for k, v in expected.items()}
-    assert seized(found, trunk="lifecell") == 30
-
-
-def test_a_delay_on_a_bucket_bound_lands_in_that_bucket_as_observe_puts_it():
-    from pbx_codes.sinks.metrics import DELAY_BUCKETS, _observe_all
-
-    one_by_one, at_once = Metrics(), Metrics()
-    values = [*DELAY_BUCKETS, 0.0, 0.049, 0.0500001, 61.0, 1e9, float("nan")]
-    for v in values:
-        one_by_one.pdd.labels("asterisk", "t").observe(v)
-    _observe_all(at_once.pdd.labels("asterisk", "t"), values)
-    buckets = {k: v for k, v in samples(one_by_one).items() if k[0].endswith("_bucket")}
-    assert buckets and buckets == {k: v for k, v in samples(at_once).items() if k[0].endswith("_bucket")}
-    assert buckets[("pbx_codes_trunk_pdd_seconds_bucket", (("le", "0.05"), ("pbx", "asterisk"), ("trunk", "t")))] == 3
