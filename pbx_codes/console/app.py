@@ -102,7 +102,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     client = hub.connect(instance=only)
     loop = asyncio.get_running_loop()
-    written = 0.0
+    written = float("-inf")  # the first write goes at once
     try:
         await response.write(b": connected\n\n")
         while True:

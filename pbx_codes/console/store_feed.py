@@ -192,7 +192,7 @@ class StoreFeed:
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        read = 0.0
+        read = float("-inf")  # the first read goes at once
         while True:
             await self._wake.wait()
             pause = read + self.read_gap - loop.time()

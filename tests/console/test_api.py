@@ -340,3 +340,27 @@ async def test_a_burst_larger_than_a_client_queue_arrives_whole_and_in_order(cli
     assert legs == [f"burst-{i}" for i in range(burst)]
     if query:  # one message carries many hangups: the page handles a burst in a few messages, not thousands
         assert messages < burst / 10
+
+
+@pytest.mark.asyncio
+async def test_the_first_hangup_after_a_quiet_spell_goes_at_once_and_the_next_ones_wait_the_write_gap_together(
+        client: TestClient, bus: AnnotationBus, resolver: Resolver, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pbx_codes.console.app as console_app
+    from support.waiting import wait_until
+
+    monkeypatch.setattr(console_app, "WRITE_GAP", 3600.0)  # were the first held by the gap, it would come in an hour
+    stream = await _open_stream(client, params={"batch": "1"})
+    (feed,) = client.server.app[console_app.HUB].clients
+    base = hangup(resolver, leg_id="gap")
+
+    def publish(leg: str) -> None:
+        bus.publish(replace(base, observation=replace(base.observation, leg_id=leg)))
+
+    publish("first")
+    assert await asyncio.wait_for(_hangups(stream, 1), 20) == (["first"], 1)
+    monkeypatch.setattr(console_app, "WRITE_GAP", 3.0)
+    publish("a")
+    await wait_until(feed.queue.empty, what="the stream took the hangup and waits out the gap")
+    for leg in "bcde":  # published while the stream waits: they go with "a", in one message
+        publish(leg)
+    assert await asyncio.wait_for(_hangups(stream, 5), 20) == (list("abcde"), 1)

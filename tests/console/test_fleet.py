@@ -132,7 +132,9 @@ async def test_a_row_whose_notification_is_lost_reaches_the_feed_by_the_poll_onc
     reader = await open_store(postgres_url, {"retention_days": None})
     bus = AnnotationBus()
     sub = bus.subscribe("test")
-    feed = StoreFeed(reader, bus, poll_interval=3600)  # no listening, no timer: only the polls this test makes
+    # No listening, no timer: only the polls this test makes. The read gap is an hour: a first announcement is
+    # read at once all the same.
+    feed = StoreFeed(reader, bus, poll_interval=3600, read_gap=3600)
     try:
         await feed.start_point()
         for n in range(5):  # committed and announced, but nobody listens: the announcements are lost
