@@ -3,7 +3,7 @@
 
     python bench/bench_fleet.py store [--rows 10000000] [--days 7] [--repeat 20] [--spread]
                                       [--url URL [--fill-only | --no-fill]]
-    python bench/bench_fleet.py load  [--agents 20] [--rate 5000] [--seconds 60]
+    python bench/bench_fleet.py load  [--agents 20] [--rate 5000] [--seconds 60] [--flush-ms 200] [--devtools]
 
 `store` fills the store with generated annotations (20 agents, 40 trunks, a realistic mix of answers resolved by the
 real catalogs; each answer's texts once in `reason_texts`), spread evenly over the last DAYS days up to now, then
@@ -13,12 +13,14 @@ computes) and prints p50/p95, the bytes a row costs, and how long retention take
 prints the run's `now`; `--no-fill` times an already filled database (its `now`: the newest
 row's time, or --now) and keeps its oldest day, so one fill serves many timing runs.
 
-`load` runs the fleet: AGENTS processes, each an agent's store path (a named bus, the batched writer, its own
-connection, at a lower CPU priority since each stands for an agent on its own host), publish RATE/AGENTS annotated
-hangups per second each for SECONDS seconds; `pbx-codes console --store`
-runs as the central console; headless Chromium opens its event stream. Printed: rows stored against rows published
-(lost, duplicated), and the live lag from each row's commit (the agent's clock after COMMIT returned) to the event
-in the browser's EventSource (p50/p95/p99/max).
+`load` runs the fleet: AGENTS processes, each an agent's store path as `serve` runs it (a named bus, the batched
+writer with the shipped flush interval unless --flush-ms, its own connection, uvloop; at a lower CPU priority since
+each stands for an agent on its own host), publish RATE/AGENTS annotated hangups per second each for SECONDS seconds;
+`pbx-codes console --store` runs as the central console; headless Chromium opens its event stream, on its own while
+the agents write (--devtools: Playwright stays attached, and its DevTools session receives every message too).
+Printed: rows stored against rows published (lost, duplicated), the live lag from each row's commit (the agent's
+clock after COMMIT returned) to the event in the browser's EventSource (p50/p95/p99/max), the messages the browser
+handled, and each part's CPU per row over the run's steady state (from /proc).
 """
 from __future__ import annotations
 
@@ -222,6 +224,10 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
             quality_cache.units.clear()
         await trunk_quality(store.backend, table, *preset_range(span, now), cache=quality_cache)
 
+    async def console_custom(span: float) -> None:  # /api/quality?from=&to=: exact, its edges' rows read each time
+        quality_cache.ranges.clear()  # a range not asked before; its units as stored cached (the presets warmed them)
+        await trunk_quality(store.backend, table, now - span, now, cache=quality_cache)
+
     async def quality_raw(span: float) -> None:  # the same table from every leg of the range, in SQL (before)
         await trunk_quality_raw(store.backend, table, now - span, now)
 
@@ -244,6 +250,10 @@ async def measure(url: str, repeat: int, now: float, days: int, retire: bool = T
         ("trunk quality table, console's last hour, cold", lambda: console_quality(3600, "all"), repeat),
         ("trunk quality table, console's last day, cold", lambda: console_quality(DAY, "all"), repeat),
         ("trunk quality table, console's last week, cold", lambda: console_quality(7 * DAY, "all"), repeat),
+        ("trunk quality table, console's custom range ending now, last hour", lambda: console_custom(3600), repeat),
+        ("trunk quality table, console's custom range ending now, last day", lambda: console_custom(DAY), repeat),
+        ("trunk quality table, console's custom range ending now, last week", lambda: console_custom(7 * DAY),
+         repeat),
         ("trunk quality table, last hour", lambda: quality(3600), repeat),
         ("trunk quality table, last day", lambda: quality(DAY), repeat),
         ("trunk quality table, last week", lambda: quality(7 * DAY), repeat),
