@@ -430,12 +430,19 @@ async def browser_lag(console: str, expected: int, ready: asyncio.Future[None], 
             messages = await page.evaluate("() => window.messages")
             await browser.close()
     finally:
-        chromium.terminate()
-        try:
-            chromium.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            chromium.kill()
+        _stop(chromium)
     return arrived, messages
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a process the run started: politely, then for good."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class CpuMeter:
@@ -582,12 +589,7 @@ def cmd_load(args: argparse.Namespace) -> None:
         print(json.dumps(out))
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            _stop(proc)
         if pg is not None:
             pg.cleanup()
 
