@@ -566,8 +566,10 @@ def cmd_load(args: argparse.Namespace) -> None:
             proc.wait(timeout=900)
         elapsed = time.time() - t0
         meter.stop()
-        # The steady state: from 15 s after the agents started (all up, writing) to 5 s before their writes end.
-        window, used = meter.steady(began[0] + 15, began[0] + args.seconds - 5)
+        # The steady state: from 15 s after the agents started (all up, writing) to 5 s before their writes end (a
+        # short run: its middle half).
+        window, used = meter.steady(began[0] + min(15.0, args.seconds / 4), began[0] + args.seconds
+                                    - min(5.0, args.seconds / 4))
         commits: dict[str, float] = {}
         for n in range(args.agents):
             path = work / f"agent-{n}.txt"
@@ -584,8 +586,8 @@ def cmd_load(args: argparse.Namespace) -> None:
                "lag_ms": {k: round(v * 1000, 1) for k, v in p.items()}, "wall_s": round(elapsed, 1),
                "flush_ms": args.flush_ms,
                "steady_cpu_us_per_row": {k: round(v / (window * args.rate) * 1e6, 1) for k, v in sorted(used.items())
-                                         if v > 0},
-               "steady_cpu_cores": round(sum(used.values()) / window, 2)}
+                                         if v > 0} if window > 0 else {},
+               "steady_cpu_cores": round(sum(used.values()) / window, 2) if window > 0 else None}
         print(json.dumps(out))
     finally:
         for proc in procs:
