@@ -398,9 +398,10 @@ async def _settled(backend: Any, units: list[Unit], scope: tuple[Any, ...], scop
     turns, a range's units are mostly those of the hour before: only the new ones are read)."""
     if not units:
         return _Merged()
+    if cache is None:  # nothing kept: every unit read, no fingerprint needed
+        each = await _as_stored(backend, sorted({(n, h) for n, h, _ in units}), scoped, scope_params)
+        return _merge_stored([(each[(n, h)], sign) for n, h, sign in units])
     fingerprints = await _fingerprint(backend, units)
-    if cache is None:
-        cache = QualityCache()  # this call's only: read every unit
     ranges, stored = cache.ranges, cache.units
     ordered = tuple(sorted(units))
     fingerprint = tuple(fingerprints.get((n, h)) for n, h, _ in ordered)
