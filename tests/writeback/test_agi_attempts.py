@@ -3,6 +3,8 @@ with the AMI listener on, only an attempt that created no leg is published from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -41,18 +43,21 @@ def published() -> list[Any]:
     return []
 
 
-async def _server(published: list[Any], publish_all: bool) -> AgiServer:
+@contextlib.asynccontextmanager
+async def _server(published: list[Any], publish_all: bool) -> AsyncIterator[AgiServer]:
     server = AgiServer(make_routes(Resolver(load_catalogs()), on_annotation=published.append,
                                    publish_all=publish_all), host="127.0.0.1", port=0, timeout=5.0)
     await server.start()
-    return server
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
 @pytest.mark.asyncio
 async def test_each_attempt_is_looked_up_on_the_channel_and_the_last_record_lists_them_in_order(
         published: list[Any]) -> None:
-    server = await _server(published, publish_all=True)
-    try:
+    async with _server(published, publish_all=True) as server:
         first = await session(server.port, "lookup", B1, "CONGESTION", "trunk", {
             OWN: own(B1, "CONGESTION"), leg(B1): f"34{SEPARATOR}SIP 503 Service Unavailable".encode()})
         assert first["pbx_retry"] == "failover" and first["pbx_attempt"] == "1"
@@ -66,28 +71,22 @@ async def test_each_attempt_is_looked_up_on_the_channel_and_the_last_record_list
         assert last["CDR(pbx_attempts)"] == ("1:trunk:503:capacity:failover:carrier_final;"
                                              "2:backup:486:busy:later:carrier_final")
         assert [(a.code, a.observation.attempt) for a in published] == [("503", 1), ("486", 2)]
-    finally:
-        await server.close()
 
 
 @pytest.mark.asyncio
 async def test_the_hangup_handler_does_not_count_or_publish_again_an_attempt_lookup_annotated(
         published: list[Any]) -> None:
-    server = await _server(published, publish_all=True)
-    try:
+    async with _server(published, publish_all=True) as server:
         attempts = "1:trunk:503:capacity:failover:carrier_final;2:backup:486:busy:later:carrier_final"
         last = await session(server.port, "annotate", B2, "BUSY", "backup", {
             OWN: own(f"{B1},{B2}", "BUSY", attempts, B2), leg(B2): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
         assert (last["CDR(pbx_attempt)"], last["CDR(pbx_attempts)"]) == ("2", attempts)
         assert published == []
-    finally:
-        await server.close()
 
 
 @pytest.mark.asyncio
 async def test_with_ami_on_only_an_attempt_without_a_leg_is_published_from_fastagi(published: list[Any]) -> None:
-    server = await _server(published, publish_all=False)
-    try:
+    async with _server(published, publish_all=False) as server:
         await session(server.port, "annotate", B1, "BUSY", "trunk", {
             OWN: own(B1, "BUSY"), leg(B1): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
         assert published == []  # the AMI listener saw this leg
@@ -95,8 +94,6 @@ async def test_with_ami_on_only_an_attempt_without_a_leg_is_published_from_fasta
         assert (written["CDR(pbx_outcome)"], written["CDR(pbx_category)"], written["CDR(pbx_retry)"]) == (
             "unreachable", "network", "failover")
         assert [(a.observation.channel, a.observation.outcome.value) for a in published] == [(None, "unreachable")]
-    finally:
-        await server.close()
 
 
 async def _asterisk_with_mset(port: int, request: bytes, variables: dict[str, bytes]) -> list[list[str]]:
@@ -123,8 +120,7 @@ async def _asterisk_with_mset(port: int, request: bytes, variables: dict[str, by
 
 @pytest.mark.asyncio
 async def test_plain_values_go_in_one_mset_and_the_carriers_text_never_does(published: list[Any]) -> None:
-    server = await _server(published, publish_all=True)
-    try:
+    async with _server(published, publish_all=True) as server:
         phrase = "Limit, reached $(x) ${SHELL(id)} CDR(pbx_code)=1"
         request = agi_request("annotate", B1, "CONGESTION", "lifecell", "trunk", channel=A_LEG, uniqueid="1.1")
         commands = await _asterisk_with_mset(server.port, request, {
@@ -138,8 +134,6 @@ async def test_plain_values_go_in_one_mset_and_the_carriers_text_never_does(publ
         sets = {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"]}
         assert sets["CDR(pbx_phrase)"] == phrase and set(sets) & set(assigned) == set()
         assert server.stats.failed_replies == 0
-    finally:
-        await server.close()
 
 
 LEG_TECH = "${SHARED(PBX_CODES_LEG_TECH)}"
@@ -151,8 +145,7 @@ async def test_the_legs_own_status_line_wins_when_dials_copy_on_the_channel_is_m
         published: list[Any], dial_copy: str | None) -> None:
     # On a busy PBX Dial may end the attempt with nothing, or only a provisional, filed on the calling channel;
     # the leg's own hangup handler left the final one (SHARED PBX_CODES_LEG_*).
-    server = await _server(published, publish_all=True)
-    try:
+    async with _server(published, publish_all=True) as server:
         variables = {OWN: own(B1 if dial_copy else "", "CONGESTION", told_leg=B1, told_cause="21"),
                      LEG_TECH: b"SIP 401 Unauthorized, try again"}
         if dial_copy:
@@ -161,17 +154,12 @@ async def test_the_legs_own_status_line_wins_when_dials_copy_on_the_channel_is_m
         assert (written["CDR(pbx_code)"], written["CDR(pbx_phrase)"], written["CDR(pbx_exact)"],
                 written["CDR(pbx_outcome)"], written["CDR(pbx_q850_observed)"]) == (
             "401", "Unauthorized, try again", "1", "carrier_final", "21")
-    finally:
-        await server.close()
 
 
 @pytest.mark.asyncio
 async def test_a_status_line_left_by_another_leg_is_not_taken_for_this_one(published: list[Any]) -> None:
-    server = await _server(published, publish_all=True)
-    try:
+    async with _server(published, publish_all=True) as server:
         written = await session(server.port, "annotate", B2, "BUSY", "backup", {
             OWN: own(f"{B1},{B2}", "BUSY", told_leg=B1, told_cause="21"), LEG_TECH: b"SIP 401 Unauthorized",
             leg(B2): f"17{SEPARATOR}SIP 486 Busy Here".encode()})
         assert (written["CDR(pbx_code)"], written["CDR(pbx_phrase)"]) == ("486", "Busy Here")
-    finally:
-        await server.close()
