@@ -458,10 +458,10 @@ class CpuMeter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _part(self, pid: int, cmdline: bytes) -> str | None:
+    def _part(self, pid: int, cmdline: bytes, agents: set[int]) -> str | None:
         if pid == self._console:
             return "console"
-        if pid in self._agents():
+        if pid in agents:
             return "agents"
         if cmdline.startswith(b"postgres"):
             return "postgres"
@@ -476,13 +476,14 @@ class CpuMeter:
     def sample(self) -> None:
         import os
         tick = os.sysconf("SC_CLK_TCK")
+        agents = self._agents()
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
             pid = int(name)
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    part = self._part(pid, f.read())
+                    part = self._part(pid, f.read(), agents)
                 if part is None:
                     continue
                 with open(f"/proc/{pid}/stat") as f:
